@@ -1,0 +1,268 @@
+//! Building a running Agora from a configuration: state, listeners, migrations, HTTP servers.
+//! Tests build it on port 0 exactly as `agora serve` does.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpServer, web};
+
+use crate::config::{Config, ListenAddr};
+use crate::db::{Database, PoolSettings, migrations};
+use crate::http;
+use crate::metrics::Metrics;
+
+/// Everything a request handler, job or command needs, built once per app (no globals).
+pub struct AppState {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// The primary's connection pool.
+    pub db: Database,
+    /// This app's metrics registry.
+    pub metrics: Metrics,
+    /// The resolved state directory.
+    pub state_dir: PathBuf,
+}
+
+/// Why Agora could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The private PostgreSQL cluster could not start.
+    #[error("private PostgreSQL cluster: {0}")]
+    Cluster(#[from] crate::db::cluster::ClusterError),
+    /// The database could not be reached or prepared.
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    /// Migrations failed.
+    #[error(transparent)]
+    Migration(#[from] migrations::MigrationError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Other I/O at start.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A built app: listeners bound, migrations applied, servers running.
+pub struct App {
+    state: web::Data<AppState>,
+    public: ServerHandle,
+    admin: Option<ServerHandle>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    public_addrs: Vec<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+}
+
+impl App {
+    /// Binds every listener, applies pending migrations, and starts serving.
+    pub async fn build(
+        config: Config,
+        database_url: &str,
+        state_dir: PathBuf,
+    ) -> Result<Self, StartError> {
+        let public_listeners = bind_all(&config.server.listen)?;
+        let admin_listener = if config.metrics.listen.is_empty() {
+            None
+        } else {
+            Some(bind_tcp(&config.metrics.listen)?)
+        };
+
+        let applied = migrations::run_pending(database_url).await?;
+        if applied.is_empty() {
+            tracing::info!(
+                migrations = migrations::count(),
+                "database schema is up to date"
+            );
+        } else {
+            tracing::info!(applied = ?applied, "applied database migrations");
+        }
+
+        let metrics = Metrics::new()?;
+        let settings = PoolSettings {
+            max_size: usize::try_from(config.database.pool_size).unwrap_or(16),
+            wait_timeout: Duration::from_secs(config.database.pool_timeout_seconds),
+            connect_timeout: Duration::from_secs(config.database.connect_timeout_seconds),
+        };
+        let db = Database::new(database_url, &settings, metrics.clone())?;
+        let state = web::Data::new(AppState {
+            config: Arc::new(config),
+            db,
+            metrics,
+            state_dir,
+        });
+
+        let (public_server, public_addrs) = public_server(&state, public_listeners)?;
+        let public = public_server.handle();
+        let mut tasks = vec![tokio::spawn(public_server)];
+        let (admin, admin_addr) = match admin_listener {
+            Some(listener) => {
+                let addr = listener.local_addr().ok();
+                let server = admin_server(&state, listener)?;
+                let handle = server.handle();
+                tasks.push(tokio::spawn(server));
+                (Some(handle), addr)
+            }
+            None => (None, None),
+        };
+        Ok(Self {
+            state,
+            public,
+            admin,
+            tasks,
+            public_addrs,
+            admin_addr,
+        })
+    }
+
+    /// The bound TCP addresses of the public listeners (port 0 resolved).
+    pub fn public_addrs(&self) -> &[SocketAddr] {
+        &self.public_addrs
+    }
+
+    /// The bound address of the admin listener, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The shared state, for tests and commands.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Resolves when a server stops by itself (which only a fatal error does).
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.tasks.first_mut() {
+            match task.await {
+                Ok(Ok(())) => tracing::warn!("HTTP server stopped"),
+                Ok(Err(err)) => tracing::error!(error = %err, "HTTP server failed"),
+                Err(err) => tracing::error!(error = %err, "HTTP server task failed"),
+            }
+            self.tasks.remove(0);
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `server.shutdown_grace_seconds`),
+    /// then stops the admin listener.
+    pub async fn stop(self) {
+        self.public.stop(true).await;
+        if let Some(admin) = &self.admin {
+            admin.stop(true).await;
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn public_server(
+    state: &web::Data<AppState>,
+    listeners: Vec<Listener>,
+) -> Result<(Server, Vec<SocketAddr>), StartError> {
+    let config = &state.config;
+    let max_body = config.server.max_body_bytes;
+    let serve_metrics = config.metrics.listen.is_empty();
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(app_state.clone())
+            .wrap(from_fn(http::middleware::observe))
+            .configure(|cfg| http::configure_public(cfg, max_body, serve_metrics))
+    })
+    .shutdown_timeout(config.server.shutdown_grace_seconds)
+    .disable_signals();
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    let mut addrs = Vec::new();
+    for listener in listeners {
+        server = match listener {
+            Listener::Tcp(name, listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    addrs.push(addr);
+                }
+                server
+                    .listen(listener)
+                    .map_err(|source| StartError::Bind { addr: name, source })?
+            }
+            Listener::Unix(name, listener) => server
+                .listen_uds(listener)
+                .map_err(|source| StartError::Bind { addr: name, source })?,
+        };
+    }
+    Ok((server.run(), addrs))
+}
+
+fn admin_server(state: &web::Data<AppState>, listener: TcpListener) -> Result<Server, StartError> {
+    let app_state = state.clone();
+    let addr = state.config.metrics.listen.clone();
+    let server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(app_state.clone())
+            .wrap(from_fn(http::middleware::observe))
+            .configure(http::configure_admin)
+    })
+    .workers(1)
+    .shutdown_timeout(5)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|source| StartError::Bind { addr, source })?;
+    Ok(server.run())
+}
+
+enum Listener {
+    Tcp(String, TcpListener),
+    Unix(String, std::os::unix::net::UnixListener),
+}
+
+fn bind_all(addrs: &[ListenAddr]) -> Result<Vec<Listener>, StartError> {
+    addrs
+        .iter()
+        .map(|addr| match addr {
+            ListenAddr::Tcp(text) => bind_tcp(text).map(|l| Listener::Tcp(text.clone(), l)),
+            ListenAddr::Unix(path) => {
+                let name = addr.to_string();
+                // A socket file left by an earlier run would make bind fail.
+                if path.exists() {
+                    std::fs::remove_file(path).map_err(|source| StartError::Bind {
+                        addr: name.clone(),
+                        source,
+                    })?;
+                }
+                std::os::unix::net::UnixListener::bind(path)
+                    .map(|l| Listener::Unix(name.clone(), l))
+                    .map_err(|source| StartError::Bind { addr: name, source })
+            }
+        })
+        .collect()
+}
+
+fn bind_tcp(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })
+}

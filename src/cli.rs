@@ -1,0 +1,131 @@
+//! The `agora` command line: parsing and dispatch to the subcommands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH, Loaded};
+use crate::{lifecycle, telemetry};
+
+/// Exit status for an invalid configuration (sysexits' EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Agora: a self-hosted community platform in one observable daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "agora",
+    version,
+    long_version = crate::LONG_VERSION,
+    after_help = "Every configuration key can also be set from the environment as AGORA_<SECTION>__<KEY>\n\
+                  (e.g. AGORA_DATABASE__URL, AGORA_SERVER__LISTEN='[\"0.0.0.0:8080\"]').\n\
+                  The reference configuration with every key documented is /etc/agora/agora.toml\n\
+                  (config/agora.toml in the source tree)."
+)]
+pub struct Cli {
+    /// Configuration file. Default: /etc/agora/agora.toml when it exists, else built-in defaults.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "PATH",
+        env = "AGORA_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: apply migrations, serve HTTP, stop cleanly on SIGTERM or Ctrl-C.
+    ///
+    /// With no database.url, a private PostgreSQL cluster is created (first run) and run under
+    /// <state_dir>/postgres for as long as Agora runs.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// List the migrations that would run, without running them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate the configuration and print it (secrets masked); exit 78 when it is invalid.
+    CheckConfig,
+}
+
+/// Runs the parsed command line and returns the process exit status.
+pub fn run(cli: Cli) -> ExitCode {
+    let loaded = match Config::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(err) => return config_failure(&err),
+    };
+    match cli.command {
+        Command::CheckConfig => check_config(&loaded),
+        Command::Serve => with_runtime(&loaded, lifecycle::serve),
+        Command::Migrate { dry_run } => {
+            with_runtime(&loaded, move |loaded| lifecycle::migrate(loaded, dry_run))
+        }
+    }
+}
+
+fn config_failure(err: &ConfigError) -> ExitCode {
+    eprintln!("agora: {err}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn check_config(loaded: &Loaded) -> ExitCode {
+    let source = loaded.file.as_ref().map_or_else(
+        || format!("built-in defaults ({DEFAULT_CONFIG_PATH} does not exist)"),
+        |path| path.display().to_string(),
+    );
+    eprintln!("agora: configuration OK: {source}");
+    for (key, var) in &loaded.env_overrides {
+        eprintln!("agora:   {key} set by {var}");
+    }
+    print!("{}", loaded.config.masked_toml());
+    ExitCode::SUCCESS
+}
+
+/// Sets up logging and tracing, then runs `work` on a multi-threaded runtime whose
+/// `block_on` keeps the top-level future on this (the main) thread.
+fn with_runtime<F, Fut>(loaded: &Loaded, work: F) -> ExitCode
+where
+    F: FnOnce(Loaded) -> Fut,
+    Fut: std::future::Future<Output = Result<(), lifecycle::RunError>>,
+{
+    let telemetry = match telemetry::init(&loaded.config.log, &loaded.config.tracing) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("agora: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("agora: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(work(loaded.clone()));
+    telemetry.shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "agora stopped with an error");
+            eprintln!("agora: {err}");
+            match err {
+                lifecycle::RunError::Start(crate::app::StartError::Config(_)) => {
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}

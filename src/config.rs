@@ -1,0 +1,986 @@
+//! The typed configuration tree, how it is loaded and layered, and how it is checked.
+//!
+//! Layers, lowest first: built-in defaults < the TOML file < the standard `OTEL_*` variables
+//! (tracing keys only) < `AGORA_<SECTION>__<KEY>` environment variables. Every problem is
+//! reported with where the value came from (file or variable), the key and the reason.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the packaged configuration lives; read when `--config` is not given and it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/agora/agora.toml";
+
+/// The whole configuration of one Agora daemon.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Public HTTP listeners and request handling.
+    pub server: ServerConfig,
+    /// The admin listener that serves `/metrics`.
+    pub metrics: MetricsConfig,
+    /// Directories Agora owns.
+    pub paths: PathsConfig,
+    /// The PostgreSQL primary and its connection pool.
+    pub database: DatabaseConfig,
+    /// Log output.
+    pub log: LogConfig,
+    /// OpenTelemetry trace export over OTLP/HTTP.
+    pub tracing: TracingConfig,
+    /// HTTPS on the public listeners.
+    pub tls: TlsConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `host:port` or `unix:/path` addresses of the public listeners.
+    pub listen: Vec<ListenAddr>,
+    /// The URL users reach Agora at.
+    pub public_url: String,
+    /// Largest request body accepted on JSON endpoints, in bytes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run after SIGTERM before they are cut.
+    pub shutdown_grace_seconds: u64,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![ListenAddr::Tcp("127.0.0.1:8080".to_owned())],
+            public_url: "http://localhost:8080".to_owned(),
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_seconds: 30,
+            workers: 0,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` of the admin listener; empty serves `/metrics` on the public listeners.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".to_owned(),
+        }
+    }
+}
+
+/// `[paths]`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// State directory; empty picks `/var/lib/agora` when it is writable, else `./agora-data`.
+    pub state_dir: String,
+}
+
+impl PathsConfig {
+    /// The state directory this configuration resolves to on this machine.
+    pub fn resolved_state_dir(&self) -> PathBuf {
+        if !self.state_dir.is_empty() {
+            return PathBuf::from(&self.state_dir);
+        }
+        let system = Path::new("/var/lib/agora");
+        if is_writable_dir(system) {
+            system.to_path_buf()
+        } else {
+            PathBuf::from("agora-data")
+        }
+    }
+}
+
+fn is_writable_dir(path: &Path) -> bool {
+    path.is_dir() && tempfile_probe(path).is_ok()
+}
+
+fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".agora-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(probe)
+}
+
+/// `[database]`
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL of the primary; empty runs a private cluster under the state directory.
+    pub url: String,
+    /// A file holding the URL (for secrets kept out of the configuration file).
+    pub url_file: String,
+    /// PostgreSQL URLs of read replicas.
+    pub replicas: Vec<String>,
+    /// Connections kept by the pool of the primary.
+    pub pool_size: u32,
+    /// How long a request waits for a pooled connection before failing.
+    pub pool_timeout_seconds: u64,
+    /// How long opening a new connection may take.
+    pub connect_timeout_seconds: u64,
+    /// How long `/health/ready` waits for the database to answer.
+    pub health_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            url_file: String::new(),
+            replicas: Vec::new(),
+            pool_size: 16,
+            pool_timeout_seconds: 5,
+            connect_timeout_seconds: 5,
+            health_timeout_ms: 1000,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &mask_url_password(&self.url))
+            .field("url_file", &self.url_file)
+            .field(
+                "replicas",
+                &self
+                    .replicas
+                    .iter()
+                    .map(|u| mask_url_password(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("pool_size", &self.pool_size)
+            .field("pool_timeout_seconds", &self.pool_timeout_seconds)
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .field("health_timeout_ms", &self.health_timeout_ms)
+            .finish()
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json`, `text`, or `auto` (text when stdout is a terminal, JSON otherwise).
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `info,agora=debug`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Text on a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// `[tracing]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// Export spans over OTLP/HTTP.
+    pub enabled: bool,
+    /// The full OTLP/HTTP traces URL, used verbatim.
+    pub endpoint: String,
+    /// `http/protobuf` or `http/json`.
+    pub protocol: OtlpProtocol,
+    /// Fraction of new traces sampled, 0.0 to 1.0; a sampled parent is always followed.
+    pub sample_ratio: f64,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            endpoint: "http://127.0.0.1:4318/v1/traces".to_owned(),
+            protocol: OtlpProtocol::HttpProtobuf,
+            sample_ratio: 1.0,
+            service_name: "agora".to_owned(),
+        }
+    }
+}
+
+/// Wire encoding of OTLP over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtlpProtocol {
+    /// Protocol buffers (the OTLP default).
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// JSON.
+    #[serde(rename = "http/json")]
+    HttpJson,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain for HTTPS.
+    pub cert: String,
+    /// PEM private key for HTTPS.
+    pub key: String,
+    /// Generate a self-signed certificate into the state directory.
+    pub self_signed: bool,
+    /// A plain-HTTP listener that redirects to HTTPS.
+    pub redirect_listen: String,
+}
+
+/// One listener address: TCP `host:port` or a Unix socket `unix:/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `host:port`, where host is an IP address (IPv6 in brackets) or a host name.
+    Tcp(String),
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if !path.starts_with('/') {
+                return Err(format!("`{text}`: a unix socket path must be absolute"));
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        validate_host_port(text)?;
+        Ok(Self::Tcp(text.to_owned()))
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => f.write_str(addr),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl Serialize for ListenAddr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks `host:port` where host is an IP address or a DNS name and port is 0..=65535.
+fn validate_host_port(text: &str) -> Result<(), String> {
+    if text.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = || format!("`{text}` is not a `host:port` address (e.g. `127.0.0.1:8080`)");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !host.starts_with(['-', '.']);
+    if host_ok { Ok(()) } else { Err(bad()) }
+}
+
+/// Replaces the password of a URL such as `postgres://user:secret@host/db` with `****`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// One problem with the configuration: where it came from, which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The file or environment variable the value came from.
+    pub source: String,
+    /// The dotted key, e.g. `database.pool_size`.
+    pub key: String,
+    /// What is wrong, in plain words.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.source, self.reason)
+        } else {
+            write!(f, "{}: key `{}`: {}", self.source, self.key, self.reason)
+        }
+    }
+}
+
+/// Everything wrong with a configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    /// The individual problems.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl ConfigError {
+    fn one(source: impl Into<String>, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            problems: vec![ConfigProblem {
+                source: source.into(),
+                key: key.into(),
+                reason: reason.into(),
+            }],
+        }
+    }
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// Environment variables that overrode keys, by dotted key.
+    pub env_overrides: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Loads the configuration: `explicit` path (must exist), else the packaged path when it
+    /// exists, else built-in defaults; then environment overrides; then validation.
+    pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(explicit, Path::new(DEFAULT_CONFIG_PATH), &env)
+    }
+
+    /// [`Config::load`] with the fallback path and the environment given, for tests.
+    pub fn load_from(
+        explicit: Option<&Path>,
+        fallback: &Path,
+        env: &[(String, String)],
+    ) -> Result<Loaded, ConfigError> {
+        let file = match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None if fallback.exists() => Some(fallback.to_path_buf()),
+            None => None,
+        };
+        let (source_name, mut table) = match &file {
+            Some(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    ConfigError::one(&name, "", format!("cannot read the file: {err}"))
+                })?;
+                let table = parse_toml(&name, &text)?;
+                (name, table)
+            }
+            None => ("built-in defaults".to_owned(), toml::Table::new()),
+        };
+        let env_overrides = apply_env(&mut table, env)?;
+        let config = deserialize(&source_name, &env_overrides, table)?;
+        config.validate(&source_name, &env_overrides)?;
+        Ok(Loaded {
+            config,
+            file,
+            env_overrides,
+        })
+    }
+
+    /// Parses TOML text as a whole configuration without environment overrides.
+    pub fn from_toml(source_name: &str, text: &str) -> Result<Config, ConfigError> {
+        let table = parse_toml(source_name, text)?;
+        let config = deserialize(source_name, &BTreeMap::new(), table)?;
+        config.validate(source_name, &BTreeMap::new())?;
+        Ok(config)
+    }
+
+    /// The database URL, read from `database.url_file` when that is set.
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        if self.database.url_file.is_empty() {
+            return Ok(self.database.url.clone());
+        }
+        std::fs::read_to_string(&self.database.url_file)
+            .map(|text| text.trim().to_owned())
+            .map_err(|err| {
+                ConfigError::one(
+                    &self.database.url_file,
+                    "database.url_file",
+                    format!("cannot read: {err}"),
+                )
+            })
+    }
+
+    /// The effective configuration as TOML with secrets masked.
+    pub fn masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = mask_url_password(&shown.database.url);
+        shown.database.replicas = shown
+            .database
+            .replicas
+            .iter()
+            .map(|u| mask_url_password(u))
+            .collect();
+        toml::to_string(&shown)
+            .unwrap_or_else(|err| format!("# cannot render the configuration: {err}\n"))
+    }
+
+    fn validate(&self, source: &str, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |key: &str, ok: bool, reason: String| {
+            if !ok {
+                let source = env
+                    .get(key)
+                    .map_or_else(|| source.to_owned(), |var| format!("environment {var}"));
+                problems.push(ConfigProblem {
+                    source,
+                    key: key.to_owned(),
+                    reason,
+                });
+            }
+        };
+        check(
+            "server.listen",
+            !self.server.listen.is_empty(),
+            "at least one listener is needed".into(),
+        );
+        check(
+            "server.public_url",
+            self.server.public_url.starts_with("http://")
+                || self.server.public_url.starts_with("https://"),
+            format!(
+                "`{}` must be an http:// or https:// URL",
+                self.server.public_url
+            ),
+        );
+        check(
+            "server.max_body_bytes",
+            self.server.max_body_bytes > 0,
+            "must be greater than 0".into(),
+        );
+        let metrics_ok =
+            self.metrics.listen.is_empty() || validate_host_port(&self.metrics.listen).is_ok();
+        check(
+            "metrics.listen",
+            metrics_ok,
+            format!(
+                "`{}` is not a `host:port` address (or empty)",
+                self.metrics.listen
+            ),
+        );
+        for (key, url) in std::iter::once(("database.url", &self.database.url)).chain(
+            self.database
+                .replicas
+                .iter()
+                .map(|u| ("database.replicas", u)),
+        ) {
+            let ok = url.is_empty()
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://");
+            check(
+                key,
+                ok,
+                format!("`{}` must be a postgres:// URL", mask_url_password(url)),
+            );
+        }
+        check(
+            "database.url_file",
+            self.database.url_file.is_empty() || self.database.url.is_empty(),
+            "set either database.url or database.url_file, not both".into(),
+        );
+        check(
+            "database.replicas",
+            self.database.replicas.is_empty(),
+            "read replicas are not supported by this version of Agora; leave the list empty".into(),
+        );
+        check(
+            "database.pool_size",
+            self.database.pool_size >= 1,
+            "must be at least 1".into(),
+        );
+        check(
+            "database.health_timeout_ms",
+            self.database.health_timeout_ms >= 1,
+            "must be at least 1".into(),
+        );
+        check(
+            "log.level",
+            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+            format!(
+                "`{}` is not a tracing filter (e.g. `info` or `info,agora=debug`)",
+                self.log.level
+            ),
+        );
+        check(
+            "tracing.sample_ratio",
+            (0.0..=1.0).contains(&self.tracing.sample_ratio),
+            "must be between 0.0 and 1.0".into(),
+        );
+        check(
+            "tracing.endpoint",
+            !self.tracing.enabled
+                || self.tracing.endpoint.starts_with("http://")
+                || self.tracing.endpoint.starts_with("https://"),
+            "must be an http:// or https:// URL when tracing is enabled".into(),
+        );
+        let tls_requested = !self.tls.cert.is_empty()
+            || !self.tls.key.is_empty()
+            || self.tls.self_signed
+            || !self.tls.redirect_listen.is_empty();
+        check(
+            "tls",
+            !tls_requested,
+            "HTTPS is not supported by this version of Agora; leave the [tls] keys at their defaults".into(),
+        );
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+fn parse_toml(source_name: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|err| {
+        let position = err
+            .span()
+            .map(|span| line_col(text, span.start))
+            .unwrap_or_default();
+        ConfigError::one(
+            source_name,
+            "",
+            format!("not valid TOML{position}: {}", err.message()),
+        )
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(" at line {line}, column {col}")
+}
+
+fn deserialize(
+    source_name: &str,
+    env: &BTreeMap<String, String>,
+    table: toml::Table,
+) -> Result<Config, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
+        let key = err.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        let source = env.get(&key).map_or_else(
+            || source_name.to_owned(),
+            |var| format!("environment {var}"),
+        );
+        let reason = err.inner().message().to_owned();
+        ConfigError::one(source, key, reason)
+    })
+}
+
+/// Applies `AGORA_<SECTION>__<KEY>` variables onto the table, typed by the defaults, and
+/// returns which keys they set. Variables without `__` are not configuration.
+fn apply_env(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let defaults = toml::Table::try_from(Config::default())
+        .map_err(|err| ConfigError::one("built-in defaults", "", err.to_string()))?;
+    let mut overrides = BTreeMap::new();
+    let mut problems = Vec::new();
+
+    for (name, key, raw) in otel_env(env).into_iter().chain(agora_env(env)) {
+        let Some((section, field)) = key.split_once('.') else {
+            continue;
+        };
+        let default_value = defaults.get(section).and_then(|s| s.get(field));
+        let Some(default_value) = default_value else {
+            problems.push(ConfigProblem {
+                source: format!("environment {name}"),
+                key: key.clone(),
+                reason: "no such configuration key".into(),
+            });
+            continue;
+        };
+        match typed_env_value(default_value, &raw) {
+            Ok(value) => {
+                let section_table = table
+                    .entry(section.to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(section_table) = section_table {
+                    section_table.insert(field.to_owned(), value);
+                    overrides.insert(key, name);
+                } else {
+                    problems.push(ConfigProblem {
+                        source: "configuration file".into(),
+                        key: section.to_owned(),
+                        reason: "must be a table".into(),
+                    });
+                }
+            }
+            Err(reason) => problems.push(ConfigProblem {
+                source: format!("environment {name}"),
+                key,
+                reason,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(overrides)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// `(variable, dotted key, value)` for every `AGORA_SECTION__KEY` variable.
+fn agora_env(env: &[(String, String)]) -> Vec<(String, String, String)> {
+    env.iter()
+        .filter_map(|(name, value)| {
+            let rest = name.strip_prefix("AGORA_")?;
+            let (section, key) = rest.split_once("__")?;
+            Some((
+                name.clone(),
+                format!("{}.{}", section.to_lowercase(), key.to_lowercase()),
+                value.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Maps the OpenTelemetry SDK's standard variables onto the `[tracing]` keys.
+fn otel_env(env: &[(String, String)]) -> Vec<(String, String, String)> {
+    let get = |name: &str| {
+        env.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let mut out = Vec::new();
+    let mut push =
+        |name: &str, key: &str, value: String| out.push((name.to_owned(), key.to_owned(), value));
+
+    let traces_endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    let base_endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT");
+    if let Some(endpoint) = traces_endpoint.clone().filter(|e| !e.is_empty()) {
+        push(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "tracing.endpoint",
+            endpoint,
+        );
+        push(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "tracing.enabled",
+            "true".into(),
+        );
+    } else if let Some(base) = base_endpoint.filter(|e| !e.is_empty()) {
+        let endpoint = format!("{}/v1/traces", base.trim_end_matches('/'));
+        push("OTEL_EXPORTER_OTLP_ENDPOINT", "tracing.endpoint", endpoint);
+        push(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "tracing.enabled",
+            "true".into(),
+        );
+    }
+    for name in [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        if let Some(protocol) = get(name) {
+            push(name, "tracing.protocol", protocol);
+            break;
+        }
+    }
+    if let Some(service) = get("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()) {
+        push("OTEL_SERVICE_NAME", "tracing.service_name", service);
+    }
+    if let Some(sampler) = get("OTEL_TRACES_SAMPLER") {
+        let arg = get("OTEL_TRACES_SAMPLER_ARG").unwrap_or_else(|| "1.0".into());
+        let ratio = match sampler.as_str() {
+            "always_on" | "parentbased_always_on" => Some("1.0".to_owned()),
+            "always_off" | "parentbased_always_off" => Some("0.0".to_owned()),
+            "traceidratio" | "parentbased_traceidratio" => Some(arg),
+            _ => None,
+        };
+        push(
+            "OTEL_TRACES_SAMPLER",
+            "tracing.sample_ratio",
+            ratio.unwrap_or(sampler),
+        );
+    }
+    let disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || get("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
+    if disabled {
+        push("OTEL_SDK_DISABLED", "tracing.enabled", "false".into());
+    }
+    out
+}
+
+/// Converts an environment string into the TOML type the key's default has.
+fn typed_env_value(default_value: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    match default_value {
+        toml::Value::String(_) => Ok(toml::Value::String(raw.to_owned())),
+        toml::Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("`{raw}` is not an integer")),
+        toml::Value::Float(_) => raw
+            .trim()
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .map_err(|_| format!("`{raw}` is not a number")),
+        toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("`{raw}` is not a boolean (true or false)")),
+        },
+        toml::Value::Array(_) => {
+            let json: serde_json::Value = serde_json::from_str(raw)
+                .map_err(|err| format!("expected a JSON array such as [\"a\", \"b\"]: {err}"))?;
+            json_to_toml(json)
+        }
+        other => Err(format!(
+            "cannot be set from the environment (a {})",
+            other.type_str()
+        )),
+    }
+}
+
+fn json_to_toml(json: serde_json::Value) -> Result<toml::Value, String> {
+    Ok(match json {
+        serde_json::Value::String(s) => toml::Value::String(s),
+        serde_json::Value::Bool(b) => toml::Value::Boolean(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64().ok_or("number out of range")?),
+        },
+        serde_json::Value::Array(items) => toml::Value::Array(
+            items
+                .into_iter()
+                .map(json_to_toml)
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Null | serde_json::Value::Object(_) => {
+            return Err("only strings, numbers, booleans and arrays are allowed".into());
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::one("test", "", e.to_string()))?;
+        let path = dir.path().join("agora.toml");
+        std::fs::write(&path, text).map_err(|e| ConfigError::one("test", "", e.to_string()))?;
+        Config::load_from(Some(&path), Path::new("/nonexistent"), &env(vars)).map(|l| l.config)
+    }
+
+    fn only_problem(result: Result<Config, ConfigError>) -> ConfigProblem {
+        match result {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(mut err) => {
+                assert_eq!(err.problems.len(), 1, "{err}");
+                err.problems.remove(0)
+            }
+        }
+    }
+
+    #[test]
+    fn reference_config_equals_built_in_defaults() {
+        let text = include_str!("../config/agora.toml");
+        let parsed = Config::from_toml("config/agora.toml", text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn reference_config_mentions_every_key() {
+        let text = include_str!("../config/agora.toml");
+        let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}"));
+        let defaults = toml::Table::try_from(Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        for (section, fields) in &defaults {
+            let Some(fields) = fields.as_table() else {
+                continue;
+            };
+            for key in fields.keys() {
+                assert!(
+                    parsed.get(section).and_then(|s| s.get(key)).is_some(),
+                    "config/agora.toml lacks {section}.{key}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let problem = only_problem(load_text("[server]\nlisen = [\"127.0.0.1:1\"]\n", &[]));
+        assert!(
+            problem.key.contains("lisen") || problem.reason.contains("lisen"),
+            "{problem}"
+        );
+        assert!(problem.source.ends_with("agora.toml"), "{problem}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let problem = only_problem(load_text("[database]\npool_size = \"many\"\n", &[]));
+        assert_eq!(problem.key, "database.pool_size", "{problem}");
+    }
+
+    #[test]
+    fn unparseable_listen_address_is_named() {
+        let problem = only_problem(load_text("[server]\nlisten = [\"nonsense\"]\n", &[]));
+        assert!(problem.key.starts_with("server.listen"), "{problem}");
+        assert!(problem.reason.contains("nonsense"), "{problem}");
+    }
+
+    #[test]
+    fn negative_pool_size_is_named() {
+        let problem = only_problem(load_text("[database]\npool_size = -3\n", &[]));
+        assert_eq!(problem.key, "database.pool_size", "{problem}");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_is_typed_by_key() {
+        let config = load_text(
+            "[database]\npool_size = 4\n",
+            &[
+                ("AGORA_DATABASE__POOL_SIZE", "9"),
+                (
+                    "AGORA_SERVER__LISTEN",
+                    "[\"0.0.0.0:80\", \"unix:/run/agora.sock\"]",
+                ),
+                ("AGORA_DATABASE__URL", "postgres://a:b@h/db"),
+                ("AGORA_TEST_UNRELATED", "x"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.database.pool_size, 9);
+        assert_eq!(config.server.listen.len(), 2);
+        assert_eq!(
+            config.server.listen[1],
+            ListenAddr::Unix("/run/agora.sock".into())
+        );
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_variable() {
+        let problem = only_problem(load_text("", &[("AGORA_DATABASE__POOL_SIZE", "-1")]));
+        assert_eq!(problem.key, "database.pool_size", "{problem}");
+        assert!(
+            problem.source.contains("AGORA_DATABASE__POOL_SIZE"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn unknown_environment_key_is_refused() {
+        let problem = only_problem(load_text("", &[("AGORA_DATABASE__POOLSIZE", "3")]));
+        assert!(
+            problem.source.contains("AGORA_DATABASE__POOLSIZE"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn otel_variables_configure_tracing() {
+        let config = load_text(
+            "",
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                ("OTEL_SERVICE_NAME", "forum"),
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.tracing.enabled);
+        assert_eq!(config.tracing.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(config.tracing.service_name, "forum");
+        assert!((config.tracing.sample_ratio - 0.25).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn agora_variables_win_over_otel_variables() {
+        let config = load_text(
+            "",
+            &[
+                ("OTEL_SERVICE_NAME", "forum"),
+                ("AGORA_TRACING__SERVICE_NAME", "agora-eu"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.tracing.service_name, "agora-eu");
+    }
+
+    #[test]
+    fn masked_dump_hides_passwords() {
+        let mut config = Config::default();
+        config.database.url = "postgres://agora:hunter2@db/agora".into();
+        let dump = config.masked_toml();
+        assert!(!dump.contains("hunter2"));
+        assert!(dump.contains("agora:****@db"));
+    }
+
+    #[test]
+    fn listen_addresses_parse() {
+        for good in [
+            "127.0.0.1:8080",
+            "[::1]:80",
+            "localhost:0",
+            "unix:/run/agora.sock",
+        ] {
+            assert!(good.parse::<ListenAddr>().is_ok(), "{good}");
+        }
+        for bad in [
+            "8080",
+            "host:port",
+            "127.0.0.1:99999",
+            "unix:relative",
+            ":80",
+            "a b:1",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+    }
+}

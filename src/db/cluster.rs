@@ -1,0 +1,476 @@
+//! A private PostgreSQL cluster run by Agora itself: created on first start under the state
+//! directory, listening on a Unix socket only, stopped when Agora stops.
+//!
+//! The test harness uses the same code for its throwaway cluster.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The database superuser of a private cluster (it has no password: only the socket's owner can connect).
+pub const SUPERUSER: &str = "agora";
+
+/// Unix socket paths are limited to 107 bytes; PostgreSQL adds `/.s.PGSQL.5432`.
+const MAX_SOCKET_DIR_LEN: usize = 90;
+
+/// Why a private cluster could not be created, started or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No `initdb`/`postgres` binaries were found.
+    #[error(
+        "no PostgreSQL server binaries found (looked at `pg_config --bindir`, /usr/lib/postgresql/*/bin and PATH); \
+         install them (`apt install postgresql`) or set database.url to an existing server"
+    )]
+    BinariesNotFound,
+    /// Running as root, but there is no unprivileged user to run PostgreSQL as.
+    #[error(
+        "running as root and no `postgres` system user exists to run the private PostgreSQL cluster as; create one or set database.url"
+    )]
+    NoUnprivilegedUser,
+    /// The directory cannot be used by the PostgreSQL user.
+    #[error("{path}: {reason}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A command failed.
+    #[error("{command} failed: {detail}")]
+    Command {
+        /// What was run.
+        command: String,
+        /// Its output or error.
+        detail: String,
+    },
+    /// The server did not become ready in time.
+    #[error("PostgreSQL did not start within {seconds} s; its log ({log}) ends with:\n{tail}")]
+    StartTimeout {
+        /// How long we waited.
+        seconds: u64,
+        /// The log file.
+        log: String,
+        /// Its last lines.
+        tail: String,
+    },
+    /// I/O on the cluster's files.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let context = context.into();
+    move |source| ClusterError::Io { context, source }
+}
+
+/// How a private cluster is run.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Trade durability for speed (`fsync=off` and friends): for throwaway test clusters only.
+    pub throwaway: bool,
+    /// `max_connections` of the server.
+    pub max_connections: u32,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            throwaway: false,
+            max_connections: 100,
+        }
+    }
+}
+
+/// A running private PostgreSQL server; stopped on [`PrivateCluster::stop`] or drop.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    root: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    log_file: PathBuf,
+    child: Option<Child>,
+}
+
+/// Which OS user the server runs as when Agora runs as root.
+#[derive(Debug, Clone, Copy)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+impl PrivateCluster {
+    /// Creates the cluster under `root` if it does not exist yet, starts it and waits until it
+    /// accepts connections. Blocking; call it from the thread that lives as long as the cluster
+    /// should (the server is told to stop when that thread's process dies).
+    pub fn start(root: &Path, options: &ClusterOptions) -> Result<Self, ClusterError> {
+        let bindir = find_bindir().ok_or(ClusterError::BinariesNotFound)?;
+        let run_as = unprivileged_user()?;
+        fs::create_dir_all(root).map_err(io(format!("creating {}", root.display())))?;
+        let root = root
+            .canonicalize()
+            .map_err(io(format!("resolving {}", root.display())))?;
+        let data_dir = root.join("data");
+        let socket_dir = root.join("run");
+        let log_file = root.join("postgres.log");
+        if socket_dir.as_os_str().len() > MAX_SOCKET_DIR_LEN {
+            return Err(ClusterError::Directory {
+                path: socket_dir,
+                reason: format!(
+                    "path too long for a Unix socket (over {MAX_SOCKET_DIR_LEN} bytes); use a shorter paths.state_dir"
+                ),
+            });
+        }
+        for dir in [&root, &socket_dir] {
+            fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io(format!("setting the mode of {}", dir.display())))?;
+        }
+        if let Some(user) = run_as {
+            check_traversable(&root, user)?;
+            chown_tree(&root, user)?;
+        }
+
+        if !data_dir.join("PG_VERSION").exists() {
+            tracing::info!(data_dir = %data_dir.display(), "creating the private PostgreSQL cluster");
+            let mut initdb = Command::new(bindir.join("initdb"));
+            initdb.arg("--pgdata").arg(&data_dir).args([
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--username",
+                SUPERUSER,
+            ]);
+            if options.throwaway {
+                initdb.arg("--no-sync");
+            }
+            run_to_completion(initdb, run_as, "initdb")?;
+        }
+
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_file)
+            .map_err(io(format!("opening {}", log_file.display())))?;
+        let log_err = log.try_clone().map_err(io("duplicating the log handle"))?;
+        let mut postgres = Command::new(bindir.join("postgres"));
+        postgres
+            .arg("-D")
+            .arg(&data_dir)
+            .arg("-k")
+            .arg(&socket_dir)
+            .args(["-c", "listen_addresses="])
+            .args([
+                "-c",
+                &format!("max_connections={}", options.max_connections),
+            ])
+            .args(["-c", "unix_socket_permissions=0700"]);
+        if options.throwaway {
+            postgres.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
+        }
+        postgres.stdin(Stdio::null()).stdout(log).stderr(log_err);
+        prepare(&mut postgres, run_as);
+        let child = postgres.spawn().map_err(|err| ClusterError::Command {
+            command: format!("{}", bindir.join("postgres").display()),
+            detail: err.to_string(),
+        })?;
+        let mut cluster = Self {
+            root,
+            data_dir,
+            socket_dir,
+            log_file,
+            child: Some(child),
+        };
+        cluster.wait_ready(Duration::from_secs(60))?;
+        tracing::info!(socket_dir = %cluster.socket_dir.display(), "private PostgreSQL cluster is ready");
+        Ok(cluster)
+    }
+
+    /// A URL for `database` on this cluster, over its Unix socket.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}@localhost/{database}?host={}",
+            self.socket_dir.display()
+        )
+    }
+
+    /// The directory holding the data directory, the socket directory and the server log.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Asks the server for a fast shutdown and waits for it to exit.
+    pub fn stop(&mut self) -> Result<(), ClusterError> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        signal(child.id(), libc::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => {
+                    tracing::info!("private PostgreSQL cluster stopped");
+                    return Ok(());
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Ok(None) => {
+                    tracing::warn!(
+                        "private PostgreSQL did not stop within 30 s; sending an immediate shutdown"
+                    );
+                    signal(child.id(), libc::SIGQUIT);
+                    return child.wait().map(drop).map_err(io("waiting for postgres"));
+                }
+                Err(err) => return Err(io("waiting for postgres")(err)),
+            }
+        }
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        let pid_file = self.data_dir.join("postmaster.pid");
+        loop {
+            // Line 8 of postmaster.pid is the server status; "ready" means it accepts connections.
+            let ready = fs::read_to_string(&pid_file)
+                .map(|text| {
+                    text.lines()
+                        .nth(7)
+                        .is_some_and(|status| status.trim() == "ready")
+                })
+                .unwrap_or(false);
+            if ready {
+                return Ok(());
+            }
+            let exited = match self.child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(_))) | None => true,
+                Some(Ok(None)) => false,
+                Some(Err(err)) => return Err(io("waiting for postgres")(err)),
+            };
+            if exited || Instant::now() >= deadline {
+                self.child
+                    .take()
+                    .map(|mut child| child.kill().and_then(|()| child.wait()));
+                return Err(ClusterError::StartTimeout {
+                    seconds: timeout.as_secs(),
+                    log: self.log_file.display().to_string(),
+                    tail: log_tail(&self.log_file, 15),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if let Err(err) = self.stop() {
+            tracing::warn!(error = %err, "stopping the private PostgreSQL cluster failed");
+        }
+    }
+}
+
+/// Finds the directory of `initdb` and `postgres`: `pg_config --bindir`, the newest
+/// `/usr/lib/postgresql/*/bin`, then `PATH`.
+pub fn find_bindir() -> Option<PathBuf> {
+    let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    if let Some(dir) = from_pg_config.filter(|d| has_server(d)) {
+        return Some(dir);
+    }
+    let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_server(dir))
+        .collect();
+    versioned.sort();
+    if let Some((_, dir)) = versioned.pop() {
+        return Some(dir);
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|dir| has_server(dir))
+}
+
+/// `None` when not root; the `postgres` user's ids when root (PostgreSQL refuses to run as root).
+fn unprivileged_user() -> Result<Option<RunAs>, ClusterError> {
+    if effective_uid() != 0 {
+        return Ok(None);
+    }
+    lookup_user("postgres")
+        .map(Some)
+        .ok_or(ClusterError::NoUnprivilegedUser)
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::geteuid()
+    }
+}
+
+fn lookup_user(name: &str) -> Option<RunAs> {
+    // /etc/passwd is enough here: system users are local. Format: name:x:uid:gid:...
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        let _password = fields.next()?;
+        let uid = fields.next()?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some(RunAs { uid, gid })
+    })
+}
+
+/// The unprivileged user must be able to reach `dir` through every ancestor.
+fn check_traversable(dir: &Path, user: RunAs) -> Result<(), ClusterError> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in dir.ancestors().skip(1) {
+        let meta =
+            fs::metadata(ancestor).map_err(io(format!("inspecting {}", ancestor.display())))?;
+        let mode = meta.mode();
+        let can_enter = if meta.uid() == user.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == user.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !can_enter {
+            return Err(ClusterError::Directory {
+                path: ancestor.to_path_buf(),
+                reason: format!(
+                    "the `postgres` user (uid {}) cannot enter this directory, so it cannot run the private cluster \
+                     below it; choose a paths.state_dir outside it (e.g. /var/lib/agora) or set database.url",
+                    user.uid
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn chown_tree(dir: &Path, user: RunAs) -> Result<(), ClusterError> {
+    std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid))
+        .map_err(io(format!("chown {}", dir.display())))?;
+    let meta = fs::symlink_metadata(dir).map_err(io(format!("inspecting {}", dir.display())))?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))? {
+            let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
+            let path = entry.path();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                chown_tree(&path, user)?;
+            } else {
+                std::os::unix::fs::lchown(&path, Some(user.uid), Some(user.gid))
+                    .map_err(io(format!("chown {}", path.display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops privileges when needed, and makes the child receive SIGINT (PostgreSQL's fast
+/// shutdown) if the thread that started it dies, so a killed Agora leaves no server behind.
+fn prepare(command: &mut Command, run_as: Option<RunAs>) {
+    use std::os::unix::process::CommandExt;
+    command.env("LC_ALL", "C").env_remove("PGDATA");
+    if let Some(user) = run_as {
+        command.uid(user.uid).gid(user.gid);
+    }
+    // SAFETY: prctl and getppid are async-signal-safe; the closure allocates nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() == 1 {
+                // The parent already died between fork and prctl.
+                return Err(std::io::Error::from_raw_os_error(libc::ECHILD));
+            }
+            Ok(())
+        });
+    }
+}
+
+fn run_to_completion(
+    mut command: Command,
+    run_as: Option<RunAs>,
+    name: &str,
+) -> Result<(), ClusterError> {
+    prepare(&mut command, run_as);
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| ClusterError::Command {
+            command: name.to_owned(),
+            detail: err.to_string(),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut detail = String::from_utf8_lossy(&output.stderr).into_owned();
+    if detail.trim().is_empty() {
+        detail = String::from_utf8_lossy(&output.stdout).into_owned();
+    }
+    Err(ClusterError::Command {
+        command: name.to_owned(),
+        detail: detail.trim().to_owned(),
+    })
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: sending a signal to our own child process, whose pid we hold.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

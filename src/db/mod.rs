@@ -1,0 +1,239 @@
+//! PostgreSQL access: the connection pool, embedded migrations, query observation, and one
+//! module of free functions per aggregate. Nothing here knows about HTTP.
+
+pub mod cluster;
+pub mod migrations;
+pub mod posts;
+pub mod schema;
+pub mod users;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use diesel_async::AsyncPgConnection;
+use diesel_async::RunQueryDsl;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use tracing::Instrument;
+
+use crate::metrics::Metrics;
+
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// SQL `lower(text)`; matches the case-insensitive unique indexes on names.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// A pooled connection; derefs to [`AsyncPgConnection`].
+pub type DbConn = Object<AsyncPgConnection>;
+
+/// Which server a pool talks to; a label on every database metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The writable primary.
+    Primary,
+}
+
+impl Role {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+        }
+    }
+}
+
+/// Database failures, as callers need to tell them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time (the server is down, or the pool is exhausted).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The query ran and failed.
+    #[error("query {query} failed: {source}")]
+    Query {
+        /// The query name.
+        query: &'static str,
+        /// The cause.
+        #[source]
+        source: diesel::result::Error,
+    },
+    /// The query did not finish in time.
+    #[error("query {query} timed out")]
+    Timeout {
+        /// The query name.
+        query: &'static str,
+    },
+}
+
+/// The pool of the primary and its metrics.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<AsyncPgConnection>,
+    role: Role,
+    metrics: Metrics,
+    wait_timeout: Duration,
+}
+
+/// Pool settings taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most connections.
+    pub max_size: usize,
+    /// How long a caller waits for a connection.
+    pub wait_timeout: Duration,
+    /// How long opening a connection may take.
+    pub connect_timeout: Duration,
+}
+
+impl Database {
+    /// Builds a pool for `url`; connections are opened lazily.
+    pub fn new(url: &str, settings: &PoolSettings, metrics: Metrics) -> Result<Self, DbError> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_size)
+            .wait_timeout(Some(settings.wait_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|err| DbError::Unavailable(err.to_string()))?;
+        let role = Role::Primary;
+        metrics
+            .db_pool_max
+            .with_label_values(&[role.as_str()])
+            .set(i64::try_from(settings.max_size).unwrap_or(i64::MAX));
+        Ok(Self {
+            pool,
+            role,
+            metrics,
+            wait_timeout: settings.wait_timeout,
+        })
+    }
+
+    /// Takes a connection from the pool.
+    pub async fn conn(&self) -> Result<DbConn, DbError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|err| DbError::Unavailable(err.to_string()))
+    }
+
+    /// Runs `query` (a future over a connection of this pool) as the named query: a `db.query`
+    /// client span, a duration histogram sample and, on failure, an error count.
+    pub async fn observe<T>(
+        &self,
+        name: &'static str,
+        query: impl Future<Output = Result<T, diesel::result::Error>>,
+    ) -> Result<T, DbError> {
+        let span = tracing::info_span!(
+            "db.query",
+            otel.name = name,
+            otel.kind = "client",
+            db.system.name = "postgresql",
+            db.query.summary = name,
+            db.role = self.role.as_str(),
+            otel.status_code = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = query.instrument(span.clone()).await;
+        let labels = [name, self.role.as_str()];
+        self.metrics
+            .db_query_duration
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        result.map_err(|source| {
+            self.metrics
+                .db_query_errors
+                .with_label_values(&labels)
+                .inc();
+            span.record("otel.status_code", "error");
+            DbError::Query {
+                query: name,
+                source,
+            }
+        })
+    }
+
+    /// `SELECT 1` within `timeout`, including the wait for a connection; updates `agora_db_up`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
+        let attempt = async {
+            let mut conn = self.conn().await?;
+            self.observe(
+                "health.ping",
+                diesel::sql_query("SELECT 1").execute(&mut conn),
+            )
+            .await
+            .map(drop)
+        };
+        let result = match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(DbError::Timeout {
+                query: "health.ping",
+            }),
+        };
+        self.metrics
+            .db_up
+            .with_label_values(&[self.role.as_str()])
+            .set(if result.is_ok() { 1.0 } else { 0.0 });
+        result
+    }
+
+    /// Copies the pool's current state into the pool gauges (called before each scrape).
+    pub fn export_pool_metrics(&self) {
+        let status = self.pool.status();
+        let role = [self.role.as_str()];
+        let to_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics
+            .db_pool_connections
+            .with_label_values(&role)
+            .set(to_i64(status.size));
+        self.metrics
+            .db_pool_idle
+            .with_label_values(&role)
+            .set(to_i64(status.available));
+        self.metrics
+            .db_pool_waiting
+            .with_label_values(&role)
+            .set(to_i64(status.waiting));
+    }
+
+    /// How long callers wait for a connection before giving up.
+    pub fn wait_timeout(&self) -> Duration {
+        self.wait_timeout
+    }
+}
+
+/// Creates `database` on the server at `admin_url` when it does not exist yet.
+pub async fn create_database_if_missing(admin_url: &str, database: &str) -> Result<(), DbError> {
+    use diesel_async::AsyncConnection;
+    let mut conn = AsyncPgConnection::establish(admin_url)
+        .await
+        .map_err(|err| DbError::Unavailable(err.to_string()))?;
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(database)
+            .get_result(&mut conn)
+            .await
+            .map_err(|source| DbError::Query {
+                query: "admin.database_exists",
+                source,
+            })?;
+    if !found.exists {
+        let quoted = database.replace('"', "\"\"");
+        diesel::sql_query(format!("CREATE DATABASE \"{quoted}\""))
+            .execute(&mut conn)
+            .await
+            .map_err(|source| DbError::Query {
+                query: "admin.create_database",
+                source,
+            })?;
+        tracing::info!(database, "created database");
+    }
+    Ok(())
+}

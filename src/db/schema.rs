@@ -1,0 +1,225 @@
+//! diesel's view of the tables created by `migrations/`. Generated columns are read-only here;
+//! `posts.search_vector` is queried through SQL fragments, so it is not listed.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        bio -> Text,
+        is_admin -> Bool,
+        karma -> BigInt,
+        notification_settings -> Jsonb,
+        created_at -> Timestamptz,
+        password_changed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    communities (id) {
+        id -> BigInt,
+        name -> Text,
+        title -> Text,
+        description -> Text,
+        rules -> Array<Text>,
+        creator_id -> BigInt,
+        member_count -> BigInt,
+        post_count -> BigInt,
+        summaries_enabled -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    community_members (community_id, user_id) {
+        community_id -> BigInt,
+        user_id -> BigInt,
+        joined_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    community_moderators (community_id, user_id) {
+        community_id -> BigInt,
+        user_id -> BigInt,
+        added_by -> Nullable<BigInt>,
+        added_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    community_bans (community_id, user_id) {
+        community_id -> BigInt,
+        user_id -> BigInt,
+        banned_by -> BigInt,
+        reason -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    posts (id) {
+        id -> BigInt,
+        community_id -> BigInt,
+        author_id -> BigInt,
+        title -> Text,
+        body -> Text,
+        body_html -> Text,
+        url -> Nullable<Text>,
+        score -> Integer,
+        upvotes -> Integer,
+        downvotes -> Integer,
+        hot_rank -> Double,
+        controversy_rank -> Double,
+        comment_count -> Integer,
+        last_activity_at -> Timestamptz,
+        created_at -> Timestamptz,
+        edited_at -> Nullable<Timestamptz>,
+        deleted -> Bool,
+        removed -> Bool,
+        locked -> Bool,
+        pinned -> Bool,
+    }
+}
+
+diesel::table! {
+    comments (id) {
+        id -> BigInt,
+        post_id -> BigInt,
+        parent_id -> Nullable<BigInt>,
+        author_id -> BigInt,
+        path -> Array<BigInt>,
+        depth -> Integer,
+        body -> Text,
+        body_html -> Text,
+        score -> Integer,
+        upvotes -> Integer,
+        downvotes -> Integer,
+        wilson_score -> Double,
+        reply_count -> Integer,
+        created_at -> Timestamptz,
+        edited_at -> Nullable<Timestamptz>,
+        deleted -> Bool,
+        removed -> Bool,
+    }
+}
+
+diesel::table! {
+    post_votes (post_id, user_id) {
+        post_id -> BigInt,
+        user_id -> BigInt,
+        value -> SmallInt,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    comment_votes (comment_id, user_id) {
+        comment_id -> BigInt,
+        user_id -> BigInt,
+        value -> SmallInt,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    login_sessions (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        user_agent -> Text,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Binary,
+        session_id -> BigInt,
+        issued_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        spent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    password_reset_tokens (token_hash) {
+        token_hash -> Binary,
+        user_id -> BigInt,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        method -> Text,
+        path -> Text,
+        request_hash -> Binary,
+        status -> Nullable<SmallInt>,
+        response_body -> Nullable<Binary>,
+        response_headers -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reports (id) {
+        id -> BigInt,
+        reporter_id -> BigInt,
+        community_id -> BigInt,
+        post_id -> Nullable<BigInt>,
+        comment_id -> Nullable<BigInt>,
+        rule_index -> Nullable<Integer>,
+        reason -> Text,
+        created_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        resolved_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        actor_id -> Nullable<BigInt>,
+        community_id -> Nullable<BigInt>,
+        action -> Text,
+        target_user_id -> Nullable<BigInt>,
+        post_id -> Nullable<BigInt>,
+        comment_id -> Nullable<BigInt>,
+        reason -> Text,
+        details -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(posts -> communities (community_id));
+diesel::joinable!(posts -> users (author_id));
+diesel::joinable!(comments -> posts (post_id));
+diesel::joinable!(communities -> users (creator_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    communities,
+    community_members,
+    community_moderators,
+    community_bans,
+    posts,
+    comments,
+    post_votes,
+    comment_votes,
+    login_sessions,
+    refresh_tokens,
+    password_reset_tokens,
+    idempotency_keys,
+    reports,
+    audit_log,
+);

@@ -1,0 +1,152 @@
+//! The one error type services return, with a stable machine-readable code per kind.
+//!
+//! The HTTP layer maps kinds to statuses once (`http::problem`); the cause chain and the place
+//! the error was raised go to the log, never to the client.
+
+use std::panic::Location;
+
+use crate::db::DbError;
+
+/// What went wrong, as clients need to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request could not be parsed.
+    BadRequest,
+    /// The request parsed but some values are invalid.
+    Validation,
+    /// Missing or bad credentials.
+    Unauthorized,
+    /// A known user lacks a right.
+    Forbidden,
+    /// The resource does not exist.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The request conflicts with existing state; the code says how (`username_taken`, ...).
+    Conflict(&'static str),
+    /// The body is larger than allowed.
+    PayloadTooLarge,
+    /// The body's media type is not accepted here.
+    UnsupportedMediaType,
+    /// A dependency (the database) is unavailable; retrying later may work.
+    Unavailable,
+    /// A bug or an unexpected failure.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The stable `code` of the problem body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Validation => "validation_failed",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict(code) => code,
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unavailable => "service_unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// The field name as the client sent it.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// An error from a service: a kind, a message safe to show, and the internal cause.
+#[derive(Debug)]
+pub struct AppError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// A message for the client (lower case, no trailing period).
+    pub detail: String,
+    /// Per-field problems of a validation error.
+    pub errors: Vec<FieldError>,
+    /// The internal cause, logged but never shown.
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Where the error was raised.
+    pub location: &'static Location<'static>,
+}
+
+impl AppError {
+    /// An error of `kind` with a client-facing message.
+    #[track_caller]
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            errors: Vec::new(),
+            source: None,
+            location: Location::caller(),
+        }
+    }
+
+    /// A 404 for the named resource.
+    #[track_caller]
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorKind::NotFound, format!("{what} not found"))
+    }
+
+    /// A validation error listing the invalid fields.
+    #[track_caller]
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            errors,
+            ..Self::new(ErrorKind::Validation, detail)
+        }
+    }
+
+    /// An unexpected failure; the cause is logged, the client sees a generic message.
+    #[track_caller]
+    pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            source: Some(Box::new(source)),
+            ..Self::new(ErrorKind::Internal, "internal error")
+        }
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.detail)?;
+        if let Some(source) = &self.source {
+            write!(f, " (caused by: {source})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<DbError> for AppError {
+    #[track_caller]
+    fn from(err: DbError) -> Self {
+        let kind = match &err {
+            DbError::Unavailable(_) | DbError::Timeout { .. } => ErrorKind::Unavailable,
+            DbError::Query { .. } => ErrorKind::Internal,
+        };
+        let detail = if kind == ErrorKind::Unavailable {
+            "the database is unavailable"
+        } else {
+            "internal error"
+        };
+        Self {
+            source: Some(Box::new(err)),
+            ..Self::new(kind, detail)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! RFC 9457 problem+json: the one place error kinds become HTTP statuses and bodies.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, error};
+use serde::Serialize;
+
+use crate::error::{AppError, ErrorKind, FieldError};
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The body of an error response.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// A URI naming the problem type: `urn:agora:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// The HTTP status phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// A stable machine-readable code.
+    pub code: String,
+    /// Invalid fields of a validation error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The request id, to quote when reporting the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    /// A problem with the given status, code and detail.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("urn:agora:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+            errors: Vec::new(),
+            request_id: None,
+        }
+    }
+
+    /// The problem for a bare error status produced by the framework (unknown route, wrong
+    /// method, ...), where no [`AppError`] said more.
+    pub fn from_status(status: StatusCode, method: &str, path: &str) -> Self {
+        let (code, detail) = match status {
+            StatusCode::NOT_FOUND => ("not_found", format!("no resource at {path}")),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                format!("{path} does not accept {method}"),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "the request body is too large".to_owned(),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "unsupported content type".to_owned(),
+            ),
+            StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required".to_owned()),
+            StatusCode::FORBIDDEN => ("forbidden", "not allowed".to_owned()),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ("service_unavailable", "temporarily unavailable".to_owned())
+            }
+            s if s.is_server_error() => ("internal_error", "internal error".to_owned()),
+            _ => (
+                "bad_request",
+                "the request could not be processed".to_owned(),
+            ),
+        };
+        Self::new(status, code, detail)
+    }
+
+    /// Serializes the problem into a response body.
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            format!(
+                "{{\"status\":{},\"code\":\"{}\",\"title\":\"Error\"}}",
+                self.status, self.code
+            )
+        })
+    }
+}
+
+fn status_of(kind: &ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Conflict(_) => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        status_of(&self.kind)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let cause = self.source.as_ref().map(|s| error_chain(s.as_ref()));
+        let location = format!("{}:{}", self.location.file(), self.location.line());
+        if status.is_server_error() {
+            tracing::error!(code = self.kind.code(), detail = %self.detail, cause, location, "request failed");
+        } else {
+            tracing::debug!(code = self.kind.code(), detail = %self.detail, cause, location, "request refused");
+        }
+        let mut problem = Problem::new(status, self.kind.code(), &self.detail);
+        problem.errors.clone_from(&self.errors);
+        let mut response = HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)))
+            .body(problem.to_body());
+        response.extensions_mut().insert(problem);
+        response
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+/// Turns JSON body failures into 415, 413, 400 (malformed) or 422 (well-formed, wrong shape).
+pub fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    use error::JsonPayloadError as E;
+    let app_error = match &err {
+        E::ContentType => AppError::new(
+            ErrorKind::UnsupportedMediaType,
+            "the body must be application/json",
+        ),
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => AppError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        ),
+        E::Deserialize(json) if json.is_data() => AppError::validation(vec![FieldError {
+            field: "body".into(),
+            message: json.to_string(),
+        }]),
+        E::Deserialize(json) => {
+            AppError::new(ErrorKind::BadRequest, format!("malformed JSON: {json}"))
+        }
+        other => AppError::new(
+            ErrorKind::BadRequest,
+            format!("cannot read the body: {other}"),
+        ),
+    };
+    app_error.into()
+}
+
+/// Path parameters that do not parse (a non-numeric or out-of-range id) are a 400.
+pub fn path_error(err: error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    let detail = match &err {
+        error::PathError::Deserialize(inner) => format!("invalid path parameter: {inner}"),
+        other => format!("invalid path parameter: {other}"),
+    };
+    AppError::new(ErrorKind::BadRequest, detail).into()
+}
+
+/// Query strings that do not parse are a 422 naming the problem.
+pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::validation(vec![FieldError {
+        field: "query".into(),
+        message: err.to_string(),
+    }])
+    .into()
+}

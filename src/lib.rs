@@ -1,0 +1,27 @@
+//! Agora: a self-hosted community platform in one observable daemon.
+//!
+//! Layers: `http` → `service` → `db`, with `domain` types shared by all; `app` wires them,
+//! `lifecycle` runs them. See ARCHITECTURE.md for the codemap and the invariants.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod lifecycle;
+pub mod metrics;
+pub mod service;
+pub mod telemetry;
+
+/// The git revision this binary was built from (`unknown` outside a git checkout).
+pub const GIT_REVISION: &str = env!("AGORA_GIT_REVISION");
+
+/// `agora --version --verbose` text: version and revision.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("AGORA_GIT_REVISION"),
+    ")"
+);

@@ -1,0 +1,154 @@
+//! The daemon's life: resolve the database (starting a private cluster if needed), build the
+//! app, tell systemd, keep the watchdog fed, and stop in order on SIGTERM/SIGINT.
+
+use std::time::Duration;
+
+use crate::app::{App, StartError};
+use crate::config::Loaded;
+use crate::db::cluster::{ClusterOptions, PrivateCluster};
+use crate::db::{self, migrations};
+
+/// The database a private cluster serves Agora from.
+pub const PRIVATE_DATABASE: &str = "agora";
+
+/// Why `serve` or `migrate` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Starting failed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// Signals could not be watched.
+    #[error("cannot watch signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// The database Agora uses: the configured server, or a private cluster kept alive by this value.
+pub struct DatabaseTarget {
+    /// The URL of Agora's database.
+    pub url: String,
+    /// The private cluster, when one was started; stopping it is dropping it.
+    pub cluster: Option<PrivateCluster>,
+}
+
+/// Resolves `database.url`, or creates/starts the private cluster and its database.
+/// Must run on the main thread: the cluster is told to stop if the starting thread dies.
+pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartError> {
+    let url = loaded.config.database_url()?;
+    if !url.is_empty() {
+        return Ok(DatabaseTarget { url, cluster: None });
+    }
+    let state_dir = loaded.config.paths.resolved_state_dir();
+    let root = state_dir.join("postgres");
+    tracing::info!(dir = %root.display(), "no database.url configured: using the private PostgreSQL cluster");
+    let cluster = PrivateCluster::start(&root, &ClusterOptions::default())?;
+    db::create_database_if_missing(&cluster.url("postgres"), PRIVATE_DATABASE).await?;
+    Ok(DatabaseTarget {
+        url: cluster.url(PRIVATE_DATABASE),
+        cluster: Some(cluster),
+    })
+}
+
+/// `agora serve`.
+pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
+    let state_dir = loaded.config.paths.resolved_state_dir();
+    std::fs::create_dir_all(&state_dir).map_err(|source| StartError::Io {
+        context: format!("creating the state directory {}", state_dir.display()),
+        source,
+    })?;
+    let target = database_target(&loaded).await?;
+    let listen: Vec<String> = loaded
+        .config
+        .server
+        .listen
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let metrics_listen = loaded.config.metrics.listen.clone();
+    let grace = loaded.config.server.shutdown_grace_seconds;
+    let mut app = App::build(loaded.config, &target.url, state_dir).await?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = ?listen,
+        metrics = %metrics_listen,
+        "agora is serving"
+    );
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = tokio::spawn(feed_watchdog(
+        app.state().db.clone(),
+        app.state().config.database.health_timeout_ms,
+    ));
+
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!(grace_seconds = grace, "SIGTERM: draining in-flight requests"),
+        _ = interrupt.recv() => tracing::info!(grace_seconds = grace, "SIGINT: draining in-flight requests"),
+        () = app.stopped() => tracing::warn!("the HTTP server stopped by itself; shutting down"),
+    }
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    watchdog.abort();
+    app.stop().await;
+    tracing::info!("HTTP servers stopped");
+    drop(target);
+    tracing::info!("agora stopped");
+    Ok(())
+}
+
+/// `agora migrate [--dry-run]`.
+pub async fn migrate(loaded: Loaded, dry_run: bool) -> Result<(), RunError> {
+    let target = database_target(&loaded).await?;
+    if dry_run {
+        let pending = migrations::pending(&target.url)
+            .await
+            .map_err(StartError::from)?;
+        if pending.is_empty() {
+            println!("no pending migrations");
+        }
+        for name in pending {
+            println!("would apply {name}");
+        }
+    } else {
+        let applied = migrations::run_pending(&target.url)
+            .await
+            .map_err(StartError::from)?;
+        if applied.is_empty() {
+            println!("no pending migrations");
+        }
+        for version in applied {
+            println!("applied {version}");
+        }
+    }
+    drop(target);
+    Ok(())
+}
+
+/// Sends `WATCHDOG=1` at half the interval systemd asks for, but only while the database
+/// answers: a daemon that cannot reach its database should be restarted.
+async fn feed_watchdog(db: db::Database, health_timeout_ms: u64) {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let period = interval / 2;
+    tracing::info!(
+        interval_ms = interval.as_millis(),
+        "systemd watchdog enabled"
+    );
+    let timeout = Duration::from_millis(health_timeout_ms).min(period);
+    loop {
+        match db.ping(timeout).await {
+            Ok(()) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            Err(err) => {
+                tracing::warn!(error = %err, "watchdog: database check failed; not feeding the watchdog")
+            }
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// Tells systemd about a state change; a no-op outside systemd.
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(err) = sd_notify::notify(state) {
+        tracing::warn!(error = %err, "cannot notify systemd");
+    }
+}

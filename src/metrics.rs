@@ -1,0 +1,177 @@
+//! Every Prometheus metric Agora exports: names and help text as constants, one registry per app.
+//!
+//! Names follow the Prometheus conventions (base units, `_total`, `_seconds`, `_bytes`); the HTTP
+//! server metrics follow the OpenTelemetry HTTP semantic conventions mapped to Prometheus.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// HTTP server request duration, by method, matched route template and status code.
+pub const HTTP_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+/// HTTP requests being served right now.
+pub const HTTP_ACTIVE_REQUESTS: &str = "http_server_active_requests";
+/// Connections currently open in a database pool.
+pub const DB_POOL_CONNECTIONS: &str = "agora_db_pool_connections";
+/// Idle connections in a database pool.
+pub const DB_POOL_IDLE: &str = "agora_db_pool_idle_connections";
+/// Most connections a database pool will open.
+pub const DB_POOL_MAX: &str = "agora_db_pool_max_connections";
+/// Tasks waiting for a connection from a database pool.
+pub const DB_POOL_WAITING: &str = "agora_db_pool_waiting_requests";
+/// Database query duration by query name and server role.
+pub const DB_QUERY_DURATION: &str = "agora_db_query_duration_seconds";
+/// Failed database queries by query name and server role.
+pub const DB_QUERY_ERRORS: &str = "agora_db_query_errors_total";
+/// Whether the database answered the last readiness check (1) or not (0).
+pub const DB_UP: &str = "agora_db_up";
+/// Constant 1, labelled with the version and git revision of the running binary.
+pub const BUILD_INFO: &str = "agora_build_info";
+
+/// Every metric name Agora registers itself (process metrics come from the prometheus crate:
+/// `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
+/// `process_max_fds`, `process_virtual_memory_bytes`, `process_start_time_seconds`, `process_threads`).
+pub const ALL: &[&str] = &[
+    HTTP_REQUEST_DURATION,
+    HTTP_ACTIVE_REQUESTS,
+    DB_POOL_CONNECTIONS,
+    DB_POOL_IDLE,
+    DB_POOL_MAX,
+    DB_POOL_WAITING,
+    DB_QUERY_DURATION,
+    DB_QUERY_ERRORS,
+    DB_UP,
+    BUILD_INFO,
+];
+
+/// The `http_route` label of every request no route matched, so that scanners cannot create
+/// new series.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+const HTTP_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+const DB_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The metrics of one running app, registered in its own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// See [`HTTP_REQUEST_DURATION`].
+    pub http_request_duration: HistogramVec,
+    /// See [`HTTP_ACTIVE_REQUESTS`].
+    pub http_active_requests: IntGaugeVec,
+    /// See [`DB_POOL_CONNECTIONS`].
+    pub db_pool_connections: IntGaugeVec,
+    /// See [`DB_POOL_IDLE`].
+    pub db_pool_idle: IntGaugeVec,
+    /// See [`DB_POOL_MAX`].
+    pub db_pool_max: IntGaugeVec,
+    /// See [`DB_POOL_WAITING`].
+    pub db_pool_waiting: IntGaugeVec,
+    /// See [`DB_QUERY_DURATION`].
+    pub db_query_duration: HistogramVec,
+    /// See [`DB_QUERY_ERRORS`].
+    pub db_query_errors: IntCounterVec,
+    /// See [`DB_UP`].
+    pub db_up: GaugeVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric, process metrics and `agora_build_info`.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_request_duration = HistogramVec::new(
+            HistogramOpts::new(HTTP_REQUEST_DURATION, "Duration of HTTP server requests.")
+                .buckets(HTTP_BUCKETS.to_vec()),
+            &[
+                "http_request_method",
+                "http_route",
+                "http_response_status_code",
+            ],
+        )?;
+        let http_active_requests = IntGaugeVec::new(
+            Opts::new(
+                HTTP_ACTIVE_REQUESTS,
+                "Number of active HTTP server requests.",
+            ),
+            &["http_request_method"],
+        )?;
+        let pool_gauge =
+            |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["role"]);
+        let db_pool_connections = pool_gauge(
+            DB_POOL_CONNECTIONS,
+            "Connections open in the database pool.",
+        )?;
+        let db_pool_idle = pool_gauge(DB_POOL_IDLE, "Idle connections in the database pool.")?;
+        let db_pool_max = pool_gauge(DB_POOL_MAX, "Maximum size of the database pool.")?;
+        let db_pool_waiting =
+            pool_gauge(DB_POOL_WAITING, "Tasks waiting for a database connection.")?;
+        let db_query_duration = HistogramVec::new(
+            HistogramOpts::new(
+                DB_QUERY_DURATION,
+                "Duration of database queries by query name.",
+            )
+            .buckets(DB_BUCKETS.to_vec()),
+            &["query", "role"],
+        )?;
+        let db_query_errors = IntCounterVec::new(
+            Opts::new(DB_QUERY_ERRORS, "Failed database queries by query name."),
+            &["query", "role"],
+        )?;
+        let db_up = GaugeVec::new(
+            Opts::new(
+                DB_UP,
+                "Whether the database answered the last readiness check.",
+            ),
+            &["role"],
+        )?;
+        let build_info = Gauge::with_opts(
+            Opts::new(
+                BUILD_INFO,
+                "Version and git revision of the running Agora binary.",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION"))
+            .const_label("revision", crate::GIT_REVISION),
+        )?;
+        build_info.set(1.0);
+
+        registry.register(Box::new(http_request_duration.clone()))?;
+        registry.register(Box::new(http_active_requests.clone()))?;
+        registry.register(Box::new(db_pool_connections.clone()))?;
+        registry.register(Box::new(db_pool_idle.clone()))?;
+        registry.register(Box::new(db_pool_max.clone()))?;
+        registry.register(Box::new(db_pool_waiting.clone()))?;
+        registry.register(Box::new(db_query_duration.clone()))?;
+        registry.register(Box::new(db_query_errors.clone()))?;
+        registry.register(Box::new(db_up.clone()))?;
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+
+        Ok(Self {
+            registry,
+            http_request_duration,
+            http_active_requests,
+            db_pool_connections,
+            db_pool_idle,
+            db_pool_max,
+            db_pool_waiting,
+            db_query_duration,
+            db_query_errors,
+            db_up,
+        })
+    }
+
+    /// Renders the registry in the Prometheus text exposition format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        String::from_utf8(out).map_err(|err| prometheus::Error::Msg(err.to_string()))
+    }
+}

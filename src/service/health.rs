@@ -1,0 +1,87 @@
+//! Readiness: whether this instance can serve requests now.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::app::AppState;
+
+/// Free space in the state directory below which Agora reports itself unready.
+pub const DISK_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How the state directory's file system is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskState {
+    /// Enough free space.
+    Ok,
+    /// Less than [`DISK_MIN_FREE_BYTES`] free.
+    Full,
+    /// The directory cannot be inspected.
+    Unknown,
+}
+
+impl DiskState {
+    /// The value shown in `/health/ready`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Full => "full",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The result of every readiness check.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    /// The primary answered `SELECT 1` in time.
+    pub database_up: bool,
+    /// The state directory's free space.
+    pub disk: DiskState,
+}
+
+impl Readiness {
+    /// Ready when every check passes.
+    pub fn ready(&self) -> bool {
+        self.database_up && self.disk != DiskState::Full
+    }
+}
+
+/// Runs every readiness check; the database check is bounded by `database.health_timeout_ms`.
+pub async fn readiness(state: &AppState) -> Readiness {
+    let timeout = Duration::from_millis(state.config.database.health_timeout_ms);
+    let database_up = match state.db.ping(timeout).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: database check failed");
+            false
+        }
+    };
+    Readiness {
+        database_up,
+        disk: disk_state(&state.state_dir),
+    }
+}
+
+fn disk_state(dir: &Path) -> DiskState {
+    match free_bytes(dir) {
+        Some(free) if free < DISK_MIN_FREE_BYTES => DiskState::Full,
+        Some(_) => DiskState::Ok,
+        None => DiskState::Unknown,
+    }
+}
+
+/// Bytes available to unprivileged users on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid NUL-terminated string and `stats` is writable memory of the right type.
+    #[allow(unsafe_code)]
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
