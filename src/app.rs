@@ -77,24 +77,14 @@ pub struct App {
 
 impl App {
     /// Binds every listener, applies pending migrations, and starts serving.
-    pub async fn build(
-        config: Config,
-        database_url: &str,
-        state_dir: PathBuf,
-    ) -> Result<Self, StartError> {
+    pub async fn build(config: Config, database_url: &str, state_dir: PathBuf) -> Result<Self, StartError> {
         let public_listeners = bind_all(&config.server.listen)?;
-        let admin_listener = if config.metrics.listen.is_empty() {
-            None
-        } else {
-            Some(bind_tcp(&config.metrics.listen)?)
-        };
+        let admin_listener =
+            if config.metrics.listen.is_empty() { None } else { Some(bind_tcp(&config.metrics.listen)?) };
 
         let applied = migrations::run_pending(database_url).await?;
         if applied.is_empty() {
-            tracing::info!(
-                migrations = migrations::count(),
-                "database schema is up to date"
-            );
+            tracing::info!(migrations = migrations::count(), "database schema is up to date");
         } else {
             tracing::info!(applied = ?applied, "applied database migrations");
         }
@@ -106,12 +96,7 @@ impl App {
             connect_timeout: Duration::from_secs(config.database.connect_timeout_seconds),
         };
         let db = Database::new(database_url, &settings, metrics.clone())?;
-        let state = web::Data::new(AppState {
-            config: Arc::new(config),
-            db,
-            metrics,
-            state_dir,
-        });
+        let state = web::Data::new(AppState { config: Arc::new(config), db, metrics, state_dir });
 
         let (public_server, public_addrs) = public_server(&state, public_listeners)?;
         let public = public_server.handle();
@@ -126,14 +111,7 @@ impl App {
             }
             None => (None, None),
         };
-        Ok(Self {
-            state,
-            public,
-            admin,
-            tasks,
-            public_addrs,
-            admin_addr,
-        })
+        Ok(Self { state, public, admin, tasks, public_addrs, admin_addr })
     }
 
     /// The bound TCP addresses of the public listeners (port 0 resolved).
@@ -204,13 +182,11 @@ fn public_server(
                 if let Ok(addr) = listener.local_addr() {
                     addrs.push(addr);
                 }
-                server
-                    .listen(listener)
-                    .map_err(|source| StartError::Bind { addr: name, source })?
+                server.listen(listener).map_err(|source| StartError::Bind { addr: name, source })?
             }
-            Listener::Unix(name, listener) => server
-                .listen_uds(listener)
-                .map_err(|source| StartError::Bind { addr: name, source })?,
+            Listener::Unix(name, listener) => {
+                server.listen_uds(listener).map_err(|source| StartError::Bind { addr: name, source })?
+            }
         };
     }
     Ok((server.run(), addrs))
@@ -247,10 +223,7 @@ fn bind_all(addrs: &[ListenAddr]) -> Result<Vec<Listener>, StartError> {
                 let name = addr.to_string();
                 // A socket file left by an earlier run would make bind fail.
                 if path.exists() {
-                    std::fs::remove_file(path).map_err(|source| StartError::Bind {
-                        addr: name.clone(),
-                        source,
-                    })?;
+                    std::fs::remove_file(path).map_err(|source| StartError::Bind { addr: name.clone(), source })?;
                 }
                 std::os::unix::net::UnixListener::bind(path)
                     .map(|l| Listener::Unix(name.clone(), l))
@@ -261,8 +234,5 @@ fn bind_all(addrs: &[ListenAddr]) -> Result<Vec<Listener>, StartError> {
 }
 
 fn bind_tcp(addr: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).map_err(|source| StartError::Bind {
-        addr: addr.to_owned(),
-        source,
-    })
+    TcpListener::bind(addr).map_err(|source| StartError::Bind { addr: addr.to_owned(), source })
 }

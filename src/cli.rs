@@ -24,13 +24,7 @@ pub const EXIT_CONFIG: u8 = 78;
 )]
 pub struct Cli {
     /// Configuration file. Default: /etc/agora/agora.toml when it exists, else built-in defaults.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        value_name = "PATH",
-        env = "AGORA_CONFIG"
-    )]
+    #[arg(long, short = 'c', global = true, value_name = "PATH", env = "AGORA_CONFIG")]
     pub config: Option<PathBuf>,
 
     /// What to do.
@@ -65,9 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig => check_config(&loaded),
         Command::Serve => with_runtime(&loaded, lifecycle::serve),
-        Command::Migrate { dry_run } => {
-            with_runtime(&loaded, move |loaded| lifecycle::migrate(loaded, dry_run))
-        }
+        Command::Migrate { dry_run } => with_runtime(&loaded, move |loaded| lifecycle::migrate(loaded, dry_run)),
     }
 }
 
@@ -103,10 +95,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("agora: cannot start the async runtime: {err}");
@@ -121,9 +110,7 @@ where
             tracing::error!(error = %err, "agora stopped with an error");
             eprintln!("agora: {err}");
             match err {
-                lifecycle::RunError::Start(crate::app::StartError::Config(_)) => {
-                    ExitCode::from(EXIT_CONFIG)
-                }
+                lifecycle::RunError::Start(crate::app::StartError::Config(_)) => ExitCode::from(EXIT_CONFIG),
                 _ => ExitCode::FAILURE,
             }
         }

@@ -73,9 +73,7 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:9464".to_owned(),
-        }
+        Self { listen: "127.0.0.1:9464".to_owned() }
     }
 }
 
@@ -94,11 +92,7 @@ impl PathsConfig {
             return PathBuf::from(&self.state_dir);
         }
         let system = Path::new("/var/lib/agora");
-        if is_writable_dir(system) {
-            system.to_path_buf()
-        } else {
-            PathBuf::from("agora-data")
-        }
+        if is_writable_dir(system) { system.to_path_buf() } else { PathBuf::from("agora-data") }
     }
 }
 
@@ -151,14 +145,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &mask_url_password(&self.url))
             .field("url_file", &self.url_file)
-            .field(
-                "replicas",
-                &self
-                    .replicas
-                    .iter()
-                    .map(|u| mask_url_password(u))
-                    .collect::<Vec<_>>(),
-            )
+            .field("replicas", &self.replicas.iter().map(|u| mask_url_password(u)).collect::<Vec<_>>())
             .field("pool_size", &self.pool_size)
             .field("pool_timeout_seconds", &self.pool_timeout_seconds)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
@@ -179,10 +166,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Auto,
-            level: "info".to_owned(),
-        }
+        Self { format: LogFormat::Auto, level: "info".to_owned() }
     }
 }
 
@@ -307,9 +291,7 @@ fn validate_host_port(text: &str) -> Result<(), String> {
     port.parse::<u16>().map_err(|_| bad())?;
     let host_ok = !host.is_empty()
         && host.len() <= 253
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && !host.starts_with(['-', '.']);
     if host_ok { Ok(()) } else { Err(bad()) }
 }
@@ -359,13 +341,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn one(source: impl Into<String>, key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            problems: vec![ConfigProblem {
-                source: source.into(),
-                key: key.into(),
-                reason: reason.into(),
-            }],
-        }
+        Self { problems: vec![ConfigProblem { source: source.into(), key: key.into(), reason: reason.into() }] }
     }
 }
 
@@ -402,9 +378,8 @@ impl Config {
         let (source_name, mut table) = match &file {
             Some(path) => {
                 let name = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|err| {
-                    ConfigError::one(&name, "", format!("cannot read the file: {err}"))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|err| ConfigError::one(&name, "", format!("cannot read the file: {err}")))?;
                 let table = parse_toml(&name, &text)?;
                 (name, table)
             }
@@ -413,11 +388,7 @@ impl Config {
         let env_overrides = apply_env(&mut table, env)?;
         let config = deserialize(&source_name, &env_overrides, table)?;
         config.validate(&source_name, &env_overrides)?;
-        Ok(Loaded {
-            config,
-            file,
-            env_overrides,
-        })
+        Ok(Loaded { config, file, env_overrides })
     }
 
     /// Parses TOML text as a whole configuration without environment overrides.
@@ -433,88 +404,45 @@ impl Config {
         if self.database.url_file.is_empty() {
             return Ok(self.database.url.clone());
         }
-        std::fs::read_to_string(&self.database.url_file)
-            .map(|text| text.trim().to_owned())
-            .map_err(|err| {
-                ConfigError::one(
-                    &self.database.url_file,
-                    "database.url_file",
-                    format!("cannot read: {err}"),
-                )
-            })
+        std::fs::read_to_string(&self.database.url_file).map(|text| text.trim().to_owned()).map_err(|err| {
+            ConfigError::one(&self.database.url_file, "database.url_file", format!("cannot read: {err}"))
+        })
     }
 
     /// The effective configuration as TOML with secrets masked.
     pub fn masked_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database.url = mask_url_password(&shown.database.url);
-        shown.database.replicas = shown
-            .database
-            .replicas
-            .iter()
-            .map(|u| mask_url_password(u))
-            .collect();
-        toml::to_string(&shown)
-            .unwrap_or_else(|err| format!("# cannot render the configuration: {err}\n"))
+        shown.database.replicas = shown.database.replicas.iter().map(|u| mask_url_password(u)).collect();
+        toml::to_string(&shown).unwrap_or_else(|err| format!("# cannot render the configuration: {err}\n"))
     }
 
     fn validate(&self, source: &str, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         let mut check = |key: &str, ok: bool, reason: String| {
             if !ok {
-                let source = env
-                    .get(key)
-                    .map_or_else(|| source.to_owned(), |var| format!("environment {var}"));
-                problems.push(ConfigProblem {
-                    source,
-                    key: key.to_owned(),
-                    reason,
-                });
+                let source = env.get(key).map_or_else(|| source.to_owned(), |var| format!("environment {var}"));
+                problems.push(ConfigProblem { source, key: key.to_owned(), reason });
             }
         };
-        check(
-            "server.listen",
-            !self.server.listen.is_empty(),
-            "at least one listener is needed".into(),
-        );
+        check("server.listen", !self.server.listen.is_empty(), "at least one listener is needed".into());
         check(
             "server.public_url",
-            self.server.public_url.starts_with("http://")
-                || self.server.public_url.starts_with("https://"),
-            format!(
-                "`{}` must be an http:// or https:// URL",
-                self.server.public_url
-            ),
+            self.server.public_url.starts_with("http://") || self.server.public_url.starts_with("https://"),
+            format!("`{}` must be an http:// or https:// URL", self.server.public_url),
         );
-        check(
-            "server.max_body_bytes",
-            self.server.max_body_bytes > 0,
-            "must be greater than 0".into(),
-        );
-        let metrics_ok =
-            self.metrics.listen.is_empty() || validate_host_port(&self.metrics.listen).is_ok();
+        check("server.max_body_bytes", self.server.max_body_bytes > 0, "must be greater than 0".into());
+        let metrics_ok = self.metrics.listen.is_empty() || validate_host_port(&self.metrics.listen).is_ok();
         check(
             "metrics.listen",
             metrics_ok,
-            format!(
-                "`{}` is not a `host:port` address (or empty)",
-                self.metrics.listen
-            ),
+            format!("`{}` is not a `host:port` address (or empty)", self.metrics.listen),
         );
-        for (key, url) in std::iter::once(("database.url", &self.database.url)).chain(
-            self.database
-                .replicas
-                .iter()
-                .map(|u| ("database.replicas", u)),
-        ) {
-            let ok = url.is_empty()
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://");
-            check(
-                key,
-                ok,
-                format!("`{}` must be a postgres:// URL", mask_url_password(url)),
-            );
+        for (key, url) in std::iter::once(("database.url", &self.database.url))
+            .chain(self.database.replicas.iter().map(|u| ("database.replicas", u)))
+        {
+            let ok = url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://");
+            check(key, ok, format!("`{}` must be a postgres:// URL", mask_url_password(url)));
         }
         check(
             "database.url_file",
@@ -526,23 +454,12 @@ impl Config {
             self.database.replicas.is_empty(),
             "read replicas are not supported by this version of Agora; leave the list empty".into(),
         );
-        check(
-            "database.pool_size",
-            self.database.pool_size >= 1,
-            "must be at least 1".into(),
-        );
-        check(
-            "database.health_timeout_ms",
-            self.database.health_timeout_ms >= 1,
-            "must be at least 1".into(),
-        );
+        check("database.pool_size", self.database.pool_size >= 1, "must be at least 1".into());
+        check("database.health_timeout_ms", self.database.health_timeout_ms >= 1, "must be at least 1".into());
         check(
             "log.level",
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
-            format!(
-                "`{}` is not a tracing filter (e.g. `info` or `info,agora=debug`)",
-                self.log.level
-            ),
+            format!("`{}` is not a tracing filter (e.g. `info` or `info,agora=debug`)", self.log.level),
         );
         check(
             "tracing.sample_ratio",
@@ -565,25 +482,14 @@ impl Config {
             !tls_requested,
             "HTTPS is not supported by this version of Agora; leave the [tls] keys at their defaults".into(),
         );
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError { problems })
-        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
     }
 }
 
 fn parse_toml(source_name: &str, text: &str) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>().map_err(|err| {
-        let position = err
-            .span()
-            .map(|span| line_col(text, span.start))
-            .unwrap_or_default();
-        ConfigError::one(
-            source_name,
-            "",
-            format!("not valid TOML{position}: {}", err.message()),
-        )
+        let position = err.span().map(|span| line_col(text, span.start)).unwrap_or_default();
+        ConfigError::one(source_name, "", format!("not valid TOML{position}: {}", err.message()))
     })
 }
 
@@ -594,18 +500,11 @@ fn line_col(text: &str, offset: usize) -> String {
     format!(" at line {line}, column {col}")
 }
 
-fn deserialize(
-    source_name: &str,
-    env: &BTreeMap<String, String>,
-    table: toml::Table,
-) -> Result<Config, ConfigError> {
+fn deserialize(source_name: &str, env: &BTreeMap<String, String>, table: toml::Table) -> Result<Config, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
         let key = err.path().to_string();
         let key = if key == "." { String::new() } else { key };
-        let source = env.get(&key).map_or_else(
-            || source_name.to_owned(),
-            |var| format!("environment {var}"),
-        );
+        let source = env.get(&key).map_or_else(|| source_name.to_owned(), |var| format!("environment {var}"));
         let reason = err.inner().message().to_owned();
         ConfigError::one(source, key, reason)
     })
@@ -613,10 +512,7 @@ fn deserialize(
 
 /// Applies `AGORA_<SECTION>__<KEY>` variables onto the table, typed by the defaults, and
 /// returns which keys they set. Variables without `__` are not configuration.
-fn apply_env(
-    table: &mut toml::Table,
-    env: &[(String, String)],
-) -> Result<BTreeMap<String, String>, ConfigError> {
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<BTreeMap<String, String>, ConfigError> {
     let defaults = toml::Table::try_from(Config::default())
         .map_err(|err| ConfigError::one("built-in defaults", "", err.to_string()))?;
     let mut overrides = BTreeMap::new();
@@ -637,9 +533,8 @@ fn apply_env(
         };
         match typed_env_value(default_value, &raw) {
             Ok(value) => {
-                let section_table = table
-                    .entry(section.to_owned())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let section_table =
+                    table.entry(section.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
                 if let toml::Value::Table(section_table) = section_table {
                     section_table.insert(field.to_owned(), value);
                     overrides.insert(key, name);
@@ -651,18 +546,10 @@ fn apply_env(
                     });
                 }
             }
-            Err(reason) => problems.push(ConfigProblem {
-                source: format!("environment {name}"),
-                key,
-                reason,
-            }),
+            Err(reason) => problems.push(ConfigProblem { source: format!("environment {name}"), key, reason }),
         }
     }
-    if problems.is_empty() {
-        Ok(overrides)
-    } else {
-        Err(ConfigError { problems })
-    }
+    if problems.is_empty() { Ok(overrides) } else { Err(ConfigError { problems }) }
 }
 
 /// `(variable, dotted key, value)` for every `AGORA_SECTION__KEY` variable.
@@ -671,52 +558,28 @@ fn agora_env(env: &[(String, String)]) -> Vec<(String, String, String)> {
         .filter_map(|(name, value)| {
             let rest = name.strip_prefix("AGORA_")?;
             let (section, key) = rest.split_once("__")?;
-            Some((
-                name.clone(),
-                format!("{}.{}", section.to_lowercase(), key.to_lowercase()),
-                value.clone(),
-            ))
+            Some((name.clone(), format!("{}.{}", section.to_lowercase(), key.to_lowercase()), value.clone()))
         })
         .collect()
 }
 
 /// Maps the OpenTelemetry SDK's standard variables onto the `[tracing]` keys.
 fn otel_env(env: &[(String, String)]) -> Vec<(String, String, String)> {
-    let get = |name: &str| {
-        env.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.trim().to_owned())
-    };
+    let get = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim().to_owned());
     let mut out = Vec::new();
-    let mut push =
-        |name: &str, key: &str, value: String| out.push((name.to_owned(), key.to_owned(), value));
+    let mut push = |name: &str, key: &str, value: String| out.push((name.to_owned(), key.to_owned(), value));
 
     let traces_endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     let base_endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT");
     if let Some(endpoint) = traces_endpoint.clone().filter(|e| !e.is_empty()) {
-        push(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "tracing.endpoint",
-            endpoint,
-        );
-        push(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "tracing.enabled",
-            "true".into(),
-        );
+        push("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "tracing.endpoint", endpoint);
+        push("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "tracing.enabled", "true".into());
     } else if let Some(base) = base_endpoint.filter(|e| !e.is_empty()) {
         let endpoint = format!("{}/v1/traces", base.trim_end_matches('/'));
         push("OTEL_EXPORTER_OTLP_ENDPOINT", "tracing.endpoint", endpoint);
-        push(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "tracing.enabled",
-            "true".into(),
-        );
+        push("OTEL_EXPORTER_OTLP_ENDPOINT", "tracing.enabled", "true".into());
     }
-    for name in [
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
+    for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
         if let Some(protocol) = get(name) {
             push(name, "tracing.protocol", protocol);
             break;
@@ -733,11 +596,7 @@ fn otel_env(env: &[(String, String)]) -> Vec<(String, String, String)> {
             "traceidratio" | "parentbased_traceidratio" => Some(arg),
             _ => None,
         };
-        push(
-            "OTEL_TRACES_SAMPLER",
-            "tracing.sample_ratio",
-            ratio.unwrap_or(sampler),
-        );
+        push("OTEL_TRACES_SAMPLER", "tracing.sample_ratio", ratio.unwrap_or(sampler));
     }
     let disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || get("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
@@ -751,16 +610,12 @@ fn otel_env(env: &[(String, String)]) -> Vec<(String, String, String)> {
 fn typed_env_value(default_value: &toml::Value, raw: &str) -> Result<toml::Value, String> {
     match default_value {
         toml::Value::String(_) => Ok(toml::Value::String(raw.to_owned())),
-        toml::Value::Integer(_) => raw
-            .trim()
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| format!("`{raw}` is not an integer")),
-        toml::Value::Float(_) => raw
-            .trim()
-            .parse::<f64>()
-            .map(toml::Value::Float)
-            .map_err(|_| format!("`{raw}` is not a number")),
+        toml::Value::Integer(_) => {
+            raw.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("`{raw}` is not an integer"))
+        }
+        toml::Value::Float(_) => {
+            raw.trim().parse::<f64>().map(toml::Value::Float).map_err(|_| format!("`{raw}` is not a number"))
+        }
         toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
             "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
@@ -771,10 +626,7 @@ fn typed_env_value(default_value: &toml::Value, raw: &str) -> Result<toml::Value
                 .map_err(|err| format!("expected a JSON array such as [\"a\", \"b\"]: {err}"))?;
             json_to_toml(json)
         }
-        other => Err(format!(
-            "cannot be set from the environment (a {})",
-            other.type_str()
-        )),
+        other => Err(format!("cannot be set from the environment (a {})", other.type_str())),
     }
 }
 
@@ -786,12 +638,9 @@ fn json_to_toml(json: serde_json::Value) -> Result<toml::Value, String> {
             Some(i) => toml::Value::Integer(i),
             None => toml::Value::Float(n.as_f64().ok_or("number out of range")?),
         },
-        serde_json::Value::Array(items) => toml::Value::Array(
-            items
-                .into_iter()
-                .map(json_to_toml)
-                .collect::<Result<_, _>>()?,
-        ),
+        serde_json::Value::Array(items) => {
+            toml::Value::Array(items.into_iter().map(json_to_toml).collect::<Result<_, _>>()?)
+        }
         serde_json::Value::Null | serde_json::Value::Object(_) => {
             return Err("only strings, numbers, booleans and arrays are allowed".into());
         }
@@ -803,10 +652,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -854,10 +700,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let problem = only_problem(load_text("[server]\nlisen = [\"127.0.0.1:1\"]\n", &[]));
-        assert!(
-            problem.key.contains("lisen") || problem.reason.contains("lisen"),
-            "{problem}"
-        );
+        assert!(problem.key.contains("lisen") || problem.reason.contains("lisen"), "{problem}");
         assert!(problem.source.ends_with("agora.toml"), "{problem}");
     }
 
@@ -886,10 +729,7 @@ mod tests {
             "[database]\npool_size = 4\n",
             &[
                 ("AGORA_DATABASE__POOL_SIZE", "9"),
-                (
-                    "AGORA_SERVER__LISTEN",
-                    "[\"0.0.0.0:80\", \"unix:/run/agora.sock\"]",
-                ),
+                ("AGORA_SERVER__LISTEN", "[\"0.0.0.0:80\", \"unix:/run/agora.sock\"]"),
                 ("AGORA_DATABASE__URL", "postgres://a:b@h/db"),
                 ("AGORA_TEST_UNRELATED", "x"),
             ],
@@ -897,29 +737,20 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.database.pool_size, 9);
         assert_eq!(config.server.listen.len(), 2);
-        assert_eq!(
-            config.server.listen[1],
-            ListenAddr::Unix("/run/agora.sock".into())
-        );
+        assert_eq!(config.server.listen[1], ListenAddr::Unix("/run/agora.sock".into()));
     }
 
     #[test]
     fn bad_environment_value_names_the_variable() {
         let problem = only_problem(load_text("", &[("AGORA_DATABASE__POOL_SIZE", "-1")]));
         assert_eq!(problem.key, "database.pool_size", "{problem}");
-        assert!(
-            problem.source.contains("AGORA_DATABASE__POOL_SIZE"),
-            "{problem}"
-        );
+        assert!(problem.source.contains("AGORA_DATABASE__POOL_SIZE"), "{problem}");
     }
 
     #[test]
     fn unknown_environment_key_is_refused() {
         let problem = only_problem(load_text("", &[("AGORA_DATABASE__POOLSIZE", "3")]));
-        assert!(
-            problem.source.contains("AGORA_DATABASE__POOLSIZE"),
-            "{problem}"
-        );
+        assert!(problem.source.contains("AGORA_DATABASE__POOLSIZE"), "{problem}");
     }
 
     #[test]
@@ -942,14 +773,8 @@ mod tests {
 
     #[test]
     fn agora_variables_win_over_otel_variables() {
-        let config = load_text(
-            "",
-            &[
-                ("OTEL_SERVICE_NAME", "forum"),
-                ("AGORA_TRACING__SERVICE_NAME", "agora-eu"),
-            ],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let config = load_text("", &[("OTEL_SERVICE_NAME", "forum"), ("AGORA_TRACING__SERVICE_NAME", "agora-eu")])
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.tracing.service_name, "agora-eu");
     }
 
@@ -964,22 +789,10 @@ mod tests {
 
     #[test]
     fn listen_addresses_parse() {
-        for good in [
-            "127.0.0.1:8080",
-            "[::1]:80",
-            "localhost:0",
-            "unix:/run/agora.sock",
-        ] {
+        for good in ["127.0.0.1:8080", "[::1]:80", "localhost:0", "unix:/run/agora.sock"] {
             assert!(good.parse::<ListenAddr>().is_ok(), "{good}");
         }
-        for bad in [
-            "8080",
-            "host:port",
-            "127.0.0.1:99999",
-            "unix:relative",
-            ":80",
-            "a b:1",
-        ] {
+        for bad in ["8080", "host:port", "127.0.0.1:99999", "unix:relative", ":80", "a b:1"] {
             assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
         }
     }

@@ -81,13 +81,7 @@ impl AppError {
     /// An error of `kind` with a client-facing message.
     #[track_caller]
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self {
-            kind,
-            detail: detail.into(),
-            errors: Vec::new(),
-            source: None,
-            location: Location::caller(),
-        }
+        Self { kind, detail: detail.into(), errors: Vec::new(), source: None, location: Location::caller() }
     }
 
     /// A 404 for the named resource.
@@ -99,24 +93,14 @@ impl AppError {
     /// A validation error listing the invalid fields.
     #[track_caller]
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Self {
-            errors,
-            ..Self::new(ErrorKind::Validation, detail)
-        }
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        Self { errors, ..Self::new(ErrorKind::Validation, detail) }
     }
 
     /// An unexpected failure; the cause is logged, the client sees a generic message.
     #[track_caller]
     pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self {
-            source: Some(Box::new(source)),
-            ..Self::new(ErrorKind::Internal, "internal error")
-        }
+        Self { source: Some(Box::new(source)), ..Self::new(ErrorKind::Internal, "internal error") }
     }
 }
 
@@ -139,14 +123,7 @@ impl From<DbError> for AppError {
             DbError::Unavailable(_) | DbError::Timeout { .. } => ErrorKind::Unavailable,
             DbError::Query { .. } => ErrorKind::Internal,
         };
-        let detail = if kind == ErrorKind::Unavailable {
-            "the database is unavailable"
-        } else {
-            "internal error"
-        };
-        Self {
-            source: Some(Box::new(err)),
-            ..Self::new(kind, detail)
-        }
+        let detail = if kind == ErrorKind::Unavailable { "the database is unavailable" } else { "internal error" };
+        Self { source: Some(Box::new(err)), ..Self::new(kind, detail) }
     }
 }

@@ -19,9 +19,4 @@ pub mod telemetry;
 pub const GIT_REVISION: &str = env!("AGORA_GIT_REVISION");
 
 /// `agora --version --verbose` text: version and revision.
-pub const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (revision ",
-    env!("AGORA_GIT_REVISION"),
-    ")"
-);
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("AGORA_GIT_REVISION"), ")");

@@ -42,10 +42,7 @@ pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartErr
     tracing::info!(dir = %root.display(), "no database.url configured: using the private PostgreSQL cluster");
     let cluster = PrivateCluster::start(&root, &ClusterOptions::default())?;
     db::create_database_if_missing(&cluster.url("postgres"), PRIVATE_DATABASE).await?;
-    Ok(DatabaseTarget {
-        url: cluster.url(PRIVATE_DATABASE),
-        cluster: Some(cluster),
-    })
+    Ok(DatabaseTarget { url: cluster.url(PRIVATE_DATABASE), cluster: Some(cluster) })
 }
 
 /// `agora serve`.
@@ -56,13 +53,7 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
         source,
     })?;
     let target = database_target(&loaded).await?;
-    let listen: Vec<String> = loaded
-        .config
-        .server
-        .listen
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let listen: Vec<String> = loaded.config.server.listen.iter().map(ToString::to_string).collect();
     let metrics_listen = loaded.config.metrics.listen.clone();
     let grace = loaded.config.server.shutdown_grace_seconds;
     let mut app = App::build(loaded.config, &target.url, state_dir).await?;
@@ -73,10 +64,7 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
         "agora is serving"
     );
     notify_systemd(&[sd_notify::NotifyState::Ready]);
-    let watchdog = tokio::spawn(feed_watchdog(
-        app.state().db.clone(),
-        app.state().config.database.health_timeout_ms,
-    ));
+    let watchdog = tokio::spawn(feed_watchdog(app.state().db.clone(), app.state().config.database.health_timeout_ms));
 
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
@@ -99,9 +87,7 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
 pub async fn migrate(loaded: Loaded, dry_run: bool) -> Result<(), RunError> {
     let target = database_target(&loaded).await?;
     if dry_run {
-        let pending = migrations::pending(&target.url)
-            .await
-            .map_err(StartError::from)?;
+        let pending = migrations::pending(&target.url).await.map_err(StartError::from)?;
         if pending.is_empty() {
             println!("no pending migrations");
         }
@@ -109,9 +95,7 @@ pub async fn migrate(loaded: Loaded, dry_run: bool) -> Result<(), RunError> {
             println!("would apply {name}");
         }
     } else {
-        let applied = migrations::run_pending(&target.url)
-            .await
-            .map_err(StartError::from)?;
+        let applied = migrations::run_pending(&target.url).await.map_err(StartError::from)?;
         if applied.is_empty() {
             println!("no pending migrations");
         }
@@ -130,10 +114,7 @@ async fn feed_watchdog(db: db::Database, health_timeout_ms: u64) {
         return;
     };
     let period = interval / 2;
-    tracing::info!(
-        interval_ms = interval.as_millis(),
-        "systemd watchdog enabled"
-    );
+    tracing::info!(interval_ms = interval.as_millis(), "systemd watchdog enabled");
     let timeout = Duration::from_millis(health_timeout_ms).min(period);
     loop {
         match db.ping(timeout).await {

@@ -3,10 +3,7 @@
 //! Names follow the Prometheus conventions (base units, `_total`, `_seconds`, `_bytes`); the HTTP
 //! server metrics follow the OpenTelemetry HTTP semantic conventions mapped to Prometheus.
 
-use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
-};
+use prometheus::{Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// HTTP server request duration, by method, matched route template and status code.
 pub const HTTP_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
@@ -49,12 +46,8 @@ pub const ALL: &[&str] = &[
 /// new series.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-const HTTP_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-const DB_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+const DB_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// The metrics of one running app, registered in its own registry.
 #[derive(Clone)]
@@ -88,55 +81,32 @@ impl Metrics {
         let http_request_duration = HistogramVec::new(
             HistogramOpts::new(HTTP_REQUEST_DURATION, "Duration of HTTP server requests.")
                 .buckets(HTTP_BUCKETS.to_vec()),
-            &[
-                "http_request_method",
-                "http_route",
-                "http_response_status_code",
-            ],
+            &["http_request_method", "http_route", "http_response_status_code"],
         )?;
         let http_active_requests = IntGaugeVec::new(
-            Opts::new(
-                HTTP_ACTIVE_REQUESTS,
-                "Number of active HTTP server requests.",
-            ),
+            Opts::new(HTTP_ACTIVE_REQUESTS, "Number of active HTTP server requests."),
             &["http_request_method"],
         )?;
-        let pool_gauge =
-            |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["role"]);
-        let db_pool_connections = pool_gauge(
-            DB_POOL_CONNECTIONS,
-            "Connections open in the database pool.",
-        )?;
+        let pool_gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["role"]);
+        let db_pool_connections = pool_gauge(DB_POOL_CONNECTIONS, "Connections open in the database pool.")?;
         let db_pool_idle = pool_gauge(DB_POOL_IDLE, "Idle connections in the database pool.")?;
         let db_pool_max = pool_gauge(DB_POOL_MAX, "Maximum size of the database pool.")?;
-        let db_pool_waiting =
-            pool_gauge(DB_POOL_WAITING, "Tasks waiting for a database connection.")?;
+        let db_pool_waiting = pool_gauge(DB_POOL_WAITING, "Tasks waiting for a database connection.")?;
         let db_query_duration = HistogramVec::new(
-            HistogramOpts::new(
-                DB_QUERY_DURATION,
-                "Duration of database queries by query name.",
-            )
-            .buckets(DB_BUCKETS.to_vec()),
+            HistogramOpts::new(DB_QUERY_DURATION, "Duration of database queries by query name.")
+                .buckets(DB_BUCKETS.to_vec()),
             &["query", "role"],
         )?;
         let db_query_errors = IntCounterVec::new(
             Opts::new(DB_QUERY_ERRORS, "Failed database queries by query name."),
             &["query", "role"],
         )?;
-        let db_up = GaugeVec::new(
-            Opts::new(
-                DB_UP,
-                "Whether the database answered the last readiness check.",
-            ),
-            &["role"],
-        )?;
+        let db_up =
+            GaugeVec::new(Opts::new(DB_UP, "Whether the database answered the last readiness check."), &["role"])?;
         let build_info = Gauge::with_opts(
-            Opts::new(
-                BUILD_INFO,
-                "Version and git revision of the running Agora binary.",
-            )
-            .const_label("version", env!("CARGO_PKG_VERSION"))
-            .const_label("revision", crate::GIT_REVISION),
+            Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
+                .const_label("version", env!("CARGO_PKG_VERSION"))
+                .const_label("revision", crate::GIT_REVISION),
         )?;
         build_info.set(1.0);
 
@@ -150,9 +120,7 @@ impl Metrics {
         registry.register(Box::new(db_query_errors.clone()))?;
         registry.register(Box::new(db_up.clone()))?;
         registry.register(Box::new(build_info))?;
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
         Ok(Self {
             registry,

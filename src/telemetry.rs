@@ -91,18 +91,14 @@ pub fn init(log: &LogConfig, tracing_config: &TracingConfig) -> Result<Telemetry
             .with_target("opentelemetry_sdk", LevelFilter::OFF)
             .with_target("opentelemetry_otlp", LevelFilter::OFF)
             .with_target("opentelemetry_http", LevelFilter::OFF);
-        let layer = tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_filter(targets)
-            .boxed();
+        let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(targets).boxed();
         (Some(layer), Some(provider))
     } else {
         (None, None)
     };
 
     let subscriber = Registry::default().with(log_layer).with(otel_layer);
-    tracing::subscriber::set_global_default(subscriber)
-        .map_err(|err| TelemetryError::Subscriber(err.to_string()))?;
+    tracing::subscriber::set_global_default(subscriber).map_err(|err| TelemetryError::Subscriber(err.to_string()))?;
     Ok(Telemetry { provider })
 }
 
@@ -125,16 +121,11 @@ fn tracer_provider(config: &TracingConfig) -> Result<SdkTracerProvider, Telemetr
         .map_err(|err| TelemetryError::Exporter(err.to_string()))?;
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(config.service_name.clone())
-        .with_attribute(opentelemetry::KeyValue::new(
-            "service.version",
-            env!("CARGO_PKG_VERSION"),
-        ))
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            config.sample_ratio,
-        ))))
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio))))
         .with_resource(resource)
         .build())
 }
@@ -148,20 +139,10 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         let mut line = serde_json::Map::new();
-        line.insert(
-            "timestamp".into(),
-            chrono::Utc::now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                .into(),
-        );
+        line.insert("timestamp".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
         line.insert("level".into(), meta.level().as_str().into());
         line.insert("target".into(), meta.target().into());
         if let Some(scope) = ctx.event_scope() {
@@ -190,8 +171,7 @@ struct JsonVisitor<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
 
 impl tracing::field::Visit for JsonVisitor<'_> {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.0.insert(field.name().into(), format!("{value:?}").into());
     }
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         self.0.insert(field.name().into(), value.into());
@@ -208,11 +188,7 @@ impl tracing::field::Visit for JsonVisitor<'_> {
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
         self.0.insert(field.name().into(), value.into());
     }
-    fn record_error(
-        &mut self,
-        field: &tracing::field::Field,
-        value: &(dyn std::error::Error + 'static),
-    ) {
+    fn record_error(&mut self, field: &tracing::field::Field, value: &(dyn std::error::Error + 'static)) {
         self.0.insert(field.name().into(), value.to_string().into());
     }
 }

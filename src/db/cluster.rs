@@ -83,10 +83,7 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self {
-            throwaway: false,
-            max_connections: 100,
-        }
+        Self { throwaway: false, max_connections: 100 }
     }
 }
 
@@ -115,9 +112,7 @@ impl PrivateCluster {
         let bindir = find_bindir().ok_or(ClusterError::BinariesNotFound)?;
         let run_as = unprivileged_user()?;
         fs::create_dir_all(root).map_err(io(format!("creating {}", root.display())))?;
-        let root = root
-            .canonicalize()
-            .map_err(io(format!("resolving {}", root.display())))?;
+        let root = root.canonicalize().map_err(io(format!("resolving {}", root.display())))?;
         let data_dir = root.join("data");
         let socket_dir = root.join("run");
         let log_file = root.join("postgres.log");
@@ -168,20 +163,10 @@ impl PrivateCluster {
             .arg("-k")
             .arg(&socket_dir)
             .args(["-c", "listen_addresses="])
-            .args([
-                "-c",
-                &format!("max_connections={}", options.max_connections),
-            ])
+            .args(["-c", &format!("max_connections={}", options.max_connections)])
             .args(["-c", "unix_socket_permissions=0700"]);
         if options.throwaway {
-            postgres.args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ]);
+            postgres.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
         }
         postgres.stdin(Stdio::null()).stdout(log).stderr(log_err);
         prepare(&mut postgres, run_as);
@@ -189,13 +174,7 @@ impl PrivateCluster {
             command: format!("{}", bindir.join("postgres").display()),
             detail: err.to_string(),
         })?;
-        let mut cluster = Self {
-            root,
-            data_dir,
-            socket_dir,
-            log_file,
-            child: Some(child),
-        };
+        let mut cluster = Self { root, data_dir, socket_dir, log_file, child: Some(child) };
         cluster.wait_ready(Duration::from_secs(60))?;
         tracing::info!(socket_dir = %cluster.socket_dir.display(), "private PostgreSQL cluster is ready");
         Ok(cluster)
@@ -203,10 +182,7 @@ impl PrivateCluster {
 
     /// A URL for `database` on this cluster, over its Unix socket.
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://{SUPERUSER}@localhost/{database}?host={}",
-            self.socket_dir.display()
-        )
+        format!("postgres://{SUPERUSER}@localhost/{database}?host={}", self.socket_dir.display())
     }
 
     /// The directory holding the data directory, the socket directory and the server log.
@@ -232,13 +208,9 @@ impl PrivateCluster {
                     tracing::info!("private PostgreSQL cluster stopped");
                     return Ok(());
                 }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 Ok(None) => {
-                    tracing::warn!(
-                        "private PostgreSQL did not stop within 30 s; sending an immediate shutdown"
-                    );
+                    tracing::warn!("private PostgreSQL did not stop within 30 s; sending an immediate shutdown");
                     signal(child.id(), libc::SIGQUIT);
                     return child.wait().map(drop).map_err(io("waiting for postgres"));
                 }
@@ -253,11 +225,7 @@ impl PrivateCluster {
         loop {
             // Line 8 of postmaster.pid is the server status; "ready" means it accepts connections.
             let ready = fs::read_to_string(&pid_file)
-                .map(|text| {
-                    text.lines()
-                        .nth(7)
-                        .is_some_and(|status| status.trim() == "ready")
-                })
+                .map(|text| text.lines().nth(7).is_some_and(|status| status.trim() == "ready"))
                 .unwrap_or(false);
             if ready {
                 return Ok(());
@@ -268,9 +236,7 @@ impl PrivateCluster {
                 Some(Err(err)) => return Err(io("waiting for postgres")(err)),
             };
             if exited || Instant::now() >= deadline {
-                self.child
-                    .take()
-                    .map(|mut child| child.kill().and_then(|()| child.wait()));
+                self.child.take().map(|mut child| child.kill().and_then(|()| child.wait()));
                 return Err(ClusterError::StartTimeout {
                     seconds: timeout.as_secs(),
                     log: self.log_file.display().to_string(),
@@ -330,9 +296,7 @@ fn unprivileged_user() -> Result<Option<RunAs>, ClusterError> {
     if effective_uid() != 0 {
         return Ok(None);
     }
-    lookup_user("postgres")
-        .map(Some)
-        .ok_or(ClusterError::NoUnprivilegedUser)
+    lookup_user("postgres").map(Some).ok_or(ClusterError::NoUnprivilegedUser)
 }
 
 fn effective_uid() -> u32 {
@@ -362,8 +326,7 @@ fn lookup_user(name: &str) -> Option<RunAs> {
 fn check_traversable(dir: &Path, user: RunAs) -> Result<(), ClusterError> {
     use std::os::unix::fs::MetadataExt;
     for ancestor in dir.ancestors().skip(1) {
-        let meta =
-            fs::metadata(ancestor).map_err(io(format!("inspecting {}", ancestor.display())))?;
+        let meta = fs::metadata(ancestor).map_err(io(format!("inspecting {}", ancestor.display())))?;
         let mode = meta.mode();
         let can_enter = if meta.uid() == user.uid {
             mode & 0o100 != 0
@@ -387,8 +350,7 @@ fn check_traversable(dir: &Path, user: RunAs) -> Result<(), ClusterError> {
 }
 
 fn chown_tree(dir: &Path, user: RunAs) -> Result<(), ClusterError> {
-    std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid))
-        .map_err(io(format!("chown {}", dir.display())))?;
+    std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid)).map_err(io(format!("chown {}", dir.display())))?;
     let meta = fs::symlink_metadata(dir).map_err(io(format!("inspecting {}", dir.display())))?;
     if meta.is_dir() {
         for entry in fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))? {
@@ -429,19 +391,12 @@ fn prepare(command: &mut Command, run_as: Option<RunAs>) {
     }
 }
 
-fn run_to_completion(
-    mut command: Command,
-    run_as: Option<RunAs>,
-    name: &str,
-) -> Result<(), ClusterError> {
+fn run_to_completion(mut command: Command, run_as: Option<RunAs>, name: &str) -> Result<(), ClusterError> {
     prepare(&mut command, run_as);
     let output = command
         .stdin(Stdio::null())
         .output()
-        .map_err(|err| ClusterError::Command {
-            command: name.to_owned(),
-            detail: err.to_string(),
-        })?;
+        .map_err(|err| ClusterError::Command { command: name.to_owned(), detail: err.to_string() })?;
     if output.status.success() {
         return Ok(());
     }
@@ -449,10 +404,7 @@ fn run_to_completion(
     if detail.trim().is_empty() {
         detail = String::from_utf8_lossy(&output.stdout).into_owned();
     }
-    Err(ClusterError::Command {
-        command: name.to_owned(),
-        detail: detail.trim().to_owned(),
-    })
+    Err(ClusterError::Command { command: name.to_owned(), detail: detail.trim().to_owned() })
 }
 
 fn signal(pid: u32, signal: libc::c_int) {

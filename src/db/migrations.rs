@@ -20,9 +20,7 @@ type SyncConn = AsyncConnectionWrapper<AsyncPgConnection>;
 /// Applies every pending migration and returns the versions applied.
 pub async fn run_pending(url: &str) -> Result<Vec<String>, MigrationError> {
     with_sync_connection(url, |conn| {
-        let applied = conn
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(|err| MigrationError(err.to_string()))?;
+        let applied = conn.run_pending_migrations(MIGRATIONS).map_err(|err| MigrationError(err.to_string()))?;
         Ok(applied.iter().map(ToString::to_string).collect())
     })
     .await
@@ -31,9 +29,7 @@ pub async fn run_pending(url: &str) -> Result<Vec<String>, MigrationError> {
 /// The versions not applied yet, without applying them.
 pub async fn pending(url: &str) -> Result<Vec<String>, MigrationError> {
     with_sync_connection(url, |conn| {
-        let pending = conn
-            .pending_migrations(MIGRATIONS)
-            .map_err(|err| MigrationError(err.to_string()))?;
+        let pending = conn.pending_migrations(MIGRATIONS).map_err(|err| MigrationError(err.to_string()))?;
         Ok(pending.iter().map(|m| m.name().to_string()).collect())
     })
     .await
@@ -42,9 +38,7 @@ pub async fn pending(url: &str) -> Result<Vec<String>, MigrationError> {
 /// Reverts every applied migration, newest first (used to prove migrations reversible).
 pub async fn revert_all(url: &str) -> Result<usize, MigrationError> {
     with_sync_connection(url, |conn| {
-        let reverted = conn
-            .revert_all_migrations(MIGRATIONS)
-            .map_err(|err| MigrationError(err.to_string()))?;
+        let reverted = conn.revert_all_migrations(MIGRATIONS).map_err(|err| MigrationError(err.to_string()))?;
         Ok(reverted.len())
     })
     .await
@@ -63,8 +57,7 @@ async fn with_sync_connection<T: Send + 'static>(
 ) -> Result<T, MigrationError> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut conn = <SyncConn as Connection>::establish(&url)
-            .map_err(|err| MigrationError(err.to_string()))?;
+        let mut conn = <SyncConn as Connection>::establish(&url).map_err(|err| MigrationError(err.to_string()))?;
         work(&mut conn)
     })
     .await

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use diesel_async::AsyncPgConnection;
 use diesel_async::RunQueryDsl;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::AsyncConnection;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use tracing::Instrument;
 
@@ -89,7 +90,20 @@ pub struct PoolSettings {
 impl Database {
     /// Builds a pool for `url`; connections are opened lazily.
     pub fn new(url: &str, settings: &PoolSettings, metrics: Metrics) -> Result<Self, DbError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        // Each connection's driver task lives on the runtime that opened it. actix-web runs a
+        // runtime per worker thread and stops idle workers first at shutdown, which would cut
+        // pooled connections still used by busy workers; so open them on the main runtime.
+        let runtime = tokio::runtime::Handle::current();
+        let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+        manager_config.custom_setup = Box::new(move |url| {
+            let url = url.to_owned();
+            let runtime = runtime.clone();
+            Box::pin(async move {
+                let task = runtime.spawn(async move { AsyncPgConnection::establish(&url).await });
+                task.await.map_err(|err| diesel::ConnectionError::BadConnection(err.to_string()))?
+            })
+        });
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
         let pool = Pool::builder(manager)
             .max_size(settings.max_size)
             .wait_timeout(Some(settings.wait_timeout))
@@ -103,20 +117,12 @@ impl Database {
             .db_pool_max
             .with_label_values(&[role.as_str()])
             .set(i64::try_from(settings.max_size).unwrap_or(i64::MAX));
-        Ok(Self {
-            pool,
-            role,
-            metrics,
-            wait_timeout: settings.wait_timeout,
-        })
+        Ok(Self { pool, role, metrics, wait_timeout: settings.wait_timeout })
     }
 
     /// Takes a connection from the pool.
     pub async fn conn(&self) -> Result<DbConn, DbError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|err| DbError::Unavailable(err.to_string()))
+        self.pool.get().await.map_err(|err| DbError::Unavailable(err.to_string()))
     }
 
     /// Runs `query` (a future over a connection of this pool) as the named query: a `db.query`
@@ -138,20 +144,13 @@ impl Database {
         let started = Instant::now();
         let result = query.instrument(span.clone()).await;
         let labels = [name, self.role.as_str()];
-        self.metrics
-            .db_query_duration
-            .with_label_values(&labels)
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.db_query_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+        // Touch the error counter so every query's error series exists (at 0) for rate().
+        let errors = self.metrics.db_query_errors.with_label_values(&labels);
         result.map_err(|source| {
-            self.metrics
-                .db_query_errors
-                .with_label_values(&labels)
-                .inc();
+            errors.inc();
             span.record("otel.status_code", "error");
-            DbError::Query {
-                query: name,
-                source,
-            }
+            DbError::Query { query: name, source }
         })
     }
 
@@ -159,23 +158,13 @@ impl Database {
     pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
         let attempt = async {
             let mut conn = self.conn().await?;
-            self.observe(
-                "health.ping",
-                diesel::sql_query("SELECT 1").execute(&mut conn),
-            )
-            .await
-            .map(drop)
+            self.observe("health.ping", diesel::sql_query("SELECT 1").execute(&mut conn)).await.map(drop)
         };
         let result = match tokio::time::timeout(timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(DbError::Timeout {
-                query: "health.ping",
-            }),
+            Err(_) => Err(DbError::Timeout { query: "health.ping" }),
         };
-        self.metrics
-            .db_up
-            .with_label_values(&[self.role.as_str()])
-            .set(if result.is_ok() { 1.0 } else { 0.0 });
+        self.metrics.db_up.with_label_values(&[self.role.as_str()]).set(if result.is_ok() { 1.0 } else { 0.0 });
         result
     }
 
@@ -184,18 +173,9 @@ impl Database {
         let status = self.pool.status();
         let role = [self.role.as_str()];
         let to_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        self.metrics
-            .db_pool_connections
-            .with_label_values(&role)
-            .set(to_i64(status.size));
-        self.metrics
-            .db_pool_idle
-            .with_label_values(&role)
-            .set(to_i64(status.available));
-        self.metrics
-            .db_pool_waiting
-            .with_label_values(&role)
-            .set(to_i64(status.waiting));
+        self.metrics.db_pool_connections.with_label_values(&role).set(to_i64(status.size));
+        self.metrics.db_pool_idle.with_label_values(&role).set(to_i64(status.available));
+        self.metrics.db_pool_waiting.with_label_values(&role).set(to_i64(status.waiting));
     }
 
     /// How long callers wait for a connection before giving up.
@@ -206,33 +186,24 @@ impl Database {
 
 /// Creates `database` on the server at `admin_url` when it does not exist yet.
 pub async fn create_database_if_missing(admin_url: &str, database: &str) -> Result<(), DbError> {
-    use diesel_async::AsyncConnection;
-    let mut conn = AsyncPgConnection::establish(admin_url)
-        .await
-        .map_err(|err| DbError::Unavailable(err.to_string()))?;
+    let mut conn =
+        AsyncPgConnection::establish(admin_url).await.map_err(|err| DbError::Unavailable(err.to_string()))?;
     #[derive(diesel::QueryableByName)]
     struct Exists {
         #[diesel(sql_type = diesel::sql_types::Bool)]
         exists: bool,
     }
-    let found: Exists =
-        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-            .bind::<diesel::sql_types::Text, _>(database)
-            .get_result(&mut conn)
-            .await
-            .map_err(|source| DbError::Query {
-                query: "admin.database_exists",
-                source,
-            })?;
+    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<diesel::sql_types::Text, _>(database)
+        .get_result(&mut conn)
+        .await
+        .map_err(|source| DbError::Query { query: "admin.database_exists", source })?;
     if !found.exists {
         let quoted = database.replace('"', "\"\"");
         diesel::sql_query(format!("CREATE DATABASE \"{quoted}\""))
             .execute(&mut conn)
             .await
-            .map_err(|source| DbError::Query {
-                query: "admin.create_database",
-                source,
-            })?;
+            .map_err(|source| DbError::Query { query: "admin.create_database", source })?;
         tracing::info!(database, "created database");
     }
     Ok(())

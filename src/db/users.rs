@@ -25,10 +25,7 @@ pub struct UserRow {
 }
 
 /// The user with this username, ignoring case.
-pub async fn by_username(
-    conn: &mut AsyncPgConnection,
-    username: &Username,
-) -> QueryResult<Option<UserRow>> {
+pub async fn by_username(conn: &mut AsyncPgConnection, username: &Username) -> QueryResult<Option<UserRow>> {
     users::table
         .filter(lower(users::username).eq(lower(username.as_str())))
         .select(UserRow::as_select())

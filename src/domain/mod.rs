@@ -29,9 +29,7 @@ impl Username {
         if (3..=20).contains(&text.len()) && valid_chars {
             Ok(Self(text.to_owned()))
         } else {
-            Err(ParseError(
-                "a username is 3 to 20 letters, digits or underscores".into(),
-            ))
+            Err(ParseError("a username is 3 to 20 letters, digits or underscores".into()))
         }
     }
 
@@ -56,15 +54,7 @@ mod tests {
         for good in ["bob", "Alice_99", "a_b", "abcdefghijklmnopqrst"] {
             assert!(Username::parse(good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "ab",
-            "abcdefghijklmnopqrstu",
-            "bob!",
-            "bø",
-            "a b",
-            "<script>",
-        ] {
+        for bad in ["", "ab", "abcdefghijklmnopqrstu", "bob!", "bø", "a b", "<script>"] {
             assert!(Username::parse(bad).is_err(), "{bad}");
         }
     }

@@ -8,21 +8,13 @@ use crate::error::AppError;
 use crate::service;
 
 /// `GET /api/v1/posts/{id}`
-
-pub async fn get_post(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_post(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let post = service::posts::get(&state, PostId(id.into_inner())).await?;
     Ok(HttpResponse::Ok().json(post))
 }
 
 /// `GET /api/v1/users/{username}`
-
-pub async fn get_user(
-    state: web::Data<AppState>,
-    username: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_user(state: web::Data<AppState>, username: web::Path<String>) -> Result<HttpResponse, AppError> {
     // A name that cannot be a username cannot name a user: that is a 404, not a 422.
     let username = Username::parse(&username).map_err(|_| AppError::not_found("user"))?;
     let user = service::users::profile(&state, &username).await?;

@@ -70,15 +70,11 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.metrics.clone());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|state| state.metrics.clone());
     let request_id = RequestId::from_headers(req.headers());
     req.extensions_mut().insert(request_id.clone());
     let method = method_label(req.method());
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let route = req.match_pattern().unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
 
     let span = tracing::info_span!(
         "http_request",
@@ -129,10 +125,7 @@ pub async fn observe(
     }
 
     let status = response.status();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let route = response.request().match_pattern().unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let elapsed = started.elapsed();
     if let Some(metrics) = &metrics {
         metrics
@@ -140,7 +133,7 @@ pub async fn observe(
             .with_label_values(&[method, route.as_str(), status.as_str()])
             .observe(elapsed.as_secs_f64());
     }
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         span.record("otel.status_code", "error");
     }
@@ -173,10 +166,7 @@ impl Drop for ActiveRequest {
 
 /// Gives every 4xx/5xx response a problem+json body carrying the request id: the [`Problem`]
 /// an [`crate::error::AppError`] left in the response, or one made from the bare status.
-fn with_problem_body(
-    response: ServiceResponse<BoxBody>,
-    request_id: &RequestId,
-) -> ServiceResponse<BoxBody> {
+fn with_problem_body(response: ServiceResponse<BoxBody>, request_id: &RequestId) -> ServiceResponse<BoxBody> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -198,8 +188,7 @@ fn with_problem_body(
     problem.request_id = Some(request_id.0.clone());
     let body = problem.to_body();
     response.map_body(move |head, _old_body| {
-        head.headers
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         BoxBody::new(body)
     })
 }

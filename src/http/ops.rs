@@ -7,13 +7,11 @@ use crate::app::AppState;
 use crate::error::AppError;
 
 /// `GET /health/live`: 200 while the process serves at all.
-
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// `GET /health/ready`: 200 when every dependency answers, else 503 naming the failing check.
-
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let report = crate::service::health::readiness(&state).await;
     let body = json!({
@@ -24,19 +22,12 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             "disk": report.disk.as_str(),
         },
     });
-    if report.ready() {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    if report.ready() { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
-
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     state.db.export_pool_metrics();
     let text = state.metrics.render().map_err(AppError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text))
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }

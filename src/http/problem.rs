@@ -51,28 +51,14 @@ impl Problem {
     pub fn from_status(status: StatusCode, method: &str, path: &str) -> Self {
         let (code, detail) = match status {
             StatusCode::NOT_FOUND => ("not_found", format!("no resource at {path}")),
-            StatusCode::METHOD_NOT_ALLOWED => (
-                "method_not_allowed",
-                format!("{path} does not accept {method}"),
-            ),
-            StatusCode::PAYLOAD_TOO_LARGE => (
-                "payload_too_large",
-                "the request body is too large".to_owned(),
-            ),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-                "unsupported_media_type",
-                "unsupported content type".to_owned(),
-            ),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", format!("{path} does not accept {method}")),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type".to_owned()),
             StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required".to_owned()),
             StatusCode::FORBIDDEN => ("forbidden", "not allowed".to_owned()),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                ("service_unavailable", "temporarily unavailable".to_owned())
-            }
+            StatusCode::SERVICE_UNAVAILABLE => ("service_unavailable", "temporarily unavailable".to_owned()),
             s if s.is_server_error() => ("internal_error", "internal error".to_owned()),
-            _ => (
-                "bad_request",
-                "the request could not be processed".to_owned(),
-            ),
+            _ => ("bad_request", "the request could not be processed".to_owned()),
         };
         Self::new(status, code, detail)
     }
@@ -80,10 +66,7 @@ impl Problem {
     /// Serializes the problem into a response body.
     pub fn to_body(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| {
-            format!(
-                "{{\"status\":{},\"code\":\"{}\",\"title\":\"Error\"}}",
-                self.status, self.code
-            )
+            format!("{{\"status\":{},\"code\":\"{}\",\"title\":\"Error\"}}", self.status, self.code)
         })
     }
 }
@@ -143,25 +126,15 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 pub fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     use error::JsonPayloadError as E;
     let app_error = match &err {
-        E::ContentType => AppError::new(
-            ErrorKind::UnsupportedMediaType,
-            "the body must be application/json",
-        ),
-        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => AppError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("the body is larger than {limit} bytes"),
-        ),
-        E::Deserialize(json) if json.is_data() => AppError::validation(vec![FieldError {
-            field: "body".into(),
-            message: json.to_string(),
-        }]),
-        E::Deserialize(json) => {
-            AppError::new(ErrorKind::BadRequest, format!("malformed JSON: {json}"))
+        E::ContentType => AppError::new(ErrorKind::UnsupportedMediaType, "the body must be application/json"),
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
+            AppError::new(ErrorKind::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
         }
-        other => AppError::new(
-            ErrorKind::BadRequest,
-            format!("cannot read the body: {other}"),
-        ),
+        E::Deserialize(json) if json.is_data() => {
+            AppError::validation(vec![FieldError { field: "body".into(), message: json.to_string() }])
+        }
+        E::Deserialize(json) => AppError::new(ErrorKind::BadRequest, format!("malformed JSON: {json}")),
+        other => AppError::new(ErrorKind::BadRequest, format!("cannot read the body: {other}")),
     };
     app_error.into()
 }
@@ -177,9 +150,5 @@ pub fn path_error(err: error::PathError, _req: &HttpRequest) -> actix_web::Error
 
 /// Query strings that do not parse are a 422 naming the problem.
 pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    AppError::validation(vec![FieldError {
-        field: "query".into(),
-        message: err.to_string(),
-    }])
-    .into()
+    AppError::validation(vec![FieldError { field: "query".into(), message: err.to_string() }]).into()
 }

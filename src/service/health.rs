@@ -56,10 +56,7 @@ pub async fn readiness(state: &AppState) -> Readiness {
             false
         }
     };
-    Readiness {
-        database_up,
-        disk: disk_state(&state.state_dir),
-    }
+    Readiness { database_up, disk: disk_state(&state.state_dir) }
 }
 
 fn disk_state(dir: &Path) -> DiskState {

@@ -78,13 +78,9 @@ impl Post {
 }
 
 /// One post as an anonymous reader sees it.
-#[tracing::instrument(skip_all, fields(post_id = id.0))]
+#[tracing::instrument(name = "service.posts.get", skip_all, fields(post_id = id.0))]
 pub async fn get(state: &AppState, id: PostId) -> Result<Post, AppError> {
     let mut conn = state.db.conn().await?;
-    let view = state
-        .db
-        .observe("posts.view_by_id", db::posts::view_by_id(&mut conn, id))
-        .await?;
-    view.map(|v| Post::from_view(v, 0))
-        .ok_or_else(|| AppError::not_found("post"))
+    let view = state.db.observe("posts.view_by_id", db::posts::view_by_id(&mut conn, id)).await?;
+    view.map(|v| Post::from_view(v, 0)).ok_or_else(|| AppError::not_found("post"))
 }

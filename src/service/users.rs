@@ -24,16 +24,10 @@ pub struct PublicUser {
 }
 
 /// A user's public profile.
-#[tracing::instrument(skip_all, fields(username = %username))]
+#[tracing::instrument(name = "service.users.profile", skip_all, fields(username = %username))]
 pub async fn profile(state: &AppState, username: &Username) -> Result<PublicUser, AppError> {
     let mut conn = state.db.conn().await?;
-    let row = state
-        .db
-        .observe(
-            "users.by_username",
-            db::users::by_username(&mut conn, username),
-        )
-        .await?;
+    let row = state.db.observe("users.by_username", db::users::by_username(&mut conn, username)).await?;
     let row = row.ok_or_else(|| AppError::not_found("user"))?;
     Ok(PublicUser {
         id: row.id,

@@ -1,0 +1,88 @@
+//! Bad input gets a 4xx problem+json, never a 500.
+
+use crate::harness::{TestApp, spawn_app};
+
+async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["code"], code);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(), "{body}");
+    assert_eq!(body["request_id"], request_id.as_str());
+    body
+}
+
+async fn seed_post(app: &TestApp) {
+    app.db
+        .execute(
+            "INSERT INTO users (username, email, password_hash) VALUES ('alice', 'alice@example.com', 'x');
+             INSERT INTO communities (name, title, creator_id) VALUES ('rust', 'Rust', 1);
+             INSERT INTO posts (community_id, author_id, title, body, body_html)
+                  VALUES (1, 1, 'Hello', 'Some *text*', '<p>Some <em>text</em></p>');",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_404_problem() {
+    let app = spawn_app().await;
+    assert_problem(app.get("/no/such/page").await, 404, "not_found").await;
+    assert_problem(app.get("/api/v1/nothing-here").await, 404, "not_found").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_405_problem() {
+    let app = spawn_app().await;
+    let response = app.client.delete(format!("{}/health/live", app.base)).send().await.unwrap();
+    assert_problem(response, 405, "method_not_allowed").await;
+    let response = app.client.post(format!("{}/api/v1/posts/1", app.base)).send().await.unwrap();
+    assert_problem(response, 405, "method_not_allowed").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn non_numeric_and_out_of_range_ids_are_400_problems() {
+    let app = spawn_app().await;
+    for path in ["/api/v1/posts/abc", "/api/v1/posts/1.5", "/api/v1/posts/99999999999999999999999"] {
+        assert_problem(app.get(path).await, 400, "bad_request").await;
+    }
+    for path in ["/api/v1/posts/0", "/api/v1/posts/-7", "/api/v1/posts/9223372036854775807"] {
+        assert_problem(app.get(path).await, 404, "not_found").await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_post_reads_back_with_its_community_and_author() {
+    let app = spawn_app().await;
+    seed_post(&app).await;
+    let response = app.get("/api/v1/posts/1").await;
+    assert_eq!(response.status(), 200);
+    let post: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(post["id"], 1);
+    assert_eq!(post["community"], "rust");
+    assert_eq!(post["author"], "alice");
+    assert_eq!(post["title"], "Hello");
+    assert_eq!(post["body_html"], "<p>Some <em>text</em></p>");
+    assert_eq!(post["my_vote"], 0);
+    assert_eq!(post["edited_at"], serde_json::Value::Null);
+    assert!(post["created_at"].as_str().unwrap().ends_with('Z'));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn user_profiles_are_found_ignoring_case() {
+    let app = spawn_app().await;
+    seed_post(&app).await;
+    let user: serde_json::Value = app.get("/api/v1/users/ALICE").await.json().await.unwrap();
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["karma"], 0);
+    assert!(user.get("email").is_none(), "email is private");
+    assert_problem(app.get("/api/v1/users/bob").await, 404, "not_found").await;
+    assert_problem(app.get("/api/v1/users/%3Cscript%3E").await, 404, "not_found").await;
+    app.stop().await;
+}

@@ -1,0 +1,86 @@
+//! `agora check-config` refuses bad configurations, naming the file, the key and the reason.
+
+use std::process::Command;
+
+fn check_config(toml: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agora.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
+    command.arg("--config").arg(&path).arg("check-config");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code(), stderr.replace(&path.display().to_string(), "FILE"), stdout)
+}
+
+#[test]
+fn a_valid_file_passes_and_prints_the_masked_configuration() {
+    let (code, stderr, stdout) = check_config("[database]\nurl = \"postgres://agora:s3cret@db.example/agora\"\n", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("configuration OK: FILE"), "{stderr}");
+    assert!(stdout.contains("agora:****@db.example"), "{stdout}");
+    assert!(!stdout.contains("s3cret"));
+}
+
+#[test]
+fn the_reference_configuration_passes() {
+    let reference = include_str!("../../config/agora.toml");
+    let (code, stderr, _) = check_config(reference, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn an_unknown_key_is_refused_by_name() {
+    let (code, stderr, _) = check_config("[server]\nlisten_on = [\"127.0.0.1:1\"]\n", &[]);
+    assert_eq!(code, Some(78));
+    assert!(stderr.contains("FILE") && stderr.contains("listen_on"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_type_is_refused_by_name() {
+    let (code, stderr, _) = check_config("[server]\nshutdown_grace_seconds = \"soon\"\n", &[]);
+    assert_eq!(code, Some(78));
+    assert!(stderr.contains("FILE: key `server.shutdown_grace_seconds`"), "{stderr}");
+}
+
+#[test]
+fn an_unparseable_listen_address_is_refused_by_name() {
+    let (code, stderr, _) = check_config("[server]\nlisten = [\"localhost\"]\n", &[]);
+    assert_eq!(code, Some(78));
+    assert!(stderr.contains("server.listen") && stderr.contains("`localhost`"), "{stderr}");
+}
+
+#[test]
+fn a_negative_pool_size_is_refused_by_name() {
+    let (code, stderr, _) = check_config("[database]\npool_size = -4\n", &[]);
+    assert_eq!(code, Some(78));
+    assert!(stderr.contains("key `database.pool_size`"), "{stderr}");
+}
+
+#[test]
+fn environment_values_are_checked_and_named() {
+    let (code, stderr, _) = check_config("", &[("AGORA_DATABASE__POOL_SIZE", "-1")]);
+    assert_eq!(code, Some(78));
+    assert!(stderr.contains("environment AGORA_DATABASE__POOL_SIZE"), "{stderr}");
+}
+
+#[test]
+fn a_missing_explicit_file_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["--config", "/nonexistent/agora.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/agora.toml"));
+}
+
+#[test]
+fn version_names_the_release() {
+    let output = Command::new(env!("CARGO_BIN_EXE_agora")).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")));
+}

@@ -1,0 +1,81 @@
+use std::time::Duration;
+
+use agora::db::cluster::{ClusterOptions, PrivateCluster};
+
+use crate::harness::{TestDb, eventually, make_world_traversable_dir, spawn_app, spawn_app_on};
+
+#[tokio::test]
+async fn liveness_answers_ok() {
+    let app = spawn_app().await;
+    let response = app.get("/health/live").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_reports_every_check() {
+    let app = spawn_app().await;
+    let response = app.get("/health/ready").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"], "up");
+    assert_eq!(body["checks"]["disk"], "ok");
+    assert_eq!(body["checks"]["replicas"], serde_json::json!({}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_when_sent_and_made_up_otherwise() {
+    let app = spawn_app().await;
+    let echoed =
+        app.client.get(format!("{}/health/live", app.base)).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "abc-123");
+    let unusable = app
+        .client
+        .get(format!("{}/health/live", app.base))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    let generated = unusable.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36, "a UUID replaces an unusable id: {generated}");
+    app.stop().await;
+}
+
+/// The database goes away and comes back: readiness follows without restarting Agora.
+#[tokio::test]
+async fn readiness_follows_the_database_down_and_back_up() {
+    let dir = std::env::temp_dir().join(format!("agora-ready-{}", uuid::Uuid::new_v4().simple()));
+    make_world_traversable_dir(&dir);
+    let root = dir.join("pg");
+    let options = ClusterOptions { throwaway: true, max_connections: 20 };
+    // Started on this test's thread, which outlives the cluster.
+    let mut cluster = PrivateCluster::start(&root, &options).expect("start a cluster");
+    agora::db::create_database_if_missing(&cluster.url("postgres"), "agora").await.expect("create database");
+    let db = TestDb::unmanaged(cluster.url("agora"));
+    let app = spawn_app_on(db, |config| config.database.health_timeout_ms = 500).await;
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+
+    cluster.stop().expect("stop the database");
+    let body: serde_json::Value = eventually(Duration::from_secs(20), "readiness to fail", || async {
+        let response = app.get("/health/ready").await;
+        if response.status() == 503 { response.json().await.ok() } else { None }
+    })
+    .await;
+    assert_eq!(body["status"], "unready");
+    assert_eq!(body["checks"]["database"], "down");
+    assert_eq!(app.get("/health/live").await.status(), 200, "liveness does not depend on the database");
+
+    let cluster = PrivateCluster::start(&root, &options).expect("restart the database");
+    eventually(Duration::from_secs(20), "readiness to recover", || async {
+        (app.get("/health/ready").await.status() == 200).then_some(())
+    })
+    .await;
+    app.stop().await;
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real daemon against a real PostgreSQL. One binary, so the crate
+//! links once; see `harness` for how databases and apps are set up.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod config_cli;
+mod harness;
+mod health;
+mod lifecycle;
+mod metrics;
+mod migrations;
+mod tracing_export;
