@@ -69,10 +69,26 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!(grace_seconds = grace, "SIGTERM: draining in-flight requests"),
-        _ = interrupt.recv() => tracing::info!(grace_seconds = grace, "SIGINT: draining in-flight requests"),
-        () = app.stopped() => tracing::warn!("the HTTP server stopped by itself; shutting down"),
+    let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!(grace_seconds = grace, "SIGTERM: draining in-flight requests");
+                break;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!(grace_seconds = grace, "SIGINT: draining in-flight requests");
+                break;
+            }
+            _ = hangup.recv() => {
+                // SIGHUP must not kill the daemon; nothing in this version reloads live.
+                tracing::warn!("SIGHUP: this version reloads nothing live; restart Agora to apply configuration changes");
+            }
+            () = app.stopped() => {
+                tracing::warn!("the HTTP server stopped by itself; shutting down");
+                break;
+            }
+        }
     }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     watchdog.abort();

@@ -10,11 +10,11 @@ pub mod users;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use diesel_async::AsyncConnection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::RunQueryDsl;
-use diesel_async::AsyncConnection;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use tracing::Instrument;
 
 use crate::metrics::Metrics;

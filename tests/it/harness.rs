@@ -110,6 +110,13 @@ pub fn make_world_traversable_dir(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod test directory");
 }
 
+/// A temporary directory (removed on drop, even when the test fails) that the `postgres` user can enter.
+pub fn world_traversable_tempdir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("temporary directory");
+    make_world_traversable_dir(dir.path());
+    dir
+}
+
 fn spawn_reaper(dir: &Path) {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; sleep 2; rm -rf '{dir}'",

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use agora::db::cluster::{ClusterOptions, PrivateCluster};
 
-use crate::harness::{TestDb, eventually, make_world_traversable_dir, spawn_app, spawn_app_on};
+use crate::harness::{TestDb, eventually, spawn_app, spawn_app_on, world_traversable_tempdir};
 
 #[tokio::test]
 async fn liveness_answers_ok() {
@@ -49,9 +49,8 @@ async fn request_id_is_echoed_when_sent_and_made_up_otherwise() {
 /// The database goes away and comes back: readiness follows without restarting Agora.
 #[tokio::test]
 async fn readiness_follows_the_database_down_and_back_up() {
-    let dir = std::env::temp_dir().join(format!("agora-ready-{}", uuid::Uuid::new_v4().simple()));
-    make_world_traversable_dir(&dir);
-    let root = dir.join("pg");
+    let dir = world_traversable_tempdir("agora-ready-");
+    let root = dir.path().join("pg");
     let options = ClusterOptions { throwaway: true, max_connections: 20 };
     // Started on this test's thread, which outlives the cluster.
     let mut cluster = PrivateCluster::start(&root, &options).expect("start a cluster");
@@ -77,5 +76,4 @@ async fn readiness_follows_the_database_down_and_back_up() {
     .await;
     app.stop().await;
     drop(cluster);
-    let _ = std::fs::remove_dir_all(&dir);
 }

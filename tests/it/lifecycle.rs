@@ -1,9 +1,8 @@
 //! The daemon as operators run it: the private PostgreSQL cluster, clean stops, draining.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{Daemon, TestDb, make_world_traversable_dir};
+use crate::harness::{Daemon, TestDb, world_traversable_tempdir};
 
 /// Processes whose command line mentions `needle` (to find a stray postgres).
 fn processes_mentioning(needle: &str) -> Vec<String> {
@@ -24,8 +23,8 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn serve_without_database_url_runs_and_stops_a_private_cluster() {
-    let dir = std::env::temp_dir().join(format!("agora-serve-{}", uuid::Uuid::new_v4().simple()));
-    make_world_traversable_dir(&dir);
+    let dir = world_traversable_tempdir("agora-serve-");
+    let dir = dir.path();
     let state_dir = dir.join("state");
     let env = [("AGORA_PATHS__STATE_DIR", state_dir.display().to_string())];
 
@@ -47,7 +46,6 @@ async fn serve_without_database_url_runs_and_stops_a_private_cluster() {
     second.signal(libc::SIGTERM);
     assert_eq!(second.wait_exit(Duration::from_secs(60)).await, Some(0));
     assert!(processes_mentioning(&data_dir).is_empty());
-    let _ = std::fs::remove_dir_all(Path::new(&dir));
 }
 
 /// A request that is still running when SIGTERM arrives completes; then the process exits 0.
@@ -82,4 +80,48 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
     assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0), "{}", daemon.log());
     let refused = reqwest::get(format!("{}/health/live", daemon.base)).await;
     assert!(refused.is_err(), "no longer accepting connections");
+}
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): READY=1 once serving, WATCHDOG=1 at half the
+/// interval while the database answers, STOPPING=1 on SIGTERM.
+#[tokio::test]
+async fn systemd_is_told_ready_fed_the_watchdog_and_told_stopping() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let env = [
+        ("AGORA_DATABASE__URL", db.url.clone()),
+        ("NOTIFY_SOCKET", socket_path.display().to_string()),
+        ("WATCHDOG_USEC", "400000".to_owned()),
+    ];
+    let mut daemon = Daemon::serve(&env, dir.path().join("agora.log"));
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut buffer = vec![0u8; 4096];
+    while messages.iter().filter(|m: &&String| m.contains("WATCHDOG=1")).count() < 3 {
+        let received = tokio::time::timeout_at(deadline, socket.recv(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("notifications so far: {messages:?}; log:\n{}", daemon.log()))
+            .unwrap();
+        messages.push(String::from_utf8_lossy(&buffer[..received]).into_owned());
+    }
+    let ready_at = messages.iter().position(|m| m.contains("READY=1")).expect("READY=1 was sent");
+    let first_watchdog = messages.iter().position(|m| m.contains("WATCHDOG=1")).unwrap();
+    assert!(ready_at < first_watchdog, "READY=1 comes first: {messages:?}");
+    let response = reqwest::get(format!("{}/health/ready", daemon.base)).await.unwrap();
+    assert_eq!(response.status(), 200, "READY=1 means serving");
+
+    daemon.signal(libc::SIGTERM);
+    let stopping = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let n = socket.recv(&mut buffer).await.unwrap();
+            if String::from_utf8_lossy(&buffer[..n]).contains("STOPPING=1") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(stopping.is_ok(), "STOPPING=1 on SIGTERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0));
 }

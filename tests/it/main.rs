@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod config_cli;
+mod dashboards;
 mod harness;
 mod health;
 mod lifecycle;

@@ -1,0 +1,86 @@
+//! Dashboards only use metrics that exist in a real scrape, and their PromQL parses.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use crate::harness::spawn_app;
+
+/// Every `expr` of every panel of every dashboard under `dashboards/`.
+fn dashboard_exprs() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards");
+    let mut exprs = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(dashboard["uid"].as_str().is_some_and(|uid| uid.starts_with("agora-")), "{path:?} needs a fixed uid");
+        assert!(dashboard.get("__inputs").is_none(), "{path:?} must provision as is");
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let title = format!("{} / {}", path.file_name().unwrap().to_string_lossy(), panel["title"]);
+                exprs.push((title, target["expr"].as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    assert!(!exprs.is_empty());
+    exprs
+}
+
+/// Grafana's variables replaced by values Prometheus accepts.
+fn as_promql(expr: &str) -> String {
+    expr.replace("$__rate_interval", "5m").replace("$job", ".*").replace("$instance", ".*")
+}
+
+/// Identifiers that name Agora's metrics (histogram series mapped to their family).
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if ["agora_", "http_server_", "process_"].iter().any(|p| token.starts_with(p)) {
+            let family =
+                ["_bucket", "_count", "_sum"].iter().find_map(|suffix| token.strip_suffix(suffix)).unwrap_or(token);
+            names.insert(family.to_owned());
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_dashboard_metric_exists_in_a_real_scrape() {
+    let app = spawn_app().await;
+    app.get("/health/ready").await;
+    app.get("/api/v1/posts/1").await;
+    let scrape = app.scrape().await;
+    let exported: BTreeSet<&str> =
+        scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+    for (title, expr) in dashboard_exprs() {
+        for name in metric_names(&expr) {
+            assert!(exported.contains(name.as_str()), "{title} uses {name}, which /metrics does not export");
+        }
+    }
+    app.stop().await;
+}
+
+#[test]
+fn every_dashboard_query_is_valid_promql() {
+    let mut rules = String::from("groups:\n  - name: dashboard_queries\n    rules:\n");
+    for (index, (_, expr)) in dashboard_exprs().iter().enumerate() {
+        let quoted = serde_json::to_string(&as_promql(expr)).unwrap();
+        rules.push_str(&format!("      - record: agora:dashboard_query_{index}:check\n        expr: {quoted}\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-queries.yml");
+    std::fs::write(&path, rules).unwrap();
+    let output = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .expect("promtool is needed (apt-get install prometheus)");
+    assert!(
+        output.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
