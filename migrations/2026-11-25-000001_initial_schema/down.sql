@@ -1,5 +1,8 @@
 DROP TRIGGER audit_log_append_only ON audit_log;
 DROP FUNCTION audit_log_refuse_change();
+DROP TRIGGER audit_log_chain ON audit_log;
+DROP FUNCTION audit_log_chain();
+DROP FUNCTION audit_log_entry_hash(BYTEA, audit_log);
 DROP TABLE audit_log;
 DROP TABLE reports;
 DROP TABLE idempotency_keys;

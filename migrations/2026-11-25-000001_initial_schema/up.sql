@@ -246,7 +246,9 @@ CREATE TABLE reports (
 );
 CREATE INDEX reports_open_idx ON reports (community_id, id DESC) WHERE resolved_at IS NULL;
 
--- Every moderation, ban and admin action. Append-only: a trigger refuses UPDATE and DELETE.
+-- Every moderation, ban, admin and security-relevant auth action. Append-only (a trigger
+-- refuses UPDATE and DELETE) and tamper-evident: each row stores the hash of the row before it
+-- and its own hash over its content, so an altered or deleted row breaks the chain.
 CREATE TABLE audit_log (
     id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     actor_id       BIGINT REFERENCES users (id),
@@ -255,11 +257,45 @@ CREATE TABLE audit_log (
     target_user_id BIGINT REFERENCES users (id),
     post_id        BIGINT REFERENCES posts (id),
     comment_id     BIGINT REFERENCES comments (id),
+    rule_index     INTEGER CHECK (rule_index >= 0),
     reason         TEXT NOT NULL DEFAULT '',
     details        JSONB NOT NULL DEFAULT '{}'::jsonb,
-    created_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+    created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    prev_hash      BYTEA NOT NULL DEFAULT '\x'::bytea,
+    entry_hash     BYTEA NOT NULL DEFAULT '\x'::bytea
 );
 CREATE INDEX audit_log_community_idx ON audit_log (community_id, id DESC);
+
+-- The hash of one entry: SHA-256 over the previous hash and every content column.
+CREATE FUNCTION audit_log_entry_hash(prev BYTEA, entry audit_log) RETURNS BYTEA
+LANGUAGE sql STABLE AS $$
+    SELECT sha256(prev || convert_to(concat_ws(E'\x1f',
+        entry.id::text,
+        coalesce(entry.actor_id::text, '-'),
+        coalesce(entry.community_id::text, '-'),
+        entry.action,
+        coalesce(entry.target_user_id::text, '-'),
+        coalesce(entry.post_id::text, '-'),
+        coalesce(entry.comment_id::text, '-'),
+        coalesce(entry.rule_index::text, '-'),
+        entry.reason,
+        entry.details::text,
+        to_char(entry.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')), 'UTF8'))
+$$;
+
+-- Chains each new entry to the last one. The id is drawn under the lock so that id order is
+-- chain order even with concurrent writers.
+CREATE FUNCTION audit_log_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7242100);
+    NEW.id := nextval(pg_get_serial_sequence('audit_log', 'id'));
+    NEW.prev_hash := coalesce((SELECT entry_hash FROM audit_log ORDER BY id DESC LIMIT 1), '\x'::bytea);
+    NEW.entry_hash := audit_log_entry_hash(NEW.prev_hash, NEW);
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER audit_log_chain BEFORE INSERT ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_chain();
 
 CREATE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -1,6 +1,7 @@
 //! PostgreSQL access: the connection pool, embedded migrations, query observation, and one
 //! module of free functions per aggregate. Nothing here knows about HTTP.
 
+pub mod audit;
 pub mod cluster;
 pub mod migrations;
 pub mod posts;

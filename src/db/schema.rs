@@ -195,9 +195,12 @@ diesel::table! {
         target_user_id -> Nullable<BigInt>,
         post_id -> Nullable<BigInt>,
         comment_id -> Nullable<BigInt>,
+        rule_index -> Nullable<Integer>,
         reason -> Text,
         details -> Jsonb,
         created_at -> Timestamptz,
+        prev_hash -> Binary,
+        entry_hash -> Binary,
     }
 }
 

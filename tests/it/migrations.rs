@@ -91,3 +91,31 @@ async fn comment_paths_and_depths_follow_their_parents() {
     let got: Vec<(String, i32)> = rows.into_iter().map(|r| (r.path, r.depth)).collect();
     assert_eq!(got, vec![("{1}".into(), 0), ("{1,2}".into(), 1), ("{1,2,3}".into(), 2)]);
 }
+
+#[tokio::test]
+async fn the_audit_log_is_append_only_and_its_hash_chain_exposes_tampering() {
+    let db = TestDb::new().await;
+    db.execute(
+        "INSERT INTO users (username, email, password_hash) VALUES ('admin', 'a@example.com', 'x');
+         INSERT INTO audit_log (actor_id, action, reason) VALUES (1, 'user.login_failed', 'wrong password');
+         INSERT INTO audit_log (actor_id, action, reason, details) VALUES (1, 'community.ban', 'spam', '{\"days\": 3}');
+         INSERT INTO audit_log (actor_id, action) VALUES (1, 'post.remove');",
+    )
+    .await;
+    let mut conn = db.connect().await;
+    assert_eq!(agora::db::audit::first_broken_link(&mut conn).await.unwrap(), None, "a fresh chain is intact");
+
+    let update = diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, "UPDATE audit_log SET reason = 'x'").await;
+    assert!(update.is_err(), "UPDATE is refused");
+    let delete = diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, "DELETE FROM audit_log").await;
+    assert!(delete.is_err(), "DELETE is refused");
+
+    // Someone with superuser rights switches the guard off and rewrites history.
+    db.execute(
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only;
+         UPDATE audit_log SET reason = 'nothing to see' WHERE id = 2;
+         ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;",
+    )
+    .await;
+    assert_eq!(agora::db::audit::first_broken_link(&mut conn).await.unwrap(), Some(2));
+}
