@@ -14,6 +14,8 @@ use crate::config::{Config, ListenAddr};
 use crate::db::{Database, PoolSettings, migrations};
 use crate::http;
 use crate::metrics::Metrics;
+use crate::security::TokenKeys;
+use crate::service::accounts::AuthState;
 
 /// Everything a request handler, job or command needs, built once per app (no globals).
 pub struct AppState {
@@ -25,6 +27,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The resolved state directory.
     pub state_dir: PathBuf,
+    /// Token keys and the session cache.
+    pub auth: AuthState,
 }
 
 /// Why Agora could not start.
@@ -51,6 +55,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// Keys or other secrets could not be set up.
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -96,7 +103,12 @@ impl App {
             connect_timeout: Duration::from_secs(config.database.connect_timeout_seconds),
         };
         let db = Database::new(database_url, &settings, metrics.clone())?;
-        let state = web::Data::new(AppState { config: Arc::new(config), db, metrics, state_dir });
+        let keys = TokenKeys::load_or_create(&config.auth.signing_key_path(&state_dir))?;
+        let auth = AuthState::new(keys, config.auth.log_reset_links);
+        if config.auth.log_reset_links {
+            tracing::warn!("auth.log_reset_links is on: password-reset links are written to the log");
+        }
+        let state = web::Data::new(AppState { config: Arc::new(config), db, metrics, state_dir, auth });
 
         let (public_server, public_addrs) = public_server(&state, public_listeners)?;
         let public = public_server.handle();

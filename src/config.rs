@@ -33,6 +33,8 @@ pub struct Config {
     pub tracing: TracingConfig,
     /// HTTPS on the public listeners.
     pub tls: TlsConfig,
+    /// Sign-in and tokens.
+    pub auth: AuthConfig,
 }
 
 /// `[server]`
@@ -219,6 +221,29 @@ pub enum OtlpProtocol {
     /// JSON.
     #[serde(rename = "http/json")]
     HttpJson,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The Ed25519 secret (32 raw bytes) that signs access tokens; empty means
+    /// `<state_dir>/keys/access-token.ed25519`, created on first start.
+    pub signing_key_file: String,
+    /// Write password-reset links to the log at INFO, for development before email delivery
+    /// is configured. Never enable this in production.
+    pub log_reset_links: bool,
+}
+
+impl AuthConfig {
+    /// The signing key's path for a given state directory.
+    pub fn signing_key_path(&self, state_dir: &Path) -> PathBuf {
+        if self.signing_key_file.is_empty() {
+            state_dir.join("keys").join("access-token.ed25519")
+        } else {
+            PathBuf::from(&self.signing_key_file)
+        }
+    }
 }
 
 /// `[tls]`

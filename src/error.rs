@@ -10,12 +10,13 @@ use crate::db::DbError;
 /// What went wrong, as clients need to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The request could not be parsed.
-    BadRequest,
+    /// The request could not be parsed or used; the code says how (`bad_request`, `invalid_token`).
+    BadRequest(&'static str),
     /// The request parsed but some values are invalid.
     Validation,
-    /// Missing or bad credentials.
-    Unauthorized,
+    /// Missing or bad credentials; the code says which (`unauthorized`, `invalid_credentials`,
+    /// `invalid_token`).
+    Unauthorized(&'static str),
     /// A known user lacks a right.
     Forbidden,
     /// The resource does not exist.
@@ -38,9 +39,9 @@ impl ErrorKind {
     /// The stable `code` of the problem body.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest => "bad_request",
+            Self::BadRequest(code) => code,
             Self::Validation => "validation_failed",
-            Self::Unauthorized => "unauthorized",
+            Self::Unauthorized(code) => code,
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -90,6 +91,24 @@ impl AppError {
         Self::new(ErrorKind::NotFound, format!("{what} not found"))
     }
 
+    /// A 400 `bad_request`.
+    #[track_caller]
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest("bad_request"), detail)
+    }
+
+    /// A 401 `unauthorized`: no usable credentials.
+    #[track_caller]
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized("unauthorized"), detail)
+    }
+
+    /// A 422 for one invalid field.
+    #[track_caller]
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
+    }
+
     /// A validation error listing the invalid fields.
     #[track_caller]
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -125,5 +144,12 @@ impl From<DbError> for AppError {
         };
         let detail = if kind == ErrorKind::Unavailable { "the database is unavailable" } else { "internal error" };
         Self { source: Some(Box::new(err)), ..Self::new(kind, detail) }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    #[track_caller]
+    fn from(source: diesel::result::Error) -> Self {
+        AppError::from(DbError::Query { query: "transaction", source })
     }
 }

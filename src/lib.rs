@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod security;
 pub mod service;
 pub mod telemetry;
 

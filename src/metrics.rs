@@ -3,7 +3,10 @@
 //! Names follow the Prometheus conventions (base units, `_total`, `_seconds`, `_bytes`); the HTTP
 //! server metrics follow the OpenTelemetry HTTP semantic conventions mapped to Prometheus.
 
-use prometheus::{Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 /// HTTP server request duration, by method, matched route template and status code.
 pub const HTTP_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
@@ -23,6 +26,14 @@ pub const DB_QUERY_DURATION: &str = "agora_db_query_duration_seconds";
 pub const DB_QUERY_ERRORS: &str = "agora_db_query_errors_total";
 /// Whether the database answered the last readiness check (1) or not (0).
 pub const DB_UP: &str = "agora_db_up";
+/// Accounts registered.
+pub const REGISTRATIONS: &str = "agora_registrations_total";
+/// Sign-in attempts by outcome (`success`, `failure`).
+pub const LOGINS: &str = "agora_logins_total";
+/// Refresh-token exchanges by outcome (`success`, `invalid`, `reuse`).
+pub const TOKEN_REFRESHES: &str = "agora_token_refreshes_total";
+/// Login sessions neither revoked nor expired (counted at scrape time).
+pub const ACTIVE_SESSIONS: &str = "agora_active_sessions";
 /// Constant 1, labelled with the version and git revision of the running binary.
 pub const BUILD_INFO: &str = "agora_build_info";
 
@@ -39,6 +50,10 @@ pub const ALL: &[&str] = &[
     DB_QUERY_DURATION,
     DB_QUERY_ERRORS,
     DB_UP,
+    REGISTRATIONS,
+    LOGINS,
+    TOKEN_REFRESHES,
+    ACTIVE_SESSIONS,
     BUILD_INFO,
 ];
 
@@ -72,6 +87,14 @@ pub struct Metrics {
     pub db_query_errors: IntCounterVec,
     /// See [`DB_UP`].
     pub db_up: GaugeVec,
+    /// See [`REGISTRATIONS`].
+    pub registrations: IntCounter,
+    /// See [`LOGINS`].
+    pub logins: IntCounterVec,
+    /// See [`TOKEN_REFRESHES`].
+    pub token_refreshes: IntCounterVec,
+    /// See [`ACTIVE_SESSIONS`].
+    pub active_sessions: IntGauge,
 }
 
 impl Metrics {
@@ -103,6 +126,17 @@ impl Metrics {
         )?;
         let db_up =
             GaugeVec::new(Opts::new(DB_UP, "Whether the database answered the last readiness check."), &["role"])?;
+        let registrations = IntCounter::new(REGISTRATIONS, "Accounts registered.")?;
+        let logins = IntCounterVec::new(Opts::new(LOGINS, "Sign-in attempts by outcome."), &["outcome"])?;
+        let token_refreshes =
+            IntCounterVec::new(Opts::new(TOKEN_REFRESHES, "Refresh-token exchanges by outcome."), &["outcome"])?;
+        for outcome in ["success", "failure"] {
+            logins.with_label_values(&[outcome]);
+        }
+        for outcome in ["success", "invalid", "reuse"] {
+            token_refreshes.with_label_values(&[outcome]);
+        }
+        let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
                 .const_label("version", env!("CARGO_PKG_VERSION"))
@@ -119,6 +153,10 @@ impl Metrics {
         registry.register(Box::new(db_query_duration.clone()))?;
         registry.register(Box::new(db_query_errors.clone()))?;
         registry.register(Box::new(db_up.clone()))?;
+        registry.register(Box::new(registrations.clone()))?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(token_refreshes.clone()))?;
+        registry.register(Box::new(active_sessions.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -133,6 +171,10 @@ impl Metrics {
             db_query_duration,
             db_query_errors,
             db_up,
+            registrations,
+            logins,
+            token_refreshes,
+            active_sessions,
         })
     }
 

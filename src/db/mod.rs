@@ -1,6 +1,7 @@
 //! PostgreSQL access: the connection pool, embedded migrations, query observation, and one
 //! module of free functions per aggregate. Nothing here knows about HTTP.
 
+pub mod accounts;
 pub mod audit;
 pub mod cluster;
 pub mod migrations;
@@ -133,6 +134,12 @@ impl Database {
         name: &'static str,
         query: impl Future<Output = Result<T, diesel::result::Error>>,
     ) -> Result<T, DbError> {
+        self.timed(name, query).await.map_err(|source| DbError::Query { query: name, source })
+    }
+
+    /// [`Database::observe`] for a unit of work with its own error type, such as a
+    /// transaction of several queries.
+    pub async fn timed<T, E>(&self, name: &'static str, work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         let span = tracing::info_span!(
             "db.query",
             otel.name = name,
@@ -143,16 +150,16 @@ impl Database {
             otel.status_code = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = query.instrument(span.clone()).await;
+        let result = work.instrument(span.clone()).await;
         let labels = [name, self.role.as_str()];
         self.metrics.db_query_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
         // Touch the error counter so every query's error series exists (at 0) for rate().
         let errors = self.metrics.db_query_errors.with_label_values(&labels);
-        result.map_err(|source| {
+        if result.is_err() {
             errors.inc();
             span.record("otel.status_code", "error");
-            DbError::Query { query: name, source }
-        })
+        }
+        result
     }
 
     /// `SELECT 1` within `timeout`, including the wait for a connection; updates `agora_db_up`.

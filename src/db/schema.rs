@@ -208,6 +208,7 @@ diesel::joinable!(posts -> communities (community_id));
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(comments -> posts (post_id));
 diesel::joinable!(communities -> users (creator_id));
+diesel::joinable!(refresh_tokens -> login_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,

@@ -1,7 +1,11 @@
 //! Domain types that carry the rules: ids as newtypes, names that can only exist when valid.
 //! Nothing here knows about HTTP or SQL.
 
+pub mod accounts;
+
 use std::fmt;
+
+pub use accounts::{Bio, EmailAddress, NotificationSettings, Password};
 
 /// A post id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -12,6 +16,11 @@ pub struct PostId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct UserId(pub i64);
+
+/// A login session (one refresh-token family) id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(pub i64);
 
 /// Why a name does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

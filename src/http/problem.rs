@@ -73,9 +73,9 @@ impl Problem {
 
 fn status_of(kind: &ErrorKind) -> StatusCode {
     match kind {
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
         ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -133,8 +133,8 @@ pub fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web
         E::Deserialize(json) if json.is_data() => {
             AppError::validation(vec![FieldError { field: "body".into(), message: json.to_string() }])
         }
-        E::Deserialize(json) => AppError::new(ErrorKind::BadRequest, format!("malformed JSON: {json}")),
-        other => AppError::new(ErrorKind::BadRequest, format!("cannot read the body: {other}")),
+        E::Deserialize(json) => AppError::bad_request(format!("malformed JSON: {json}")),
+        other => AppError::bad_request(format!("cannot read the body: {other}")),
     };
     app_error.into()
 }
@@ -145,7 +145,7 @@ pub fn path_error(err: error::PathError, _req: &HttpRequest) -> actix_web::Error
         error::PathError::Deserialize(inner) => format!("invalid path parameter: {inner}"),
         other => format!("invalid path parameter: {other}"),
     };
-    AppError::new(ErrorKind::BadRequest, detail).into()
+    AppError::bad_request(detail).into()
 }
 
 /// Query strings that do not parse are a 422 naming the problem.

@@ -1,6 +1,7 @@
 //! Use cases, one function each: permissions, one transaction, cache invalidation. Handlers,
 //! jobs and the CLI all call these; nothing here knows about HTTP.
 
+pub mod accounts;
 pub mod health;
 pub mod posts;
 pub mod users;

@@ -86,3 +86,56 @@ async fn user_profiles_are_found_ignoring_case() {
     assert_problem(app.get("/api/v1/users/%3Cscript%3E").await, 404, "not_found").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn malformed_json_is_a_400_problem() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("content-type", "application/json")
+        .body("{\"login\": \"a\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, "bad_request").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_a_415_problem() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("content-type", "text/plain")
+        .body("{\"login\": \"a\", \"password\": \"b\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 415, "unsupported_media_type").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_413_problems() {
+    let app = spawn_app().await;
+    let huge = serde_json::json!({"login": "x".repeat(10 * 1024 * 1024), "password": "y"});
+    let response = app.client.post(format!("{}/api/v1/auth/login", app.base)).json(&huge).send().await.unwrap();
+    assert_problem(response, 413, "payload_too_large").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_types_and_missing_fields_are_422_problems() {
+    let app = spawn_app().await;
+    for body in [
+        serde_json::json!({"login": 5, "password": "x"}),
+        serde_json::json!({"login": "a"}),
+        serde_json::json!({"login": "a", "password": "b", "admin": true}),
+    ] {
+        let response = app.client.post(format!("{}/api/v1/auth/login", app.base)).json(&body).send().await.unwrap();
+        assert_problem(response, 422, "validation_failed").await;
+    }
+    app.stop().await;
+}

@@ -105,7 +105,8 @@ async fn the_audit_log_is_append_only_and_its_hash_chain_exposes_tampering() {
     let mut conn = db.connect().await;
     assert_eq!(agora::db::audit::first_broken_link(&mut conn).await.unwrap(), None, "a fresh chain is intact");
 
-    let update = diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, "UPDATE audit_log SET reason = 'x'").await;
+    let update =
+        diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, "UPDATE audit_log SET reason = 'x'").await;
     assert!(update.is_err(), "UPDATE is refused");
     let delete = diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, "DELETE FROM audit_log").await;
     assert!(delete.is_err(), "DELETE is refused");

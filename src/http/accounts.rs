@@ -1,0 +1,158 @@
+//! `/api/v1/auth/*`, `/api/v1/me`: thin handlers over `service::accounts`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::domain::{Bio, EmailAddress, NotificationSettings, Password, Username};
+use crate::error::{AppError, FieldError};
+use crate::http::auth::{CurrentUser, user_agent};
+use crate::service::accounts::{self, NewAccount, ProfileUpdate};
+
+/// Body of `POST /auth/register`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    username: String,
+    email: String,
+    password: String,
+}
+
+/// Body of `POST /auth/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    login: String,
+    password: String,
+}
+
+/// Body of `POST /auth/refresh`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+/// Body of `POST /auth/password-reset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequestBody {
+    email: String,
+}
+
+/// Body of `POST /auth/password-reset/confirm`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirmBody {
+    token: String,
+    new_password: String,
+}
+
+/// Body of `PATCH /me`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeBody {
+    bio: Option<String>,
+    notification_settings: Option<NotificationSettings>,
+}
+
+/// Collects field errors so one response names every invalid field.
+#[derive(Default)]
+struct Fields(Vec<FieldError>);
+
+impl Fields {
+    fn check<T, E: std::fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+        result.map_err(|err| self.0.push(FieldError { field: field.into(), message: err.to_string() })).ok()
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, AppError> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(AppError::validation(self.0)),
+        }
+    }
+}
+
+/// `POST /api/v1/auth/register`
+pub async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse, AppError> {
+    let mut fields = Fields::default();
+    let username = fields.check("username", Username::parse(&body.username));
+    let email = fields.check("email", EmailAddress::parse(&body.email));
+    let password = fields.check("password", Password::parse(&body.password));
+    let input = fields.finish(username.zip(email).zip(password).map(|((username, email), password)| NewAccount {
+        username,
+        email,
+        password,
+    }))?;
+    let signed_in = accounts::register(&state, input, &user_agent(&req)).await?;
+    Ok(HttpResponse::Created().json(signed_in))
+}
+
+/// `POST /api/v1/auth/login`
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, AppError> {
+    let signed_in = accounts::login(&state, body.login.trim(), &body.password, &user_agent(&req)).await?;
+    Ok(HttpResponse::Ok().json(signed_in))
+}
+
+/// `POST /api/v1/auth/refresh`
+pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshBody>) -> Result<HttpResponse, AppError> {
+    let pair = accounts::refresh(&state, &body.refresh_token).await?;
+    Ok(HttpResponse::Ok().json(pair))
+}
+
+/// `POST /api/v1/auth/logout`
+pub async fn logout(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
+    accounts::logout(&state, user.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/auth/password-reset`
+pub async fn request_password_reset(
+    state: web::Data<AppState>,
+    body: web::Json<ResetRequestBody>,
+) -> Result<HttpResponse, AppError> {
+    let email = EmailAddress::parse(&body.email).map_err(|err| AppError::invalid_field("email", err.to_string()))?;
+    accounts::request_password_reset(&state, &email).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// `POST /api/v1/auth/password-reset/confirm`
+pub async fn confirm_password_reset(
+    state: web::Data<AppState>,
+    body: web::Json<ResetConfirmBody>,
+) -> Result<HttpResponse, AppError> {
+    let password =
+        Password::parse(&body.new_password).map_err(|err| AppError::invalid_field("new_password", err.to_string()))?;
+    accounts::confirm_password_reset(&state, &body.token, &password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/me`
+pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(accounts::me(&state, user.0).await?))
+}
+
+/// `PATCH /api/v1/me`
+pub async fn update_me(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<UpdateMeBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let bio = body
+        .bio
+        .as_deref()
+        .map(Bio::parse)
+        .transpose()
+        .map_err(|err| AppError::invalid_field("bio", err.to_string()))?;
+    let update = ProfileUpdate { bio, notification_settings: body.notification_settings };
+    Ok(HttpResponse::Ok().json(accounts::update_me(&state, user.0, update).await?))
+}

@@ -1,0 +1,48 @@
+//! Who is calling: the `CurrentUser` extractor checks the bearer token on every request that
+//! asks for it.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::service::accounts::{self, Authenticated};
+
+/// A signed-in caller. A handler taking this answers 401 `unauthorized` to anyone else.
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentUser(pub Authenticated);
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal(MissingState))?;
+            let token =
+                token.ok_or_else(|| AppError::unauthorized("sign in: send Authorization: Bearer <access_token>"))?;
+            accounts::authenticate(&state, &token).await.map(CurrentUser)
+        })
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+}
+
+/// The app state was not registered: a wiring bug, never a client error.
+#[derive(Debug, thiserror::Error)]
+#[error("application state is missing from the request")]
+struct MissingState;
+
+/// The `User-Agent` of a request, for naming login sessions.
+pub fn user_agent(req: &HttpRequest) -> String {
+    req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}

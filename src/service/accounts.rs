@@ -1,0 +1,480 @@
+//! Account use cases: registration, sign-in, token refresh with reuse detection, sign-out,
+//! password reset, and the caller's own profile.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::db::accounts::{self as db_accounts, AccountRow, InsertUserError, SessionState};
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::{DbConn, DbError};
+use crate::domain::{Bio, EmailAddress, NotificationSettings, Password, SessionId, UserId, Username};
+use crate::error::{AppError, ErrorKind};
+use crate::security::{self, PasswordCheck, REFRESH_TOKEN_TTL, RESET_TOKEN_TTL, TokenKeys};
+
+/// How long a session's state may be served from memory. Revocations by this process
+/// invalidate the entry at once.
+const SESSION_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Signing keys and the cache of session states that every authenticated request consults.
+#[derive(Clone)]
+pub struct AuthState {
+    /// Access-token keys.
+    pub keys: TokenKeys,
+    /// Session id → state, so a request does not query the database to learn it is not revoked.
+    pub sessions: moka::future::Cache<i64, SessionState>,
+    /// Log reset links (development only).
+    pub log_reset_links: bool,
+}
+
+impl AuthState {
+    /// Auth state with the given keys.
+    pub fn new(keys: TokenKeys, log_reset_links: bool) -> Self {
+        let sessions = moka::future::Cache::builder().max_capacity(100_000).time_to_live(SESSION_CACHE_TTL).build();
+        Self { keys, sessions, log_reset_links }
+    }
+}
+
+/// A caller whose access token was checked: signed by us, unexpired, its session live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The user.
+    pub user_id: UserId,
+    /// Their login session.
+    pub session_id: SessionId,
+}
+
+/// The caller's own account, as `/me` and sign-in answers show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnUser {
+    /// Id.
+    pub id: i64,
+    /// Username as registered.
+    pub username: String,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+    /// Vote total.
+    pub karma: i64,
+    /// Site administrator.
+    pub is_admin: bool,
+    /// Email (only ever shown to its owner).
+    pub email: String,
+    /// Profile text.
+    pub bio: String,
+    /// `member`, plus `moderator` and `admin` when they apply.
+    pub roles: Vec<&'static str>,
+    /// Email preferences.
+    pub notification_settings: NotificationSettings,
+}
+
+/// The answer to registration and sign-in.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedIn {
+    /// The account.
+    pub user: OwnUser,
+    /// Bearer token for API calls, valid for `expires_in` seconds.
+    pub access_token: String,
+    /// Single-use token that buys a new pair.
+    pub refresh_token: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+}
+
+/// The answer to a refresh: a new pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    /// Bearer token for API calls.
+    pub access_token: String,
+    /// Single-use token that buys the next pair.
+    pub refresh_token: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+}
+
+/// A validated registration.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Username.
+    pub username: Username,
+    /// Email.
+    pub email: EmailAddress,
+    /// Password.
+    pub password: Password,
+}
+
+/// A validated profile change.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    /// New bio.
+    pub bio: Option<Bio>,
+    /// New email preferences.
+    pub notification_settings: Option<NotificationSettings>,
+}
+
+fn invalid_token() -> AppError {
+    AppError::new(ErrorKind::Unauthorized("invalid_token"), "the token is invalid, expired or already used")
+}
+
+fn internal(err: impl std::error::Error + Send + Sync + 'static) -> AppError {
+    AppError::internal(err)
+}
+
+/// Argon2 is deliberately slow: keep it off the async workers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work).await.map_err(internal)
+}
+
+fn query_error(query: &'static str) -> impl FnOnce(diesel::result::Error) -> AppError {
+    move |source| AppError::from(DbError::Query { query, source })
+}
+
+/// Creates an account and signs it in.
+#[tracing::instrument(name = "service.accounts.register", skip_all, fields(username = %input.username))]
+pub async fn register(state: &AppState, input: NewAccount, user_agent: &str) -> Result<SignedIn, AppError> {
+    let password = input.password.clone();
+    let hash = blocking(move || security::hash_password(password.expose())).await?.map_err(internal)?;
+    let mut conn = state.db.conn().await?;
+    let user_agent = user_agent.to_owned();
+    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+        let account = db_accounts::insert_user(conn, input.username.as_str(), input.email.as_str(), &hash)
+            .await
+            .map_err(|err| match err {
+                InsertUserError::UsernameTaken => {
+                    AppError::new(ErrorKind::Conflict("username_taken"), "that username is taken")
+                }
+                InsertUserError::EmailTaken => {
+                    AppError::new(ErrorKind::Conflict("email_taken"), "an account with that email exists")
+                }
+                InsertUserError::Other(source) => query_error("accounts.insert_user")(source),
+            })?;
+        let pair = open_session(conn, &state.auth.keys, account.id, &user_agent).await?;
+        Ok((account, pair))
+    });
+    let (account, pair) = state.db.timed("accounts.register", work).await?;
+    state.metrics.registrations.inc();
+    tracing::info!(user_id = account.id, "account registered");
+    Ok(SignedIn {
+        user: own_user(account, false),
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        expires_in: pair.expires_in,
+    })
+}
+
+/// Signs in with a username or email and a password. Unknown accounts and wrong passwords get
+/// the same answer after the same amount of work.
+#[tracing::instrument(name = "service.accounts.login", skip_all)]
+pub async fn login(state: &AppState, login: &str, password: &str, user_agent: &str) -> Result<SignedIn, AppError> {
+    let mut conn = state.db.conn().await?;
+    // A NUL byte cannot be stored in PostgreSQL text, so no account can have it in its name.
+    let found = if login.contains('\0') {
+        None
+    } else {
+        state.db.observe("accounts.credentials_by_login", db_accounts::credentials_by_login(&mut conn, login)).await?
+    };
+    let (user_id, stored_hash) = match &found {
+        Some((id, hash)) => (Some(*id), hash.clone()),
+        None => (None, security::dummy_password_hash().to_owned()),
+    };
+    let candidate = password.to_owned();
+    let check = blocking(move || security::verify_password(&candidate, &stored_hash)).await?;
+    let user_id = match (user_id, check) {
+        (Some(id), PasswordCheck::Valid | PasswordCheck::ValidNeedsRehash) => id,
+        (target, _) => {
+            state.metrics.logins.with_label_values(&["failure"]).inc();
+            let mut entry = NewAuditEntry::new("auth.login_failed");
+            entry.target_user_id = target;
+            entry.details = serde_json::json!({"known_account": target.is_some()});
+            state.db.observe("audit.append", audit::append(&mut conn, &entry)).await?;
+            return Err(AppError::new(
+                ErrorKind::Unauthorized("invalid_credentials"),
+                "wrong username, email or password",
+            ));
+        }
+    };
+    if check == PasswordCheck::ValidNeedsRehash {
+        let candidate = password.to_owned();
+        let new_hash = blocking(move || security::hash_password(&candidate)).await?.map_err(internal)?;
+        state
+            .db
+            .observe("accounts.set_password_hash", db_accounts::set_password_hash(&mut conn, user_id, &new_hash))
+            .await?;
+        tracing::info!(user_id, "password rehashed with current parameters");
+    }
+    let user_agent = user_agent.to_owned();
+    let keys = state.auth.keys.clone();
+    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+        let pair = open_session(conn, &keys, user_id, &user_agent).await?;
+        let account = db_accounts::account_by_id(conn, user_id).await.map_err(query_error("accounts.account_by_id"))?;
+        let moderator =
+            db_accounts::is_moderator_anywhere(conn, user_id).await.map_err(query_error("accounts.is_moderator"))?;
+        Ok((pair, account, moderator))
+    });
+    let (pair, account, moderator) = state.db.timed("accounts.login", work).await?;
+    let account = account.ok_or_else(|| {
+        AppError::new(ErrorKind::Unauthorized("invalid_credentials"), "wrong username, email or password")
+    })?;
+    state.metrics.logins.with_label_values(&["success"]).inc();
+    Ok(SignedIn {
+        user: own_user(account, moderator),
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        expires_in: pair.expires_in,
+    })
+}
+
+/// Exchanges a refresh token for a new pair. A token that was already spent proves it leaked:
+/// the whole login (every token of the family) is revoked.
+#[tracing::instrument(name = "service.accounts.refresh", skip_all)]
+pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair, AppError> {
+    let token_hash = security::hash_secret_token(refresh_token);
+    let mut conn = state.db.conn().await?;
+    let keys = state.auth.keys.clone();
+    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+        let Some(row) = db_accounts::refresh_token_for_update(conn, &token_hash)
+            .await
+            .map_err(query_error("accounts.refresh_token_for_update"))?
+        else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        if row.spent {
+            db_accounts::revoke_session(conn, row.session_id, "refresh token reuse")
+                .await
+                .map_err(query_error("accounts.revoke_session"))?;
+            let mut entry = NewAuditEntry::new("auth.refresh_token_reuse");
+            entry.target_user_id = Some(row.user_id);
+            entry.details = serde_json::json!({"session_id": row.session_id});
+            audit::append(conn, &entry).await.map_err(query_error("audit.append"))?;
+            return Ok(RefreshOutcome::Reused(row.session_id));
+        }
+        if row.session_revoked || row.expires_at <= Utc::now() {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        db_accounts::spend_refresh_token(conn, &token_hash)
+            .await
+            .map_err(query_error("accounts.spend_refresh_token"))?;
+        let pair = rotate(conn, &keys, row.user_id, row.session_id).await?;
+        Ok(RefreshOutcome::Refreshed(pair))
+    });
+    match state.db.timed("accounts.refresh", work).await? {
+        RefreshOutcome::Refreshed(pair) => {
+            state.metrics.token_refreshes.with_label_values(&["success"]).inc();
+            Ok(pair)
+        }
+        RefreshOutcome::Reused(session_id) => {
+            state.metrics.token_refreshes.with_label_values(&["reuse"]).inc();
+            state.auth.sessions.invalidate(&session_id).await;
+            tracing::warn!(session_id, "a spent refresh token was reused: the login is revoked");
+            Err(invalid_token())
+        }
+        RefreshOutcome::Invalid => {
+            state.metrics.token_refreshes.with_label_values(&["invalid"]).inc();
+            Err(invalid_token())
+        }
+    }
+}
+
+enum RefreshOutcome {
+    Refreshed(TokenPair),
+    Reused(i64),
+    Invalid,
+}
+
+/// Ends the caller's login: its access and refresh tokens stop working at once.
+#[tracing::instrument(name = "service.accounts.logout", skip_all, fields(session_id = auth.session_id.0))]
+pub async fn logout(state: &AppState, auth: Authenticated) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    state
+        .db
+        .observe("accounts.revoke_session", db_accounts::revoke_session(&mut conn, auth.session_id.0, "logout"))
+        .await?;
+    state.auth.sessions.invalidate(&auth.session_id.0).await;
+    Ok(())
+}
+
+/// Starts a password reset. Answers the same whether or not the address has an account.
+#[tracing::instrument(name = "service.accounts.request_password_reset", skip_all)]
+pub async fn request_password_reset(state: &AppState, email: &EmailAddress) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    let Some(user_id) =
+        state.db.observe("accounts.id_by_email", db_accounts::id_by_email(&mut conn, email.as_str())).await?
+    else {
+        tracing::info!("password reset requested for an address without an account");
+        return Ok(());
+    };
+    let (token, token_hash) = security::new_secret_token().map_err(internal)?;
+    let expires_at = Utc::now() + RESET_TOKEN_TTL;
+    state
+        .db
+        .observe(
+            "accounts.insert_reset_token",
+            db_accounts::insert_reset_token(&mut conn, &token_hash, user_id, expires_at),
+        )
+        .await?;
+    let mut entry = NewAuditEntry::new("auth.password_reset_requested");
+    entry.target_user_id = Some(user_id);
+    state.db.observe("audit.append", audit::append(&mut conn, &entry)).await?;
+    if state.auth.log_reset_links {
+        let link = format!("{}/reset-password?token={token}", state.config.server.public_url.trim_end_matches('/'));
+        tracing::info!(user_id, %link, "password reset link (auth.log_reset_links is on)");
+    } else {
+        tracing::info!(user_id, "password reset token issued");
+    }
+    Ok(())
+}
+
+/// Completes a password reset: sets the new password and revokes every login of the user.
+#[tracing::instrument(name = "service.accounts.confirm_password_reset", skip_all)]
+pub async fn confirm_password_reset(state: &AppState, token: &str, new_password: &Password) -> Result<(), AppError> {
+    let password = new_password.clone();
+    let hash = blocking(move || security::hash_password(password.expose())).await?.map_err(internal)?;
+    let token_hash = security::hash_secret_token(token);
+    let mut conn = state.db.conn().await?;
+    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+        let Some(user_id) =
+            db_accounts::use_reset_token(conn, &token_hash).await.map_err(query_error("accounts.use_reset_token"))?
+        else {
+            return Err(AppError::new(
+                ErrorKind::BadRequest("invalid_token"),
+                "the reset link is invalid, expired or already used",
+            ));
+        };
+        db_accounts::set_password_hash(conn, user_id, &hash)
+            .await
+            .map_err(query_error("accounts.set_password_hash"))?;
+        let revoked = db_accounts::revoke_user_sessions(conn, user_id, "password reset")
+            .await
+            .map_err(query_error("accounts.revoke_user_sessions"))?;
+        let mut entry = NewAuditEntry::new("auth.password_reset");
+        entry.target_user_id = Some(user_id);
+        entry.details = serde_json::json!({"sessions_revoked": revoked.len()});
+        audit::append(conn, &entry).await.map_err(query_error("audit.append"))?;
+        Ok(revoked)
+    });
+    let revoked = state.db.timed("accounts.confirm_password_reset", work).await?;
+    for session_id in revoked {
+        state.auth.sessions.invalidate(&session_id).await;
+    }
+    Ok(())
+}
+
+/// The caller's own account.
+#[tracing::instrument(name = "service.accounts.me", skip_all)]
+pub async fn me(state: &AppState, auth: Authenticated) -> Result<OwnUser, AppError> {
+    let mut conn = state.db.conn().await?;
+    load_own_user(state, &mut conn, auth.user_id.0).await
+}
+
+/// Changes the caller's bio and/or email preferences.
+#[tracing::instrument(name = "service.accounts.update_me", skip_all)]
+pub async fn update_me(state: &AppState, auth: Authenticated, update: ProfileUpdate) -> Result<OwnUser, AppError> {
+    let mut conn = state.db.conn().await?;
+    let settings =
+        update.notification_settings.map(|s| serde_json::to_value(s).unwrap_or_else(|_| serde_json::json!({})));
+    let bio = update.bio.as_ref().map(Bio::as_str);
+    state
+        .db
+        .observe("accounts.update_profile", db_accounts::update_profile(&mut conn, auth.user_id.0, bio, settings))
+        .await?;
+    load_own_user(state, &mut conn, auth.user_id.0).await
+}
+
+/// Checks an access token: our signature, not expired, and its session neither revoked nor
+/// expired (from the session cache, else the database).
+pub async fn authenticate(state: &AppState, access_token: &str) -> Result<Authenticated, AppError> {
+    let claims = state
+        .auth
+        .keys
+        .verify(access_token)
+        .ok_or_else(|| AppError::unauthorized("the access token is invalid or expired"))?;
+    let user_id: i64 = claims.sub.parse().map_err(|_| AppError::unauthorized("the access token is invalid"))?;
+    let session = match state.auth.sessions.get(&claims.sid).await {
+        Some(session) => session,
+        None => {
+            let mut conn = state.db.conn().await?;
+            let found =
+                state.db.observe("accounts.session_state", db_accounts::session_state(&mut conn, claims.sid)).await?;
+            let session = found.ok_or_else(|| AppError::unauthorized("the session no longer exists"))?;
+            state.auth.sessions.insert(claims.sid, session).await;
+            session
+        }
+    };
+    if session.revoked || session.user_id != user_id || session.expires_at <= Utc::now() {
+        return Err(AppError::unauthorized("this login was signed out or revoked"));
+    }
+    Ok(Authenticated { user_id: UserId(user_id), session_id: SessionId(claims.sid) })
+}
+
+/// Refreshes the active-sessions gauge (at scrape time; failures leave the last value).
+pub async fn export_session_gauge(state: &AppState) {
+    let Ok(mut conn) = state.db.conn().await else { return };
+    if let Ok(count) =
+        state.db.observe("accounts.count_active_sessions", db_accounts::count_active_sessions(&mut conn)).await
+    {
+        state.metrics.active_sessions.set(count);
+    }
+}
+
+async fn load_own_user(state: &AppState, conn: &mut DbConn, user_id: i64) -> Result<OwnUser, AppError> {
+    let account = state.db.observe("accounts.account_by_id", db_accounts::account_by_id(conn, user_id)).await?;
+    let account = account.ok_or_else(|| AppError::unauthorized("the account no longer exists"))?;
+    let moderator =
+        state.db.observe("accounts.is_moderator", db_accounts::is_moderator_anywhere(conn, user_id)).await?;
+    Ok(own_user(account, moderator))
+}
+
+fn own_user(account: AccountRow, moderator: bool) -> OwnUser {
+    let mut roles = vec!["member"];
+    if moderator {
+        roles.push("moderator");
+    }
+    if account.is_admin {
+        roles.push("admin");
+    }
+    let notification_settings = serde_json::from_value(account.notification_settings).unwrap_or_default();
+    OwnUser {
+        id: account.id,
+        username: account.username,
+        created_at: account.created_at,
+        karma: account.karma,
+        is_admin: account.is_admin,
+        email: account.email,
+        bio: account.bio,
+        roles,
+        notification_settings,
+    }
+}
+
+/// Opens a login session with its first refresh token and access token.
+async fn open_session(
+    conn: &mut diesel_async::AsyncPgConnection,
+    keys: &TokenKeys,
+    user_id: i64,
+    user_agent: &str,
+) -> Result<TokenPair, AppError> {
+    let expires_at = Utc::now() + REFRESH_TOKEN_TTL;
+    let user_agent: String = user_agent.chars().take(300).collect();
+    let session_id = db_accounts::create_session(conn, user_id, &user_agent, expires_at)
+        .await
+        .map_err(query_error("accounts.create_session"))?;
+    rotate(conn, keys, user_id, session_id).await
+}
+
+/// Issues the next refresh token of a session and a fresh access token.
+async fn rotate(
+    conn: &mut diesel_async::AsyncPgConnection,
+    keys: &TokenKeys,
+    user_id: i64,
+    session_id: i64,
+) -> Result<TokenPair, AppError> {
+    let (refresh_token, refresh_hash) = security::new_secret_token().map_err(internal)?;
+    let expires_at = Utc::now() + REFRESH_TOKEN_TTL;
+    db_accounts::insert_refresh_token(conn, &refresh_hash, session_id, expires_at)
+        .await
+        .map_err(query_error("accounts.insert_refresh_token"))?;
+    let access_token = keys.issue(user_id, session_id).map_err(internal)?;
+    Ok(TokenPair { access_token, refresh_token, expires_in: security::ACCESS_TOKEN_TTL.as_secs() })
+}
