@@ -84,3 +84,43 @@ fn version_names_the_release() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[tokio::test]
+async fn migrate_lists_then_applies_pending_migrations_once() {
+    let db = crate::harness::TestDb::empty().await;
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(args)
+            .env("AGORA_CONFIG", "/dev/null")
+            .env("AGORA_DATABASE__URL", &db.url)
+            .env("AGORA_LOG__FORMAT", "json")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let dry_run = run(&["migrate", "--dry-run"]);
+    assert!(dry_run.contains("would apply 2026-11-25-000001_initial_schema"), "{dry_run}");
+    assert!(run(&["migrate", "--dry-run"]).contains("would apply"), "a dry run changes nothing");
+    let applied = run(&["migrate"]);
+    assert!(applied.contains("applied 20261125000001"), "{applied}");
+    assert!(run(&["migrate"]).contains("no pending migrations"));
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration_before_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agora.toml");
+    std::fs::write(&path, "[database]\npool_size = 0\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .env("AGORA_PATHS__STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("key `database.pool_size`: must be at least 1"), "{stderr}");
+    assert!(!dir.path().join("state").exists(), "nothing was created");
+}

@@ -229,6 +229,15 @@ impl TestDb {
         Self { url: server.url(&name), name }
     }
 
+    /// An empty database (no migrations applied).
+    pub async fn empty() -> Self {
+        let server = server();
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = AsyncPgConnection::establish(&server.url("postgres")).await.expect("connect");
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("create database");
+        Self { url: server.url(&name), name }
+    }
+
     /// A database on some other server, which the test manages itself (never dropped here).
     pub fn unmanaged(url: String) -> Self {
         Self { name: String::new(), url }
