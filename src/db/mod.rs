@@ -196,17 +196,10 @@ impl Database {
 pub async fn create_database_if_missing(admin_url: &str, database: &str) -> Result<(), DbError> {
     let mut conn =
         AsyncPgConnection::establish(admin_url).await.map_err(|err| DbError::Unavailable(err.to_string()))?;
-    #[derive(diesel::QueryableByName)]
-    struct Exists {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        exists: bool,
-    }
-    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-        .bind::<diesel::sql_types::Text, _>(database)
-        .get_result(&mut conn)
+    let exists = database_exists(&mut conn, database)
         .await
         .map_err(|source| DbError::Query { query: "admin.database_exists", source })?;
-    if !found.exists {
+    if !exists {
         let quoted = database.replace('"', "\"\"");
         diesel::sql_query(format!("CREATE DATABASE \"{quoted}\""))
             .execute(&mut conn)
@@ -215,4 +208,18 @@ pub async fn create_database_if_missing(admin_url: &str, database: &str) -> Resu
         tracing::info!(database, "created database");
     }
     Ok(())
+}
+
+/// Whether a database of that name exists on the server `conn` is connected to.
+pub async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> diesel::QueryResult<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(conn)
+        .await?;
+    Ok(found.exists)
 }

@@ -8,7 +8,7 @@ use crate::db::schema::{communities, posts, users};
 use crate::domain::PostId;
 
 /// A post with the names of its community and author, as listings and pages show it.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
 pub struct PostView {
     /// Id.
     pub id: i64,

@@ -159,7 +159,7 @@ fn build_template(url_template: &str) -> String {
     block_on(async {
         let mut conn = AsyncPgConnection::establish(&admin).await.expect("connect to the test server");
         diesel::sql_query("SELECT pg_advisory_lock(7242001)").execute(&mut conn).await.expect("lock");
-        if !database_exists(&mut conn, &template).await {
+        if !agora::db::database_exists(&mut conn, &template).await.expect("query pg_database") {
             let building = format!("{template}_building");
             drop_database(&mut conn, &building).await;
             diesel::sql_query(format!("CREATE DATABASE \"{building}\"")).execute(&mut conn).await.expect("create");
@@ -178,20 +178,6 @@ fn build_template(url_template: &str) -> String {
         diesel::sql_query("SELECT pg_advisory_unlock(7242001)").execute(&mut conn).await.expect("unlock");
     });
     template
-}
-
-async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> bool {
-    #[derive(diesel::QueryableByName)]
-    struct Found {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        found: bool,
-    }
-    let row: Found = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found")
-        .bind::<diesel::sql_types::Text, _>(name)
-        .get_result(conn)
-        .await
-        .expect("query pg_database");
-    row.found
 }
 
 async fn drop_database(conn: &mut AsyncPgConnection, name: &str) {
