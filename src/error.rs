@@ -17,8 +17,8 @@ pub enum ErrorKind {
     /// Missing or bad credentials; the code says which (`unauthorized`, `invalid_credentials`,
     /// `invalid_token`).
     Unauthorized(&'static str),
-    /// A known user lacks a right.
-    Forbidden,
+    /// A known user lacks a right; the code says which (`forbidden`, `banned`, `locked`).
+    Forbidden(&'static str),
     /// The resource does not exist.
     NotFound,
     /// The route exists but not with this method.
@@ -42,7 +42,7 @@ impl ErrorKind {
             Self::BadRequest(code) => code,
             Self::Validation => "validation_failed",
             Self::Unauthorized(code) => code,
-            Self::Forbidden => "forbidden",
+            Self::Forbidden(code) => code,
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(code) => code,
@@ -101,6 +101,12 @@ impl AppError {
     #[track_caller]
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized("unauthorized"), detail)
+    }
+
+    /// A 403 `forbidden` (or another 403 code such as `banned` or `locked`).
+    #[track_caller]
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden(code), detail)
     }
 
     /// A 422 for one invalid field.

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod lifecycle;
+pub mod markdown;
 pub mod metrics;
 pub mod security;
 pub mod service;

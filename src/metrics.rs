@@ -32,6 +32,12 @@ pub const REGISTRATIONS: &str = "agora_registrations_total";
 pub const LOGINS: &str = "agora_logins_total";
 /// Refresh-token exchanges by outcome (`success`, `invalid`, `reuse`).
 pub const TOKEN_REFRESHES: &str = "agora_token_refreshes_total";
+/// Posts created.
+pub const POSTS_CREATED: &str = "agora_posts_created_total";
+/// Comments created.
+pub const COMMENTS_CREATED: &str = "agora_comments_created_total";
+/// Votes cast (including changes and clears), by target (`post`, `comment`).
+pub const VOTES: &str = "agora_votes_total";
 /// Login sessions neither revoked nor expired (counted at scrape time).
 pub const ACTIVE_SESSIONS: &str = "agora_active_sessions";
 /// Constant 1, labelled with the version and git revision of the running binary.
@@ -53,6 +59,9 @@ pub const ALL: &[&str] = &[
     REGISTRATIONS,
     LOGINS,
     TOKEN_REFRESHES,
+    POSTS_CREATED,
+    COMMENTS_CREATED,
+    VOTES,
     ACTIVE_SESSIONS,
     BUILD_INFO,
 ];
@@ -95,6 +104,12 @@ pub struct Metrics {
     pub token_refreshes: IntCounterVec,
     /// See [`ACTIVE_SESSIONS`].
     pub active_sessions: IntGauge,
+    /// See [`POSTS_CREATED`].
+    pub posts_created: IntCounter,
+    /// See [`COMMENTS_CREATED`].
+    pub comments_created: IntCounter,
+    /// See [`VOTES`].
+    pub votes: IntCounterVec,
 }
 
 impl Metrics {
@@ -136,6 +151,12 @@ impl Metrics {
         for outcome in ["success", "invalid", "reuse"] {
             token_refreshes.with_label_values(&[outcome]);
         }
+        let posts_created = IntCounter::new(POSTS_CREATED, "Posts created.")?;
+        let comments_created = IntCounter::new(COMMENTS_CREATED, "Comments created.")?;
+        let votes = IntCounterVec::new(Opts::new(VOTES, "Votes cast, by target."), &["target"])?;
+        for target in ["post", "comment"] {
+            votes.with_label_values(&[target]);
+        }
         let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
@@ -157,6 +178,9 @@ impl Metrics {
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(token_refreshes.clone()))?;
         registry.register(Box::new(active_sessions.clone()))?;
+        registry.register(Box::new(posts_created.clone()))?;
+        registry.register(Box::new(comments_created.clone()))?;
+        registry.register(Box::new(votes.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -175,6 +199,9 @@ impl Metrics {
             logins,
             token_refreshes,
             active_sessions,
+            posts_created,
+            comments_created,
+            votes,
         })
     }
 

@@ -159,6 +159,8 @@ $$;
 CREATE TRIGGER comments_set_path BEFORE INSERT ON comments
     FOR EACH ROW EXECUTE FUNCTION comments_set_path();
 CREATE INDEX comments_post_path_idx ON comments (post_id, path);
+-- A page of top-level comments loads their subtrees by root id and depth.
+CREATE INDEX comments_post_root_idx ON comments (post_id, (path[1]), depth);
 CREATE INDEX comments_post_top_level_idx ON comments (post_id, wilson_score DESC, id) WHERE parent_id IS NULL;
 CREATE INDEX comments_parent_idx ON comments (parent_id);
 CREATE INDEX comments_author_idx ON comments (author_id, created_at DESC, id DESC);

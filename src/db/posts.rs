@@ -1,77 +1,453 @@
-//! SQL over `posts`.
+//! SQL over `posts` and `post_votes`: the post view, keyset listings for every sort, search,
+//! writes, votes and moderation flags.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
 
-use crate::db::schema::{communities, posts, users};
+use crate::db::schema::{communities, post_votes, posts, users};
 use crate::domain::PostId;
 
-/// A post with the names of its community and author, as listings and pages show it.
-#[derive(Debug, Clone, Queryable, serde::Serialize)]
+/// A post as the API shows it, for one reader.
+#[derive(Debug, Clone, QueryableByName, Serialize)]
 pub struct PostView {
     /// Id.
+    #[diesel(sql_type = BigInt)]
     pub id: i64,
     /// Community name.
+    #[diesel(sql_type = Text)]
     pub community: String,
     /// Author username.
+    #[diesel(sql_type = Text)]
     pub author: String,
     /// Title (blank once deleted).
+    #[diesel(sql_type = Text)]
     pub title: String,
-    /// Markdown source (blank once deleted).
+    /// Markdown source (blank once deleted or removed).
+    #[diesel(sql_type = Text)]
     pub body: String,
     /// Sanitized HTML rendering of `body`.
+    #[diesel(sql_type = Text)]
     pub body_html: String,
     /// Link, for link posts.
+    #[diesel(sql_type = Nullable<Text>)]
     pub url: Option<String>,
+    /// Upvotes minus downvotes.
+    #[diesel(sql_type = Integer)]
+    pub score: i32,
+    /// Upvotes.
+    #[diesel(sql_type = Integer)]
+    pub upvotes: i32,
+    /// Downvotes.
+    #[diesel(sql_type = Integer)]
+    pub downvotes: i32,
+    /// Comments on the post.
+    #[diesel(sql_type = Integer)]
+    pub comment_count: i32,
+    /// The reader's vote.
+    #[diesel(sql_type = SmallInt)]
+    pub my_vote: i16,
+    /// Creation time.
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    /// Last edit.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Deleted by its author.
+    #[diesel(sql_type = Bool)]
+    pub deleted: bool,
+    /// Removed by a moderator.
+    #[diesel(sql_type = Bool)]
+    pub removed: bool,
+    /// Closed to new comments.
+    #[diesel(sql_type = Bool)]
+    pub locked: bool,
+    /// Pinned to the top of its community.
+    #[diesel(sql_type = Bool)]
+    pub pinned: bool,
+    /// Sort key of `hot`.
+    #[diesel(sql_type = Double)]
+    #[serde(skip)]
+    pub hot_rank: f64,
+    /// Sort key of `controversial`.
+    #[diesel(sql_type = Double)]
+    #[serde(skip)]
+    pub controversy_rank: f64,
+    /// Sort key of `active`.
+    #[diesel(sql_type = Timestamptz)]
+    #[serde(skip)]
+    pub last_activity_at: DateTime<Utc>,
+    /// Search rank (0 outside search).
+    #[diesel(sql_type = Double)]
+    #[serde(skip)]
+    pub rank: f64,
+}
+
+/// `$1` is the reader (0 for anonymous). Removed posts keep their text for moderators to
+/// restore, but nobody reads it through the API.
+const VIEW_SELECT: &str = "SELECT p.id, c.name AS community, u.username AS author, p.title,
+        CASE WHEN p.removed THEN '' ELSE p.body END AS body,
+        CASE WHEN p.removed THEN '' ELSE p.body_html END AS body_html,
+        p.url, p.score, p.upvotes, p.downvotes, p.comment_count,
+        coalesce((SELECT v.value FROM post_votes v WHERE v.post_id = p.id AND v.user_id = $1), 0)::int2 AS my_vote,
+        p.created_at, p.edited_at, p.deleted, p.removed, p.locked, p.pinned,
+        p.hot_rank, p.controversy_rank, p.last_activity_at";
+
+const VIEW_FROM: &str = " FROM posts p JOIN communities c ON c.id = p.community_id JOIN users u ON u.id = p.author_id";
+
+/// The post with this id, as `reader` (0 for anonymous) sees it.
+pub async fn view_by_id(conn: &mut AsyncPgConnection, id: PostId, reader: i64) -> QueryResult<Option<PostView>> {
+    diesel::sql_query(format!("{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM} WHERE p.id = $2"))
+        .bind::<BigInt, _>(reader)
+        .bind::<BigInt, _>(id.0)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Where a post listing continues: the last row's sort key and id.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum PostCursor {
+    /// `hot`.
+    Hot(f64, i64),
+    /// `new` (microseconds).
+    New(i64, i64),
+    /// `top`.
+    Top(i32, i64),
+    /// `controversial`.
+    Controversial(f64, i64),
+    /// `active` (microseconds).
+    Active(i64, i64),
+    /// Search rank.
+    Rank(f64, i64),
+}
+
+impl PostCursor {
+    /// The cursor that continues after `post` in a listing of this kind.
+    pub fn after(&self, post: &PostView) -> Self {
+        match self {
+            Self::Hot(..) => Self::Hot(post.hot_rank, post.id),
+            Self::New(..) => Self::New(post.created_at.timestamp_micros(), post.id),
+            Self::Top(..) => Self::Top(post.score, post.id),
+            Self::Controversial(..) => Self::Controversial(post.controversy_rank, post.id),
+            Self::Active(..) => Self::Active(post.last_activity_at.timestamp_micros(), post.id),
+            Self::Rank(..) => Self::Rank(post.rank, post.id),
+        }
+    }
+}
+
+/// What a listing shows.
+#[derive(Debug, Clone)]
+pub struct ListingQuery {
+    /// The reader (0 for anonymous).
+    pub reader: i64,
+    /// Only this community.
+    pub community_id: Option<i64>,
+    /// Only posts created after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// The sort, as the kind of cursor (its values are ignored when `after` is `None`).
+    pub sort: PostCursor,
+    /// Continue after this position.
+    pub after: Option<PostCursor>,
+    /// Leave out pinned posts (they are listed separately at the top of a community).
+    pub exclude_pinned: bool,
+    /// Rows to read.
+    pub limit: i64,
+}
+
+/// One page of posts ordered by the listing's sort, newest-id first among equal keys.
+pub async fn list(conn: &mut AsyncPgConnection, listing: &ListingQuery) -> QueryResult<Vec<PostView>> {
+    let key = match listing.sort {
+        PostCursor::Hot(..) => "p.hot_rank",
+        PostCursor::New(..) => "p.created_at",
+        PostCursor::Top(..) => "p.score",
+        PostCursor::Controversial(..) => "p.controversy_rank",
+        PostCursor::Active(..) => "p.last_activity_at",
+        PostCursor::Rank(..) => "p.id",
+    };
+    let mut query = diesel::sql_query(format!(
+        "{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM} WHERE NOT p.deleted AND NOT p.removed"
+    ))
+    .into_boxed()
+    .bind::<BigInt, _>(listing.reader);
+    let mut next = 2;
+    if let Some(community_id) = listing.community_id {
+        query = query.sql(format!(" AND p.community_id = ${next}")).bind::<BigInt, _>(community_id);
+        next += 1;
+    }
+    if let Some(since) = listing.since {
+        query = query.sql(format!(" AND p.created_at >= ${next}")).bind::<Timestamptz, _>(since);
+        next += 1;
+    }
+    if listing.exclude_pinned {
+        query = query.sql(" AND NOT p.pinned");
+    }
+    if let Some(after) = listing.after {
+        let (a, b) = (next, next + 1);
+        let condition = format!(" AND ({key}, p.id) < (${a}, ${b})");
+        query = match after {
+            PostCursor::Hot(v, id) | PostCursor::Controversial(v, id) | PostCursor::Rank(v, id) => {
+                query.sql(condition).bind::<Double, _>(v).bind::<BigInt, _>(id)
+            }
+            PostCursor::New(micros, id) | PostCursor::Active(micros, id) => query
+                .sql(condition)
+                .bind::<Timestamptz, _>(DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default())
+                .bind::<BigInt, _>(id),
+            PostCursor::Top(score, id) => query.sql(condition).bind::<Integer, _>(score).bind::<BigInt, _>(id),
+        };
+        next += 2;
+    }
+    query
+        .sql(format!(" ORDER BY {key} DESC, p.id DESC LIMIT ${next}"))
+        .bind::<BigInt, _>(listing.limit)
+        .load(conn)
+        .await
+}
+
+/// The pinned posts of a community, newest first.
+pub async fn pinned(conn: &mut AsyncPgConnection, community_id: i64, reader: i64) -> QueryResult<Vec<PostView>> {
+    diesel::sql_query(format!(
+        "{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM}
+         WHERE p.community_id = $2 AND p.pinned AND NOT p.deleted AND NOT p.removed
+         ORDER BY p.created_at DESC, p.id DESC LIMIT 25"
+    ))
+    .bind::<BigInt, _>(reader)
+    .bind::<BigInt, _>(community_id)
+    .load(conn)
+    .await
+}
+
+/// Full-text search over titles and bodies, best match first.
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    reader: i64,
+    terms: &str,
+    community_id: Option<i64>,
+    after: Option<(f64, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<PostView>> {
+    let rank = "ts_rank_cd(p.search_vector, websearch_to_tsquery('english', $2))::float8";
+    let mut query = diesel::sql_query(format!(
+        "{VIEW_SELECT}, {rank} AS rank {VIEW_FROM}
+         WHERE p.search_vector @@ websearch_to_tsquery('english', $2) AND NOT p.deleted AND NOT p.removed"
+    ))
+    .into_boxed()
+    .bind::<BigInt, _>(reader)
+    .bind::<Text, _>(terms);
+    let mut next = 3;
+    if let Some(community_id) = community_id {
+        query = query.sql(format!(" AND p.community_id = ${next}")).bind::<BigInt, _>(community_id);
+        next += 1;
+    }
+    if let Some((value, id)) = after {
+        query = query
+            .sql(format!(" AND ({rank}, p.id) < (${}, ${})", next, next + 1))
+            .bind::<Double, _>(value)
+            .bind::<BigInt, _>(id);
+        next += 2;
+    }
+    query.sql(format!(" ORDER BY rank DESC, p.id DESC LIMIT ${next}")).bind::<BigInt, _>(limit).load(conn).await
+}
+
+/// A new post.
+#[derive(Debug, Clone)]
+pub struct NewPost<'a> {
+    /// Community.
+    pub community_id: i64,
+    /// Author.
+    pub author_id: i64,
+    /// Title.
+    pub title: &'a str,
+    /// Markdown body.
+    pub body: &'a str,
+    /// Rendered body.
+    pub body_html: &'a str,
+    /// Link.
+    pub url: Option<&'a str>,
+    /// Creation time (also the start of its hot rank).
+    pub created_at: DateTime<Utc>,
+    /// Initial hot rank.
+    pub hot_rank: f64,
+}
+
+/// Inserts a post and counts it in its community; returns its id.
+pub async fn insert(conn: &mut AsyncPgConnection, post: &NewPost<'_>) -> QueryResult<i64> {
+    let id = diesel::insert_into(posts::table)
+        .values((
+            posts::community_id.eq(post.community_id),
+            posts::author_id.eq(post.author_id),
+            posts::title.eq(post.title),
+            posts::body.eq(post.body),
+            posts::body_html.eq(post.body_html),
+            posts::url.eq(post.url),
+            posts::created_at.eq(post.created_at),
+            posts::last_activity_at.eq(post.created_at),
+            posts::hot_rank.eq(post.hot_rank),
+        ))
+        .returning(posts::id)
+        .get_result(conn)
+        .await?;
+    diesel::update(communities::table.find(post.community_id))
+        .set(communities::post_count.eq(communities::post_count + 1))
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// What permission checks need to know about a post.
+#[derive(Debug, Clone, Copy, Queryable)]
+pub struct PostFacts {
+    /// Author.
+    pub author_id: i64,
+    /// Community.
+    pub community_id: i64,
+    /// Deleted by its author.
+    pub deleted: bool,
+    /// Removed by a moderator.
+    pub removed: bool,
+    /// Closed to comments.
+    pub locked: bool,
+}
+
+/// The facts of a post; with `lock`, the row stays locked until the transaction ends, which
+/// serializes concurrent votes on it.
+pub async fn facts(conn: &mut AsyncPgConnection, id: i64, lock: bool) -> QueryResult<Option<PostFacts>> {
+    let query = posts::table.find(id).select((
+        posts::author_id,
+        posts::community_id,
+        posts::deleted,
+        posts::removed,
+        posts::locked,
+    ));
+    if lock { query.for_update().first(conn).await.optional() } else { query.first(conn).await.optional() }
+}
+
+/// Changes the title and/or body and marks the post edited.
+pub async fn edit(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    title: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> QueryResult<()> {
+    if let Some(title) = title {
+        diesel::update(posts::table.find(id)).set(posts::title.eq(title)).execute(conn).await?;
+    }
+    if let Some((body, body_html)) = body {
+        diesel::update(posts::table.find(id))
+            .set((posts::body.eq(body), posts::body_html.eq(body_html)))
+            .execute(conn)
+            .await?;
+    }
+    diesel::update(posts::table.find(id)).set(posts::edited_at.eq(diesel::dsl::now)).execute(conn).await.map(drop)
+}
+
+/// Marks a post deleted, blanks its text and uncounts it from its community.
+pub async fn delete(conn: &mut AsyncPgConnection, id: i64, community_id: i64) -> QueryResult<()> {
+    diesel::update(posts::table.find(id))
+        .set((
+            posts::deleted.eq(true),
+            posts::title.eq(""),
+            posts::body.eq(""),
+            posts::body_html.eq(""),
+            posts::url.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(communities::table.find(community_id))
+        .set(communities::post_count.eq(communities::post_count - 1))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// A moderation flag of a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostFlag {
+    /// Removed by a moderator.
+    Removed,
+    /// Closed to new comments.
+    Locked,
+    /// Pinned to the top of its community.
+    Pinned,
+}
+
+/// Sets a moderation flag; returns whether it changed.
+pub async fn set_flag(conn: &mut AsyncPgConnection, id: i64, flag: PostFlag, value: bool) -> QueryResult<bool> {
+    let target = posts::table.find(id);
+    let changed = match flag {
+        PostFlag::Removed => {
+            diesel::update(target.filter(posts::removed.ne(value))).set(posts::removed.eq(value)).execute(conn).await?
+        }
+        PostFlag::Locked => {
+            diesel::update(target.filter(posts::locked.ne(value))).set(posts::locked.eq(value)).execute(conn).await?
+        }
+        PostFlag::Pinned => {
+            diesel::update(target.filter(posts::pinned.ne(value))).set(posts::pinned.eq(value)).execute(conn).await?
+        }
+    };
+    Ok(changed > 0)
+}
+
+/// A post's tallies after a vote.
+#[derive(Debug, Clone, Copy, Queryable, Serialize)]
+pub struct Tally {
     /// Upvotes minus downvotes.
     pub score: i32,
     /// Upvotes.
     pub upvotes: i32,
     /// Downvotes.
     pub downvotes: i32,
-    /// Comments on the post.
-    pub comment_count: i32,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last edit.
-    pub edited_at: Option<DateTime<Utc>>,
-    /// Deleted by its author.
-    pub deleted: bool,
-    /// Removed by a moderator.
-    pub removed: bool,
-    /// Closed to new comments.
-    pub locked: bool,
-    /// Pinned to the top of its community.
-    pub pinned: bool,
 }
 
-/// The post with this id, with its community and author names, in one query.
-pub async fn view_by_id(conn: &mut AsyncPgConnection, id: PostId) -> QueryResult<Option<PostView>> {
-    posts::table
-        .inner_join(communities::table)
-        .inner_join(users::table)
-        .filter(posts::id.eq(id.0))
-        .select((
-            posts::id,
-            communities::name,
-            users::username,
-            posts::title,
-            posts::body,
-            posts::body_html,
-            posts::url,
-            posts::score,
-            posts::upvotes,
-            posts::downvotes,
-            posts::comment_count,
-            posts::created_at,
-            posts::edited_at,
-            posts::deleted,
-            posts::removed,
-            posts::locked,
-            posts::pinned,
-        ))
-        .first(conn)
-        .await
-        .optional()
+/// Records `user`'s vote (`0` clears it) on a locked post row, updating counts, hot rank and
+/// the author's karma in the caller's transaction.
+pub async fn vote(conn: &mut AsyncPgConnection, post: i64, author: i64, user: i64, value: i16) -> QueryResult<Tally> {
+    let previous: i16 =
+        post_votes::table.find((post, user)).select(post_votes::value).first(conn).await.optional()?.unwrap_or(0);
+    if previous != value {
+        if value == 0 {
+            diesel::delete(post_votes::table.find((post, user))).execute(conn).await?;
+        } else {
+            diesel::insert_into(post_votes::table)
+                .values((post_votes::post_id.eq(post), post_votes::user_id.eq(user), post_votes::value.eq(value)))
+                .on_conflict((post_votes::post_id, post_votes::user_id))
+                .do_update()
+                .set(post_votes::value.eq(value))
+                .execute(conn)
+                .await?;
+        }
+    }
+    let up = i32::from(value == 1) - i32::from(previous == 1);
+    let down = i32::from(value == -1) - i32::from(previous == -1);
+    let tally: Tally = diesel::sql_query(
+        "UPDATE posts SET upvotes = upvotes + $2, downvotes = downvotes + $3, score = score + $2 - $3,
+             hot_rank = sign(score + $2 - $3) * log(greatest(abs(score + $2 - $3), 1))
+                        + extract(epoch FROM created_at) / 45000
+         WHERE id = $1 RETURNING score, upvotes, downvotes",
+    )
+    .bind::<BigInt, _>(post)
+    .bind::<Integer, _>(up)
+    .bind::<Integer, _>(down)
+    .get_result::<TallyRow>(conn)
+    .await
+    .map(|row| Tally { score: row.score, upvotes: row.upvotes, downvotes: row.downvotes })?;
+    if up != down {
+        diesel::update(users::table.find(author))
+            .set(users::karma.eq(users::karma + i64::from(up - down)))
+            .execute(conn)
+            .await?;
+    }
+    Ok(tally)
+}
+
+#[derive(QueryableByName)]
+struct TallyRow {
+    #[diesel(sql_type = Integer)]
+    score: i32,
+    #[diesel(sql_type = Integer)]
+    upvotes: i32,
+    #[diesel(sql_type = Integer)]
+    downvotes: i32,
 }

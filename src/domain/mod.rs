@@ -2,15 +2,25 @@
 //! Nothing here knows about HTTP or SQL.
 
 pub mod accounts;
+pub mod content;
 
 use std::fmt;
 
 pub use accounts::{Bio, EmailAddress, NotificationSettings, Password};
+pub use content::{
+    Body, CommentSort, CommunityName, CommunitySort, CommunityTitle, Description, Limit, LinkUrl, PostSort, PostTitle,
+    Reason, Rules, TimeWindow, VoteValue,
+};
 
 /// A post id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct PostId(pub i64);
+
+/// A comment id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct CommentId(pub i64);
 
 /// A user id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -5,8 +5,9 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::domain::{Bio, EmailAddress, NotificationSettings, Password, Username};
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 use crate::http::auth::{CurrentUser, user_agent};
+use crate::http::fields::Fields;
 use crate::service::accounts::{self, NewAccount, ProfileUpdate};
 
 /// Body of `POST /auth/register`.
@@ -54,23 +55,6 @@ pub struct ResetConfirmBody {
 pub struct UpdateMeBody {
     bio: Option<String>,
     notification_settings: Option<NotificationSettings>,
-}
-
-/// Collects field errors so one response names every invalid field.
-#[derive(Default)]
-struct Fields(Vec<FieldError>);
-
-impl Fields {
-    fn check<T, E: std::fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
-        result.map_err(|err| self.0.push(FieldError { field: field.into(), message: err.to_string() })).ok()
-    }
-
-    fn finish<T>(self, value: Option<T>) -> Result<T, AppError> {
-        match value {
-            Some(value) if self.0.is_empty() => Ok(value),
-            _ => Err(AppError::validation(self.0)),
-        }
-    }
 }
 
 /// `POST /api/v1/auth/register`

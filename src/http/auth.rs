@@ -46,3 +46,22 @@ struct MissingState;
 pub fn user_agent(req: &HttpRequest) -> String {
     req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
 }
+
+/// A caller who may or may not be signed in. No `Authorization` header is anonymous; a header
+/// with a bad token is still a 401, so a client never silently loses its identity.
+#[derive(Debug, Clone, Copy)]
+pub struct MaybeUser(pub Option<Authenticated>);
+
+impl FromRequest for MaybeUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if req.headers().contains_key(header::AUTHORIZATION) {
+            let user = CurrentUser::from_request(req, payload);
+            Box::pin(async move { user.await.map(|u| MaybeUser(Some(u.0))) })
+        } else {
+            Box::pin(async { Ok(MaybeUser(None)) })
+        }
+    }
+}

@@ -2,11 +2,14 @@
 //! Handlers stay thin; the rules live in `service`.
 
 pub mod accounts;
-pub mod api;
 pub mod auth;
+pub mod communities;
+pub mod fields;
 pub mod middleware;
 pub mod ops;
+pub mod posts;
 pub mod problem;
+pub mod users;
 
 use actix_web::web;
 
@@ -26,7 +29,7 @@ pub fn configure_public(cfg: &mut web::ServiceConfig, max_body_bytes: usize, ser
 
 /// The JSON API: the route table of `/api/v1`.
 fn api_v1() -> actix_web::Scope {
-    use web::{get, patch, post, resource};
+    use web::{delete, get, patch, post, put, resource};
     web::scope("/api/v1")
         .service(resource("/auth/register").route(post().to(accounts::register)))
         .service(resource("/auth/login").route(post().to(accounts::login)))
@@ -35,8 +38,30 @@ fn api_v1() -> actix_web::Scope {
         .service(resource("/auth/password-reset").route(post().to(accounts::request_password_reset)))
         .service(resource("/auth/password-reset/confirm").route(post().to(accounts::confirm_password_reset)))
         .service(resource("/me").route(get().to(accounts::me)).route(patch().to(accounts::update_me)))
-        .service(resource("/users/{username}").route(get().to(api::get_user)))
-        .service(resource("/posts/{id}").route(get().to(api::get_post)))
+        .service(resource("/users/{username}").route(get().to(users::get_user)))
+        .service(resource("/communities").route(post().to(communities::create)).route(get().to(communities::list)))
+        .service(resource("/communities/{name}").route(get().to(communities::get)).route(patch().to(communities::edit)))
+        .service(
+            resource("/communities/{name}/membership")
+                .route(put().to(communities::join))
+                .route(delete().to(communities::leave)),
+        )
+        .service(
+            resource("/communities/{name}/moderators/{username}")
+                .route(put().to(communities::add_moderator))
+                .route(delete().to(communities::remove_moderator)),
+        )
+        .service(resource("/communities/{name}/bans").route(post().to(communities::ban)))
+        .service(resource("/communities/{name}/posts").route(post().to(posts::create)))
+        .service(resource("/posts").route(get().to(posts::list)))
+        .service(
+            resource("/posts/{id}")
+                .route(get().to(posts::get))
+                .route(patch().to(posts::edit))
+                .route(delete().to(posts::delete)),
+        )
+        .service(resource("/posts/{id}/vote").route(put().to(posts::vote)))
+        .service(resource("/search").route(get().to(posts::search)))
 }
 
 /// Registers the admin listener's routes: `/metrics` and the health checks.

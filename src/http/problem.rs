@@ -76,7 +76,7 @@ fn status_of(kind: &ErrorKind) -> StatusCode {
         ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
         ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Forbidden(_) => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::Conflict(_) => StatusCode::CONFLICT,

@@ -1,28 +1,320 @@
-//! Post use cases.
+//! Post use cases: read, list by every sort, search, create, edit, delete, vote.
 
+use chrono::Utc;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::db;
-use crate::domain::PostId;
+use crate::db::DbConn;
+use crate::db::communities as db_communities;
+use crate::db::posts::{self as db_posts, ListingQuery, NewPost, PostCursor, PostView, Tally};
+use crate::domain::content::{decode_cursor, encode_cursor, hot_rank};
+use crate::domain::{Body, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
 use crate::error::AppError;
+use crate::service::accounts::Authenticated;
+use crate::service::communities::{Page, banned, forbidden};
 
-/// The API's `post` object: the stored view plus what depends on the reader.
+/// The API's `post` object: the stored view plus media (which arrives with uploads).
 #[derive(Debug, Clone, Serialize)]
 pub struct Post {
-    /// Everything stored about the post.
+    /// Everything stored about the post, for this reader.
     #[serde(flatten)]
-    pub view: db::posts::PostView,
-    /// Uploaded image (arrives with media uploads).
+    pub view: PostView,
+    /// Uploaded image (media uploads are not part of this version).
     pub image: Option<serde_json::Value>,
-    /// The caller's vote: -1, 0 or 1.
-    pub my_vote: i16,
 }
 
-/// One post as an anonymous reader sees it.
+impl From<PostView> for Post {
+    fn from(view: PostView) -> Self {
+        Self { view, image: None }
+    }
+}
+
+/// A validated new post.
+#[derive(Debug, Clone)]
+pub struct NewPostInput {
+    /// Title.
+    pub title: PostTitle,
+    /// Markdown body (may be empty).
+    pub body: Body,
+    /// Link, for link posts.
+    pub url: Option<LinkUrl>,
+}
+
+/// A validated post edit.
+#[derive(Debug, Clone, Default)]
+pub struct PostEdit {
+    /// New title.
+    pub title: Option<PostTitle>,
+    /// New body.
+    pub body: Option<Body>,
+}
+
+/// A listing request.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    /// Only this community.
+    pub community: Option<String>,
+    /// Sort.
+    pub sort: PostSort,
+    /// Window of `top` and `controversial`.
+    pub window: TimeWindow,
+    /// Page size.
+    pub limit: Limit,
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+fn reader_id(reader: Option<Authenticated>) -> i64 {
+    reader.map_or(0, |r| r.user_id.0)
+}
+
+fn bad_cursor() -> AppError {
+    AppError::invalid_field("cursor", "is not a cursor from this listing")
+}
+
+/// One post as `reader` sees it.
 #[tracing::instrument(name = "service.posts.get", skip_all, fields(post_id = id.0))]
-pub async fn get(state: &AppState, id: PostId) -> Result<Post, AppError> {
+pub async fn get(state: &AppState, id: PostId, reader: Option<Authenticated>) -> Result<Post, AppError> {
     let mut conn = state.db.conn().await?;
-    let view = state.db.observe("posts.view_by_id", db::posts::view_by_id(&mut conn, id)).await?;
-    view.map(|view| Post { view, image: None, my_vote: 0 }).ok_or_else(|| AppError::not_found("post"))
+    view(state, &mut conn, id.0, reader_id(reader)).await.map(Post::from)
+}
+
+pub(crate) async fn view(state: &AppState, conn: &mut DbConn, id: i64, reader: i64) -> Result<PostView, AppError> {
+    state
+        .db
+        .observe("posts.view_by_id", db_posts::view_by_id(conn, PostId(id), reader))
+        .await?
+        .ok_or_else(|| AppError::not_found("post"))
+}
+
+/// A page of posts: across all communities or one (pinned posts first on its first page).
+#[tracing::instrument(name = "service.posts.list", skip_all, fields(sort = ?request.sort))]
+pub async fn list(
+    state: &AppState,
+    request: ListRequest,
+    reader: Option<Authenticated>,
+) -> Result<Page<Post>, AppError> {
+    let sort = match request.sort {
+        PostSort::Hot => PostCursor::Hot(0.0, 0),
+        PostSort::New => PostCursor::New(0, 0),
+        PostSort::Top => PostCursor::Top(0, 0),
+        PostSort::Controversial => PostCursor::Controversial(0.0, 0),
+        PostSort::Active => PostCursor::Active(0, 0),
+    };
+    let after: Option<PostCursor> =
+        request.cursor.as_deref().map(decode_cursor).transpose().map_err(|_| bad_cursor())?;
+    if after.is_some_and(|a| std::mem::discriminant(&a) != std::mem::discriminant(&sort)) {
+        return Err(bad_cursor());
+    }
+    let mut conn = state.db.conn().await?;
+    let community_id = match &request.community {
+        Some(name) => Some(
+            state
+                .db
+                .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, name))
+                .await?
+                .ok_or_else(|| AppError::not_found("community"))?
+                .0,
+        ),
+        None => None,
+    };
+    let windowed = matches!(request.sort, PostSort::Top | PostSort::Controversial);
+    let listing = ListingQuery {
+        reader: reader_id(reader),
+        community_id,
+        since: if windowed { request.window.duration().map(|d| Utc::now() - d) } else { None },
+        sort,
+        after,
+        exclude_pinned: community_id.is_some(),
+        limit: request.limit.0 + 1,
+    };
+    let mut rows = state.db.observe(listing_query_name(request.sort), db_posts::list(&mut conn, &listing)).await?;
+    let next_cursor = if rows.len() as i64 > request.limit.0 {
+        rows.truncate(request.limit.0 as usize);
+        rows.last().map(|last| encode_cursor(&sort.after(last)))
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(rows.len() + 2);
+    if let (Some(community_id), None) = (community_id, after) {
+        let pinned =
+            state.db.observe("posts.pinned", db_posts::pinned(&mut conn, community_id, listing.reader)).await?;
+        items.extend(pinned.into_iter().map(Post::from));
+    }
+    items.extend(rows.into_iter().map(Post::from));
+    Ok(Page { items, next_cursor })
+}
+
+fn listing_query_name(sort: PostSort) -> &'static str {
+    match sort {
+        PostSort::Hot => "posts.list_hot",
+        PostSort::New => "posts.list_new",
+        PostSort::Top => "posts.list_top",
+        PostSort::Controversial => "posts.list_controversial",
+        PostSort::Active => "posts.list_active",
+    }
+}
+
+/// Full-text search, best match first.
+#[tracing::instrument(name = "service.posts.search", skip_all)]
+pub async fn search(
+    state: &AppState,
+    terms: &str,
+    community: Option<&str>,
+    limit: Limit,
+    cursor: Option<&str>,
+    reader: Option<Authenticated>,
+) -> Result<Page<Post>, AppError> {
+    let after = match cursor.map(decode_cursor::<PostCursor>).transpose().map_err(|_| bad_cursor())? {
+        Some(PostCursor::Rank(value, id)) => Some((value, id)),
+        Some(_) => return Err(bad_cursor()),
+        None => None,
+    };
+    let mut conn = state.db.conn().await?;
+    let community_id = match community {
+        Some(name) => Some(
+            state
+                .db
+                .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, name))
+                .await?
+                .ok_or_else(|| AppError::not_found("community"))?
+                .0,
+        ),
+        None => None,
+    };
+    let reader = reader_id(reader);
+    let mut rows = state
+        .db
+        .observe("posts.search", db_posts::search(&mut conn, reader, terms, community_id, after, limit.0 + 1))
+        .await?;
+    let next_cursor = if rows.len() as i64 > limit.0 {
+        rows.truncate(limit.0 as usize);
+        rows.last().map(|last| encode_cursor(&PostCursor::Rank(last.rank, last.id)))
+    } else {
+        None
+    };
+    Ok(Page { items: rows.into_iter().map(Post::from).collect(), next_cursor })
+}
+
+/// Creates a post in a community; banned users cannot.
+#[tracing::instrument(name = "service.posts.create", skip_all, fields(community))]
+pub async fn create(
+    state: &AppState,
+    author: Authenticated,
+    community: &str,
+    input: NewPostInput,
+) -> Result<Post, AppError> {
+    let mut conn = state.db.conn().await?;
+    let (community_id, _) = state
+        .db
+        .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, community))
+        .await?
+        .ok_or_else(|| AppError::not_found("community"))?;
+    let is_banned = state
+        .db
+        .observe("communities.is_banned", db_communities::is_banned(&mut conn, community_id, author.user_id.0))
+        .await?;
+    if is_banned {
+        return Err(banned());
+    }
+    let body_html = crate::markdown::render(&input.body.0);
+    let created_at = Utc::now();
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        let post = NewPost {
+            community_id,
+            author_id: author.user_id.0,
+            title: &input.title.0,
+            body: &input.body.0,
+            body_html: &body_html,
+            url: input.url.as_ref().map(|u| u.0.as_str()),
+            created_at,
+            hot_rank: hot_rank(0, created_at),
+        };
+        Ok(db_posts::insert(conn, &post).await?)
+    });
+    let id = state.db.timed("posts.create", work).await?;
+    state.metrics.posts_created.inc();
+    view(state, &mut conn, id, author.user_id.0).await.map(Post::from)
+}
+
+/// Edits the author's own post.
+#[tracing::instrument(name = "service.posts.edit", skip_all, fields(post_id = id.0))]
+pub async fn edit(state: &AppState, editor: Authenticated, id: PostId, edit: PostEdit) -> Result<Post, AppError> {
+    let mut conn = state.db.conn().await?;
+    let facts = state.db.observe("posts.facts", db_posts::facts(&mut conn, id.0, false)).await?;
+    let facts = facts.ok_or_else(|| AppError::not_found("post"))?;
+    if facts.author_id != editor.user_id.0 {
+        return Err(forbidden("only the author can edit a post"));
+    }
+    if facts.deleted {
+        return Err(forbidden("a deleted post cannot be edited"));
+    }
+    let body = edit.body.map(|b| {
+        let html = crate::markdown::render(&b.0);
+        (b.0, html)
+    });
+    let title = edit.title.map(|t| t.0);
+    state
+        .db
+        .observe(
+            "posts.edit",
+            db_posts::edit(&mut conn, id.0, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))),
+        )
+        .await?;
+    view(state, &mut conn, id.0, editor.user_id.0).await.map(Post::from)
+}
+
+/// Deletes the author's own post: it stays, blanked, with `deleted: true`.
+#[tracing::instrument(name = "service.posts.delete", skip_all, fields(post_id = id.0))]
+pub async fn delete(state: &AppState, author: Authenticated, id: PostId) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        let facts = db_posts::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("post"))?;
+        if facts.author_id != author.user_id.0 {
+            return Err(forbidden("only the author can delete a post"));
+        }
+        if !facts.deleted {
+            db_posts::delete(conn, id.0, facts.community_id).await?;
+        }
+        Ok(())
+    });
+    state.db.timed("posts.delete", work).await
+}
+
+/// Votes on a post: up, down or clear; repeating a vote changes nothing. Votes on one post
+/// are serialized by a row lock, so concurrent voters are all counted exactly once.
+#[tracing::instrument(name = "service.posts.vote", skip_all, fields(post_id = id.0, value = value.0))]
+pub async fn vote(
+    state: &AppState,
+    voter: Authenticated,
+    id: PostId,
+    value: VoteValue,
+) -> Result<VoteResult, AppError> {
+    let mut conn = state.db.conn().await?;
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        let facts = db_posts::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("post"))?;
+        if facts.deleted || facts.removed {
+            return Err(forbidden("this post can no longer be voted on"));
+        }
+        if db_communities::is_banned(conn, facts.community_id, voter.user_id.0).await? {
+            return Err(banned());
+        }
+        Ok(db_posts::vote(conn, id.0, facts.author_id, voter.user_id.0, value.0).await?)
+    });
+    let tally: Tally = state.db.timed("posts.vote", work).await?;
+    state.metrics.votes.with_label_values(&["post"]).inc();
+    Ok(VoteResult { score: tally.score, upvotes: tally.upvotes, downvotes: tally.downvotes, my_vote: value.0 })
+}
+
+/// The answer to a vote.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VoteResult {
+    /// Upvotes minus downvotes.
+    pub score: i32,
+    /// Upvotes.
+    pub upvotes: i32,
+    /// Downvotes.
+    pub downvotes: i32,
+    /// The caller's vote now.
+    pub my_vote: i16,
 }

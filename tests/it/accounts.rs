@@ -20,6 +20,26 @@ impl TestApp {
         self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("request")
     }
 
+    /// A request with any method, JSON body and bearer token.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        token: &str,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Registers `username` and returns its access token.
+    pub async fn token_for(&self, username: &str) -> String {
+        self.register(username).await["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Registers `username` (password `password123`) and returns the sign-in answer.
     pub async fn register(&self, username: &str) -> Value {
         let body = json!({"username": username, "email": format!("{username}@example.com"), "password": "password123"});

@@ -1,17 +1,11 @@
-//! JSON API handlers under `/api/v1`: extract, parse into domain input, one service call, respond.
+//! `/api/v1/users/*`: public profiles.
 
 use actix_web::{HttpResponse, web};
 
 use crate::app::AppState;
-use crate::domain::{PostId, Username};
+use crate::domain::Username;
 use crate::error::AppError;
 use crate::service;
-
-/// `GET /api/v1/posts/{id}`
-pub async fn get_post(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
-    let post = service::posts::get(&state, PostId(id.into_inner())).await?;
-    Ok(HttpResponse::Ok().json(post))
-}
 
 /// `GET /api/v1/users/{username}`
 pub async fn get_user(state: web::Data<AppState>, username: web::Path<String>) -> Result<HttpResponse, AppError> {

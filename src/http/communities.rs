@@ -1,0 +1,175 @@
+//! `/api/v1/communities/*`: thin handlers over `service::communities`.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::domain::{CommunityName, CommunitySort, CommunityTitle, Description, Limit, Reason, Rules, Username};
+use crate::error::AppError;
+use crate::http::auth::{CurrentUser, MaybeUser};
+use crate::http::fields::Fields;
+use crate::service::communities::{self, CommunityEdit, NewBan, NewCommunity};
+
+/// Body of `POST /communities`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    title: String,
+    description: Option<String>,
+    rules: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /communities/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditBody {
+    title: Option<String>,
+    description: Option<String>,
+    rules: Option<Vec<String>>,
+}
+
+/// Body of `POST /communities/{name}/bans`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanBody {
+    username: String,
+    reason: String,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Query of `GET /communities`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    sort: Option<CommunitySort>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `POST /api/v1/communities`
+pub async fn create(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, AppError> {
+    let mut fields = Fields::default();
+    let name = fields.check("name", CommunityName::parse(&body.name));
+    let title = fields.check("title", CommunityTitle::parse(&body.title));
+    let description = fields.check("description", Description::parse(body.description.as_deref().unwrap_or("")));
+    let rules = fields.check("rules", Rules::parse(body.rules.as_deref().unwrap_or(&[])));
+    let input = fields.finish(
+        name.zip(title).zip(description).zip(rules).map(|(((name, title), description), rules)| NewCommunity {
+            name,
+            title,
+            description,
+            rules,
+        }),
+    )?;
+    let community = communities::create(&state, user.0, input).await?;
+    Ok(HttpResponse::Created().json(community))
+}
+
+/// `GET /api/v1/communities`
+pub async fn list(
+    state: web::Data<AppState>,
+    reader: MaybeUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
+    let page =
+        communities::list(&state, query.sort.unwrap_or_default(), limit, query.cursor.as_deref(), reader.0).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /api/v1/communities/{name}`
+pub async fn get(
+    state: web::Data<AppState>,
+    reader: MaybeUser,
+    name: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(communities::get(&state, &name, reader.0).await?))
+}
+
+/// `PATCH /api/v1/communities/{name}`
+pub async fn edit(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    name: web::Path<String>,
+    body: web::Json<EditBody>,
+) -> Result<HttpResponse, AppError> {
+    let mut fields = Fields::default();
+    let edit = CommunityEdit {
+        title: body.title.as_deref().and_then(|t| fields.check("title", CommunityTitle::parse(t))),
+        description: body.description.as_deref().and_then(|d| fields.check("description", Description::parse(d))),
+        rules: body.rules.as_deref().and_then(|r| fields.check("rules", Rules::parse(r))),
+    };
+    let edit = fields.finish(Some(edit))?;
+    Ok(HttpResponse::Ok().json(communities::edit(&state, user.0, &name, edit).await?))
+}
+
+/// `PUT /api/v1/communities/{name}/membership`
+pub async fn join(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    name: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    communities::join(&state, user.0, &name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /api/v1/communities/{name}/membership`
+pub async fn leave(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    name: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    communities::leave(&state, user.0, &name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /api/v1/communities/{name}/moderators/{username}`
+pub async fn add_moderator(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (name, username) = path.into_inner();
+    communities::set_moderator(&state, user.0, &name, &username, true).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /api/v1/communities/{name}/moderators/{username}`
+pub async fn remove_moderator(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (name, username) = path.into_inner();
+    communities::set_moderator(&state, user.0, &name, &username, false).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/communities/{name}/bans`
+pub async fn ban(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    name: web::Path<String>,
+    body: web::Json<BanBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let mut fields = Fields::default();
+    let username = fields.check("username", Username::parse(&body.username));
+    let reason = fields.check("reason", Reason::parse(&body.reason)).map(|r| r.0);
+    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+        fields.check::<(), _>("expires_at", Err("must be in the future"));
+    }
+    let ban = fields.finish(username.zip(reason).map(|(username, reason)| NewBan {
+        username,
+        reason,
+        expires_at: body.expires_at,
+    }))?;
+    communities::ban(&state, user.0, &name, ban).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

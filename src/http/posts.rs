@@ -1,0 +1,158 @@
+//! `/api/v1/posts/*`, `/api/v1/communities/{name}/posts`, `/api/v1/search`: thin handlers over
+//! `service::posts`.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::domain::{Body, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
+use crate::error::AppError;
+use crate::http::auth::{CurrentUser, MaybeUser};
+use crate::http::fields::Fields;
+use crate::service::posts::{self, ListRequest, NewPostInput, PostEdit};
+
+/// Body of `POST /communities/{name}/posts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    title: String,
+    body: Option<String>,
+    url: Option<String>,
+    image_id: Option<i64>,
+}
+
+/// Body of `PATCH /posts/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditBody {
+    title: Option<String>,
+    body: Option<String>,
+}
+
+/// Body of `PUT /posts/{id}/vote` and `PUT /comments/{id}/vote`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteBody {
+    /// -1, 0 or 1.
+    pub value: i64,
+}
+
+/// Query of `GET /posts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    community: Option<String>,
+    sort: Option<PostSort>,
+    t: Option<TimeWindow>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// Query of `GET /search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    q: String,
+    community: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `POST /api/v1/communities/{name}/posts`
+pub async fn create(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    community: web::Path<String>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, AppError> {
+    let mut fields = Fields::default();
+    let title = fields.check("title", PostTitle::parse(&body.title));
+    let text = fields.check("body", Body::parse_post(body.body.as_deref().unwrap_or("")));
+    let url = match body.url.as_deref() {
+        Some(url) => fields.check("url", LinkUrl::parse(url)).map(Some),
+        None => Some(None),
+    };
+    if body.image_id.is_some() {
+        fields.check::<(), _>("image_id", Err("image uploads are not available yet"));
+    }
+    let input =
+        fields.finish(title.zip(text).zip(url).map(|((title, body), url)| NewPostInput { title, body, url }))?;
+    let post = posts::create(&state, user.0, &community, input).await?;
+    Ok(HttpResponse::Created().json(post))
+}
+
+/// `GET /api/v1/posts`
+pub async fn list(
+    state: web::Data<AppState>,
+    reader: MaybeUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
+    let request = ListRequest {
+        community: query.community,
+        sort: query.sort.unwrap_or_default(),
+        window: query.t.unwrap_or_default(),
+        limit,
+        cursor: query.cursor,
+    };
+    Ok(HttpResponse::Ok().json(posts::list(&state, request, reader.0).await?))
+}
+
+/// `GET /api/v1/posts/{id}`
+pub async fn get(state: web::Data<AppState>, reader: MaybeUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(posts::get(&state, PostId(id.into_inner()), reader.0).await?))
+}
+
+/// `PATCH /api/v1/posts/{id}`
+pub async fn edit(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    body: web::Json<EditBody>,
+) -> Result<HttpResponse, AppError> {
+    let mut fields = Fields::default();
+    let edit = PostEdit {
+        title: body.title.as_deref().and_then(|t| fields.check("title", PostTitle::parse(t))),
+        body: body.body.as_deref().and_then(|b| fields.check("body", Body::parse_post(b))),
+    };
+    let edit = fields.finish(Some(edit))?;
+    Ok(HttpResponse::Ok().json(posts::edit(&state, user.0, PostId(id.into_inner()), edit).await?))
+}
+
+/// `DELETE /api/v1/posts/{id}`
+pub async fn delete(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    posts::delete(&state, user.0, PostId(id.into_inner())).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /api/v1/posts/{id}/vote`
+pub async fn vote(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    body: web::Json<VoteBody>,
+) -> Result<HttpResponse, AppError> {
+    let value = VoteValue::parse(body.value).map_err(|err| AppError::invalid_field("value", err.to_string()))?;
+    Ok(HttpResponse::Ok().json(posts::vote(&state, user.0, PostId(id.into_inner()), value).await?))
+}
+
+/// `GET /api/v1/search`
+pub async fn search(
+    state: web::Data<AppState>,
+    reader: MaybeUser,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, AppError> {
+    let terms = query.q.trim();
+    if terms.is_empty() || terms.chars().count() > 200 || terms.contains('\0') {
+        return Err(AppError::invalid_field("q", "must be 1 to 200 characters"));
+    }
+    let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
+    let page =
+        posts::search(&state, terms, query.community.as_deref(), limit, query.cursor.as_deref(), reader.0).await?;
+    Ok(HttpResponse::Ok().json(page))
+}

@@ -1,0 +1,299 @@
+//! Community use cases: create, list, read, edit, join/leave, moderators, bans.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::communities::{self as db_communities, CommunityCursor, CommunityView, CreateCommunityError};
+use crate::db::{DbConn, DbError};
+use crate::domain::content::{decode_cursor, encode_cursor};
+use crate::domain::{CommunityName, CommunitySort, CommunityTitle, Description, Limit, Rules, Username};
+use crate::error::{AppError, ErrorKind};
+use crate::service::accounts::Authenticated;
+
+/// One page of a listing, as every list endpoint answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Where the next page starts; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A validated new community.
+#[derive(Debug, Clone)]
+pub struct NewCommunity {
+    /// Name.
+    pub name: CommunityName,
+    /// Title.
+    pub title: CommunityTitle,
+    /// Description.
+    pub description: Description,
+    /// Rules.
+    pub rules: Rules,
+}
+
+/// A validated community edit.
+#[derive(Debug, Clone, Default)]
+pub struct CommunityEdit {
+    /// New title.
+    pub title: Option<CommunityTitle>,
+    /// New description.
+    pub description: Option<Description>,
+    /// New rules.
+    pub rules: Option<Rules>,
+}
+
+/// A validated ban.
+#[derive(Debug, Clone)]
+pub struct NewBan {
+    /// Who.
+    pub username: Username,
+    /// Why (shown in the modlog).
+    pub reason: String,
+    /// Until when; `None` is permanent.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+fn reader_id(reader: Option<Authenticated>) -> i64 {
+    reader.map_or(0, |r| r.user_id.0)
+}
+
+pub(crate) fn forbidden(detail: &str) -> AppError {
+    AppError::forbidden("forbidden", detail)
+}
+
+pub(crate) fn banned() -> AppError {
+    AppError::forbidden("banned", "you are banned from this community")
+}
+
+/// The community's id, rules and whether `user` moderates it (site admins moderate everywhere).
+pub(crate) async fn moderation_rights(
+    state: &AppState,
+    conn: &mut DbConn,
+    community: &str,
+    user_id: i64,
+) -> Result<(i64, Vec<String>, bool), AppError> {
+    let (id, rules) = state
+        .db
+        .observe("communities.id_and_rules", db_communities::id_and_rules(conn, community))
+        .await?
+        .ok_or_else(|| AppError::not_found("community"))?;
+    let may = state.db.observe("communities.is_moderator", db_communities::is_moderator(conn, id, user_id)).await?
+        || state.db.observe("communities.is_admin", db_communities::is_admin(conn, user_id)).await?;
+    Ok((id, rules, may))
+}
+
+/// Creates a community; the creator becomes its first moderator and member.
+#[tracing::instrument(name = "service.communities.create", skip_all, fields(name = input.name.as_str()))]
+pub async fn create(state: &AppState, creator: Authenticated, input: NewCommunity) -> Result<CommunityView, AppError> {
+    let mut conn = state.db.conn().await?;
+    let name = input.name.as_str().to_owned();
+    let created = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        db_communities::create(
+            conn,
+            creator.user_id.0,
+            input.name.as_str(),
+            &input.title.0,
+            &input.description.0,
+            &input.rules.0,
+        )
+        .await
+        .map_err(|err| match err {
+            CreateCommunityError::Exists => {
+                AppError::new(ErrorKind::Conflict("community_exists"), "a community with that name exists")
+            }
+            CreateCommunityError::Other(source) => DbError::Query { query: "communities.create", source }.into(),
+        })
+    });
+    state.db.timed("communities.create", created).await?;
+    view(state, &mut conn, &name, Some(creator)).await
+}
+
+/// A community as `reader` sees it.
+pub async fn get(state: &AppState, name: &str, reader: Option<Authenticated>) -> Result<CommunityView, AppError> {
+    let mut conn = state.db.conn().await?;
+    view(state, &mut conn, name, reader).await
+}
+
+async fn view(
+    state: &AppState,
+    conn: &mut DbConn,
+    name: &str,
+    reader: Option<Authenticated>,
+) -> Result<CommunityView, AppError> {
+    state
+        .db
+        .observe("communities.view_by_name", db_communities::view_by_name(conn, name, reader_id(reader)))
+        .await?
+        .ok_or_else(|| AppError::not_found("community"))
+}
+
+/// A page of communities, most popular or newest first.
+pub async fn list(
+    state: &AppState,
+    sort: CommunitySort,
+    limit: Limit,
+    cursor: Option<&str>,
+    reader: Option<Authenticated>,
+) -> Result<Page<CommunityView>, AppError> {
+    let after: Option<CommunityCursor> =
+        cursor.map(decode_cursor).transpose().map_err(|err| AppError::invalid_field("cursor", err.to_string()))?;
+    let popular = sort == CommunitySort::Popular;
+    let mut conn = state.db.conn().await?;
+    let mut rows = state
+        .db
+        .observe("communities.list", db_communities::list(&mut conn, popular, after, limit.0, reader_id(reader)))
+        .await?;
+    let next_cursor = if rows.len() as i64 > limit.0 {
+        rows.truncate(limit.0 as usize);
+        rows.last().map(|last| {
+            encode_cursor(&if popular {
+                CommunityCursor::Popular(last.member_count, last.id)
+            } else {
+                CommunityCursor::New(last.created_at.timestamp_micros(), last.id)
+            })
+        })
+    } else {
+        None
+    };
+    Ok(Page { items: rows, next_cursor })
+}
+
+/// Edits a community (moderators and admins).
+#[tracing::instrument(name = "service.communities.edit", skip_all, fields(community = name))]
+pub async fn edit(
+    state: &AppState,
+    editor: Authenticated,
+    name: &str,
+    edit: CommunityEdit,
+) -> Result<CommunityView, AppError> {
+    let mut conn = state.db.conn().await?;
+    let (id, _, may) = moderation_rights(state, &mut conn, name, editor.user_id.0).await?;
+    if !may {
+        return Err(forbidden("only moderators can edit a community"));
+    }
+    let changes = serde_json::json!({
+        "title": edit.title.as_ref().map(|t| &t.0),
+        "description": edit.description.is_some(),
+        "rules": edit.rules.as_ref().map(|r| &r.0),
+    });
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        db_communities::update(
+            conn,
+            id,
+            edit.title.as_ref().map(|t| t.0.as_str()),
+            edit.description.as_ref().map(|d| d.0.as_str()),
+            edit.rules.as_ref().map(|r| r.0.as_slice()),
+        )
+        .await?;
+        let mut entry = NewAuditEntry::new("community.edit");
+        entry.actor_id = Some(editor.user_id.0);
+        entry.community_id = Some(id);
+        entry.details = changes;
+        audit::append(conn, &entry).await?;
+        Ok(())
+    });
+    state.db.timed("communities.edit", work).await?;
+    view(state, &mut conn, name, Some(editor)).await
+}
+
+/// Joins a community (idempotent); banned users cannot.
+pub async fn join(state: &AppState, user: Authenticated, name: &str) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    let (id, _) = state
+        .db
+        .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, name))
+        .await?
+        .ok_or_else(|| AppError::not_found("community"))?;
+    if state.db.observe("communities.is_banned", db_communities::is_banned(&mut conn, id, user.user_id.0)).await? {
+        return Err(banned());
+    }
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        Ok(db_communities::join(conn, id, user.user_id.0).await?)
+    });
+    state.db.timed("communities.join", work).await.map(drop)
+}
+
+/// Leaves a community (idempotent).
+pub async fn leave(state: &AppState, user: Authenticated, name: &str) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    let (id, _) = state
+        .db
+        .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, name))
+        .await?
+        .ok_or_else(|| AppError::not_found("community"))?;
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        Ok(db_communities::leave(conn, id, user.user_id.0).await?)
+    });
+    state.db.timed("communities.leave", work).await.map(drop)
+}
+
+/// Adds (`add = true`) or removes a moderator (moderators and admins only).
+pub async fn set_moderator(
+    state: &AppState,
+    actor: Authenticated,
+    name: &str,
+    username: &str,
+    add: bool,
+) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    let (id, _, may) = moderation_rights(state, &mut conn, name, actor.user_id.0).await?;
+    if !may {
+        return Err(forbidden("only moderators can change moderators"));
+    }
+    let target = state
+        .db
+        .observe("communities.user_id_by_name", db_communities::user_id_by_name(&mut conn, username))
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        let changed = if add {
+            let added = db_communities::add_moderator(conn, id, target, actor.user_id.0).await?;
+            db_communities::join(conn, id, target).await?;
+            added
+        } else {
+            db_communities::remove_moderator(conn, id, target).await?
+        };
+        if !add && !changed {
+            return Err(AppError::not_found("moderator"));
+        }
+        if changed {
+            let mut entry =
+                NewAuditEntry::new(if add { "community.moderator_add" } else { "community.moderator_remove" });
+            entry.actor_id = Some(actor.user_id.0);
+            entry.community_id = Some(id);
+            entry.target_user_id = Some(target);
+            audit::append(conn, &entry).await?;
+        }
+        Ok(())
+    });
+    state.db.timed("communities.set_moderator", work).await
+}
+
+/// Bans a user from a community (moderators and admins only).
+pub async fn ban(state: &AppState, actor: Authenticated, name: &str, ban: NewBan) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    let (id, _, may) = moderation_rights(state, &mut conn, name, actor.user_id.0).await?;
+    if !may {
+        return Err(forbidden("only moderators can ban"));
+    }
+    let target = state
+        .db
+        .observe("communities.user_id_by_name", db_communities::user_id_by_name(&mut conn, ban.username.as_str()))
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        db_communities::ban(conn, id, target, actor.user_id.0, &ban.reason, ban.expires_at).await?;
+        let mut entry = NewAuditEntry::new("community.ban");
+        entry.actor_id = Some(actor.user_id.0);
+        entry.community_id = Some(id);
+        entry.target_user_id = Some(target);
+        entry.reason = ban.reason.clone();
+        entry.details = serde_json::json!({"expires_at": ban.expires_at});
+        audit::append(conn, &entry).await?;
+        Ok(())
+    });
+    state.db.timed("communities.ban", work).await
+}
