@@ -25,19 +25,19 @@ impl TestApp {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Value>,
         token: &str,
     ) -> reqwest::Response {
         let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
-            request = request.json(body);
+            request = request.json(&body);
         }
         request.send().await.expect("request")
     }
 
     /// Registers `username` and returns its access token.
-    pub async fn token_for(&self, username: &str) -> String {
-        self.register(username).await["access_token"].as_str().unwrap().to_owned()
+    pub async fn token_for(&self, username: impl AsRef<str>) -> String {
+        self.register(username.as_ref()).await["access_token"].as_str().unwrap().to_owned()
     }
 
     /// Registers `username` (password `password123`) and returns the sign-in answer.

@@ -124,10 +124,14 @@ async fn only_moderators_edit_appoint_and_ban() {
     app.post_json("/api/v1/communities", &json!({"name": "gardening", "title": "Gardening"}), Some(&owner)).await;
 
     let edit = json!({"title": "Gardens", "rules": ["No pesticides talk"]});
-    let refused = app.send_as(Method::PATCH, "/api/v1/communities/gardening", Some(&edit), &bob).await;
+    let refused = app.send_as(Method::PATCH, "/api/v1/communities/gardening", Some(edit.clone()), &bob).await;
     assert_eq!(problem_code(refused).await, (403, "forbidden".into()));
-    let edited: Value =
-        app.send_as(Method::PATCH, "/api/v1/communities/gardening", Some(&edit), &owner).await.json().await.unwrap();
+    let edited: Value = app
+        .send_as(Method::PATCH, "/api/v1/communities/gardening", Some(edit.clone()), &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!((edited["title"].as_str(), edited["rules"][0].as_str()), (Some("Gardens"), Some("No pesticides talk")));
 
     let appoint = app.send_as(Method::PUT, "/api/v1/communities/gardening/moderators/carol", None, &bob).await;

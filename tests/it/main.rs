@@ -13,4 +13,5 @@ mod health;
 mod lifecycle;
 mod metrics;
 mod migrations;
+mod posts;
 mod tracing_export;
