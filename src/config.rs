@@ -35,6 +35,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Sign-in and tokens.
     pub auth: AuthConfig,
+    /// Content limits.
+    pub limits: LimitsConfig,
 }
 
 /// `[server]`
@@ -243,6 +245,21 @@ impl AuthConfig {
         } else {
             PathBuf::from(&self.signing_key_file)
         }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Deepest reply level allowed (top-level comments are level 0); deeper replies get 422
+    /// `max_depth_exceeded`.
+    pub max_comment_depth: i32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_comment_depth: 50 }
     }
 }
 
@@ -480,6 +497,11 @@ impl Config {
             "read replicas are not supported by this version of Agora; leave the list empty".into(),
         );
         check("database.pool_size", self.database.pool_size >= 1, "must be at least 1".into());
+        check(
+            "limits.max_comment_depth",
+            (1..=1000).contains(&self.limits.max_comment_depth),
+            "must be between 1 and 1000".into(),
+        );
         check("database.health_timeout_ms", self.database.health_timeout_ms >= 1, "must be at least 1".into());
         check(
             "log.level",

@@ -14,6 +14,9 @@ pub enum ErrorKind {
     BadRequest(&'static str),
     /// The request parsed but some values are invalid.
     Validation,
+    /// The request is valid but cannot be carried out; the code says why (`max_depth_exceeded`,
+    /// `idempotency_key_reused`).
+    Unprocessable(&'static str),
     /// Missing or bad credentials; the code says which (`unauthorized`, `invalid_credentials`,
     /// `invalid_token`).
     Unauthorized(&'static str),
@@ -41,6 +44,7 @@ impl ErrorKind {
         match self {
             Self::BadRequest(code) => code,
             Self::Validation => "validation_failed",
+            Self::Unprocessable(code) => code,
             Self::Unauthorized(code) => code,
             Self::Forbidden(code) => code,
             Self::NotFound => "not_found",

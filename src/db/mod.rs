@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod cluster;
+pub mod comments;
 pub mod communities;
 pub mod migrations;
 pub mod posts;

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod comments;
 pub mod communities;
 pub mod fields;
 pub mod middleware;
@@ -61,6 +62,14 @@ fn api_v1() -> actix_web::Scope {
                 .route(delete().to(posts::delete)),
         )
         .service(resource("/posts/{id}/vote").route(put().to(posts::vote)))
+        .service(resource("/posts/{id}/comments").route(post().to(comments::create)).route(get().to(comments::tree)))
+        .service(
+            resource("/comments/{id}")
+                .route(get().to(comments::subtree))
+                .route(patch().to(comments::edit))
+                .route(delete().to(comments::delete)),
+        )
+        .service(resource("/comments/{id}/vote").route(put().to(comments::vote)))
         .service(resource("/search").route(get().to(posts::search)))
 }
 

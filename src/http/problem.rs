@@ -74,7 +74,7 @@ impl Problem {
 fn status_of(kind: &ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Validation | ErrorKind::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         ErrorKind::Forbidden(_) => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,

@@ -2,6 +2,7 @@
 //! jobs and the CLI all call these; nothing here knows about HTTP.
 
 pub mod accounts;
+pub mod comments;
 pub mod communities;
 pub mod health;
 pub mod posts;

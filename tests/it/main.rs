@@ -5,6 +5,7 @@
 
 mod accounts;
 mod bad_input;
+mod comments;
 mod communities;
 mod config_cli;
 mod dashboards;

@@ -1,0 +1,124 @@
+//! `/api/v1/posts/{id}/comments`, `/api/v1/comments/*`: thin handlers over `service::comments`.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
+use crate::error::AppError;
+use crate::http::auth::{CurrentUser, MaybeUser};
+use crate::http::posts::VoteBody;
+use crate::service::comments::{self, TreeShape};
+
+/// Body of `POST /posts/{id}/comments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    body: String,
+    parent_id: Option<i64>,
+}
+
+/// Body of `PATCH /comments/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditBody {
+    body: String,
+}
+
+/// Query of the tree endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeQuery {
+    sort: Option<CommentSort>,
+    max_depth: Option<i64>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+impl TreeQuery {
+    fn shape(&self) -> Result<TreeShape, AppError> {
+        let max_depth = match self.max_depth {
+            None => 10,
+            Some(depth @ 0..=50) => depth as i32,
+            Some(_) => return Err(AppError::invalid_field("max_depth", "must be between 0 and 50")),
+        };
+        Ok(TreeShape { sort: self.sort.unwrap_or_default(), max_depth })
+    }
+}
+
+fn comment_body(text: &str) -> Result<Body, AppError> {
+    Body::parse_comment(text).map_err(|err| AppError::invalid_field("body", err.to_string()))
+}
+
+/// `POST /api/v1/posts/{id}/comments`
+pub async fn create(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    post: web::Path<i64>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, AppError> {
+    let text = comment_body(&body.body)?;
+    let parent = body.parent_id.map(CommentId);
+    let comment = comments::create(&state, user.0, PostId(post.into_inner()), parent, text).await?;
+    Ok(HttpResponse::Created().json(comment))
+}
+
+/// `GET /api/v1/posts/{id}/comments`
+pub async fn tree(
+    state: web::Data<AppState>,
+    reader: MaybeUser,
+    post: web::Path<i64>,
+    query: web::Query<TreeQuery>,
+) -> Result<HttpResponse, AppError> {
+    let shape = query.shape()?;
+    let limit = Limit::parse(query.limit, 50, 500).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
+    let tree =
+        comments::tree(&state, PostId(post.into_inner()), shape, limit, query.cursor.as_deref(), reader.0).await?;
+    Ok(HttpResponse::Ok().json(tree))
+}
+
+/// `GET /api/v1/comments/{id}`
+pub async fn subtree(
+    state: web::Data<AppState>,
+    reader: MaybeUser,
+    id: web::Path<i64>,
+    query: web::Query<TreeQuery>,
+) -> Result<HttpResponse, AppError> {
+    if query.limit.is_some() || query.cursor.is_some() {
+        return Err(AppError::invalid_field("limit", "a subtree is not paginated"));
+    }
+    let comment = comments::subtree(&state, CommentId(id.into_inner()), query.shape()?, reader.0).await?;
+    Ok(HttpResponse::Ok().json(comment))
+}
+
+/// `PATCH /api/v1/comments/{id}`
+pub async fn edit(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    body: web::Json<EditBody>,
+) -> Result<HttpResponse, AppError> {
+    let text = comment_body(&body.body)?;
+    Ok(HttpResponse::Ok().json(comments::edit(&state, user.0, CommentId(id.into_inner()), text).await?))
+}
+
+/// `DELETE /api/v1/comments/{id}`
+pub async fn delete(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    comments::delete(&state, user.0, CommentId(id.into_inner())).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /api/v1/comments/{id}/vote`
+pub async fn vote(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    body: web::Json<VoteBody>,
+) -> Result<HttpResponse, AppError> {
+    let value = VoteValue::parse(body.value).map_err(|err| AppError::invalid_field("value", err.to_string()))?;
+    Ok(HttpResponse::Ok().json(comments::vote(&state, user.0, CommentId(id.into_inner()), value).await?))
+}

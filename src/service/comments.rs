@@ -1,0 +1,303 @@
+//! Comment use cases: reply, read a post's tree or one subtree, edit, delete, vote.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::db::comments::{self as db_comments, CommentCursor, CommentRow, InsertCommentError};
+use crate::db::communities as db_communities;
+use crate::db::posts as db_posts;
+use crate::domain::content::{decode_cursor, encode_cursor};
+use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
+use crate::error::{AppError, ErrorKind};
+use crate::service::accounts::Authenticated;
+use crate::service::communities::{banned, forbidden};
+use crate::service::posts::VoteResult;
+
+/// The API's `comment` object with the part of its subtree that was asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comment {
+    /// Id.
+    pub id: i64,
+    /// Post.
+    pub post_id: i64,
+    /// Parent comment, `null` at the top level.
+    pub parent_id: Option<i64>,
+    /// 0 for top level.
+    pub depth: i32,
+    /// Author username.
+    pub author: String,
+    /// Markdown (blank once deleted or removed).
+    pub body: String,
+    /// Sanitized HTML.
+    pub body_html: String,
+    /// Upvotes minus downvotes.
+    pub score: i32,
+    /// Upvotes.
+    pub upvotes: i32,
+    /// Downvotes.
+    pub downvotes: i32,
+    /// The reader's vote.
+    pub my_vote: i16,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last edit.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Deleted by its author.
+    pub deleted: bool,
+    /// Removed by a moderator.
+    pub removed: bool,
+    /// Replies included in this answer, sorted.
+    pub children: Vec<Comment>,
+    /// Replies not included (cut by `max_depth`): "continue this thread".
+    pub more_children: i32,
+}
+
+/// A page of a post's comment tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tree {
+    /// Top-level comments with their subtrees.
+    pub items: Vec<Comment>,
+    /// Where the next page of top-level comments starts.
+    pub next_cursor: Option<String>,
+}
+
+/// How much of a tree to return.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeShape {
+    /// Order at every level.
+    pub sort: CommentSort,
+    /// Levels below the listed comments (0..=50).
+    pub max_depth: i32,
+}
+
+fn reader_id(reader: Option<Authenticated>) -> i64 {
+    reader.map_or(0, |r| r.user_id.0)
+}
+
+/// Replies to a post, or to a comment of it. Locked posts, banned users and threads deeper
+/// than the configured cap are refused.
+#[tracing::instrument(name = "service.comments.create", skip_all, fields(post_id = post.0))]
+pub async fn create(
+    state: &AppState,
+    author: Authenticated,
+    post: PostId,
+    parent: Option<CommentId>,
+    body: Body,
+) -> Result<Comment, AppError> {
+    let max_depth = state.config.limits.max_comment_depth;
+    let body_html = crate::markdown::render(&body.0);
+    let mut conn = state.db.conn().await?;
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        let facts = db_posts::facts(conn, post.0, false).await?.ok_or_else(|| AppError::not_found("post"))?;
+        if facts.locked || facts.deleted || facts.removed {
+            return Err(AppError::forbidden("locked", "this post is locked: no new comments"));
+        }
+        if db_communities::is_banned(conn, facts.community_id, author.user_id.0).await? {
+            return Err(banned());
+        }
+        if let Some(parent) = parent {
+            let depth = db_comments::depth_in_post(conn, parent.0, post.0)
+                .await?
+                .ok_or_else(|| AppError::invalid_field("parent_id", "is not a comment of this post"))?;
+            if depth + 1 > max_depth {
+                return Err(AppError::new(
+                    ErrorKind::Unprocessable("max_depth_exceeded"),
+                    format!("replies cannot go deeper than {max_depth} levels"),
+                ));
+            }
+        }
+        db_comments::insert(conn, post.0, parent.map(|p| p.0), author.user_id.0, &body.0, &body_html).await.map_err(
+            |err| match err {
+                InsertCommentError::ParentNotInPost => {
+                    AppError::invalid_field("parent_id", "is not a comment of this post")
+                }
+                InsertCommentError::Other(source) => AppError::from(source),
+            },
+        )
+    });
+    let id = state.db.timed("comments.create", work).await?;
+    state.metrics.comments_created.inc();
+    let row = state.db.observe("comments.row_by_id", db_comments::row_by_id(&mut conn, author.user_id.0, id)).await?;
+    let row = row.ok_or_else(|| AppError::not_found("comment"))?;
+    Ok(build(vec![row], Vec::new(), TreeShape { sort: CommentSort::New, max_depth: 0 }).remove(0))
+}
+
+/// A page of a post's top-level comments with their replies down to `shape.max_depth` levels,
+/// in two queries however large the thread.
+#[tracing::instrument(name = "service.comments.tree", skip_all, fields(post_id = post.0))]
+pub async fn tree(
+    state: &AppState,
+    post: PostId,
+    shape: TreeShape,
+    limit: Limit,
+    cursor: Option<&str>,
+    reader: Option<Authenticated>,
+) -> Result<Tree, AppError> {
+    let after: Option<CommentCursor> =
+        cursor.map(decode_cursor).transpose().map_err(|err| AppError::invalid_field("cursor", err.to_string()))?;
+    if after.is_some_and(|a| a.sort() != shape.sort) {
+        return Err(AppError::invalid_field("cursor", "belongs to another sort"));
+    }
+    let reader = reader_id(reader);
+    let mut conn = state.db.conn().await?;
+    if state.db.observe("posts.facts", db_posts::facts(&mut conn, post.0, false)).await?.is_none() {
+        return Err(AppError::not_found("post"));
+    }
+    let mut roots = state
+        .db
+        .observe(
+            "comments.top_level",
+            db_comments::top_level(&mut conn, reader, post.0, shape.sort, after, limit.0 + 1),
+        )
+        .await?;
+    let next_cursor = if roots.len() as i64 > limit.0 {
+        roots.truncate(limit.0 as usize);
+        roots.last().map(|last| encode_cursor(&CommentCursor::after(shape.sort, last)))
+    } else {
+        None
+    };
+    let descendants = if shape.max_depth > 0 && !roots.is_empty() {
+        let ids: Vec<i64> = roots.iter().map(|r| r.id).collect();
+        state
+            .db
+            .observe(
+                "comments.descendants",
+                db_comments::descendants_of_roots(&mut conn, reader, post.0, &ids, shape.max_depth),
+            )
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(Tree { items: build(roots, descendants, shape), next_cursor })
+}
+
+/// One comment with its replies down to `shape.max_depth` levels: "continue this thread".
+#[tracing::instrument(name = "service.comments.subtree", skip_all, fields(comment_id = id.0))]
+pub async fn subtree(
+    state: &AppState,
+    id: CommentId,
+    shape: TreeShape,
+    reader: Option<Authenticated>,
+) -> Result<Comment, AppError> {
+    let reader = reader_id(reader);
+    let mut conn = state.db.conn().await?;
+    let root = state.db.observe("comments.row_by_id", db_comments::row_by_id(&mut conn, reader, id.0)).await?;
+    let root = root.ok_or_else(|| AppError::not_found("comment"))?;
+    let descendants = if shape.max_depth > 0 {
+        let deepest = root.depth.saturating_add(shape.max_depth);
+        state.db.observe("comments.subtree", db_comments::subtree(&mut conn, reader, &root, deepest)).await?
+    } else {
+        Vec::new()
+    };
+    let root_depth = root.depth;
+    let relative = TreeShape { sort: shape.sort, max_depth: root_depth + shape.max_depth };
+    Ok(build(vec![root], descendants, relative).remove(0))
+}
+
+/// Assembles rows into trees, sorting every level, and counts what `max_depth` cut.
+fn build(roots: Vec<CommentRow>, descendants: Vec<CommentRow>, shape: TreeShape) -> Vec<Comment> {
+    let mut children: HashMap<i64, Vec<CommentRow>> = HashMap::new();
+    for row in descendants {
+        if let Some(parent) = row.parent_id {
+            children.entry(parent).or_default().push(row);
+        }
+    }
+    for siblings in children.values_mut() {
+        siblings.sort_by(|a, b| compare(shape.sort, a, b));
+    }
+    roots.into_iter().map(|root| assemble(root, &mut children, shape)).collect()
+}
+
+fn assemble(row: CommentRow, children: &mut HashMap<i64, Vec<CommentRow>>, shape: TreeShape) -> Comment {
+    let kids: Vec<Comment> = if row.depth < shape.max_depth {
+        children.remove(&row.id).unwrap_or_default().into_iter().map(|c| assemble(c, children, shape)).collect()
+    } else {
+        Vec::new()
+    };
+    let more_children = row.reply_count - kids.len() as i32;
+    Comment {
+        id: row.id,
+        post_id: row.post_id,
+        parent_id: row.parent_id,
+        depth: row.depth,
+        author: row.author,
+        body: row.body,
+        body_html: row.body_html,
+        score: row.score,
+        upvotes: row.upvotes,
+        downvotes: row.downvotes,
+        my_vote: row.my_vote,
+        created_at: row.created_at,
+        edited_at: row.edited_at,
+        deleted: row.deleted,
+        removed: row.removed,
+        children: kids,
+        more_children: more_children.max(0),
+    }
+}
+
+fn compare(sort: CommentSort, a: &CommentRow, b: &CommentRow) -> Ordering {
+    match sort {
+        CommentSort::Best => b.wilson_score.total_cmp(&a.wilson_score).then(b.id.cmp(&a.id)),
+        CommentSort::Top => b.score.cmp(&a.score).then(b.id.cmp(&a.id)),
+        CommentSort::New => b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)),
+        CommentSort::Old => a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)),
+    }
+}
+
+/// Edits the author's own comment.
+#[tracing::instrument(name = "service.comments.edit", skip_all, fields(comment_id = id.0))]
+pub async fn edit(state: &AppState, editor: Authenticated, id: CommentId, body: Body) -> Result<Comment, AppError> {
+    let mut conn = state.db.conn().await?;
+    let facts = state.db.observe("comments.facts", db_comments::facts(&mut conn, id.0, false)).await?;
+    let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
+    if facts.author_id != editor.user_id.0 {
+        return Err(forbidden("only the author can edit a comment"));
+    }
+    if facts.deleted {
+        return Err(forbidden("a deleted comment cannot be edited"));
+    }
+    let html = crate::markdown::render(&body.0);
+    state.db.observe("comments.edit", db_comments::edit(&mut conn, id.0, &body.0, &html)).await?;
+    subtree(state, id, TreeShape { sort: CommentSort::Best, max_depth: 0 }, Some(editor)).await
+}
+
+/// Deletes the author's own comment: blanked, `deleted: true`, replies kept.
+#[tracing::instrument(name = "service.comments.delete", skip_all, fields(comment_id = id.0))]
+pub async fn delete(state: &AppState, author: Authenticated, id: CommentId) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    let facts = state.db.observe("comments.facts", db_comments::facts(&mut conn, id.0, false)).await?;
+    let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
+    if facts.author_id != author.user_id.0 {
+        return Err(forbidden("only the author can delete a comment"));
+    }
+    state.db.observe("comments.delete", db_comments::delete(&mut conn, id.0)).await.map_err(AppError::from)
+}
+
+/// Votes on a comment; concurrent votes on one comment are serialized by its row lock.
+#[tracing::instrument(name = "service.comments.vote", skip_all, fields(comment_id = id.0, value = value.0))]
+pub async fn vote(
+    state: &AppState,
+    voter: Authenticated,
+    id: CommentId,
+    value: VoteValue,
+) -> Result<VoteResult, AppError> {
+    let mut conn = state.db.conn().await?;
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        let facts = db_comments::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("comment"))?;
+        if facts.deleted || facts.removed {
+            return Err(forbidden("this comment can no longer be voted on"));
+        }
+        if db_communities::is_banned(conn, facts.community_id, voter.user_id.0).await? {
+            return Err(banned());
+        }
+        Ok(db_comments::vote(conn, id.0, facts.author_id, voter.user_id.0, value.0).await?)
+    });
+    let (score, upvotes, downvotes) = state.db.timed("comments.vote", work).await?;
+    state.metrics.votes.with_label_values(&["comment"]).inc();
+    Ok(VoteResult { score, upvotes, downvotes, my_vote: value.0 })
+}
