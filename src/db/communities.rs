@@ -312,3 +312,8 @@ pub async fn ban(
 pub async fn user_id_by_name(conn: &mut AsyncPgConnection, username: &str) -> QueryResult<Option<i64>> {
     users::table.filter(lower(users::username).eq(lower(username))).select(users::id).first(conn).await.optional()
 }
+
+/// The rules of a community.
+pub async fn rules_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Vec<String>>> {
+    communities::table.find(id).select(communities::rules).first(conn).await.optional()
+}

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod comments;
 pub mod communities;
 pub mod migrations;
+pub mod moderation;
 pub mod posts;
 pub mod schema;
 pub mod users;

@@ -7,6 +7,7 @@ pub mod comments;
 pub mod communities;
 pub mod fields;
 pub mod middleware;
+pub mod moderation;
 pub mod ops;
 pub mod posts;
 pub mod problem;
@@ -70,6 +71,13 @@ fn api_v1() -> actix_web::Scope {
                 .route(delete().to(comments::delete)),
         )
         .service(resource("/comments/{id}/vote").route(put().to(comments::vote)))
+        .service(resource("/posts/{id}/report").route(post().to(moderation::report_post)))
+        .service(resource("/comments/{id}/report").route(post().to(moderation::report_comment)))
+        .service(resource("/mod/posts/{id}/{action}").route(post().to(moderation::post_action)))
+        .service(resource("/mod/comments/{id}/{action}").route(post().to(moderation::comment_action)))
+        .service(resource("/mod/reports").route(get().to(moderation::reports)))
+        .service(resource("/mod/reports/{id}/resolve").route(post().to(moderation::resolve_report)))
+        .service(resource("/modlog").route(get().to(moderation::modlog)))
         .service(resource("/search").route(get().to(posts::search)))
 }
 

@@ -5,5 +5,6 @@ pub mod accounts;
 pub mod comments;
 pub mod communities;
 pub mod health;
+pub mod moderation;
 pub mod posts;
 pub mod users;

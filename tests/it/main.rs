@@ -14,5 +14,6 @@ mod health;
 mod lifecycle;
 mod metrics;
 mod migrations;
+mod moderation;
 mod posts;
 mod tracing_export;

@@ -1,0 +1,127 @@
+//! `/api/v1/mod/*`, reports and `/api/v1/modlog`: thin handlers over `service::moderation`.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::domain::{CommentId, Limit, PostId, Reason};
+use crate::error::AppError;
+use crate::http::auth::CurrentUser;
+use crate::service::moderation::{self, PostAction, ReportTarget, Why};
+
+/// Body of moderation actions (`{}` when no reason is given) and reports: a rule of the
+/// community, free text, or both.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhyBody {
+    rule_index: Option<i32>,
+    reason: Option<String>,
+}
+
+impl WhyBody {
+    fn parse(&self) -> Result<Why, AppError> {
+        let reason = Reason::parse(self.reason.as_deref().unwrap_or(""))
+            .map_err(|err| AppError::invalid_field("reason", err.to_string()))?;
+        Ok(Why { rule_index: self.rule_index, reason })
+    }
+}
+
+/// Query of the modlog and the report queue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeQuery {
+    community: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+fn limit(query: &ScopeQuery) -> Result<Limit, AppError> {
+    Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))
+}
+
+/// `POST /api/v1/mod/posts/{id}/{action}` — action: remove, restore, lock, unlock, pin, unpin.
+pub async fn post_action(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(i64, String)>,
+    body: web::Json<WhyBody>,
+) -> Result<HttpResponse, AppError> {
+    let (id, action) = path.into_inner();
+    let action = PostAction::parse(&action).ok_or_else(|| AppError::not_found("moderation action"))?;
+    let why = body.parse()?;
+    Ok(HttpResponse::Ok().json(moderation::moderate_post(&state, user.0, PostId(id), action, why).await?))
+}
+
+/// `POST /api/v1/mod/comments/{id}/{action}` — action: remove, restore.
+pub async fn comment_action(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(i64, String)>,
+    body: web::Json<WhyBody>,
+) -> Result<HttpResponse, AppError> {
+    let (id, action) = path.into_inner();
+    let remove = match action.as_str() {
+        "remove" => true,
+        "restore" => false,
+        _ => return Err(AppError::not_found("moderation action")),
+    };
+    let why = body.parse()?;
+    Ok(HttpResponse::Ok().json(moderation::moderate_comment(&state, user.0, CommentId(id), remove, why).await?))
+}
+
+/// `POST /api/v1/posts/{id}/report`
+pub async fn report_post(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    body: web::Json<WhyBody>,
+) -> Result<HttpResponse, AppError> {
+    let id = moderation::report(&state, user.0, ReportTarget::Post(PostId(id.into_inner())), body.parse()?).await?;
+    Ok(HttpResponse::Created().json(json!({"id": id})))
+}
+
+/// `POST /api/v1/comments/{id}/report`
+pub async fn report_comment(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    body: web::Json<WhyBody>,
+) -> Result<HttpResponse, AppError> {
+    let target = ReportTarget::Comment(CommentId(id.into_inner()));
+    let id = moderation::report(&state, user.0, target, body.parse()?).await?;
+    Ok(HttpResponse::Created().json(json!({"id": id})))
+}
+
+/// `GET /api/v1/mod/reports`
+pub async fn reports(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    query: web::Query<ScopeQuery>,
+) -> Result<HttpResponse, AppError> {
+    let limit = limit(&query)?;
+    let page =
+        moderation::open_reports(&state, user.0, query.community.as_deref(), limit, query.cursor.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `POST /api/v1/mod/reports/{id}/resolve`
+pub async fn resolve_report(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    moderation::resolve_report(&state, user.0, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/modlog`
+pub async fn modlog(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    query: web::Query<ScopeQuery>,
+) -> Result<HttpResponse, AppError> {
+    let limit = limit(&query)?;
+    let page = moderation::modlog(&state, user.0, query.community.as_deref(), limit, query.cursor.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(page))
+}

@@ -1,0 +1,348 @@
+//! Moderation use cases: remove/restore, lock/unlock, pin/unpin, reports and their queue,
+//! and the modlog. Every action is written to the audit log in the same transaction.
+
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::db::DbConn;
+use crate::db::accounts as db_accounts;
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::comments as db_comments;
+use crate::db::communities as db_communities;
+use crate::db::moderation::{self as db_moderation, ModlogEntry, ModlogScope, NewReport, ReportView};
+use crate::db::posts::{self as db_posts, PostFlag};
+use crate::domain::content::{decode_cursor, encode_cursor};
+use crate::domain::{CommentId, Limit, PostId, Reason};
+use crate::error::AppError;
+use crate::service::accounts::Authenticated;
+use crate::service::comments::{self, Comment, TreeShape};
+use crate::service::communities::{Page, forbidden};
+use crate::service::posts::{self, Post};
+
+/// What a moderator does to a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostAction {
+    /// Hide it from everyone but moderators.
+    Remove,
+    /// Undo a removal.
+    Restore,
+    /// Refuse new comments.
+    Lock,
+    /// Accept comments again.
+    Unlock,
+    /// Show it first in its community.
+    Pin,
+    /// Stop showing it first.
+    Unpin,
+}
+
+impl PostAction {
+    /// Parses the last path segment of `/mod/posts/{id}/{action}`.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "remove" => Self::Remove,
+            "restore" => Self::Restore,
+            "lock" => Self::Lock,
+            "unlock" => Self::Unlock,
+            "pin" => Self::Pin,
+            "unpin" => Self::Unpin,
+            _ => return None,
+        })
+    }
+
+    fn flag(self) -> (PostFlag, bool, &'static str) {
+        match self {
+            Self::Remove => (PostFlag::Removed, true, "post.remove"),
+            Self::Restore => (PostFlag::Removed, false, "post.restore"),
+            Self::Lock => (PostFlag::Locked, true, "post.lock"),
+            Self::Unlock => (PostFlag::Locked, false, "post.unlock"),
+            Self::Pin => (PostFlag::Pinned, true, "post.pin"),
+            Self::Unpin => (PostFlag::Pinned, false, "post.unpin"),
+        }
+    }
+}
+
+/// Why: one of the community's rules, free text, or both.
+#[derive(Debug, Clone, Default)]
+pub struct Why {
+    /// A rule of the community (0-based).
+    pub rule_index: Option<i32>,
+    /// Free text.
+    pub reason: Reason,
+}
+
+/// What a report is about.
+#[derive(Debug, Clone, Copy)]
+pub enum ReportTarget {
+    /// A post.
+    Post(PostId),
+    /// A comment.
+    Comment(CommentId),
+}
+
+/// A modlog entry with its details.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModlogItem {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: ModlogEntry,
+    /// Extra facts.
+    pub details: serde_json::Value,
+}
+
+fn check_rule(rules: &[String], why: &Why) -> Result<(), AppError> {
+    match why.rule_index {
+        Some(index) if index < 0 || index as usize >= rules.len() => {
+            Err(AppError::invalid_field("rule_index", format!("the community has {} rules", rules.len())))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn community_rights(
+    state: &AppState,
+    conn: &mut DbConn,
+    community_id: i64,
+    user_id: i64,
+) -> Result<(Vec<String>, bool), AppError> {
+    let rules: Vec<String> = state
+        .db
+        .observe("communities.rules_by_id", db_communities::rules_by_id(conn, community_id))
+        .await?
+        .unwrap_or_default();
+    let may =
+        state.db.observe("communities.is_moderator", db_communities::is_moderator(conn, community_id, user_id)).await?
+            || state.db.observe("communities.is_admin", db_communities::is_admin(conn, user_id)).await?;
+    Ok((rules, may))
+}
+
+/// Removes, restores, locks, unlocks, pins or unpins a post (its moderators and admins).
+#[tracing::instrument(name = "service.moderation.post", skip_all, fields(post_id = post.0, action = ?action))]
+pub async fn moderate_post(
+    state: &AppState,
+    actor: Authenticated,
+    post: PostId,
+    action: PostAction,
+    why: Why,
+) -> Result<Post, AppError> {
+    let mut conn = state.db.conn().await?;
+    let facts = state.db.observe("posts.facts", db_posts::facts(&mut conn, post.0, false)).await?;
+    let facts = facts.ok_or_else(|| AppError::not_found("post"))?;
+    let (rules, may) = community_rights(state, &mut conn, facts.community_id, actor.user_id.0).await?;
+    if !may {
+        return Err(forbidden("only moderators of this community can do that"));
+    }
+    check_rule(&rules, &why)?;
+    let (flag, value, action_name) = action.flag();
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        if db_posts::set_flag(conn, post.0, flag, value).await? {
+            let mut entry = NewAuditEntry::new(action_name);
+            entry.actor_id = Some(actor.user_id.0);
+            entry.community_id = Some(facts.community_id);
+            entry.target_user_id = Some(facts.author_id);
+            entry.post_id = Some(post.0);
+            entry.rule_index = why.rule_index;
+            entry.reason = why.reason.0;
+            audit::append(conn, &entry).await?;
+        }
+        Ok(())
+    });
+    state.db.timed("moderation.post", work).await?;
+    posts::get(state, post, Some(actor)).await
+}
+
+/// Removes or restores a comment (its community's moderators and admins).
+#[tracing::instrument(name = "service.moderation.comment", skip_all, fields(comment_id = comment.0, remove))]
+pub async fn moderate_comment(
+    state: &AppState,
+    actor: Authenticated,
+    comment: CommentId,
+    remove: bool,
+    why: Why,
+) -> Result<Comment, AppError> {
+    let mut conn = state.db.conn().await?;
+    let facts = state.db.observe("comments.facts", db_comments::facts(&mut conn, comment.0, false)).await?;
+    let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
+    let (rules, may) = community_rights(state, &mut conn, facts.community_id, actor.user_id.0).await?;
+    if !may {
+        return Err(forbidden("only moderators of this community can do that"));
+    }
+    check_rule(&rules, &why)?;
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        if db_comments::set_removed(conn, comment.0, remove).await? {
+            let mut entry = NewAuditEntry::new(if remove { "comment.remove" } else { "comment.restore" });
+            entry.actor_id = Some(actor.user_id.0);
+            entry.community_id = Some(facts.community_id);
+            entry.target_user_id = Some(facts.author_id);
+            entry.post_id = Some(facts.post_id);
+            entry.comment_id = Some(comment.0);
+            entry.rule_index = why.rule_index;
+            entry.reason = why.reason.0;
+            audit::append(conn, &entry).await?;
+        }
+        Ok(())
+    });
+    state.db.timed("moderation.comment", work).await?;
+    comments::subtree(state, comment, TreeShape { sort: crate::domain::CommentSort::Best, max_depth: 0 }, Some(actor))
+        .await
+}
+
+/// Files a report citing a rule or giving a reason (any signed-in user).
+#[tracing::instrument(name = "service.moderation.report", skip_all)]
+pub async fn report(
+    state: &AppState,
+    reporter: Authenticated,
+    target: ReportTarget,
+    why: Why,
+) -> Result<i64, AppError> {
+    if why.rule_index.is_none() && why.reason.0.is_empty() {
+        return Err(AppError::invalid_field("reason", "cite a rule (rule_index) or give a reason"));
+    }
+    let mut conn = state.db.conn().await?;
+    let (community_id, post_id, comment_id) = match target {
+        ReportTarget::Post(post) => {
+            let facts = state.db.observe("posts.facts", db_posts::facts(&mut conn, post.0, false)).await?;
+            (facts.ok_or_else(|| AppError::not_found("post"))?.community_id, Some(post.0), None)
+        }
+        ReportTarget::Comment(comment) => {
+            let facts = state.db.observe("comments.facts", db_comments::facts(&mut conn, comment.0, false)).await?;
+            (facts.ok_or_else(|| AppError::not_found("comment"))?.community_id, None, Some(comment.0))
+        }
+    };
+    let rules = state
+        .db
+        .observe("communities.rules_by_id", db_communities::rules_by_id(&mut conn, community_id))
+        .await?
+        .unwrap_or_default();
+    check_rule(&rules, &why)?;
+    let report = NewReport {
+        reporter_id: reporter.user_id.0,
+        community_id,
+        post_id,
+        comment_id,
+        rule_index: why.rule_index,
+        reason: why.reason.0,
+    };
+    Ok(state.db.observe("moderation.insert_report", db_moderation::insert_report(&mut conn, &report)).await?)
+}
+
+/// Which entries `user` may read: one community they moderate, or all they moderate (all for admins).
+async fn scope(
+    state: &AppState,
+    conn: &mut DbConn,
+    user: Authenticated,
+    community: Option<&str>,
+) -> Result<ModlogScope, AppError> {
+    let is_admin = state.db.observe("communities.is_admin", db_communities::is_admin(conn, user.user_id.0)).await?;
+    match community {
+        Some(name) => {
+            let (id, _) = state
+                .db
+                .observe("communities.id_and_rules", db_communities::id_and_rules(conn, name))
+                .await?
+                .ok_or_else(|| AppError::not_found("community"))?;
+            let moderates = state
+                .db
+                .observe("communities.is_moderator", db_communities::is_moderator(conn, id, user.user_id.0))
+                .await?;
+            if is_admin || moderates {
+                Ok(ModlogScope::Community(id))
+            } else {
+                Err(forbidden("only moderators read this"))
+            }
+        }
+        None if is_admin => Ok(ModlogScope::All),
+        None => {
+            let moderates = state
+                .db
+                .observe("accounts.is_moderator", db_accounts::is_moderator_anywhere(conn, user.user_id.0))
+                .await?;
+            if moderates {
+                Ok(ModlogScope::ModeratedBy(user.user_id.0))
+            } else {
+                Err(forbidden("only moderators read this"))
+            }
+        }
+    }
+}
+
+fn before(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
+    cursor.map(decode_cursor::<i64>).transpose().map_err(|err| AppError::invalid_field("cursor", err.to_string()))
+}
+
+fn page<T>(mut rows: Vec<T>, limit: Limit, id: impl Fn(&T) -> i64) -> Page<T> {
+    let next_cursor = if rows.len() as i64 > limit.0 {
+        rows.truncate(limit.0 as usize);
+        rows.last().map(|last| encode_cursor(&id(last)))
+    } else {
+        None
+    };
+    Page { items: rows, next_cursor }
+}
+
+/// The modlog: moderators read their communities', admins everything.
+#[tracing::instrument(name = "service.moderation.modlog", skip_all)]
+pub async fn modlog(
+    state: &AppState,
+    reader: Authenticated,
+    community: Option<&str>,
+    limit: Limit,
+    cursor: Option<&str>,
+) -> Result<Page<ModlogItem>, AppError> {
+    let before_id = before(cursor)?;
+    let mut conn = state.db.conn().await?;
+    let scope = scope(state, &mut conn, reader, community).await?;
+    let rows =
+        state.db.observe("moderation.modlog", db_moderation::modlog(&mut conn, scope, before_id, limit.0 + 1)).await?;
+    let items = rows
+        .into_iter()
+        .map(|entry| {
+            let details = serde_json::from_str(&entry.details_json).unwrap_or_else(|_| serde_json::json!({}));
+            ModlogItem { entry, details }
+        })
+        .collect();
+    Ok(page(items, limit, |item: &ModlogItem| item.entry.id))
+}
+
+/// The queue of open reports.
+#[tracing::instrument(name = "service.moderation.reports", skip_all)]
+pub async fn open_reports(
+    state: &AppState,
+    reader: Authenticated,
+    community: Option<&str>,
+    limit: Limit,
+    cursor: Option<&str>,
+) -> Result<Page<ReportView>, AppError> {
+    let before_id = before(cursor)?;
+    let mut conn = state.db.conn().await?;
+    let scope = scope(state, &mut conn, reader, community).await?;
+    let rows = state
+        .db
+        .observe("moderation.open_reports", db_moderation::open_reports(&mut conn, scope, before_id, limit.0 + 1))
+        .await?;
+    Ok(page(rows, limit, |report: &ReportView| report.id))
+}
+
+/// Closes a report (its community's moderators and admins).
+pub async fn resolve_report(state: &AppState, actor: Authenticated, id: i64) -> Result<(), AppError> {
+    let mut conn = state.db.conn().await?;
+    let community_id = state
+        .db
+        .observe("moderation.open_report_community", db_moderation::open_report_community(&mut conn, id))
+        .await?
+        .ok_or_else(|| AppError::not_found("open report"))?;
+    let (_, may) = community_rights(state, &mut conn, community_id, actor.user_id.0).await?;
+    if !may {
+        return Err(forbidden("only moderators of this community can do that"));
+    }
+    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+        db_moderation::resolve_report(conn, id, actor.user_id.0).await?;
+        let mut entry = NewAuditEntry::new("report.resolve");
+        entry.actor_id = Some(actor.user_id.0);
+        entry.community_id = Some(community_id);
+        entry.details = serde_json::json!({"report_id": id});
+        audit::append(conn, &entry).await?;
+        Ok(())
+    });
+    state.db.timed("moderation.resolve_report", work).await
+}
