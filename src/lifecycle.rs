@@ -54,13 +54,14 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
     })?;
     let target = database_target(&loaded).await?;
     let listen: Vec<String> = loaded.config.server.listen.iter().map(ToString::to_string).collect();
-    let metrics_listen = loaded.config.metrics.listen.clone();
     let grace = loaded.config.server.shutdown_grace_seconds;
     let mut app = App::build(loaded.config, &target.url, state_dir).await?;
+    let bound: Vec<String> = app.public_addrs().iter().map(ToString::to_string).collect();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = ?listen,
-        metrics = %metrics_listen,
+        bound = %bound.join(" "),
+        metrics = %app.admin_addr().map_or_else(|| "public listeners".to_owned(), |a| a.to_string()),
         "agora is serving"
     );
     notify_systemd(&[sd_notify::NotifyState::Ready]);

