@@ -78,6 +78,7 @@ pub struct App {
     public: ServerHandle,
     admin: Option<ServerHandle>,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
     public_addrs: Vec<SocketAddr>,
     admin_addr: Option<SocketAddr>,
 }
@@ -123,7 +124,8 @@ impl App {
             }
             None => (None, None),
         };
-        Ok(Self { state, public, admin, tasks, public_addrs, admin_addr })
+        let background = vec![tokio::spawn(http::idempotency::purge_periodically(state.clone()))];
+        Ok(Self { state, public, admin, tasks, background, public_addrs, admin_addr })
     }
 
     /// The bound TCP addresses of the public listeners (port 0 resolved).
@@ -158,6 +160,9 @@ impl App {
     /// Stops accepting, lets in-flight requests finish (up to `server.shutdown_grace_seconds`),
     /// then stops the admin listener.
     pub async fn stop(self) {
+        for task in &self.background {
+            task.abort();
+        }
         self.public.stop(true).await;
         if let Some(admin) = &self.admin {
             admin.stop(true).await;

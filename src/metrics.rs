@@ -38,6 +38,8 @@ pub const POSTS_CREATED: &str = "agora_posts_created_total";
 pub const COMMENTS_CREATED: &str = "agora_comments_created_total";
 /// Votes cast (including changes and clears), by target (`post`, `comment`).
 pub const VOTES: &str = "agora_votes_total";
+/// Requests answered by replaying the stored response of their `Idempotency-Key`.
+pub const IDEMPOTENT_REPLAYS: &str = "agora_idempotent_replays_total";
 /// Login sessions neither revoked nor expired (counted at scrape time).
 pub const ACTIVE_SESSIONS: &str = "agora_active_sessions";
 /// Constant 1, labelled with the version and git revision of the running binary.
@@ -62,6 +64,7 @@ pub const ALL: &[&str] = &[
     POSTS_CREATED,
     COMMENTS_CREATED,
     VOTES,
+    IDEMPOTENT_REPLAYS,
     ACTIVE_SESSIONS,
     BUILD_INFO,
 ];
@@ -110,6 +113,8 @@ pub struct Metrics {
     pub comments_created: IntCounter,
     /// See [`VOTES`].
     pub votes: IntCounterVec,
+    /// See [`IDEMPOTENT_REPLAYS`].
+    pub idempotent_replays: IntCounter,
 }
 
 impl Metrics {
@@ -157,6 +162,8 @@ impl Metrics {
         for target in ["post", "comment"] {
             votes.with_label_values(&[target]);
         }
+        let idempotent_replays =
+            IntCounter::new(IDEMPOTENT_REPLAYS, "Requests answered by replaying their Idempotency-Key's response.")?;
         let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
@@ -181,6 +188,7 @@ impl Metrics {
         registry.register(Box::new(posts_created.clone()))?;
         registry.register(Box::new(comments_created.clone()))?;
         registry.register(Box::new(votes.clone()))?;
+        registry.register(Box::new(idempotent_replays.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -202,6 +210,7 @@ impl Metrics {
             posts_created,
             comments_created,
             votes,
+            idempotent_replays,
         })
     }
 

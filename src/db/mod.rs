@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cluster;
 pub mod comments;
 pub mod communities;
+pub mod idempotency;
 pub mod migrations;
 pub mod moderation;
 pub mod posts;

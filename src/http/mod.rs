@@ -6,6 +6,7 @@ pub mod auth;
 pub mod comments;
 pub mod communities;
 pub mod fields;
+pub mod idempotency;
 pub mod middleware;
 pub mod moderation;
 pub mod ops;
@@ -23,16 +24,17 @@ pub fn configure_public(cfg: &mut web::ServiceConfig, max_body_bytes: usize, ser
         .app_data(web::QueryConfig::default().error_handler(problem::query_error))
         .service(web::resource("/health/live").route(web::get().to(ops::live)))
         .service(web::resource("/health/ready").route(web::get().to(ops::ready)))
-        .service(api_v1());
+        .configure(api_v1);
     if serve_metrics {
         cfg.service(web::resource("/metrics").route(web::get().to(ops::metrics)));
     }
 }
 
 /// The JSON API: the route table of `/api/v1`.
-fn api_v1() -> actix_web::Scope {
+fn api_v1(cfg: &mut web::ServiceConfig) {
     use web::{delete, get, patch, post, put, resource};
-    web::scope("/api/v1")
+    let scope = web::scope("/api/v1")
+        .wrap(actix_web::middleware::from_fn(idempotency::idempotency))
         .service(resource("/auth/register").route(post().to(accounts::register)))
         .service(resource("/auth/login").route(post().to(accounts::login)))
         .service(resource("/auth/refresh").route(post().to(accounts::refresh)))
@@ -78,7 +80,8 @@ fn api_v1() -> actix_web::Scope {
         .service(resource("/mod/reports").route(get().to(moderation::reports)))
         .service(resource("/mod/reports/{id}/resolve").route(post().to(moderation::resolve_report)))
         .service(resource("/modlog").route(get().to(moderation::modlog)))
-        .service(resource("/search").route(get().to(posts::search)))
+        .service(resource("/search").route(get().to(posts::search)));
+    cfg.service(scope);
 }
 
 /// Registers the admin listener's routes: `/metrics` and the health checks.

@@ -11,6 +11,7 @@ mod config_cli;
 mod dashboards;
 mod harness;
 mod health;
+mod idempotency;
 mod lifecycle;
 mod metrics;
 mod migrations;
