@@ -48,6 +48,59 @@ pub enum Command {
     },
     /// Validate the configuration and print it (secrets masked); exit 78 when it is invalid.
     CheckConfig,
+    /// Operator tasks on the database: users, roles, audit log.
+    Admin {
+        /// Which task.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// `agora admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user. The password is read from the first line of standard input
+    /// (e.g. `echo "$PASSWORD" | agora admin create-user alice alice@example.com --admin`).
+    CreateUser {
+        /// Username: 3–20 letters, digits or underscores.
+        username: String,
+        /// Email address.
+        email: String,
+        /// Make the user a site administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Grant a role: `admin`, or `moderator --community NAME`.
+    Grant {
+        /// Who.
+        username: String,
+        /// `admin` or `moderator`.
+        role: RoleArg,
+        /// The community, for `moderator`.
+        #[arg(long)]
+        community: Option<String>,
+    },
+    /// Revoke a role: `admin`, or `moderator --community NAME`.
+    Revoke {
+        /// Who.
+        username: String,
+        /// `admin` or `moderator`.
+        role: RoleArg,
+        /// The community, for `moderator`.
+        #[arg(long)]
+        community: Option<String>,
+    },
+    /// Check the audit log's hash chain; exits 1 and names the first altered entry if broken.
+    VerifyAuditLog,
+}
+
+/// A role on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Site administrator.
+    Admin,
+    /// Moderator of one community.
+    Moderator,
 }
 
 /// Runs the parsed command line and returns the process exit status.
@@ -60,6 +113,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig => check_config(&loaded),
         Command::Serve => with_runtime(&loaded, lifecycle::serve),
         Command::Migrate { dry_run } => with_runtime(&loaded, move |loaded| lifecycle::migrate(loaded, dry_run)),
+        Command::Admin { command } => with_runtime(&loaded, move |loaded| lifecycle::admin(loaded, command)),
     }
 }
 

@@ -20,6 +20,9 @@ pub enum RunError {
     /// Signals could not be watched.
     #[error("cannot watch signals: {0}")]
     Signals(std::io::Error),
+    /// An admin task failed.
+    #[error(transparent)]
+    Admin(#[from] crate::service::admin::AdminError),
 }
 
 /// The database Agora uses: the configured server, or a private cluster kept alive by this value.
@@ -149,4 +152,60 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
     if let Err(err) = sd_notify::notify(state) {
         tracing::warn!(error = %err, "cannot notify systemd");
     }
+}
+
+/// `agora admin …`: applies pending migrations, then runs the task on one connection.
+pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<(), RunError> {
+    use crate::cli::{AdminCommand, RoleArg};
+    use crate::service::admin::{self, AdminError, Role};
+    use diesel_async::AsyncConnection;
+
+    let target = database_target(&loaded).await?;
+    migrations::run_pending(&target.url).await.map_err(StartError::from)?;
+    let mut conn = diesel_async::AsyncPgConnection::establish(&target.url)
+        .await
+        .map_err(|err| StartError::Database(db::DbError::Unavailable(err.to_string())))?;
+    let role = |role: RoleArg, community: Option<String>| -> Result<Role, AdminError> {
+        match (role, community) {
+            (RoleArg::Admin, None) => Ok(Role::Admin),
+            (RoleArg::Moderator, Some(name)) => crate::domain::CommunityName::parse(&name)
+                .map(Role::Moderator)
+                .map_err(|e| AdminError::Invalid(format!("--community: {e}"))),
+            (RoleArg::Admin, Some(_)) => Err(AdminError::Invalid("admin is site-wide: drop --community".into())),
+            (RoleArg::Moderator, None) => Err(AdminError::Invalid("moderator needs --community NAME".into())),
+        }
+    };
+    match command {
+        AdminCommand::CreateUser { username, email, admin: make_admin } => {
+            let password = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line.trim_end_matches(['\r', '\n']).to_owned())
+            })
+            .await
+            .map_err(|err| AdminError::Invalid(err.to_string()))?
+            .map_err(|err| AdminError::Invalid(format!("cannot read the password from standard input: {err}")))?;
+            let id = admin::create_user(&mut conn, &username, &email, &password, make_admin).await?;
+            println!("created user {username} (id {id}){}", if make_admin { " as site administrator" } else { "" });
+        }
+        AdminCommand::Grant { username, role: r, community } => {
+            admin::set_role(&mut conn, &username, &role(r, community)?, true).await?;
+            println!("granted");
+        }
+        AdminCommand::Revoke { username, role: r, community } => {
+            admin::set_role(&mut conn, &username, &role(r, community)?, false).await?;
+            println!("revoked");
+        }
+        AdminCommand::VerifyAuditLog => match admin::verify_audit_log(&mut conn).await? {
+            None => println!("audit log intact"),
+            Some(id) => {
+                return Err(AdminError::Invalid(format!(
+                    "audit log broken at entry {id}: it or the entry before it was altered or deleted"
+                ))
+                .into());
+            }
+        },
+    }
+    drop(conn);
+    drop(target);
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! jobs and the CLI all call these; nothing here knows about HTTP.
 
 pub mod accounts;
+pub mod admin;
 pub mod comments;
 pub mod communities;
 pub mod health;

@@ -1,0 +1,110 @@
+//! Operator use cases run from the command line: create users, grant and revoke roles, and
+//! verify the audit log's hash chain. Each takes a plain connection and writes its audit entry.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::db::accounts::{self as db_accounts, InsertUserError};
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::communities as db_communities;
+use crate::db::schema::users;
+use crate::domain::{CommunityName, EmailAddress, Password, Username};
+use crate::security;
+
+/// Why an admin command failed, in words for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+    /// Hashing failed.
+    #[error(transparent)]
+    Security(#[from] security::SecurityError),
+}
+
+/// A role an operator can grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Site administrator.
+    Admin,
+    /// Moderator of one community.
+    Moderator(CommunityName),
+}
+
+/// Creates a user (optionally a site admin); returns its id.
+pub async fn create_user(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    email: &str,
+    password: &str,
+    admin: bool,
+) -> Result<i64, AdminError> {
+    let username = Username::parse(username).map_err(|e| AdminError::Invalid(format!("username: {e}")))?;
+    let email = EmailAddress::parse(email).map_err(|e| AdminError::Invalid(format!("email: {e}")))?;
+    let password = Password::parse(password).map_err(|e| AdminError::Invalid(format!("password: {e}")))?;
+    let hash = security::hash_password(password.expose())?;
+    conn.transaction::<_, AdminError, _>(async move |conn| {
+        let account = db_accounts::insert_user(conn, username.as_str(), email.as_str(), &hash).await.map_err(
+            |err| match err {
+                InsertUserError::UsernameTaken => AdminError::Invalid("that username is taken".into()),
+                InsertUserError::EmailTaken => AdminError::Invalid("an account with that email exists".into()),
+                InsertUserError::Other(err) => AdminError::Database(err),
+            },
+        )?;
+        if admin {
+            diesel::update(users::table.find(account.id)).set(users::is_admin.eq(true)).execute(conn).await?;
+        }
+        let mut entry = NewAuditEntry::new("admin.create_user");
+        entry.target_user_id = Some(account.id);
+        entry.details = serde_json::json!({"admin": admin, "via": "cli"});
+        audit::append(conn, &entry).await?;
+        Ok(account.id)
+    })
+    .await
+}
+
+/// Grants (`grant = true`) or revokes a role.
+pub async fn set_role(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    role: &Role,
+    grant: bool,
+) -> Result<(), AdminError> {
+    let user_id = db_communities::user_id_by_name(conn, username)
+        .await?
+        .ok_or_else(|| AdminError::Invalid(format!("no user named {username}")))?;
+    conn.transaction::<_, AdminError, _>(async move |conn| {
+        let mut entry = NewAuditEntry::new(if grant { "admin.grant" } else { "admin.revoke" });
+        entry.target_user_id = Some(user_id);
+        match role {
+            Role::Admin => {
+                diesel::update(users::table.find(user_id)).set(users::is_admin.eq(grant)).execute(conn).await?;
+                entry.details = serde_json::json!({"role": "admin", "via": "cli"});
+            }
+            Role::Moderator(community) => {
+                let (community_id, _) = db_communities::id_and_rules(conn, community.as_str())
+                    .await?
+                    .ok_or_else(|| AdminError::Invalid(format!("no community named {}", community.as_str())))?;
+                if grant {
+                    db_communities::add_moderator(conn, community_id, user_id, user_id).await?;
+                    db_communities::join(conn, community_id, user_id).await?;
+                } else {
+                    db_communities::remove_moderator(conn, community_id, user_id).await?;
+                }
+                entry.community_id = Some(community_id);
+                entry.details = serde_json::json!({"role": "moderator", "via": "cli"});
+            }
+        }
+        audit::append(conn, &entry).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The id of the first audit entry that breaks the hash chain, `None` when intact.
+pub async fn verify_audit_log(conn: &mut AsyncPgConnection) -> Result<Option<i64>, AdminError> {
+    Ok(audit::first_broken_link(conn).await?)
+}
