@@ -10,7 +10,8 @@ use crate::db::lower;
 use crate::db::schema::{communities, community_bans, community_members, community_moderators, users};
 
 /// A community as the API shows it, for one reader.
-#[derive(Debug, Clone, QueryableByName, serde::Serialize)]
+#[derive(Debug, Clone, QueryableByName, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Community)]
 pub struct CommunityView {
     /// Id.
     #[diesel(sql_type = BigInt)]

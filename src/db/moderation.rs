@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::db::schema::reports;
 
 /// One modlog entry as moderators read it.
-#[derive(Debug, Clone, QueryableByName, Serialize)]
+#[derive(Debug, Clone, QueryableByName, Serialize, utoipa::ToSchema)]
 pub struct ModlogEntry {
     /// Id (entries are listed newest first).
     #[diesel(sql_type = BigInt)]
@@ -112,7 +112,8 @@ pub async fn insert_report(conn: &mut AsyncPgConnection, report: &NewReport) -> 
 }
 
 /// An open report as moderators see it.
-#[derive(Debug, Clone, QueryableByName, Serialize)]
+#[derive(Debug, Clone, QueryableByName, Serialize, utoipa::ToSchema)]
+#[schema(as = Report)]
 pub struct ReportView {
     /// Id.
     #[diesel(sql_type = BigInt)]

@@ -11,7 +11,7 @@ use crate::db::schema::{communities, post_votes, posts, users};
 use crate::domain::PostId;
 
 /// A post as the API shows it, for one reader.
-#[derive(Debug, Clone, QueryableByName, Serialize)]
+#[derive(Debug, Clone, QueryableByName, Serialize, utoipa::ToSchema)]
 pub struct PostView {
     /// Id.
     #[diesel(sql_type = BigInt)]

@@ -59,7 +59,7 @@ impl std::fmt::Debug for Password {
 }
 
 /// Which emails a user wants. Unknown keys are refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationSettings {
     /// Email me when someone replies to my post or comment.

@@ -186,7 +186,7 @@ pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Result<T, ParseError>
 }
 
 /// How a post listing is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PostSort {
     /// Reddit's hot rank.
@@ -203,7 +203,7 @@ pub enum PostSort {
 }
 
 /// The time window of `top` and `controversial`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeWindow {
     /// The last hour.
@@ -236,7 +236,7 @@ impl TimeWindow {
 }
 
 /// How comments are ordered at every level of a tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CommentSort {
     /// Lower bound of the Wilson score interval.
@@ -251,7 +251,7 @@ pub enum CommentSort {
 }
 
 /// How communities are listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CommunitySort {
     /// Most members first.

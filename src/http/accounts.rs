@@ -1,5 +1,7 @@
 //! `/api/v1/auth/*`, `/api/v1/me`: thin handlers over `service::accounts`.
 
+use crate::http::problem::Problem;
+use crate::service::accounts::{OwnUser, SignedIn, TokenPair};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
@@ -11,7 +13,7 @@ use crate::http::fields::Fields;
 use crate::service::accounts::{self, NewAccount, ProfileUpdate};
 
 /// Body of `POST /auth/register`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     username: String,
@@ -20,7 +22,7 @@ pub struct RegisterBody {
 }
 
 /// Body of `POST /auth/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     login: String,
@@ -28,29 +30,31 @@ pub struct LoginBody {
 }
 
 /// Body of `POST /auth/refresh`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
 /// Body of `POST /auth/password-reset`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PasswordResetBody)]
 pub struct ResetRequestBody {
     email: String,
 }
 
 /// Body of `POST /auth/password-reset/confirm`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PasswordResetConfirmBody)]
 pub struct ResetConfirmBody {
     token: String,
     new_password: String,
 }
 
 /// Body of `PATCH /me`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeBody {
     bio: Option<String>,
@@ -58,6 +62,17 @@ pub struct UpdateMeBody {
 }
 
 /// `POST /api/v1/auth/register`
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "accounts",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "signed in as the new user", body = SignedIn),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "username_taken or email_taken", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -77,6 +92,17 @@ pub async fn register(
 }
 
 /// `POST /api/v1/auth/login`
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "accounts",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "signed in", body = SignedIn),
+        (status = 401, description = "invalid_credentials (same answer for unknown users and wrong passwords)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -87,18 +113,48 @@ pub async fn login(
 }
 
 /// `POST /api/v1/auth/refresh`
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "accounts",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "a new token pair; the old refresh token is spent", body = TokenPair),
+        (status = 401, description = "invalid_token; reusing a spent refresh token revokes every token of that login", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshBody>) -> Result<HttpResponse, AppError> {
     let pair = accounts::refresh(&state, &body.refresh_token).await?;
     Ok(HttpResponse::Ok().json(pair))
 }
 
 /// `POST /api/v1/auth/logout`
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "accounts",
+    responses(
+        (status = 204, description = "signed out: the access and refresh tokens of this login stop working at once"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn logout(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
     accounts::logout(&state, user.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /api/v1/auth/password-reset`
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset",
+    tag = "accounts",
+    request_body = ResetRequestBody,
+    responses(
+        (status = 202, description = "accepted, whether or not the address has an account"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn request_password_reset(
     state: web::Data<AppState>,
     body: web::Json<ResetRequestBody>,
@@ -109,6 +165,17 @@ pub async fn request_password_reset(
 }
 
 /// `POST /api/v1/auth/password-reset/confirm`
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset/confirm",
+    tag = "accounts",
+    request_body = ResetConfirmBody,
+    responses(
+        (status = 204, description = "password changed; every login of the user is revoked"),
+        (status = 400, description = "invalid_token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn confirm_password_reset(
     state: web::Data<AppState>,
     body: web::Json<ResetConfirmBody>,
@@ -120,11 +187,33 @@ pub async fn confirm_password_reset(
 }
 
 /// `GET /api/v1/me`
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "the caller", body = OwnUser),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(accounts::me(&state, user.0).await?))
 }
 
 /// `PATCH /api/v1/me`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me",
+    tag = "accounts",
+    request_body = UpdateMeBody,
+    responses(
+        (status = 200, description = "the caller, updated", body = OwnUser),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_me(
     state: web::Data<AppState>,
     user: CurrentUser,

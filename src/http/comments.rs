@@ -1,5 +1,8 @@
 //! `/api/v1/posts/{id}/comments`, `/api/v1/comments/*`: thin handlers over `service::comments`.
 
+use crate::http::problem::Problem;
+use crate::service::comments::{Comment, Tree};
+use crate::service::posts::VoteResult;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
@@ -11,23 +14,26 @@ use crate::http::posts::VoteBody;
 use crate::service::comments::{self, TreeShape};
 
 /// Body of `POST /posts/{id}/comments`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateCommentBody)]
 pub struct CreateBody {
     body: String,
     parent_id: Option<i64>,
 }
 
 /// Body of `PATCH /comments/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EditCommentBody)]
 pub struct EditBody {
     body: String,
 }
 
 /// Query of the tree endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TreeQuery {
     sort: Option<CommentSort>,
     max_depth: Option<i64>,
@@ -51,6 +57,21 @@ fn comment_body(text: &str) -> Result<Body, AppError> {
 }
 
 /// `POST /api/v1/posts/{id}/comments`
+#[utoipa::path(
+    post,
+    path = "/api/v1/posts/{id}/comments",
+    tag = "comments",
+    params(("id" = i64, Path)),
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "the new comment", body = Comment),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "locked or banned", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, or max_depth_exceeded when the reply would pass the depth cap", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -64,6 +85,17 @@ pub async fn create(
 }
 
 /// `GET /api/v1/posts/{id}/comments`
+#[utoipa::path(
+    get,
+    path = "/api/v1/posts/{id}/comments",
+    tag = "comments",
+    params(("id" = i64, Path), TreeQuery),
+    responses(
+        (status = 200, description = "top-level comments with their replies", body = Tree),
+        (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn tree(
     state: web::Data<AppState>,
     reader: MaybeUser,
@@ -78,6 +110,17 @@ pub async fn tree(
 }
 
 /// `GET /api/v1/comments/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/comments/{id}",
+    tag = "comments",
+    params(("id" = i64, Path), TreeQuery),
+    responses(
+        (status = 200, description = "the comment with its replies (continue this thread)", body = Comment),
+        (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn subtree(
     state: web::Data<AppState>,
     reader: MaybeUser,
@@ -92,6 +135,21 @@ pub async fn subtree(
 }
 
 /// `PATCH /api/v1/comments/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/comments/{id}",
+    tag = "comments",
+    params(("id" = i64, Path)),
+    request_body = EditBody,
+    responses(
+        (status = 200, description = "the comment, with edited_at set", body = Comment),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn edit(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -103,6 +161,19 @@ pub async fn edit(
 }
 
 /// `DELETE /api/v1/comments/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/comments/{id}",
+    tag = "comments",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 204, description = "deleted: blanked, replies kept"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -113,6 +184,21 @@ pub async fn delete(
 }
 
 /// `PUT /api/v1/comments/{id}/vote`
+#[utoipa::path(
+    put,
+    path = "/api/v1/comments/{id}/vote",
+    tag = "comments",
+    params(("id" = i64, Path)),
+    request_body = crate::http::posts::VoteBody,
+    responses(
+        (status = 200, description = "the new tally", body = VoteResult),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden or banned", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn vote(
     state: web::Data<AppState>,
     user: CurrentUser,

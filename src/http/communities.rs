@@ -1,5 +1,8 @@
 //! `/api/v1/communities/*`: thin handlers over `service::communities`.
 
+use crate::db::communities::CommunityView;
+use crate::http::problem::Problem;
+use crate::service::communities::Page;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -12,8 +15,9 @@ use crate::http::fields::Fields;
 use crate::service::communities::{self, CommunityEdit, NewBan, NewCommunity};
 
 /// Body of `POST /communities`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateCommunityBody)]
 pub struct CreateBody {
     name: String,
     title: String,
@@ -22,8 +26,9 @@ pub struct CreateBody {
 }
 
 /// Body of `PATCH /communities/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EditCommunityBody)]
 pub struct EditBody {
     title: Option<String>,
     description: Option<String>,
@@ -31,7 +36,7 @@ pub struct EditBody {
 }
 
 /// Body of `POST /communities/{name}/bans`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BanBody {
     username: String,
@@ -40,8 +45,9 @@ pub struct BanBody {
 }
 
 /// Query of `GET /communities`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     sort: Option<CommunitySort>,
     limit: Option<i64>,
@@ -49,6 +55,19 @@ pub struct ListQuery {
 }
 
 /// `POST /api/v1/communities`
+#[utoipa::path(
+    post,
+    path = "/api/v1/communities",
+    tag = "communities",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "created; the creator is its first moderator and a member", body = CommunityView),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "community_exists", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -72,6 +91,16 @@ pub async fn create(
 }
 
 /// `GET /api/v1/communities`
+#[utoipa::path(
+    get,
+    path = "/api/v1/communities",
+    tag = "communities",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of communities", body = Page<CommunityView>),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     reader: MaybeUser,
@@ -84,6 +113,16 @@ pub async fn list(
 }
 
 /// `GET /api/v1/communities/{name}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/communities/{name}",
+    tag = "communities",
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, description = "the community", body = CommunityView),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     reader: MaybeUser,
@@ -93,6 +132,21 @@ pub async fn get(
 }
 
 /// `PATCH /api/v1/communities/{name}`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/communities/{name}",
+    tag = "communities",
+    params(("name" = String, Path)),
+    request_body = EditBody,
+    responses(
+        (status = 200, description = "the community, updated", body = CommunityView),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn edit(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -110,6 +164,19 @@ pub async fn edit(
 }
 
 /// `PUT /api/v1/communities/{name}/membership`
+#[utoipa::path(
+    put,
+    path = "/api/v1/communities/{name}/membership",
+    tag = "communities",
+    params(("name" = String, Path)),
+    responses(
+        (status = 204, description = "joined (idempotent)"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "banned", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn join(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -120,6 +187,18 @@ pub async fn join(
 }
 
 /// `DELETE /api/v1/communities/{name}/membership`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/communities/{name}/membership",
+    tag = "communities",
+    params(("name" = String, Path)),
+    responses(
+        (status = 204, description = "left (idempotent)"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn leave(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -130,6 +209,19 @@ pub async fn leave(
 }
 
 /// `PUT /api/v1/communities/{name}/moderators/{username}`
+#[utoipa::path(
+    put,
+    path = "/api/v1/communities/{name}/moderators/{username}",
+    tag = "communities",
+    params(("name" = String, Path), ("username" = String, Path)),
+    responses(
+        (status = 204, description = "appointed"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community or user", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn add_moderator(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -141,6 +233,19 @@ pub async fn add_moderator(
 }
 
 /// `DELETE /api/v1/communities/{name}/moderators/{username}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/communities/{name}/moderators/{username}",
+    tag = "communities",
+    params(("name" = String, Path), ("username" = String, Path)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community, user or moderator", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn remove_moderator(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -152,6 +257,21 @@ pub async fn remove_moderator(
 }
 
 /// `POST /api/v1/communities/{name}/bans`
+#[utoipa::path(
+    post,
+    path = "/api/v1/communities/{name}/bans",
+    tag = "moderation",
+    params(("name" = String, Path)),
+    request_body = BanBody,
+    responses(
+        (status = 204, description = "banned (written to the modlog)"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community or user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn ban(
     state: web::Data<AppState>,
     user: CurrentUser,

@@ -9,6 +9,7 @@ pub mod fields;
 pub mod idempotency;
 pub mod middleware;
 pub mod moderation;
+pub mod openapi;
 pub mod ops;
 pub mod posts;
 pub mod problem;
@@ -80,7 +81,8 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(resource("/mod/reports").route(get().to(moderation::reports)))
         .service(resource("/mod/reports/{id}/resolve").route(post().to(moderation::resolve_report)))
         .service(resource("/modlog").route(get().to(moderation::modlog)))
-        .service(resource("/search").route(get().to(posts::search)));
+        .service(resource("/search").route(get().to(posts::search)))
+        .service(resource("/openapi.json").route(get().to(openapi::document)));
     cfg.service(scope);
 }
 

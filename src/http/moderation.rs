@@ -1,5 +1,11 @@
 //! `/api/v1/mod/*`, reports and `/api/v1/modlog`: thin handlers over `service::moderation`.
 
+use crate::db::moderation::ReportView;
+use crate::http::problem::Problem;
+use crate::service::comments::Comment;
+use crate::service::communities::Page;
+use crate::service::moderation::ModlogItem;
+use crate::service::posts::Post;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -12,8 +18,9 @@ use crate::service::moderation::{self, PostAction, ReportTarget, Why};
 
 /// Body of moderation actions (`{}` when no reason is given) and reports: a rule of the
 /// community, free text, or both.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReasonBody)]
 pub struct WhyBody {
     rule_index: Option<i32>,
     reason: Option<String>,
@@ -28,8 +35,9 @@ impl WhyBody {
 }
 
 /// Query of the modlog and the report queue.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ScopeQuery {
     community: Option<String>,
     limit: Option<i64>,
@@ -41,6 +49,21 @@ fn limit(query: &ScopeQuery) -> Result<Limit, AppError> {
 }
 
 /// `POST /api/v1/mod/posts/{id}/{action}` — action: remove, restore, lock, unlock, pin, unpin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/mod/posts/{id}/{action}",
+    tag = "moderation",
+    params(("id" = i64, Path), ("action" = String, Path, description = "remove, restore, lock, unlock, pin or unpin")),
+    request_body = WhyBody,
+    responses(
+        (status = 200, description = "the post after the action", body = Post),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such post or action", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post_action(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -54,6 +77,21 @@ pub async fn post_action(
 }
 
 /// `POST /api/v1/mod/comments/{id}/{action}` — action: remove, restore.
+#[utoipa::path(
+    post,
+    path = "/api/v1/mod/comments/{id}/{action}",
+    tag = "moderation",
+    params(("id" = i64, Path), ("action" = String, Path, description = "remove or restore")),
+    request_body = WhyBody,
+    responses(
+        (status = 200, description = "the comment after the action", body = Comment),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such comment or action", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn comment_action(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -71,6 +109,20 @@ pub async fn comment_action(
 }
 
 /// `POST /api/v1/posts/{id}/report`
+#[utoipa::path(
+    post,
+    path = "/api/v1/posts/{id}/report",
+    tag = "moderation",
+    params(("id" = i64, Path)),
+    request_body = WhyBody,
+    responses(
+        (status = 201, description = "reported; the body holds the new report id", body = serde_json::Value),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn report_post(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -82,6 +134,20 @@ pub async fn report_post(
 }
 
 /// `POST /api/v1/comments/{id}/report`
+#[utoipa::path(
+    post,
+    path = "/api/v1/comments/{id}/report",
+    tag = "moderation",
+    params(("id" = i64, Path)),
+    request_body = WhyBody,
+    responses(
+        (status = 201, description = "reported; the body holds the new report id", body = serde_json::Value),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn report_comment(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -94,6 +160,20 @@ pub async fn report_comment(
 }
 
 /// `GET /api/v1/mod/reports`
+#[utoipa::path(
+    get,
+    path = "/api/v1/mod/reports",
+    tag = "moderation",
+    params(ScopeQuery),
+    responses(
+        (status = 200, description = "open reports, newest first", body = Page<ReportView>),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn reports(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -106,6 +186,19 @@ pub async fn reports(
 }
 
 /// `POST /api/v1/mod/reports/{id}/resolve`
+#[utoipa::path(
+    post,
+    path = "/api/v1/mod/reports/{id}/resolve",
+    tag = "moderation",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 204, description = "resolved"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such open report", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn resolve_report(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -116,6 +209,20 @@ pub async fn resolve_report(
 }
 
 /// `GET /api/v1/modlog`
+#[utoipa::path(
+    get,
+    path = "/api/v1/modlog",
+    tag = "moderation",
+    params(ScopeQuery),
+    responses(
+        (status = 200, description = "audit-log entries, newest first", body = Page<ModlogItem>),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn modlog(
     state: web::Data<AppState>,
     user: CurrentUser,

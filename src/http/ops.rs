@@ -7,11 +7,28 @@ use crate::app::AppState;
 use crate::error::AppError;
 
 /// `GET /health/live`: 200 while the process serves at all.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    responses(
+        (status = 200, description = "the process serves", body = serde_json::Value)
+    )
+)]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// `GET /health/ready`: 200 when every dependency answers, else 503 naming the failing check.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "every check passes", body = serde_json::Value),
+        (status = 503, description = "a check fails; it is named in checks", body = serde_json::Value)
+    )
+)]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let report = crate::service::health::readiness(&state).await;
     let body = json!({
@@ -26,6 +43,14 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition")
+    )
+)]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     state.db.export_pool_metrics();
     crate::service::accounts::export_session_gauge(&state).await;

@@ -1,6 +1,9 @@
 //! `/api/v1/posts/*`, `/api/v1/communities/{name}/posts`, `/api/v1/search`: thin handlers over
 //! `service::posts`.
 
+use crate::http::problem::Problem;
+use crate::service::communities::Page;
+use crate::service::posts::{Post, VoteResult};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
@@ -12,8 +15,9 @@ use crate::http::fields::Fields;
 use crate::service::posts::{self, ListRequest, NewPostInput, PostEdit};
 
 /// Body of `POST /communities/{name}/posts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreatePostBody)]
 pub struct CreateBody {
     title: String,
     body: Option<String>,
@@ -22,15 +26,16 @@ pub struct CreateBody {
 }
 
 /// Body of `PATCH /posts/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EditPostBody)]
 pub struct EditBody {
     title: Option<String>,
     body: Option<String>,
 }
 
 /// Body of `PUT /posts/{id}/vote` and `PUT /comments/{id}/vote`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoteBody {
     /// -1, 0 or 1.
@@ -38,8 +43,9 @@ pub struct VoteBody {
 }
 
 /// Query of `GET /posts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     community: Option<String>,
     sort: Option<PostSort>,
@@ -49,8 +55,9 @@ pub struct ListQuery {
 }
 
 /// Query of `GET /search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     q: String,
     community: Option<String>,
@@ -59,6 +66,21 @@ pub struct SearchQuery {
 }
 
 /// `POST /api/v1/communities/{name}/posts`
+#[utoipa::path(
+    post,
+    path = "/api/v1/communities/{name}/posts",
+    tag = "posts",
+    params(("name" = String, Path)),
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "the new post", body = Post),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "banned", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -82,6 +104,17 @@ pub async fn create(
 }
 
 /// `GET /api/v1/posts`
+#[utoipa::path(
+    get,
+    path = "/api/v1/posts",
+    tag = "posts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of posts; pinned posts first within a community", body = Page<Post>),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     reader: MaybeUser,
@@ -100,11 +133,37 @@ pub async fn list(
 }
 
 /// `GET /api/v1/posts/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/posts/{id}",
+    tag = "posts",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "the post", body = Post),
+        (status = 400, description = "malformed request (bad_request)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn get(state: web::Data<AppState>, reader: MaybeUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(posts::get(&state, PostId(id.into_inner()), reader.0).await?))
 }
 
 /// `PATCH /api/v1/posts/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/posts/{id}",
+    tag = "posts",
+    params(("id" = i64, Path)),
+    request_body = EditBody,
+    responses(
+        (status = 200, description = "the post, with edited_at set", body = Post),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn edit(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -121,6 +180,19 @@ pub async fn edit(
 }
 
 /// `DELETE /api/v1/posts/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/posts/{id}",
+    tag = "posts",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 204, description = "deleted: the post stays, blanked, with deleted: true"),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -131,6 +203,21 @@ pub async fn delete(
 }
 
 /// `PUT /api/v1/posts/{id}/vote`
+#[utoipa::path(
+    put,
+    path = "/api/v1/posts/{id}/vote",
+    tag = "posts",
+    params(("id" = i64, Path)),
+    request_body = VoteBody,
+    responses(
+        (status = 200, description = "the new tally", body = VoteResult),
+        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden or banned", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn vote(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -142,6 +229,17 @@ pub async fn vote(
 }
 
 /// `GET /api/v1/search`
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "posts",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "posts, best match first", body = Page<Post>),
+        (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn search(
     state: web::Data<AppState>,
     reader: MaybeUser,

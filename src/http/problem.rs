@@ -11,7 +11,7 @@ use crate::error::{AppError, ErrorKind, FieldError};
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// The body of an error response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type: `urn:agora:problem:<code>`.
     #[serde(rename = "type")]

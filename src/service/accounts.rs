@@ -48,7 +48,7 @@ pub struct Authenticated {
 }
 
 /// The caller's own account, as `/me` and sign-in answers show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OwnUser {
     /// Id.
     pub id: i64,
@@ -71,7 +71,7 @@ pub struct OwnUser {
 }
 
 /// The answer to registration and sign-in.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SignedIn {
     /// The account.
     pub user: OwnUser,
@@ -84,7 +84,7 @@ pub struct SignedIn {
 }
 
 /// The answer to a refresh: a new pair.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     /// Bearer token for API calls.
     pub access_token: String,

@@ -18,7 +18,7 @@ use crate::service::communities::{banned, forbidden};
 use crate::service::posts::VoteResult;
 
 /// The API's `comment` object with the part of its subtree that was asked for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Comment {
     /// Id.
     pub id: i64,
@@ -51,13 +51,15 @@ pub struct Comment {
     /// Removed by a moderator.
     pub removed: bool,
     /// Replies included in this answer, sorted.
+    #[schema(no_recursion)]
     pub children: Vec<Comment>,
     /// Replies not included (cut by `max_depth`): "continue this thread".
     pub more_children: i32,
 }
 
 /// A page of a post's comment tree.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CommentTree)]
 pub struct Tree {
     /// Top-level comments with their subtrees.
     pub items: Vec<Comment>,

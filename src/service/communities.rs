@@ -13,7 +13,7 @@ use crate::error::{AppError, ErrorKind};
 use crate::service::accounts::Authenticated;
 
 /// One page of a listing, as every list endpoint answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,

@@ -81,7 +81,7 @@ pub enum ReportTarget {
 }
 
 /// A modlog entry with its details.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModlogItem {
     /// The entry.
     #[serde(flatten)]

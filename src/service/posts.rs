@@ -14,7 +14,7 @@ use crate::service::accounts::Authenticated;
 use crate::service::communities::{Page, banned, forbidden};
 
 /// The API's `post` object: the stored view plus media (which arrives with uploads).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Post {
     /// Everything stored about the post, for this reader.
     #[serde(flatten)]
@@ -307,7 +307,7 @@ pub async fn vote(
 }
 
 /// The answer to a vote.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct VoteResult {
     /// Upvotes minus downvotes.
     pub score: i32,

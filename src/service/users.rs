@@ -9,7 +9,8 @@ use crate::domain::Username;
 use crate::error::AppError;
 
 /// The API's public `user` object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct PublicUser {
     /// Id.
     pub id: i64,

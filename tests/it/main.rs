@@ -17,5 +17,6 @@ mod lifecycle;
 mod metrics;
 mod migrations;
 mod moderation;
+mod openapi;
 mod posts;
 mod tracing_export;
