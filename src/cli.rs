@@ -48,6 +48,25 @@ pub enum Command {
     },
     /// Validate the configuration and print it (secrets masked); exit 78 when it is invalid.
     CheckConfig,
+    /// Fill an empty database with a synthetic data set for benchmarks and demos. Every seeded
+    /// user (`user_1` … `user_N`) has the password `seed-password`.
+    Seed {
+        /// Users to create.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+        users: i64,
+        /// Communities to create.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        communities: i64,
+        /// Posts to create.
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(i64).range(2..=100_000_000))]
+        posts: i64,
+        /// Comments to create (about 40 % top level, the rest replies down to 10 levels).
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
+        comments: i64,
+        /// Votes to cast (two thirds on posts); duplicates are dropped.
+        #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
+        votes: i64,
+    },
     /// Operator tasks on the database: users, roles, audit log.
     Admin {
         /// Which task.
@@ -113,6 +132,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig => check_config(&loaded),
         Command::Serve => with_runtime(&loaded, lifecycle::serve),
         Command::Migrate { dry_run } => with_runtime(&loaded, move |loaded| lifecycle::migrate(loaded, dry_run)),
+        Command::Seed { users, communities, posts, comments, votes } => {
+            let size = crate::db::seed::SeedSize { users, communities, posts, comments, votes };
+            with_runtime(&loaded, move |loaded| lifecycle::seed(loaded, size))
+        }
         Command::Admin { command } => with_runtime(&loaded, move |loaded| lifecycle::admin(loaded, command)),
     }
 }

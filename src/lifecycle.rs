@@ -209,3 +209,49 @@ pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<
     drop(target);
     Ok(())
 }
+
+/// `agora seed`: applies migrations, then generates the synthetic data set into an empty database.
+pub async fn seed(loaded: Loaded, size: db::seed::SeedSize) -> Result<(), RunError> {
+    use crate::service::admin::AdminError;
+    use diesel_async::AsyncConnection;
+
+    let target = database_target(&loaded).await?;
+    migrations::run_pending(&target.url).await.map_err(StartError::from)?;
+    let mut conn = diesel_async::AsyncPgConnection::establish(&target.url)
+        .await
+        .map_err(|err| StartError::Database(db::DbError::Unavailable(err.to_string())))?;
+    if !db::seed::is_empty(&mut conn).await.map_err(AdminError::from)? {
+        return Err(
+            AdminError::Invalid("the database already has users; seed only fills an empty database".into()).into()
+        );
+    }
+    let hash = tokio::task::spawn_blocking(|| crate::security::hash_password("seed-password"))
+        .await
+        .map_err(|err| AdminError::Invalid(err.to_string()))?
+        .map_err(AdminError::from)?;
+    let started = std::time::Instant::now();
+    let mut step_started = started;
+    let mut last_step = String::new();
+    db::seed::generate(&mut conn, size, &hash, |step| {
+        if !last_step.is_empty() {
+            println!("  {last_step}: {:.1} s", step_started.elapsed().as_secs_f64());
+        }
+        last_step = step.to_owned();
+        step_started = std::time::Instant::now();
+    })
+    .await
+    .map_err(AdminError::from)?;
+    println!("  {last_step}: {:.1} s", step_started.elapsed().as_secs_f64());
+    println!(
+        "seeded {} users, {} communities, {} posts, {} comments, up to {} votes in {:.1} s; every user's password is seed-password",
+        size.users,
+        size.communities,
+        size.posts,
+        size.comments,
+        size.votes,
+        started.elapsed().as_secs_f64()
+    );
+    drop(conn);
+    drop(target);
+    Ok(())
+}

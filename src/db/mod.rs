@@ -11,6 +11,7 @@ pub mod migrations;
 pub mod moderation;
 pub mod posts;
 pub mod schema;
+pub mod seed;
 pub mod users;
 
 use std::future::Future;

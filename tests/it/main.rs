@@ -19,4 +19,5 @@ mod migrations;
 mod moderation;
 mod openapi;
 mod posts;
+mod seed;
 mod tracing_export;
