@@ -87,6 +87,9 @@ async fn registration_signs_the_new_user_in() {
     assert_eq!(me["roles"], json!(["member"]));
     assert_eq!(me["notification_settings"], json!({"email_on_reply": true, "email_on_mention": true}));
     assert!(app.scrape().await.contains("agora_registrations_total 1"));
+    use std::os::unix::fs::PermissionsExt;
+    let key = std::fs::metadata(app.state_dir.path().join("keys/access-token.ed25519")).unwrap();
+    assert_eq!((key.len(), key.permissions().mode() & 0o777), (32, 0o600), "the signing key is private");
     app.stop().await;
 }
 

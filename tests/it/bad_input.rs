@@ -139,3 +139,66 @@ async fn wrong_types_and_missing_fields_are_422_problems() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn invalid_utf8_bodies_are_400_problems() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("content-type", "application/json")
+        .body(b"{\"login\": \"\xff\xfe\", \"password\": \"x\"}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, "bad_request").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sql_metacharacters_and_any_script_are_stored_and_returned_intact() {
+    let app = spawn_app().await;
+    let tricky = "'; DROP TABLE posts; -- \" \\ % _ ' OR 1=1 -- 🦀 עברית مرحبا \u{202e}txet";
+    let token = app.token_for("alice").await;
+    let community = serde_json::json!({"name": "tricky", "title": tricky, "description": tricky, "rules": [tricky]});
+    let created: serde_json::Value =
+        app.post_json("/api/v1/communities", &community, Some(&token)).await.json().await.unwrap();
+    assert_eq!((created["title"].as_str(), created["description"].as_str()), (Some(tricky), Some(tricky)));
+    assert_eq!(created["rules"][0], tricky);
+    let post: serde_json::Value = app
+        .post_json(
+            "/api/v1/communities/tricky/posts",
+            &serde_json::json!({"title": tricky, "body": tricky}),
+            Some(&token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((post["title"].as_str(), post["body"].as_str()), (Some(tricky), Some(tricky)));
+    let comment: serde_json::Value = app
+        .post_json(
+            &format!("/api/v1/posts/{}/comments", post["id"]),
+            &serde_json::json!({"body": tricky}),
+            Some(&token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(comment["body"], tricky);
+    let encoded: String = tricky.bytes().map(|b| format!("%{b:02X}")).collect();
+    for path in [
+        format!("/api/v1/search?q={encoded}"),
+        format!("/api/v1/posts?community={encoded}"),
+        format!("/api/v1/communities/{encoded}"),
+        format!("/api/v1/users/{encoded}"),
+        format!("/api/v1/posts?cursor={encoded}"),
+    ] {
+        let status = app.get(&path).await.status().as_u16();
+        assert!(matches!(status, 200 | 404 | 422), "{path}: {status}");
+    }
+    let listed: serde_json::Value = app.get("/api/v1/posts?sort=new").await.json().await.unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "nothing was dropped or duplicated");
+    app.stop().await;
+}

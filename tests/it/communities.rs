@@ -162,6 +162,18 @@ async fn only_moderators_edit_appoint_and_ban() {
     assert_eq!(problem_code(join).await, (403, "banned".into()));
     let post = app.post_json("/api/v1/communities/gardening/posts", &json!({"title": "hi"}), Some(&bob)).await;
     assert_eq!(problem_code(post).await, (403, "banned".into()));
+    let owners_post: Value = app
+        .post_json("/api/v1/communities/gardening/posts", &json!({"title": "rules"}), Some(&owner))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let comment_path = format!("/api/v1/posts/{}/comments", owners_post["id"]);
+    let comment = app.post_json(&comment_path, &json!({"body": "hi"}), Some(&bob)).await;
+    assert_eq!(problem_code(comment).await, (403, "banned".into()));
+    let vote_path = format!("/api/v1/posts/{}/vote", owners_post["id"]);
+    let vote = app.send_as(Method::PUT, &vote_path, Some(json!({"value": 1})), &bob).await;
+    assert_eq!(problem_code(vote).await, (403, "banned".into()));
     let past = json!({"username": "carol", "reason": "x", "expires_at": "2020-01-01T00:00:00Z"});
     assert_eq!(app.post_json("/api/v1/communities/gardening/bans", &past, Some(&owner)).await.status(), 422);
     let unknown = json!({"username": "nobody", "reason": "x"});

@@ -277,7 +277,8 @@ pub struct TestApp {
     /// The app's database.
     pub db: TestDb,
     app: Option<App>,
-    _state_dir: tempfile::TempDir,
+    /// The app's state directory.
+    pub state_dir: tempfile::TempDir,
 }
 
 /// A configuration for tests: random ports, the given database, a temporary state directory.
@@ -314,7 +315,7 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestA
     let app = App::build(config, &url, state_dir.path().to_path_buf()).await.expect("build the app");
     let base = format!("http://{}", app.public_addrs()[0]);
     let admin_base = app.admin_addr().map(|a| format!("http://{a}")).unwrap_or_else(|| base.clone());
-    TestApp { base, admin_base, client: reqwest::Client::new(), db, app: Some(app), _state_dir: state_dir }
+    TestApp { base, admin_base, client: reqwest::Client::new(), db, app: Some(app), state_dir }
 }
 
 impl TestApp {
