@@ -68,6 +68,12 @@ pub(crate) fn banned() -> AppError {
     AppError::forbidden("banned", "you are banned from this community")
 }
 
+/// The id of the community with this name (any case), or 404.
+pub(crate) async fn find_id(state: &AppState, conn: &mut DbConn, name: &str) -> Result<i64, AppError> {
+    let found = state.db.observe("communities.id_and_rules", db_communities::id_and_rules(conn, name)).await?;
+    found.map(|(id, _)| id).ok_or_else(|| AppError::not_found("community"))
+}
+
 /// The community's id, rules and whether `user` moderates it (site admins moderate everywhere).
 pub(crate) async fn moderation_rights(
     state: &AppState,
@@ -202,11 +208,7 @@ pub async fn edit(
 /// Joins a community (idempotent); banned users cannot.
 pub async fn join(state: &AppState, user: Authenticated, name: &str) -> Result<(), AppError> {
     let mut conn = state.db.conn().await?;
-    let (id, _) = state
-        .db
-        .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, name))
-        .await?
-        .ok_or_else(|| AppError::not_found("community"))?;
+    let id = find_id(state, &mut conn, name).await?;
     if state.db.observe("communities.is_banned", db_communities::is_banned(&mut conn, id, user.user_id.0)).await? {
         return Err(banned());
     }
@@ -219,11 +221,7 @@ pub async fn join(state: &AppState, user: Authenticated, name: &str) -> Result<(
 /// Leaves a community (idempotent).
 pub async fn leave(state: &AppState, user: Authenticated, name: &str) -> Result<(), AppError> {
     let mut conn = state.db.conn().await?;
-    let (id, _) = state
-        .db
-        .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, name))
-        .await?
-        .ok_or_else(|| AppError::not_found("community"))?;
+    let id = find_id(state, &mut conn, name).await?;
     let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
         Ok(db_communities::leave(conn, id, user.user_id.0).await?)
     });

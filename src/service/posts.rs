@@ -11,7 +11,7 @@ use crate::domain::content::{decode_cursor, encode_cursor, hot_rank};
 use crate::domain::{Body, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
 use crate::error::AppError;
 use crate::service::accounts::Authenticated;
-use crate::service::communities::{Page, banned, forbidden};
+use crate::service::communities::{Page, banned, find_id, forbidden};
 
 /// The API's `post` object: the stored view plus media (which arrives with uploads).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -108,14 +108,7 @@ pub async fn list(
     }
     let mut conn = state.db.conn().await?;
     let community_id = match &request.community {
-        Some(name) => Some(
-            state
-                .db
-                .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, name))
-                .await?
-                .ok_or_else(|| AppError::not_found("community"))?
-                .0,
-        ),
+        Some(name) => Some(find_id(state, &mut conn, name).await?),
         None => None,
     };
     let windowed = matches!(request.sort, PostSort::Top | PostSort::Controversial);
@@ -172,14 +165,7 @@ pub async fn search(
     };
     let mut conn = state.db.conn().await?;
     let community_id = match community {
-        Some(name) => Some(
-            state
-                .db
-                .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, name))
-                .await?
-                .ok_or_else(|| AppError::not_found("community"))?
-                .0,
-        ),
+        Some(name) => Some(find_id(state, &mut conn, name).await?),
         None => None,
     };
     let reader = reader_id(reader);
@@ -205,11 +191,7 @@ pub async fn create(
     input: NewPostInput,
 ) -> Result<Post, AppError> {
     let mut conn = state.db.conn().await?;
-    let (community_id, _) = state
-        .db
-        .observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, community))
-        .await?
-        .ok_or_else(|| AppError::not_found("community"))?;
+    let community_id = find_id(state, &mut conn, community).await?;
     let is_banned = state
         .db
         .observe("communities.is_banned", db_communities::is_banned(&mut conn, community_id, author.user_id.0))
