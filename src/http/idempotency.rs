@@ -204,7 +204,8 @@ async fn forget(state: &AppState, scope: &str, key: &str) {
 
 /// Deletes expired keys every hour.
 pub async fn purge_periodically(state: web::Data<AppState>) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    let period = Duration::from_secs(3600);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         every.tick().await;
         let purged = async {
