@@ -84,6 +84,20 @@ async fn moderators_remove_and_restore_and_others_cannot() {
         )
         .await;
     assert_eq!(vote.status(), 403);
+    let restored: Value = app
+        .send_as(Method::POST, &format!("/api/v1/mod/comments/{}/restore", s.comment_id), Some(json!({})), &s.moderator)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((restored["removed"].as_bool(), restored["body"].as_str()), (Some(false), Some("rude words")));
+    let pin = format!("/api/v1/mod/posts/{}/pin", s.post_id);
+    let pinned: Value = app.send_as(Method::POST, &pin, Some(json!({})), &s.moderator).await.json().await.unwrap();
+    assert_eq!(pinned["pinned"], true);
+    let unpin = format!("/api/v1/mod/posts/{}/unpin", s.post_id);
+    let unpinned: Value = app.send_as(Method::POST, &unpin, Some(json!({})), &s.moderator).await.json().await.unwrap();
+    assert_eq!(unpinned["pinned"], false);
+    assert_eq!(app.send_as(Method::POST, &unpin, Some(json!({})), &s.outsider).await.status(), 403);
     app.stop().await;
 }
 
