@@ -29,6 +29,8 @@ pub struct AppState {
     pub state_dir: PathBuf,
     /// Token keys and the session cache.
     pub auth: AuthState,
+    /// Rate-limit state.
+    pub rate_limiter: std::sync::Arc<http::rate_limit::RateLimiter>,
 }
 
 /// Why Agora could not start.
@@ -109,7 +111,8 @@ impl App {
         if config.auth.log_reset_links {
             tracing::warn!("auth.log_reset_links is on: password-reset links are written to the log");
         }
-        let state = web::Data::new(AppState { config: Arc::new(config), db, metrics, state_dir, auth });
+        let rate_limiter = http::rate_limit::limiter_for(&config.rate_limits);
+        let state = web::Data::new(AppState { config: Arc::new(config), db, metrics, state_dir, auth, rate_limiter });
 
         let (public_server, public_addrs) = public_server(&state, public_listeners)?;
         let public = public_server.handle();

@@ -37,6 +37,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Content limits.
     pub limits: LimitsConfig,
+    /// Request rate limits on the API.
+    pub rate_limits: RateLimitConfig,
 }
 
 /// `[server]`
@@ -261,6 +263,80 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self { max_comment_depth: 50 }
     }
+}
+
+/// `[rate_limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Apply the limits at all.
+    pub enabled: bool,
+    /// Proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<String>,
+    /// API requests per minute for each anonymous client address.
+    pub anonymous_per_minute: u32,
+    /// API requests per minute for each signed-in user.
+    pub signed_in_per_minute: u32,
+    /// Requests to `/api/v1/auth/*` per minute for each client address.
+    pub auth_per_minute: u32,
+    /// New posts per hour for each user.
+    pub posts_per_hour: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            trusted_proxies: Vec::new(),
+            anonymous_per_minute: 20,
+            signed_in_per_minute: 100,
+            auth_per_minute: 5,
+            posts_per_hour: 10,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Quota of anonymous API calls.
+    pub fn anonymous(&self) -> crate::http::rate_limit::Quota {
+        quota(self.anonymous_per_minute, 60)
+    }
+    /// Quota of signed-in API calls.
+    pub fn signed_in(&self) -> crate::http::rate_limit::Quota {
+        quota(self.signed_in_per_minute, 60)
+    }
+    /// Quota of auth calls.
+    pub fn auth(&self) -> crate::http::rate_limit::Quota {
+        quota(self.auth_per_minute, 60)
+    }
+    /// Quota of new posts.
+    pub fn posts(&self) -> crate::http::rate_limit::Quota {
+        quota(self.posts_per_hour, 3600)
+    }
+
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|entry| cidr_contains(entry, ip))
+    }
+}
+
+fn quota(requests: u32, seconds: u64) -> crate::http::rate_limit::Quota {
+    crate::http::rate_limit::Quota { requests, period: std::time::Duration::from_secs(seconds) }
+}
+
+/// Whether `entry` (an address, or `address/prefix`) covers `ip`.
+fn cidr_contains(entry: &str, ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let (address, prefix) = entry.split_once('/').map_or((entry, None), |(a, p)| (a, p.parse::<u32>().ok()));
+    let Ok(network) = address.parse::<IpAddr>() else { return false };
+    let (net, addr, bits) = match (network, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => (u128::from(u32::from(n)) << 96, u128::from(u32::from(a)) << 96, 32),
+        (IpAddr::V6(n), IpAddr::V6(a)) => (u128::from(n), u128::from(a), 128),
+        _ => return false,
+    };
+    let prefix = prefix.unwrap_or(bits).min(bits);
+    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+    net & mask == addr & mask
 }
 
 /// `[tls]`
@@ -497,6 +573,21 @@ impl Config {
             "read replicas are not supported by this version of Agora; leave the list empty".into(),
         );
         check("database.pool_size", self.database.pool_size >= 1, "must be at least 1".into());
+        let limits = &self.rate_limits;
+        for (key, value) in [
+            ("rate_limits.anonymous_per_minute", limits.anonymous_per_minute),
+            ("rate_limits.signed_in_per_minute", limits.signed_in_per_minute),
+            ("rate_limits.auth_per_minute", limits.auth_per_minute),
+            ("rate_limits.posts_per_hour", limits.posts_per_hour),
+        ] {
+            check(key, value >= 1, "must be at least 1 (set rate_limits.enabled = false to turn limits off)".into());
+        }
+        for proxy in &limits.trusted_proxies {
+            let (address, prefix) = proxy.split_once('/').map_or((proxy.as_str(), None), |(a, p)| (a, Some(p)));
+            let ok = address.parse::<std::net::IpAddr>().is_ok()
+                && prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= 128));
+            check("rate_limits.trusted_proxies", ok, format!("`{proxy}` is not an IP address or CIDR range"));
+        }
         check(
             "limits.max_comment_depth",
             (1..=1000).contains(&self.limits.max_comment_depth),

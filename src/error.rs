@@ -32,6 +32,8 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// The body's media type is not accepted here.
     UnsupportedMediaType,
+    /// Too many requests; `Retry-After` says when to come back.
+    RateLimited,
     /// A dependency (the database) is unavailable; retrying later may work.
     Unavailable,
     /// A bug or an unexpected failure.
@@ -52,6 +54,7 @@ impl ErrorKind {
             Self::Conflict(code) => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited => "rate_limited",
             Self::Unavailable => "service_unavailable",
             Self::Internal => "internal_error",
         }

@@ -40,6 +40,8 @@ pub const COMMENTS_CREATED: &str = "agora_comments_created_total";
 pub const VOTES: &str = "agora_votes_total";
 /// Requests answered by replaying the stored response of their `Idempotency-Key`.
 pub const IDEMPOTENT_REPLAYS: &str = "agora_idempotent_replays_total";
+/// Requests refused by a rate limit, by class (`api`, `api_anonymous`, `auth`, `posts`).
+pub const RATE_LIMITED: &str = "agora_rate_limited_requests_total";
 /// Login sessions neither revoked nor expired (counted at scrape time).
 pub const ACTIVE_SESSIONS: &str = "agora_active_sessions";
 /// Constant 1, labelled with the version and git revision of the running binary.
@@ -65,6 +67,7 @@ pub const ALL: &[&str] = &[
     COMMENTS_CREATED,
     VOTES,
     IDEMPOTENT_REPLAYS,
+    RATE_LIMITED,
     ACTIVE_SESSIONS,
     BUILD_INFO,
 ];
@@ -115,6 +118,8 @@ pub struct Metrics {
     pub votes: IntCounterVec,
     /// See [`IDEMPOTENT_REPLAYS`].
     pub idempotent_replays: IntCounter,
+    /// See [`RATE_LIMITED`].
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -164,6 +169,11 @@ impl Metrics {
         }
         let idempotent_replays =
             IntCounter::new(IDEMPOTENT_REPLAYS, "Requests answered by replaying their Idempotency-Key's response.")?;
+        let rate_limited =
+            IntCounterVec::new(Opts::new(RATE_LIMITED, "Requests refused by a rate limit, by class."), &["class"])?;
+        for class in ["api", "api_anonymous", "auth", "posts"] {
+            rate_limited.with_label_values(&[class]);
+        }
         let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
@@ -189,6 +199,7 @@ impl Metrics {
         registry.register(Box::new(comments_created.clone()))?;
         registry.register(Box::new(votes.clone()))?;
         registry.register(Box::new(idempotent_replays.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -211,6 +222,7 @@ impl Metrics {
             comments_created,
             votes,
             idempotent_replays,
+            rate_limited,
         })
     }
 

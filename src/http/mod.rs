@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod posts;
 pub mod problem;
+pub mod rate_limit;
 pub mod users;
 
 use actix_web::web;
@@ -36,6 +37,8 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
     use web::{delete, get, patch, post, put, resource};
     let scope = web::scope("/api/v1")
         .wrap(actix_web::middleware::from_fn(idempotency::idempotency))
+        // Wrapped last, so it runs first: a refused request costs no body read and no query.
+        .wrap(actix_web::middleware::from_fn(rate_limit::rate_limit))
         .service(resource("/auth/register").route(post().to(accounts::register)))
         .service(resource("/auth/login").route(post().to(accounts::login)))
         .service(resource("/auth/refresh").route(post().to(accounts::refresh)))

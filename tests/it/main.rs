@@ -19,5 +19,6 @@ mod migrations;
 mod moderation;
 mod openapi;
 mod posts;
+mod rate_limits;
 mod seed;
 mod tracing_export;
