@@ -80,7 +80,6 @@ pub struct Database {
     pool: Pool<AsyncPgConnection>,
     role: Role,
     metrics: Metrics,
-    wait_timeout: Duration,
 }
 
 /// Pool settings taken from the configuration.
@@ -124,7 +123,7 @@ impl Database {
             .db_pool_max
             .with_label_values(&[role.as_str()])
             .set(i64::try_from(settings.max_size).unwrap_or(i64::MAX));
-        Ok(Self { pool, role, metrics, wait_timeout: settings.wait_timeout })
+        Ok(Self { pool, role, metrics })
     }
 
     /// Takes a connection from the pool.
@@ -189,11 +188,6 @@ impl Database {
         self.metrics.db_pool_connections.with_label_values(&role).set(to_i64(status.size));
         self.metrics.db_pool_idle.with_label_values(&role).set(to_i64(status.available));
         self.metrics.db_pool_waiting.with_label_values(&role).set(to_i64(status.waiting));
-    }
-
-    /// How long callers wait for a connection before giving up.
-    pub fn wait_timeout(&self) -> Duration {
-        self.wait_timeout
     }
 }
 

@@ -92,12 +92,6 @@ impl RateLimiter {
             .await;
         decision
     }
-
-    /// Keys currently remembered (for tests and the memory measurement).
-    pub async fn key_count(&self) -> u64 {
-        self.tats.run_pending_tasks().await;
-        self.tats.entry_count()
-    }
 }
 
 fn ceil_seconds(nanos: u64) -> u64 {
