@@ -123,6 +123,7 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&request_id.0) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    add_security_headers(response.headers_mut());
 
     let status = response.status();
     let route = response.request().match_pattern().unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
@@ -191,4 +192,28 @@ fn with_problem_body(response: ServiceResponse<BoxBody>, request_id: &RequestId)
         head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         BoxBody::new(body)
     })
+}
+
+/// Headers that keep browsers from sniffing, framing or leaking what Agora serves. Set on
+/// every response, errors included; a handler that sets its own value keeps it.
+const SECURITY_HEADERS: [(&str, &str); 6] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
+         frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+    ("cross-origin-opener-policy", "same-origin"),
+];
+
+fn add_security_headers(headers: &mut HeaderMap) {
+    for (name, value) in SECURITY_HEADERS {
+        let name = HeaderName::from_static(name);
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
 }

@@ -77,3 +77,31 @@ async fn readiness_follows_the_database_down_and_back_up() {
     app.stop().await;
     drop(cluster);
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_and_no_cors_grant() {
+    let app = spawn_app().await;
+    let responses = [
+        app.get("/health/live").await,
+        app.get("/api/v1/posts").await,
+        app.get("/no/such/page").await,
+        app.client
+            .get(format!("{}/api/v1/posts", app.base))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for response in responses {
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "strict-origin-when-cross-origin");
+        assert_eq!(headers["cross-origin-opener-policy"], "same-origin");
+        assert!(headers["permissions-policy"].to_str().unwrap().contains("camera=()"));
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(!headers.contains_key("access-control-allow-origin"), "CORS is closed by default");
+    }
+    app.stop().await;
+}
