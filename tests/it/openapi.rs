@@ -57,6 +57,9 @@ async fn the_openapi_document_covers_the_whole_contract() {
         assert!(operation.is_object(), "{route} is missing from the OpenAPI document");
         let responses = operation["responses"].as_object().unwrap();
         assert!(!responses.is_empty(), "{route} documents no responses");
+        if path.starts_with("/api/v1/") {
+            assert!(responses.contains_key("429"), "{route} is rate limited: document 429");
+        }
         for (status, response) in responses {
             if status.starts_with('4') {
                 assert!(
