@@ -191,6 +191,11 @@ fn public_server(
             .configure(|cfg| http::configure_public(cfg, max_body, serve_metrics))
     })
     .shutdown_timeout(config.server.shutdown_grace_seconds)
+    .client_request_timeout(Duration::from_millis(config.server.client_request_timeout_ms))
+    .client_disconnect_timeout(Duration::from_millis(config.server.client_disconnect_timeout_ms))
+    .keep_alive(Duration::from_secs(config.server.keep_alive_seconds))
+    .max_connections(config.server.max_connections_per_worker)
+    .backlog(config.server.backlog)
     .disable_signals();
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);

@@ -55,6 +55,17 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// How long a client may take to send a request's head before it gets 408 and is cut off
+    /// (slow-client protection).
+    pub client_request_timeout_ms: u64,
+    /// How long a closing connection may linger after its response.
+    pub client_disconnect_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive_seconds: u64,
+    /// Most concurrent connections per worker thread; more wait in the kernel's backlog.
+    pub max_connections_per_worker: usize,
+    /// Connections the kernel queues while all workers are busy.
+    pub backlog: u32,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +76,11 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 30,
             workers: 0,
+            client_request_timeout_ms: 5000,
+            client_disconnect_timeout_ms: 1000,
+            keep_alive_seconds: 75,
+            max_connections_per_worker: 25_000,
+            backlog: 2048,
         }
     }
 }
@@ -550,6 +566,16 @@ impl Config {
             format!("`{}` must be an http:// or https:// URL", self.server.public_url),
         );
         check("server.max_body_bytes", self.server.max_body_bytes > 0, "must be greater than 0".into());
+        check(
+            "server.client_request_timeout_ms",
+            self.server.client_request_timeout_ms >= 100,
+            "must be at least 100 (0 would let slow clients hold connections forever)".into(),
+        );
+        check(
+            "server.max_connections_per_worker",
+            self.server.max_connections_per_worker >= 1,
+            "must be at least 1".into(),
+        );
         let metrics_ok = self.metrics.listen.is_empty() || validate_host_port(&self.metrics.listen).is_ok();
         check(
             "metrics.listen",
