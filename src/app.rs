@@ -187,6 +187,8 @@ fn public_server(
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
+            // Inside `observe`, so logs and metrics see the response as the handler made it.
+            .wrap(actix_web::middleware::Compress::default())
             .wrap(from_fn(http::middleware::observe))
             .configure(|cfg| http::configure_public(cfg, max_body, serve_metrics))
     })

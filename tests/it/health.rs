@@ -142,3 +142,27 @@ async fn a_slow_client_is_cut_off_while_others_are_served() {
     assert!(started.elapsed() < std::time::Duration::from_secs(4), "cut off within the timeout");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn text_responses_are_compressed_as_the_client_accepts() {
+    let app = spawn_app().await;
+    app.token_for("alice").await;
+    for (accept, expected) in
+        [("br", Some("br")), ("gzip", Some("gzip")), ("gzip;q=0.5, br", Some("br")), ("identity", None)]
+    {
+        let response = app
+            .client
+            .get(format!("{}/api/v1/openapi.json", app.base))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let encoding = response.headers().get("content-encoding").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(encoding.as_deref(), expected, "Accept-Encoding: {accept}");
+        assert!(response.headers()["vary"].to_str().unwrap().to_lowercase().contains("accept-encoding"));
+    }
+    let plain = app.get("/api/v1/openapi.json").await;
+    assert!(plain.headers().get("content-encoding").is_none(), "nothing is compressed unasked");
+    app.stop().await;
+}
