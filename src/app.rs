@@ -187,9 +187,9 @@ fn public_server(
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
-            // Inside `observe`, so logs and metrics see the response as the handler made it.
-            .wrap(actix_web::middleware::Compress::default())
             .wrap(from_fn(http::middleware::observe))
+            // Outermost, so it compresses the final body (including problem bodies `observe` writes).
+            .wrap(actix_web::middleware::Compress::default())
             .configure(|cfg| http::configure_public(cfg, max_body, serve_metrics))
     })
     .shutdown_timeout(config.server.shutdown_grace_seconds)

@@ -166,3 +166,23 @@ async fn text_responses_are_compressed_as_the_client_accepts() {
     assert!(plain.headers().get("content-encoding").is_none(), "nothing is compressed unasked");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn compressed_error_bodies_decode() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/api/v1/posts/abc", app.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let bytes = response.bytes().await.unwrap();
+    let mut decoded = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut decoded).unwrap();
+    let problem: serde_json::Value = serde_json::from_str(&decoded).unwrap();
+    assert_eq!(problem["code"], "bad_request");
+    app.stop().await;
+}
