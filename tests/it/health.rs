@@ -186,3 +186,22 @@ async fn compressed_error_bodies_decode() {
     assert_eq!(problem["code"], "bad_request");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn unix_socket_listeners_serve_http() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agora.sock");
+    let path = socket.clone();
+    let app = crate::harness::spawn_app_with(move |config| {
+        config.server.listen.push(agora::config::ListenAddr::Unix(path));
+    })
+    .await;
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: agora\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"status":"ok"}"#), "{answer}");
+    app.stop().await;
+}
