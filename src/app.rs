@@ -31,6 +31,16 @@ pub struct AppState {
     pub auth: AuthState,
     /// Rate-limit state.
     pub rate_limiter: std::sync::Arc<http::rate_limit::RateLimiter>,
+    /// The certificate in use, when HTTPS is on.
+    pub tls: Option<TlsState>,
+}
+
+/// What reloading the certificate needs.
+pub struct TlsState {
+    /// The files to read again.
+    pub files: crate::tls::CertificateFiles,
+    /// The store new handshakes read from.
+    pub store: Arc<crate::tls::CertStore>,
 }
 
 /// Why Agora could not start.
@@ -60,6 +70,9 @@ pub enum StartError {
     /// Keys or other secrets could not be set up.
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
+    /// The TLS certificate could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -79,10 +92,12 @@ pub struct App {
     state: web::Data<AppState>,
     public: ServerHandle,
     admin: Option<ServerHandle>,
+    redirect: Option<ServerHandle>,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     background: Vec<tokio::task::JoinHandle<()>>,
     public_addrs: Vec<SocketAddr>,
     admin_addr: Option<SocketAddr>,
+    redirect_addr: Option<SocketAddr>,
 }
 
 impl App {
@@ -112,11 +127,32 @@ impl App {
             tracing::warn!("auth.log_reset_links is on: password-reset links are written to the log");
         }
         let rate_limiter = http::rate_limit::limiter_for(&config.rate_limits);
-        let state = web::Data::new(AppState { config: Arc::new(config), db, metrics, state_dir, auth, rate_limiter });
+        let tls = match crate::tls::CertificateFiles::from_config(&config.tls, &state_dir, &public_host(&config))? {
+            Some(files) => {
+                let loaded = crate::tls::load(&files)?;
+                if let Some(not_after) = loaded.not_after {
+                    metrics.tls_certificate_expiry.set(not_after as f64);
+                }
+                Some(TlsState { files, store: Arc::new(crate::tls::CertStore::new(loaded.certified)) })
+            }
+            None => None,
+        };
+        let redirect_listener =
+            if config.tls.redirect_listen.is_empty() { None } else { Some(bind_tcp(&config.tls.redirect_listen)?) };
+        let state =
+            web::Data::new(AppState { config: Arc::new(config), db, metrics, state_dir, auth, rate_limiter, tls });
 
         let (public_server, public_addrs) = public_server(&state, public_listeners)?;
         let public = public_server.handle();
         let mut tasks = vec![tokio::spawn(public_server)];
+        let redirect_addr = redirect_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let mut redirect = None;
+        if let Some(listener) = redirect_listener {
+            let https_port = public_addrs.first().map_or(443, SocketAddr::port);
+            let server = redirect_server(&state, listener, https_port)?;
+            redirect = Some(server.handle());
+            tasks.push(tokio::spawn(server));
+        }
         let (admin, admin_addr) = match admin_listener {
             Some(listener) => {
                 let addr = listener.local_addr().ok();
@@ -128,7 +164,7 @@ impl App {
             None => (None, None),
         };
         let background = vec![tokio::spawn(http::idempotency::purge_periodically(state.clone()))];
-        Ok(Self { state, public, admin, tasks, background, public_addrs, admin_addr })
+        Ok(Self { state, public, admin, redirect, tasks, background, public_addrs, admin_addr, redirect_addr })
     }
 
     /// The bound TCP addresses of the public listeners (port 0 resolved).
@@ -141,9 +177,26 @@ impl App {
         self.admin_addr
     }
 
+    /// The bound address of the plain-HTTP redirect listener, when there is one.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect_addr
+    }
+
     /// The shared state, for tests and commands.
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Reads the certificate and key again and serves them to new handshakes; on any problem
+    /// the current certificate stays. Open connections are not touched.
+    pub fn reload_tls(&self) -> Result<(), crate::tls::TlsError> {
+        let Some(tls) = &self.state.tls else { return Ok(()) };
+        let loaded = crate::tls::load(&tls.files)?;
+        tls.store.replace(loaded.certified);
+        if let Some(not_after) = loaded.not_after {
+            self.state.metrics.tls_certificate_expiry.set(not_after as f64);
+        }
+        Ok(())
     }
 
     /// Resolves when a server stops by itself (which only a fatal error does).
@@ -167,6 +220,9 @@ impl App {
             task.abort();
         }
         self.public.stop(true).await;
+        if let Some(redirect) = &self.redirect {
+            redirect.stop(true).await;
+        }
         if let Some(admin) = &self.admin {
             admin.stop(true).await;
         }
@@ -209,7 +265,15 @@ fn public_server(
                 if let Ok(addr) = listener.local_addr() {
                     addrs.push(addr);
                 }
-                server.listen(listener).map_err(|source| StartError::Bind { addr: name, source })?
+                match &state.tls {
+                    Some(tls) => {
+                        let config = crate::tls::server_config(tls.store.clone())?;
+                        server
+                            .listen_rustls_0_23(listener, config)
+                            .map_err(|source| StartError::Bind { addr: name, source })?
+                    }
+                    None => server.listen(listener).map_err(|source| StartError::Bind { addr: name, source })?,
+                }
             }
             Listener::Unix(name, listener) => {
                 server.listen_uds(listener).map_err(|source| StartError::Bind { addr: name, source })?
@@ -227,6 +291,36 @@ fn admin_server(state: &web::Data<AppState>, listener: TcpListener) -> Result<Se
             .app_data(app_state.clone())
             .wrap(from_fn(http::middleware::observe))
             .configure(http::configure_admin)
+    })
+    .workers(1)
+    .shutdown_timeout(5)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|source| StartError::Bind { addr, source })?;
+    Ok(server.run())
+}
+
+/// The host name of `server.public_url` (for the self-signed certificate).
+fn public_host(config: &Config) -> String {
+    let rest = config.server.public_url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+    host.trim_matches(['[', ']']).to_owned()
+}
+
+/// The plain-HTTP listener of `tls.redirect_listen`: health checks answer, everything else is
+/// sent to HTTPS with a 308.
+fn redirect_server(state: &web::Data<AppState>, listener: TcpListener, https_port: u16) -> Result<Server, StartError> {
+    let app_state = state.clone();
+    let addr = state.config.tls.redirect_listen.clone();
+    let server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(app_state.clone())
+            .app_data(web::Data::new(http::ops::HttpsPort(https_port)))
+            .wrap(from_fn(http::middleware::observe))
+            .service(web::resource("/health/live").route(web::get().to(http::ops::live)))
+            .service(web::resource("/health/ready").route(web::get().to(http::ops::ready)))
+            .default_service(web::to(http::ops::redirect_to_https))
     })
     .workers(1)
     .shutdown_timeout(5)

@@ -356,7 +356,7 @@ fn cidr_contains(entry: &str, ip: std::net::IpAddr) -> bool {
 }
 
 /// `[tls]`
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain for HTTPS.
@@ -367,6 +367,27 @@ pub struct TlsConfig {
     pub self_signed: bool,
     /// A plain-HTTP listener that redirects to HTTPS.
     pub redirect_listen: String,
+    /// `max-age` of the Strict-Transport-Security header on HTTPS responses; 0 leaves it out.
+    pub hsts_max_age_seconds: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: String::new(),
+            key: String::new(),
+            self_signed: false,
+            redirect_listen: String::new(),
+            hsts_max_age_seconds: 31_536_000,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether the public listeners speak HTTPS.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty() || self.self_signed
+    }
 }
 
 /// One listener address: TCP `host:port` or a Unix socket `unix:/path`.
@@ -637,14 +658,24 @@ impl Config {
                 || self.tracing.endpoint.starts_with("https://"),
             "must be an http:// or https:// URL when tracing is enabled".into(),
         );
-        let tls_requested = !self.tls.cert.is_empty()
-            || !self.tls.key.is_empty()
-            || self.tls.self_signed
-            || !self.tls.redirect_listen.is_empty();
         check(
-            "tls",
-            !tls_requested,
-            "HTTPS is not supported by this version of Agora; leave the [tls] keys at their defaults".into(),
+            "tls.key",
+            self.tls.cert.is_empty() == self.tls.key.is_empty(),
+            "set tls.cert and tls.key together".into(),
+        );
+        check(
+            "tls.self_signed",
+            !self.tls.self_signed || self.tls.cert.is_empty(),
+            "use either tls.cert/tls.key or tls.self_signed, not both".into(),
+        );
+        check(
+            "tls.redirect_listen",
+            self.tls.redirect_listen.is_empty()
+                || (self.tls.enabled() && validate_host_port(&self.tls.redirect_listen).is_ok()),
+            format!(
+                "`{}` must be a host:port, and HTTPS must be on (tls.cert or tls.self_signed)",
+                self.tls.redirect_listen
+            ),
         );
         if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
     }

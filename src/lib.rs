@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod security;
 pub mod service;
 pub mod telemetry;
+pub mod tls;
 
 /// The git revision this binary was built from (`unknown` outside a git checkout).
 pub const GIT_REVISION: &str = env!("AGORA_GIT_REVISION");

@@ -84,10 +84,11 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
                 tracing::info!(grace_seconds = grace, "SIGINT: draining in-flight requests");
                 break;
             }
-            _ = hangup.recv() => {
-                // SIGHUP must not kill the daemon; nothing in this version reloads live.
-                tracing::warn!("SIGHUP: this version reloads nothing live; restart Agora to apply configuration changes");
-            }
+            _ = hangup.recv() => match app.reload_tls() {
+                Ok(()) if app.state().tls.is_some() => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Ok(()) => tracing::info!("SIGHUP: nothing to reload (HTTPS is off); restart Agora to apply other configuration changes"),
+                Err(err) => tracing::error!(error = %err, "SIGHUP: the new TLS certificate is refused; the old one keeps serving"),
+            },
             () = app.stopped() => {
                 tracing::warn!("the HTTP server stopped by itself; shutting down");
                 break;

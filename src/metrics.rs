@@ -42,6 +42,8 @@ pub const VOTES: &str = "agora_votes_total";
 pub const IDEMPOTENT_REPLAYS: &str = "agora_idempotent_replays_total";
 /// Requests refused by a rate limit, by class (`api`, `api_anonymous`, `auth`, `posts`).
 pub const RATE_LIMITED: &str = "agora_rate_limited_requests_total";
+/// When the HTTPS certificate in use expires (`notAfter`), seconds since the epoch.
+pub const TLS_CERTIFICATE_EXPIRY: &str = "agora_tls_certificate_expiry_timestamp_seconds";
 /// Login sessions neither revoked nor expired (counted at scrape time).
 pub const ACTIVE_SESSIONS: &str = "agora_active_sessions";
 /// Constant 1, labelled with the version and git revision of the running binary.
@@ -68,6 +70,7 @@ pub const ALL: &[&str] = &[
     VOTES,
     IDEMPOTENT_REPLAYS,
     RATE_LIMITED,
+    TLS_CERTIFICATE_EXPIRY,
     ACTIVE_SESSIONS,
     BUILD_INFO,
 ];
@@ -120,6 +123,8 @@ pub struct Metrics {
     pub idempotent_replays: IntCounter,
     /// See [`RATE_LIMITED`].
     pub rate_limited: IntCounterVec,
+    /// See [`TLS_CERTIFICATE_EXPIRY`] (0 while HTTPS is off).
+    pub tls_certificate_expiry: Gauge,
 }
 
 impl Metrics {
@@ -174,6 +179,8 @@ impl Metrics {
         for class in ["api", "api_anonymous", "auth", "posts"] {
             rate_limited.with_label_values(&[class]);
         }
+        let tls_certificate_expiry =
+            Gauge::new(TLS_CERTIFICATE_EXPIRY, "When the HTTPS certificate in use expires, seconds since the epoch.")?;
         let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
@@ -200,6 +207,7 @@ impl Metrics {
         registry.register(Box::new(votes.clone()))?;
         registry.register(Box::new(idempotent_replays.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(tls_certificate_expiry.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -223,6 +231,7 @@ impl Metrics {
             votes,
             idempotent_replays,
             rate_limited,
+            tls_certificate_expiry,
         })
     }
 

@@ -124,6 +124,17 @@ pub async fn observe(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     add_security_headers(response.headers_mut());
+    let hsts_max_age = response
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .filter(|state| state.tls.is_some())
+        .map_or(0, |state| state.config.tls.hsts_max_age_seconds);
+    if hsts_max_age > 0
+        && response.request().connection_info().scheme() == "https"
+        && let Ok(value) = HeaderValue::from_str(&format!("max-age={hsts_max_age}; includeSubDomains"))
+    {
+        response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, value);
+    }
 
     let status = response.status();
     let route = response.request().match_pattern().unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());

@@ -57,3 +57,18 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
     let text = state.metrics.render().map_err(AppError::internal)?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }
+
+/// The port HTTPS is served on, for redirects.
+pub struct HttpsPort(pub u16);
+
+/// Any request to the plain-HTTP redirect listener: 308 to the same path over HTTPS.
+pub async fn redirect_to_https(req: actix_web::HttpRequest, port: web::Data<HttpsPort>) -> HttpResponse {
+    let host = req.connection_info().host().to_owned();
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_owned(),
+        _ => host,
+    };
+    let authority = if port.0 == 443 { name } else { format!("{name}:{}", port.0) };
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    HttpResponse::PermanentRedirect().insert_header(("location", format!("https://{authority}{target}"))).finish()
+}

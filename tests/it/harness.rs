@@ -333,6 +333,11 @@ impl TestApp {
         response.text().await.expect("metrics body")
     }
 
+    /// The running app.
+    pub fn app(&self) -> &App {
+        self.app.as_ref().expect("the app runs until stop")
+    }
+
     /// Stops the app gracefully.
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {

@@ -21,4 +21,5 @@ mod openapi;
 mod posts;
 mod rate_limits;
 mod seed;
+mod tls;
 mod tracing_export;
