@@ -77,15 +77,29 @@ pub async fn modlog(
         LEFT JOIN users actor ON actor.id = a.actor_id
         LEFT JOIN users target ON target.id = a.target_user_id
         WHERE a.id < $1";
-    let query = diesel::sql_query(select).into_boxed().bind::<BigInt, _>(before_id.unwrap_or(i64::MAX));
+    scoped(select, "a", scope, before_id, limit).load(conn).await
+}
+
+/// Completes `select` (which ends in `WHERE <alias>.id < $1`) with the scope filter, the order
+/// and the limit: `$1` is the cursor, `$2` the scope's id, `$3` the page size.
+fn scoped(
+    select: &str,
+    alias: &str,
+    scope: ModlogScope,
+    before_id: Option<i64>,
+    limit: i64,
+) -> diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    let query = diesel::sql_query(select.to_owned()).into_boxed().bind::<BigInt, _>(before_id.unwrap_or(i64::MAX));
     let query = match scope {
         ModlogScope::All => query.sql(" AND $2::int8 IS NOT NULL").bind::<BigInt, _>(0),
-        ModlogScope::Community(id) => query.sql(" AND a.community_id = $2").bind::<BigInt, _>(id),
+        ModlogScope::Community(id) => query.sql(format!(" AND {alias}.community_id = $2")).bind::<BigInt, _>(id),
         ModlogScope::ModeratedBy(user) => query
-            .sql(" AND a.community_id IN (SELECT community_id FROM community_moderators WHERE user_id = $2)")
+            .sql(format!(
+                " AND {alias}.community_id IN (SELECT community_id FROM community_moderators WHERE user_id = $2)"
+            ))
             .bind::<BigInt, _>(user),
     };
-    query.sql(" ORDER BY a.id DESC LIMIT $3").bind::<BigInt, _>(limit).load(conn).await
+    query.sql(format!(" ORDER BY {alias}.id DESC LIMIT $3")).bind::<BigInt, _>(limit)
 }
 
 /// A new report.
@@ -155,15 +169,7 @@ pub async fn open_reports(
             CASE WHEN r.rule_index IS NOT NULL THEN c.rules[r.rule_index + 1] END AS rule, r.reason, r.created_at
         FROM reports r JOIN communities c ON c.id = r.community_id JOIN users u ON u.id = r.reporter_id
         WHERE r.resolved_at IS NULL AND r.id < $1";
-    let query = diesel::sql_query(select).into_boxed().bind::<BigInt, _>(before_id.unwrap_or(i64::MAX));
-    let query = match scope {
-        ModlogScope::All => query.sql(" AND $2::int8 IS NOT NULL").bind::<BigInt, _>(0),
-        ModlogScope::Community(id) => query.sql(" AND r.community_id = $2").bind::<BigInt, _>(id),
-        ModlogScope::ModeratedBy(user) => query
-            .sql(" AND r.community_id IN (SELECT community_id FROM community_moderators WHERE user_id = $2)")
-            .bind::<BigInt, _>(user),
-    };
-    query.sql(" ORDER BY r.id DESC LIMIT $3").bind::<BigInt, _>(limit).load(conn).await
+    scoped(select, "r", scope, before_id, limit).load(conn).await
 }
 
 /// The community of a report, if it exists and is open.
