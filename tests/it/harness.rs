@@ -389,14 +389,22 @@ impl Daemon {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("agora exited early with {status}; log:\n{}", self.log());
             }
-            if self.base.is_empty() {
-                let serving = self.log_lines().into_iter().find(|line| line["message"] == "agora is serving");
-                if let Some(bound) = serving.as_ref().and_then(|line| line["bound"].as_str()) {
+            let mut admin = String::new();
+            let serving = self.log_lines().into_iter().find(|line| line["message"] == "agora is serving");
+            if let Some(line) = &serving {
+                if let Some(bound) = line["bound"].as_str() {
                     self.base = format!("http://{}", bound.split(' ').next().unwrap_or_default());
                 }
+                // The admin listener is plain HTTP even when the public one speaks HTTPS.
+                admin = line["metrics"]
+                    .as_str()
+                    .filter(|m| m.contains(':'))
+                    .map(|m| format!("http://{m}"))
+                    .unwrap_or_default();
             }
-            if !self.base.is_empty()
-                && let Ok(response) = client.get(format!("{}/health/ready", self.base)).send().await
+            let probe = if admin.is_empty() { self.base.clone() } else { admin };
+            if !probe.is_empty()
+                && let Ok(response) = client.get(format!("{probe}/health/ready")).send().await
                 && response.status() == 200
             {
                 return;

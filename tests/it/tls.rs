@@ -85,3 +85,38 @@ async fn a_new_certificate_is_served_to_new_handshakes_and_a_corrupt_one_is_refu
     );
     app.stop().await;
 }
+
+/// `kill -HUP` on the running daemon reloads the certificate while a client holds a
+/// keep-alive connection.
+#[tokio::test]
+async fn sighup_reloads_the_certificate_of_the_running_daemon() {
+    let db = crate::harness::TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (first_pem, cert, key) = new_certificate(dir.path(), "first");
+    let env = [
+        ("AGORA_DATABASE__URL", db.url.clone()),
+        ("AGORA_TLS__CERT", cert.display().to_string()),
+        ("AGORA_TLS__KEY", key.display().to_string()),
+        ("AGORA_SERVER__SHUTDOWN_GRACE_SECONDS", "2".to_owned()),
+    ];
+    let mut daemon = crate::harness::Daemon::serve(&env, dir.path().join("agora.log"));
+    daemon.wait_ready(std::time::Duration::from_secs(60)).await;
+    let url = format!("{}/health/live", daemon.base.replace("http://127.0.0.1", "https://localhost"));
+    let kept_alive = client_trusting(&first_pem);
+    assert_eq!(kept_alive.get(&url).send().await.unwrap().status(), 200);
+
+    let (second_pem, second_cert, second_key) = new_certificate(dir.path(), "second");
+    std::fs::copy(&second_cert, &cert).unwrap();
+    std::fs::copy(&second_key, &key).unwrap();
+    daemon.signal(libc::SIGHUP);
+    crate::harness::eventually(std::time::Duration::from_secs(10), "the reload", || {
+        let log = daemon.log();
+        async move { log.contains("TLS certificate reloaded").then_some(()) }
+    })
+    .await;
+    assert_eq!(kept_alive.get(&url).send().await.unwrap().status(), 200, "the open connection completes");
+    assert_eq!(client_trusting(&second_pem).get(&url).send().await.unwrap().status(), 200);
+    assert!(client_trusting(&first_pem).get(&url).send().await.is_err());
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(std::time::Duration::from_secs(30)).await, Some(0), "{}", daemon.log());
+}
