@@ -297,6 +297,9 @@ pub struct RateLimitConfig {
     pub auth_per_minute: u32,
     /// New posts per hour for each user.
     pub posts_per_hour: u32,
+    /// Most clients tracked at once (about 380 bytes each); beyond that the least recently
+    /// seen are forgotten first, which bounds memory under a flood of distinct addresses.
+    pub max_tracked_clients: u64,
 }
 
 impl Default for RateLimitConfig {
@@ -308,6 +311,7 @@ impl Default for RateLimitConfig {
             signed_in_per_minute: 100,
             auth_per_minute: 5,
             posts_per_hour: 10,
+            max_tracked_clients: 100_000,
         }
     }
 }
@@ -629,6 +633,7 @@ impl Config {
         ] {
             check(key, value >= 1, "must be at least 1 (set rate_limits.enabled = false to turn limits off)".into());
         }
+        check("rate_limits.max_tracked_clients", limits.max_tracked_clients >= 1000, "must be at least 1000".into());
         for proxy in &limits.trusted_proxies {
             let (address, prefix) = proxy.split_once('/').map_or((proxy.as_str(), None), |(a, p)| (a, Some(p)));
             let ok = address.parse::<std::net::IpAddr>().is_ok()

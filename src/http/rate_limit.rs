@@ -20,9 +20,6 @@ use crate::config::RateLimitConfig;
 use crate::error::{AppError, ErrorKind};
 use crate::http::auth::bearer_token;
 
-/// Most keys remembered at once; beyond that the least recently used are forgotten first.
-const MAX_KEYS: u64 = 1_000_000;
-
 /// One allowance: `requests` per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -57,12 +54,10 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter whose keys expire after `idle` without requests.
-    pub fn new(idle: Duration) -> Self {
-        Self {
-            epoch: Instant::now(),
-            tats: moka::future::Cache::builder().max_capacity(MAX_KEYS).time_to_idle(idle).build(),
-        }
+    /// A limiter remembering at most `capacity` keys, each forgotten after `idle` without requests.
+    pub fn new(capacity: u64, idle: Duration) -> Self {
+        let tats = moka::future::Cache::builder().max_capacity(capacity).time_to_idle(idle).build();
+        Self { epoch: Instant::now(), tats }
     }
 
     /// Counts one request for `key` against `quota` (GCRA).
@@ -91,6 +86,12 @@ impl RateLimiter {
             })
             .await;
         decision
+    }
+
+    /// Keys currently remembered.
+    pub async fn key_count(&self) -> u64 {
+        self.tats.run_pending_tasks().await;
+        self.tats.entry_count()
     }
 }
 
@@ -191,7 +192,7 @@ pub fn limiter_for(config: &RateLimitConfig) -> Arc<RateLimiter> {
         .map(|q| q.period)
         .max()
         .unwrap_or(Duration::from_secs(60));
-    Arc::new(RateLimiter::new(longest))
+    Arc::new(RateLimiter::new(config.max_tracked_clients, longest))
 }
 
 #[cfg(test)]
@@ -200,7 +201,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_of_the_allowance_passes_then_the_next_waits_one_interval() {
-        let limiter = RateLimiter::new(Duration::from_secs(60));
+        let limiter = RateLimiter::new(1000, Duration::from_secs(60));
         let quota = Quota { requests: 5, period: Duration::from_secs(60) };
         for expected_remaining in (0..5).rev() {
             let decision = limiter.check("k".into(), quota).await;
@@ -215,7 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_allowance_refills_with_time() {
-        let limiter = RateLimiter::new(Duration::from_secs(60));
+        let limiter = RateLimiter::new(1000, Duration::from_secs(60));
         let quota = Quota { requests: 2, period: Duration::from_millis(200) };
         assert!(limiter.check("k".into(), quota).await.allowed);
         assert!(limiter.check("k".into(), quota).await.allowed);
