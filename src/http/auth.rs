@@ -4,10 +4,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::security::{AccessClaims, TokenKeys};
 use crate::service::accounts::{self, Authenticated};
 
 /// A signed-in caller. A handler taking this answers 401 `unauthorized` to anyone else.
@@ -20,14 +21,32 @@ impl FromRequest for CurrentUser {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
+        let has_token = bearer_token(req).is_some();
+        let claims = state.as_ref().and_then(|state| access_claims(req, &state.auth.keys));
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal(MissingState))?;
-            let token =
-                token.ok_or_else(|| AppError::unauthorized("sign in: send Authorization: Bearer <access_token>"))?;
-            accounts::authenticate(&state, &token).await.map(CurrentUser)
+            if !has_token {
+                return Err(AppError::unauthorized("sign in: send Authorization: Bearer <access_token>"));
+            }
+            let claims = claims.ok_or_else(|| AppError::unauthorized("the access token is invalid or expired"))?;
+            accounts::authenticate(&state, &claims).await.map(CurrentUser)
         })
     }
+}
+
+/// The result of checking a request's bearer token, kept in the request's extensions so the
+/// rate limiter, the idempotency layer and the extractor verify the signature once.
+#[derive(Clone)]
+struct VerifiedToken(Option<AccessClaims>);
+
+/// The claims of the request's bearer token when its signature and expiry check out.
+pub fn access_claims(req: &HttpRequest, keys: &TokenKeys) -> Option<AccessClaims> {
+    if let Some(VerifiedToken(claims)) = req.extensions().get::<VerifiedToken>() {
+        return claims.clone();
+    }
+    let claims = bearer_token(req).and_then(|token| keys.verify(&token));
+    req.extensions_mut().insert(VerifiedToken(claims.clone()));
+    claims
 }
 
 /// The token of an `Authorization: Bearer …` header.

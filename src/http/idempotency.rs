@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::app::AppState;
 use crate::db::idempotency::{self as db_idempotency, KEY_TTL_HOURS, StoredKey};
 use crate::error::{AppError, ErrorKind};
-use crate::http::auth::bearer_token;
+use crate::http::auth::access_claims;
 
 /// The request header.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -118,7 +118,7 @@ pub async fn idempotency(
 
 /// Whose key it is: a signed-in user's, or for anonymous calls the client's address.
 fn caller_scope(state: &AppState, req: &ServiceRequest) -> String {
-    let user = bearer_token(req.request()).and_then(|token| state.auth.keys.verify(&token)).map(|claims| claims.sub);
+    let user = access_claims(req.request(), &state.auth.keys).map(|claims| claims.sub);
     match user {
         Some(user_id) => format!("user:{user_id}"),
         None => format!("ip:{}", req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())),

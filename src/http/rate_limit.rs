@@ -18,7 +18,7 @@ use actix_web::web;
 use crate::app::AppState;
 use crate::config::RateLimitConfig;
 use crate::error::{AppError, ErrorKind};
-use crate::http::auth::bearer_token;
+use crate::http::auth::access_claims;
 
 /// One allowance: `requests` per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ pub async fn rate_limit(
     };
     let config = &state.config.rate_limits;
     let ip = client_ip(&req, config).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let user = bearer_token(req.request()).and_then(|token| state.auth.keys.verify(&token)).map(|claims| claims.sub);
+    let user = access_claims(req.request(), &state.auth.keys).map(|claims| claims.sub);
     let path = req.path().to_owned();
 
     let mut checks: Vec<(&'static str, String, Quota)> = Vec::with_capacity(3);

@@ -13,7 +13,7 @@ use crate::db::audit::{self, NewAuditEntry};
 use crate::db::{DbConn, DbError};
 use crate::domain::{Bio, EmailAddress, NotificationSettings, Password, SessionId, UserId, Username};
 use crate::error::{AppError, ErrorKind};
-use crate::security::{self, PasswordCheck, REFRESH_TOKEN_TTL, RESET_TOKEN_TTL, TokenKeys};
+use crate::security::{self, AccessClaims, PasswordCheck, REFRESH_TOKEN_TTL, RESET_TOKEN_TTL, TokenKeys};
 
 /// How long a session's state may be served from memory. Revocations by this process
 /// invalidate the entry at once.
@@ -382,14 +382,9 @@ pub async fn update_me(state: &AppState, auth: Authenticated, update: ProfileUpd
     load_own_user(state, &mut conn, auth.user_id.0).await
 }
 
-/// Checks an access token: our signature, not expired, and its session neither revoked nor
-/// expired (from the session cache, else the database).
-pub async fn authenticate(state: &AppState, access_token: &str) -> Result<Authenticated, AppError> {
-    let claims = state
-        .auth
-        .keys
-        .verify(access_token)
-        .ok_or_else(|| AppError::unauthorized("the access token is invalid or expired"))?;
+/// Checks the claims of an access token whose signature and expiry were verified: its session
+/// must be neither revoked nor expired (from the session cache, else the database).
+pub async fn authenticate(state: &AppState, claims: &AccessClaims) -> Result<Authenticated, AppError> {
     let user_id: i64 = claims.sub.parse().map_err(|_| AppError::unauthorized("the access token is invalid"))?;
     let session = match state.auth.sessions.get(&claims.sid).await {
         Some(session) => session,
