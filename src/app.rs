@@ -191,7 +191,10 @@ impl App {
     /// the current certificate stays. Open connections are not touched.
     pub fn reload_tls(&self) -> Result<(), crate::tls::TlsError> {
         let Some(tls) = &self.state.tls else { return Ok(()) };
-        let loaded = crate::tls::load(&tls.files)?;
+        let loaded = crate::tls::load(&tls.files).inspect_err(|_| {
+            self.state.metrics.tls_reloads.with_label_values(&["failure"]).inc();
+        })?;
+        self.state.metrics.tls_reloads.with_label_values(&["success"]).inc();
         tls.store.replace(loaded.certified);
         if let Some(not_after) = loaded.not_after {
             self.state.metrics.tls_certificate_expiry.set(not_after as f64);

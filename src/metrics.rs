@@ -44,6 +44,8 @@ pub const IDEMPOTENT_REPLAYS: &str = "agora_idempotent_replays_total";
 pub const RATE_LIMITED: &str = "agora_rate_limited_requests_total";
 /// When the HTTPS certificate in use expires (`notAfter`), seconds since the epoch.
 pub const TLS_CERTIFICATE_EXPIRY: &str = "agora_tls_certificate_expiry_timestamp_seconds";
+/// Certificate reloads (SIGHUP) by outcome (`success`, `failure`).
+pub const TLS_RELOADS: &str = "agora_tls_reloads_total";
 /// Login sessions neither revoked nor expired (counted at scrape time).
 pub const ACTIVE_SESSIONS: &str = "agora_active_sessions";
 /// Constant 1, labelled with the version and git revision of the running binary.
@@ -71,6 +73,7 @@ pub const ALL: &[&str] = &[
     IDEMPOTENT_REPLAYS,
     RATE_LIMITED,
     TLS_CERTIFICATE_EXPIRY,
+    TLS_RELOADS,
     ACTIVE_SESSIONS,
     BUILD_INFO,
 ];
@@ -125,6 +128,8 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// See [`TLS_CERTIFICATE_EXPIRY`] (0 while HTTPS is off).
     pub tls_certificate_expiry: Gauge,
+    /// See [`TLS_RELOADS`].
+    pub tls_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -181,6 +186,10 @@ impl Metrics {
         }
         let tls_certificate_expiry =
             Gauge::new(TLS_CERTIFICATE_EXPIRY, "When the HTTPS certificate in use expires, seconds since the epoch.")?;
+        let tls_reloads = IntCounterVec::new(Opts::new(TLS_RELOADS, "Certificate reloads by outcome."), &["outcome"])?;
+        for outcome in ["success", "failure"] {
+            tls_reloads.with_label_values(&[outcome]);
+        }
         let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
@@ -208,6 +217,7 @@ impl Metrics {
         registry.register(Box::new(idempotent_replays.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(tls_certificate_expiry.clone()))?;
+        registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -232,6 +242,7 @@ impl Metrics {
             idempotent_replays,
             rate_limited,
             tls_certificate_expiry,
+            tls_reloads,
         })
     }
 

@@ -83,6 +83,9 @@ async fn a_new_certificate_is_served_to_new_handshakes_and_a_corrupt_one_is_refu
         200,
         "and the last good one serves on"
     );
+    let metrics = app.scrape().await;
+    assert!(metrics.contains(r#"agora_tls_reloads_total{outcome="success"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"agora_tls_reloads_total{outcome="failure"} 1"#));
     app.stop().await;
 }
 
