@@ -33,6 +33,10 @@ pub struct AppState {
     pub rate_limiter: std::sync::Arc<http::rate_limit::RateLimiter>,
     /// The certificate in use, when HTTPS is on.
     pub tls: Option<TlsState>,
+    /// The durable job queue.
+    pub jobs: crate::queue::worker::Jobs,
+    /// The SMTP transport; `None` when email is off.
+    pub mailer: Option<crate::email::Mailer>,
 }
 
 /// What reloading the certificate needs.
@@ -73,6 +77,12 @@ pub enum StartError {
     /// The TLS certificate could not be loaded.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The job queue could not be opened.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    /// The email settings are unusable.
+    #[error(transparent)]
+    Mailer(#[from] crate::email::MailerError),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -95,6 +105,7 @@ pub struct App {
     redirect: Option<ServerHandle>,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    workers: Option<crate::queue::worker::WorkerHandle>,
     public_addrs: Vec<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     redirect_addr: Option<SocketAddr>,
@@ -139,8 +150,27 @@ impl App {
         };
         let redirect_listener =
             if config.tls.redirect_listen.is_empty() { None } else { Some(bind_tcp(&config.tls.redirect_listen)?) };
-        let state =
-            web::Data::new(AppState { config: Arc::new(config), db, metrics, state_dir, auth, rate_limiter, tls });
+        let queue = crate::queue::Queue::open(&state_dir.join("queue"))?;
+        let jobs = crate::queue::worker::Jobs::new(queue, Arc::new(config.queue.clone()), metrics.clone());
+        let mailer = crate::email::Mailer::from_config(&config.email)?;
+        match &mailer {
+            Some(mailer) => tracing::info!(smtp = %mailer.describe, "email is on"),
+            None => tracing::warn!("email is off: no email.smtp_host is configured, so no email is queued or sent"),
+        }
+        let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+        let state = web::Data::new(AppState {
+            config: Arc::new(config),
+            db,
+            metrics,
+            state_dir,
+            auth,
+            rate_limiter,
+            tls,
+            jobs,
+            mailer,
+        });
+        let workers =
+            crate::queue::worker::start(&state.jobs, Arc::new(crate::jobs::AppJobs { state: state.clone() }), grace)?;
 
         let (public_server, public_addrs) = public_server(&state, public_listeners)?;
         let public = public_server.handle();
@@ -163,8 +193,34 @@ impl App {
             }
             None => (None, None),
         };
-        let background = vec![tokio::spawn(http::idempotency::purge_periodically(state.clone()))];
-        Ok(Self { state, public, admin, redirect, tasks, background, public_addrs, admin_addr, redirect_addr })
+        let control_socket = crate::queue::control::socket_path(&state.state_dir);
+        let control =
+            crate::queue::control::serve(control_socket.clone(), state.jobs.queue().clone(), state.jobs.wake())
+                .map_err(|source| StartError::Io {
+                    context: format!("listening on the control socket {}", control_socket.display()),
+                    source,
+                })?;
+        let background = vec![
+            control,
+            tokio::spawn(http::idempotency::purge_periodically(state.clone())),
+            tokio::spawn(crate::queue::worker::export_stats_periodically(
+                state.jobs.clone(),
+                state.metrics.clone(),
+                Duration::from_secs(5),
+            )),
+        ];
+        Ok(Self {
+            state,
+            public,
+            admin,
+            redirect,
+            tasks,
+            background,
+            workers: Some(workers),
+            public_addrs,
+            admin_addr,
+            redirect_addr,
+        })
     }
 
     /// The bound TCP addresses of the public listeners (port 0 resolved).
@@ -223,6 +279,9 @@ impl App {
             task.abort();
         }
         self.public.stop(true).await;
+        if let Some(workers) = self.workers {
+            workers.stop(Duration::from_secs(self.state.config.server.shutdown_grace_seconds)).await;
+        }
         if let Some(redirect) = &self.redirect {
             redirect.stop(true).await;
         }
@@ -246,9 +305,11 @@ fn public_server(
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
+            .wrap(from_fn(http::edge::edge))
             .wrap(from_fn(http::middleware::observe))
             // Outermost, so it compresses the final body (including problem bodies `observe` writes).
             .wrap(actix_web::middleware::Compress::default())
+            .wrap(from_fn(http::edge::keep_secrets_uncompressed))
             .configure(|cfg| http::configure_public(cfg, max_body, serve_metrics))
     })
     .shutdown_timeout(config.server.shutdown_grace_seconds)

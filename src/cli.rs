@@ -67,6 +67,12 @@ pub enum Command {
         #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
         votes: i64,
     },
+    /// Inspect and repair the job queue (works whether or not the daemon runs).
+    Queue {
+        /// Which task.
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Operator tasks on the database: users, roles, audit log.
     Admin {
         /// Which task.
@@ -113,6 +119,51 @@ pub enum AdminCommand {
     VerifyAuditLog,
 }
 
+/// `agora queue …`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Jobs by kind and state (ready, delayed, leased, dead) and the oldest ready job's age.
+    Stats,
+    /// Jobs waiting or running, oldest first.
+    List {
+        /// `ready`, `delayed` or `leased`.
+        #[arg(long, default_value = "ready")]
+        state: String,
+        /// Most jobs to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Dead-lettered jobs with their last error.
+    Dead {
+        /// Most jobs to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Put one dead job back in the queue with fresh attempts.
+    Retry {
+        /// The job id (from `agora queue dead`).
+        id: u64,
+    },
+    /// Put every dead job back in the queue.
+    RetryAll,
+    /// Delete every dead job for good.
+    PurgeDead,
+}
+
+impl QueueCommand {
+    fn op(self) -> crate::queue::control::QueueOp {
+        use crate::queue::control::QueueOp;
+        match self {
+            Self::Stats => QueueOp::Stats,
+            Self::List { state, limit } => QueueOp::List { state, limit },
+            Self::Dead { limit } => QueueOp::List { state: "dead".to_owned(), limit },
+            Self::Retry { id } => QueueOp::Retry { id },
+            Self::RetryAll => QueueOp::RetryAll,
+            Self::PurgeDead => QueueOp::PurgeDead,
+        }
+    }
+}
+
 /// A role on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RoleArg {
@@ -137,6 +188,42 @@ pub fn run(cli: Cli) -> ExitCode {
             with_runtime(&loaded, move |loaded| lifecycle::seed(loaded, size))
         }
         Command::Admin { command } => with_runtime(&loaded, move |loaded| lifecycle::admin(loaded, command)),
+        Command::Queue { command } => queue_command(&loaded, &command.op()),
+    }
+}
+
+/// Runs a queue command on the queue directly, or through the running daemon's control socket
+/// when the daemon holds the queue.
+fn queue_command(loaded: &Loaded, op: &crate::queue::control::QueueOp) -> ExitCode {
+    use crate::queue::{Queue, QueueError, control};
+    let state_dir = loaded.config.paths.resolved_state_dir();
+    let result = match Queue::open(&state_dir.join("queue")) {
+        Ok(queue) => control::execute(&queue, op).and_then(|out| {
+            queue.flush_blocking().map_err(|err| err.to_string())?;
+            Ok(out)
+        }),
+        Err(QueueError::Locked { .. }) => {
+            let socket = control::socket_path(&state_dir);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            match runtime.map(|rt| rt.block_on(control::request(&socket, op))) {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(err)) | Err(err) => Err(format!(
+                    "the queue is in use by the running daemon, and its control socket {} does not answer: {err}",
+                    socket.display()
+                )),
+            }
+        }
+        Err(err) => Err(err.to_string()),
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("agora: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -39,6 +39,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Request rate limits on the API.
     pub rate_limits: RateLimitConfig,
+    /// The durable job queue and its workers.
+    pub queue: QueueConfig,
+    /// Outgoing email over SMTP.
+    pub email: EmailConfig,
 }
 
 /// `[server]`
@@ -66,6 +70,19 @@ pub struct ServerConfig {
     pub max_connections_per_worker: usize,
     /// Connections the kernel queues while all workers are busy.
     pub backlog: u32,
+    /// Largest request head (request line plus headers) accepted, in bytes; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Origins (`scheme://host[:port]`) whose browser scripts may call the API; `*` allows any.
+    pub cors_allowed_origins: Vec<String>,
+    /// How long browsers may cache a CORS preflight answer, in seconds.
+    pub cors_max_age_seconds: u64,
+}
+
+impl ServerConfig {
+    /// Whether a browser script from `origin` may call the API.
+    pub fn cors_allows(&self, origin: &str) -> bool {
+        self.cors_allowed_origins.iter().any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
+    }
 }
 
 impl Default for ServerConfig {
@@ -81,6 +98,9 @@ impl Default for ServerConfig {
             keep_alive_seconds: 75,
             max_connections_per_worker: 25_000,
             backlog: 2048,
+            max_header_bytes: 16 * 1024,
+            cors_allowed_origins: Vec::new(),
+            cors_max_age_seconds: 600,
         }
     }
 }
@@ -281,6 +301,146 @@ impl Default for LimitsConfig {
     }
 }
 
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which is required (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same machine.
+    None,
+}
+
+impl SmtpSecurity {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starttls => "starttls",
+            Self::Tls => "tls",
+            Self::None => "none",
+        }
+    }
+}
+
+/// `[email]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// The SMTP server; empty switches email off.
+    pub smtp_host: String,
+    /// The SMTP port.
+    pub smtp_port: u16,
+    /// `starttls`, `tls` or `none`.
+    pub smtp_security: SmtpSecurity,
+    /// SMTP user name; empty sends without authentication.
+    pub smtp_username: String,
+    /// SMTP password.
+    pub smtp_password: String,
+    /// Read the SMTP password from this file instead.
+    pub smtp_password_file: String,
+    /// Extra CA certificate (PEM) trusted for the SMTP server, e.g. a private CA.
+    pub ca_file: String,
+    /// The sender, e.g. `Agora <agora@example.org>`.
+    pub from: String,
+    /// How long connecting and each SMTP command may take.
+    pub timeout_seconds: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            smtp_password_file: String::new(),
+            ca_file: String::new(),
+            from: "Agora <agora@localhost>".to_owned(),
+            timeout_seconds: 30,
+        }
+    }
+}
+
+impl EmailConfig {
+    /// Whether email is configured at all.
+    pub fn enabled(&self) -> bool {
+        !self.smtp_host.is_empty()
+    }
+
+    /// The SMTP password, from the file when one is named.
+    pub fn password(&self) -> std::io::Result<String> {
+        if self.smtp_password_file.is_empty() {
+            Ok(self.smtp_password.clone())
+        } else {
+            Ok(std::fs::read_to_string(&self.smtp_password_file)?.trim_end().to_owned())
+        }
+    }
+}
+
+/// `[queue]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Jobs run at once, all kinds together.
+    pub workers: usize,
+    /// How long a worker may hold a job before it is handed out again (and the attempt is
+    /// cut off as timed out).
+    pub visibility_timeout_seconds: u64,
+    /// How often idle workers look for delayed jobs that became ready.
+    pub poll_interval_ms: u64,
+    /// The first retry waits about this long; each further retry doubles it.
+    pub backoff_base_ms: u64,
+    /// Longest wait between retries.
+    pub backoff_max_seconds: u64,
+    /// Summary jobs run at once.
+    pub summary_concurrency: usize,
+    /// Attempts a summary job gets before it is dead-lettered.
+    pub summary_max_attempts: u32,
+    /// Email jobs run at once.
+    pub email_concurrency: usize,
+    /// Attempts an email job gets before it is dead-lettered.
+    pub email_max_attempts: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            visibility_timeout_seconds: 300,
+            poll_interval_ms: 1000,
+            backoff_base_ms: 5000,
+            backoff_max_seconds: 900,
+            summary_concurrency: 4,
+            summary_max_attempts: 3,
+            email_concurrency: 2,
+            email_max_attempts: 3,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Jobs of `kind` run at once.
+    pub fn concurrency(&self, kind: crate::queue::JobKind) -> usize {
+        use crate::queue::JobKind;
+        match kind {
+            JobKind::Summary => self.summary_concurrency,
+            JobKind::Email => self.email_concurrency,
+        }
+    }
+
+    /// Attempts a job of `kind` gets.
+    pub fn max_attempts(&self, kind: crate::queue::JobKind) -> u32 {
+        use crate::queue::JobKind;
+        match kind {
+            JobKind::Summary => self.summary_max_attempts,
+            JobKind::Email => self.email_max_attempts,
+        }
+    }
+}
+
 /// `[rate_limits]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -440,6 +600,23 @@ impl<'de> Deserialize<'de> for ListenAddr {
     }
 }
 
+/// Whether `text` is `*` or a browser origin: `http(s)://host[:port]` with nothing after it.
+fn is_origin(text: &str) -> bool {
+    if text == "*" {
+        return true;
+    }
+    let Some(rest) = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://")) else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok =
+        !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':'));
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok())
+}
+
 /// Checks `host:port` where host is an IP address or a DNS name and port is 0..=65535.
 fn validate_host_port(text: &str) -> Result<(), String> {
     if text.parse::<SocketAddr>().is_ok() {
@@ -573,6 +750,9 @@ impl Config {
         let mut shown = self.clone();
         shown.database.url = mask_url_password(&shown.database.url);
         shown.database.replicas = shown.database.replicas.iter().map(|u| mask_url_password(u)).collect();
+        if !shown.email.smtp_password.is_empty() {
+            shown.email.smtp_password = "****".to_owned();
+        }
         toml::to_string(&shown).unwrap_or_else(|err| format!("# cannot render the configuration: {err}\n"))
     }
 
@@ -601,6 +781,18 @@ impl Config {
             self.server.max_connections_per_worker >= 1,
             "must be at least 1".into(),
         );
+        check(
+            "server.max_header_bytes",
+            (1024..=131_072).contains(&self.server.max_header_bytes),
+            "must be between 1024 and 131072 (the HTTP parser's own ceiling)".into(),
+        );
+        for origin in &self.server.cors_allowed_origins {
+            check(
+                "server.cors_allowed_origins",
+                is_origin(origin),
+                format!("`{origin}` is not an origin such as `https://app.example` (scheme and host, no path) or `*`"),
+            );
+        }
         let metrics_ok = self.metrics.listen.is_empty() || validate_host_port(&self.metrics.listen).is_ok();
         check(
             "metrics.listen",
@@ -645,6 +837,43 @@ impl Config {
             (1..=1000).contains(&self.limits.max_comment_depth),
             "must be between 1 and 1000".into(),
         );
+        let email = &self.email;
+        check(
+            "email.smtp_host",
+            email.smtp_host.is_empty()
+                || email
+                    .smtp_host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')),
+            format!("`{}` is not a host name or IP address", email.smtp_host),
+        );
+        check(
+            "email.from",
+            email.from.parse::<lettre::message::Mailbox>().is_ok(),
+            format!("`{}` is not a sender such as `Agora <agora@example.org>`", email.from),
+        );
+        check(
+            "email.smtp_password_file",
+            email.smtp_password_file.is_empty() || email.smtp_password.is_empty(),
+            "set either email.smtp_password or email.smtp_password_file, not both".into(),
+        );
+        check("email.timeout_seconds", email.timeout_seconds >= 1, "must be at least 1".into());
+        let queue = &self.queue;
+        check("queue.workers", queue.workers >= 1, "must be at least 1".into());
+        check("queue.visibility_timeout_seconds", queue.visibility_timeout_seconds >= 1, "must be at least 1".into());
+        check("queue.poll_interval_ms", queue.poll_interval_ms >= 10, "must be at least 10".into());
+        for (key, value) in [
+            ("queue.summary_concurrency", queue.summary_concurrency),
+            ("queue.email_concurrency", queue.email_concurrency),
+        ] {
+            check(key, value >= 1, "must be at least 1".into());
+        }
+        for (key, value) in [
+            ("queue.summary_max_attempts", queue.summary_max_attempts),
+            ("queue.email_max_attempts", queue.email_max_attempts),
+        ] {
+            check(key, (1..=100).contains(&value), "must be between 1 and 100".into());
+        }
         check("database.health_timeout_ms", self.database.health_timeout_ms >= 1, "must be at least 1".into());
         check(
             "log.level",

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// The body's media type is not accepted here.
     UnsupportedMediaType,
+    /// The request line and headers together are larger than allowed.
+    HeadersTooLarge,
     /// Too many requests; `Retry-After` says when to come back.
     RateLimited,
     /// A dependency (the database) is unavailable; retrying later may work.
@@ -54,6 +56,7 @@ impl ErrorKind {
             Self::Conflict(code) => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "service_unavailable",
             Self::Internal => "internal_error",

@@ -48,6 +48,28 @@ pub const TLS_CERTIFICATE_EXPIRY: &str = "agora_tls_certificate_expiry_timestamp
 pub const TLS_RELOADS: &str = "agora_tls_reloads_total";
 /// Login sessions neither revoked nor expired (counted at scrape time).
 pub const ACTIVE_SESSIONS: &str = "agora_active_sessions";
+/// Jobs in the queue by kind and state (`ready`, `delayed`, `leased`, `dead`).
+pub const QUEUE_JOBS: &str = "agora_queue_jobs";
+/// How long the oldest ready job of a kind has waited for a worker.
+pub const QUEUE_OLDEST_READY_AGE: &str = "agora_queue_oldest_ready_age_seconds";
+/// Jobs enqueued, by kind.
+pub const QUEUE_ENQUEUED: &str = "agora_queue_jobs_enqueued_total";
+/// Jobs completed, by kind.
+pub const QUEUE_COMPLETED: &str = "agora_queue_jobs_completed_total";
+/// Failed job attempts, by kind.
+pub const QUEUE_FAILED: &str = "agora_queue_jobs_failed_total";
+/// Failed attempts scheduled for a retry, by kind.
+pub const QUEUE_RETRIED: &str = "agora_queue_jobs_retried_total";
+/// Jobs moved to the dead letters, by kind.
+pub const QUEUE_DEAD_LETTERED: &str = "agora_queue_jobs_dead_lettered_total";
+/// Job attempt duration by kind and outcome (`completed`, `retry`, `dead`).
+pub const QUEUE_JOB_DURATION: &str = "agora_queue_job_duration_seconds";
+/// Bytes the job queue occupies in the state directory.
+pub const QUEUE_STORAGE: &str = "agora_queue_storage_bytes";
+/// Emails by template and outcome (`sent`, `failed`, `rejected`).
+pub const EMAILS: &str = "agora_emails_total";
+/// SMTP delivery duration by outcome.
+pub const EMAIL_SEND_DURATION: &str = "agora_email_send_duration_seconds";
 /// Constant 1, labelled with the version and git revision of the running binary.
 pub const BUILD_INFO: &str = "agora_build_info";
 
@@ -75,6 +97,17 @@ pub const ALL: &[&str] = &[
     TLS_CERTIFICATE_EXPIRY,
     TLS_RELOADS,
     ACTIVE_SESSIONS,
+    QUEUE_JOBS,
+    QUEUE_OLDEST_READY_AGE,
+    QUEUE_ENQUEUED,
+    QUEUE_COMPLETED,
+    QUEUE_FAILED,
+    QUEUE_RETRIED,
+    QUEUE_DEAD_LETTERED,
+    QUEUE_JOB_DURATION,
+    QUEUE_STORAGE,
+    EMAILS,
+    EMAIL_SEND_DURATION,
     BUILD_INFO,
 ];
 
@@ -83,6 +116,7 @@ pub const ALL: &[&str] = &[
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+const JOB_BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 const DB_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// The metrics of one running app, registered in its own registry.
@@ -130,6 +164,28 @@ pub struct Metrics {
     pub tls_certificate_expiry: Gauge,
     /// See [`TLS_RELOADS`].
     pub tls_reloads: IntCounterVec,
+    /// See [`QUEUE_JOBS`].
+    pub queue_jobs: IntGaugeVec,
+    /// See [`QUEUE_OLDEST_READY_AGE`].
+    pub queue_oldest_ready_age: GaugeVec,
+    /// See [`QUEUE_ENQUEUED`].
+    pub queue_enqueued: IntCounterVec,
+    /// See [`QUEUE_COMPLETED`].
+    pub queue_completed: IntCounterVec,
+    /// See [`QUEUE_FAILED`].
+    pub queue_failed: IntCounterVec,
+    /// See [`QUEUE_RETRIED`].
+    pub queue_retried: IntCounterVec,
+    /// See [`QUEUE_DEAD_LETTERED`].
+    pub queue_dead_lettered: IntCounterVec,
+    /// See [`QUEUE_JOB_DURATION`].
+    pub queue_job_duration: HistogramVec,
+    /// See [`QUEUE_STORAGE`].
+    pub queue_storage: IntGauge,
+    /// See [`EMAILS`].
+    pub emails: IntCounterVec,
+    /// See [`EMAIL_SEND_DURATION`].
+    pub email_send_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -190,6 +246,47 @@ impl Metrics {
         for outcome in ["success", "failure"] {
             tls_reloads.with_label_values(&[outcome]);
         }
+        let kinds: Vec<&str> = crate::queue::JobKind::BY_PRIORITY.iter().map(|k| k.as_str()).collect();
+        let queue_jobs =
+            IntGaugeVec::new(Opts::new(QUEUE_JOBS, "Jobs in the queue by kind and state."), &["kind", "state"])?;
+        let queue_oldest_ready_age = GaugeVec::new(
+            Opts::new(QUEUE_OLDEST_READY_AGE, "How long the oldest ready job has waited for a worker."),
+            &["kind"],
+        )?;
+        let kind_counter = |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["kind"]);
+        let queue_enqueued = kind_counter(QUEUE_ENQUEUED, "Jobs enqueued.")?;
+        let queue_completed = kind_counter(QUEUE_COMPLETED, "Jobs completed.")?;
+        let queue_failed = kind_counter(QUEUE_FAILED, "Failed job attempts.")?;
+        let queue_retried = kind_counter(QUEUE_RETRIED, "Failed attempts scheduled for a retry.")?;
+        let queue_dead_lettered = kind_counter(QUEUE_DEAD_LETTERED, "Jobs moved to the dead letters.")?;
+        let queue_job_duration = HistogramVec::new(
+            HistogramOpts::new(QUEUE_JOB_DURATION, "Duration of job attempts by outcome.")
+                .buckets(JOB_BUCKETS.to_vec()),
+            &["kind", "outcome"],
+        )?;
+        let queue_storage = IntGauge::new(QUEUE_STORAGE, "Bytes the job queue occupies in the state directory.")?;
+        for kind in &kinds {
+            for state in crate::queue::JobState::ALL {
+                queue_jobs.with_label_values(&[kind, state.as_str()]);
+            }
+            queue_oldest_ready_age.with_label_values(&[kind]);
+            for counter in [&queue_enqueued, &queue_completed, &queue_failed, &queue_retried, &queue_dead_lettered] {
+                counter.with_label_values(&[kind]);
+            }
+            queue_job_duration.with_label_values(&[kind, "completed"]);
+        }
+        let emails =
+            IntCounterVec::new(Opts::new(EMAILS, "Emails by template and outcome."), &["template", "outcome"])?;
+        for template in ["welcome", "password_reset", "reply", "mention"] {
+            for outcome in ["sent", "failed", "rejected"] {
+                emails.with_label_values(&[template, outcome]);
+            }
+        }
+        let email_send_duration = HistogramVec::new(
+            HistogramOpts::new(EMAIL_SEND_DURATION, "SMTP delivery duration by outcome.").buckets(JOB_BUCKETS.to_vec()),
+            &["outcome"],
+        )?;
+        email_send_duration.with_label_values(&["sent"]);
         let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
@@ -218,6 +315,17 @@ impl Metrics {
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(tls_certificate_expiry.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
+        registry.register(Box::new(queue_jobs.clone()))?;
+        registry.register(Box::new(queue_oldest_ready_age.clone()))?;
+        registry.register(Box::new(queue_enqueued.clone()))?;
+        registry.register(Box::new(queue_completed.clone()))?;
+        registry.register(Box::new(queue_failed.clone()))?;
+        registry.register(Box::new(queue_retried.clone()))?;
+        registry.register(Box::new(queue_dead_lettered.clone()))?;
+        registry.register(Box::new(queue_job_duration.clone()))?;
+        registry.register(Box::new(queue_storage.clone()))?;
+        registry.register(Box::new(emails.clone()))?;
+        registry.register(Box::new(email_send_duration.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -243,6 +351,17 @@ impl Metrics {
             rate_limited,
             tls_certificate_expiry,
             tls_reloads,
+            queue_jobs,
+            queue_oldest_ready_age,
+            queue_enqueued,
+            queue_completed,
+            queue_failed,
+            queue_retried,
+            queue_dead_lettered,
+            queue_job_duration,
+            queue_storage,
+            emails,
+            email_send_duration,
         })
     }
 

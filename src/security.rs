@@ -167,6 +167,43 @@ impl TokenKeys {
     }
 }
 
+/// How long an unsubscribe link in an email keeps working.
+pub const UNSUBSCRIBE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+const UNSUBSCRIBE_AUDIENCE: &str = "agora-unsubscribe";
+
+/// The claims of a signed unsubscribe link.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UnsubscribeClaims {
+    sub: String,
+    topic: String,
+    aud: String,
+    exp: u64,
+}
+
+impl TokenKeys {
+    /// A signed token that turns off `topic` emails for `user_id` without signing in.
+    pub fn issue_unsubscribe(&self, user_id: i64, topic: &str) -> Result<String, SecurityError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let claims = UnsubscribeClaims {
+            sub: user_id.to_string(),
+            topic: topic.to_owned(),
+            aud: UNSUBSCRIBE_AUDIENCE.to_owned(),
+            exp: now + UNSUBSCRIBE_TTL.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
+            .map_err(|err| SecurityError::Sign(err.to_string()))
+    }
+
+    /// The user and topic of a valid unsubscribe token; access tokens are not accepted.
+    pub fn verify_unsubscribe(&self, token: &str) -> Option<(i64, String)> {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[UNSUBSCRIBE_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        let claims = jsonwebtoken::decode::<UnsubscribeClaims>(token, &self.decoding, &validation).ok()?.claims;
+        Some((claims.sub.parse().ok()?, claims.topic))
+    }
+}
+
 fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -149,6 +149,9 @@ pub fn server_config(store: Arc<CertStore>) -> Result<rustls::ServerConfig, TlsE
         .with_no_client_auth()
         .with_cert_resolver(store);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Every suite offered is strong; choosing by the server's order (AES-256-GCM first) keeps a
+    // client from steering to its weakest, as scanners expect.
+    config.ignore_client_order = true;
     Ok(config)
 }
 

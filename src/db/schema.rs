@@ -204,6 +204,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    email_deliveries (delivery_key) {
+        delivery_key -> Text,
+        user_id -> Nullable<BigInt>,
+        template -> Text,
+        sent_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    post_summaries (post_id) {
+        post_id -> BigInt,
+        content_hash -> Text,
+        summary -> Text,
+        provider -> Text,
+        model -> Text,
+        source_comment_ids -> Array<BigInt>,
+        comment_count -> Integer,
+        input_tokens -> Integer,
+        output_tokens -> Integer,
+        cost_usd -> Double,
+        generated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    summary_usage (subject, day) {
+        subject -> Text,
+        day -> Date,
+        used -> Integer,
+    }
+}
+
 diesel::joinable!(posts -> communities (community_id));
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(comments -> posts (post_id));
@@ -226,4 +259,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     reports,
     audit_log,
+    email_deliveries,
+    post_summaries,
+    summary_usage,
 );

@@ -229,3 +229,29 @@ pub async fn update_me(
     let update = ProfileUpdate { bio, notification_settings: body.notification_settings };
     Ok(HttpResponse::Ok().json(accounts::update_me(&state, user.0, update).await?))
 }
+
+/// Query of `/unsubscribe`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UnsubscribeQuery {
+    /// The signed token from the email's link.
+    token: String,
+}
+
+/// `GET|POST /api/v1/unsubscribe?token=…`: the link in notification emails (POST is the
+/// one-click form of RFC 8058 that mail clients use).
+#[utoipa::path(
+    post,
+    path = "/api/v1/unsubscribe",
+    tag = "accounts",
+    params(UnsubscribeQuery),
+    responses(
+        (status = 200, description = "the topic is off", body = accounts::Unsubscribed),
+        (status = 400, description = "invalid_token: the link is invalid or expired", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    query: web::Query<UnsubscribeQuery>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(accounts::unsubscribe(&state, &query.token).await?))
+}

@@ -228,16 +228,5 @@ fn add_security_headers(headers: &mut HeaderMap) {
         }
     }
     // Bodies are compressed by Accept-Encoding, so caches must key on it, compressed or not.
-    let varies = headers.get(header::VARY).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
-    match varies {
-        Some(v) if v.contains("accept-encoding") || v.contains('*') => {}
-        Some(v) => {
-            if let Ok(value) = HeaderValue::from_str(&format!("{v}, accept-encoding")) {
-                headers.insert(header::VARY, value);
-            }
-        }
-        None => {
-            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        }
-    }
+    crate::http::edge::append_vary(headers, "accept-encoding");
 }

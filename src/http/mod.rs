@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod auth;
 pub mod comments;
 pub mod communities;
+pub mod edge;
 pub mod fields;
 pub mod idempotency;
 pub mod middleware;
@@ -45,6 +46,9 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(resource("/auth/logout").route(post().to(accounts::logout)))
         .service(resource("/auth/password-reset").route(post().to(accounts::request_password_reset)))
         .service(resource("/auth/password-reset/confirm").route(post().to(accounts::confirm_password_reset)))
+        .service(
+            resource("/unsubscribe").route(get().to(accounts::unsubscribe)).route(post().to(accounts::unsubscribe)),
+        )
         .service(resource("/me").route(get().to(accounts::me)).route(patch().to(accounts::update_me)))
         .service(resource("/users/{username}").route(get().to(users::get_user)))
         .service(resource("/communities").route(post().to(communities::create)).route(get().to(communities::list)))

@@ -12,7 +12,7 @@ use crate::domain::{CommentSort, CommunitySort, NotificationSettings, PostSort, 
 use crate::error::FieldError;
 use crate::http::problem::Problem;
 use crate::http::{accounts, comments, communities, moderation, ops, posts, users};
-use crate::service::accounts::{OwnUser, SignedIn, TokenPair};
+use crate::service::accounts::{OwnUser, SignedIn, TokenPair, Unsubscribed};
 use crate::service::comments::{Comment, Tree};
 use crate::service::moderation::ModlogItem;
 use crate::service::posts::{Post, VoteResult};
@@ -29,7 +29,7 @@ use crate::service::users::PublicUser;
     ),
     paths(
         accounts::register, accounts::login, accounts::refresh, accounts::logout,
-        accounts::request_password_reset, accounts::confirm_password_reset, accounts::me, accounts::update_me,
+        accounts::request_password_reset, accounts::confirm_password_reset, accounts::me, accounts::update_me, accounts::unsubscribe,
         users::get_user,
         communities::create, communities::list, communities::get, communities::edit, communities::join,
         communities::leave, communities::add_moderator, communities::remove_moderator, communities::ban,
@@ -42,7 +42,7 @@ use crate::service::users::PublicUser;
     components(schemas(
         Problem, FieldError, OwnUser, SignedIn, TokenPair, PublicUser, NotificationSettings, CommunityView,
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
-        CommentSort, CommunitySort,
+        CommentSort, CommunitySort, Unsubscribed,
     )),
     modifiers(&BearerAuth, &RateLimited),
     tags(

@@ -54,6 +54,9 @@ impl Problem {
             StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", format!("{path} does not accept {method}")),
             StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type".to_owned()),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                ("headers_too_large", "the request headers are too large".to_owned())
+            }
             StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required".to_owned()),
             StatusCode::FORBIDDEN => ("forbidden", "not allowed".to_owned()),
             StatusCode::SERVICE_UNAVAILABLE => ("service_unavailable", "temporarily unavailable".to_owned()),
@@ -82,6 +85,7 @@ fn status_of(kind: &ErrorKind) -> StatusCode {
         ErrorKind::Conflict(_) => StatusCode::CONFLICT,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -156,6 +156,7 @@ pub async fn register(state: &AppState, input: NewAccount, user_agent: &str) -> 
     let (account, pair) = state.db.timed("accounts.register", work).await?;
     state.metrics.registrations.inc();
     tracing::info!(user_id = account.id, "account registered");
+    crate::service::notifications::queue_email(state, crate::email::EmailJob::Welcome { user_id: account.id }).await;
     Ok(SignedIn {
         user: own_user(account, false),
         access_token: pair.access_token,
@@ -323,6 +324,10 @@ pub async fn request_password_reset(state: &AppState, email: &EmailAddress) -> R
     } else {
         tracing::info!(user_id, "password reset token issued");
     }
+    if state.mailer.is_none() && !state.auth.log_reset_links {
+        tracing::warn!(user_id, "a password reset was requested but email is off: no link can reach the user");
+    }
+    crate::service::notifications::queue_email(state, crate::email::EmailJob::PasswordReset { user_id, token }).await;
     Ok(())
 }
 
@@ -380,6 +385,41 @@ pub async fn update_me(state: &AppState, auth: Authenticated, update: ProfileUpd
         .observe("accounts.update_profile", db_accounts::update_profile(&mut conn, auth.user_id.0, bio, settings))
         .await?;
     load_own_user(state, &mut conn, auth.user_id.0).await
+}
+
+/// What an unsubscribe link turned off.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Unsubscribed {
+    /// `replies`, `mentions` or `all`.
+    pub topic: String,
+    /// The preferences now in force.
+    pub notification_settings: NotificationSettings,
+}
+
+/// Follows a signed unsubscribe link from an email: no sign-in needed, and following it again
+/// changes nothing.
+#[tracing::instrument(name = "service.accounts.unsubscribe", skip_all)]
+pub async fn unsubscribe(state: &AppState, token: &str) -> Result<Unsubscribed, AppError> {
+    let invalid =
+        || AppError::new(ErrorKind::BadRequest("invalid_token"), "the unsubscribe link is invalid or expired");
+    let (user_id, topic) = state.auth.keys.verify_unsubscribe(token).ok_or_else(invalid)?;
+    let mut conn = state.db.conn().await?;
+    let account = state
+        .db
+        .observe("accounts.account_by_id", db_accounts::account_by_id(&mut conn, user_id))
+        .await?
+        .ok_or_else(invalid)?;
+    let mut settings: NotificationSettings = serde_json::from_value(account.notification_settings).unwrap_or_default();
+    if !crate::email::unsubscribe(&mut settings, &topic) {
+        return Err(invalid());
+    }
+    let value = serde_json::to_value(settings).map_err(internal)?;
+    state
+        .db
+        .observe("accounts.update_profile", db_accounts::update_profile(&mut conn, user_id, None, Some(value)))
+        .await?;
+    tracing::info!(user_id, topic, "unsubscribed by email link");
+    Ok(Unsubscribed { topic, notification_settings: settings })
 }
 
 /// Checks the claims of an access token whose signature and expiry were verified: its session

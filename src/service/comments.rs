@@ -92,6 +92,7 @@ pub async fn create(
 ) -> Result<Comment, AppError> {
     let max_depth = state.config.limits.max_comment_depth;
     let body_html = crate::markdown::render(&body.0);
+    let body_text = body.0.clone();
     let mut conn = state.db.conn().await?;
     let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
         let facts = db_posts::facts(conn, post.0, false).await?.ok_or_else(|| AppError::not_found("post"))?;
@@ -123,6 +124,10 @@ pub async fn create(
     });
     let id = state.db.timed("comments.create", work).await?;
     state.metrics.comments_created.inc();
+    let notified = crate::service::notifications::after_comment(state, &mut conn, id, author.user_id.0, &body_text);
+    if let Err(err) = state.db.observe("notifications.after_comment", notified).await {
+        tracing::error!(error = %err, comment_id = id, "cannot queue the reply and mention emails");
+    }
     let row = state.db.observe("comments.row_by_id", db_comments::row_by_id(&mut conn, author.user_id.0, id)).await?;
     let row = row.ok_or_else(|| AppError::not_found("comment"))?;
     Ok(build(vec![row], Vec::new(), TreeShape { sort: CommentSort::New, max_depth: 0 }).remove(0))

@@ -7,5 +7,6 @@ pub mod comments;
 pub mod communities;
 pub mod health;
 pub mod moderation;
+pub mod notifications;
 pub mod posts;
 pub mod users;

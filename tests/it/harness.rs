@@ -370,6 +370,8 @@ impl Daemon {
             .env("AGORA_SERVER__LISTEN", "[\"127.0.0.1:0\"]")
             .env("AGORA_METRICS__LISTEN", "127.0.0.1:0")
             .env("AGORA_LOG__FORMAT", "json")
+            // Each daemon its own state (keys, job queue) unless the test names one.
+            .env("AGORA_PATHS__STATE_DIR", log_path.with_extension("state"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))

@@ -9,6 +9,7 @@ mod bad_input;
 mod comments;
 mod communities;
 mod config_cli;
+mod cors;
 mod dashboards;
 mod harness;
 mod health;

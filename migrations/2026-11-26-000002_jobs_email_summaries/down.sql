@@ -1,0 +1,3 @@
+DROP TABLE summary_usage;
+DROP TABLE post_summaries;
+DROP TABLE email_deliveries;

@@ -1,0 +1,105 @@
+//! Who hears about what by email: welcome and reset emails, replies and mentions. Each is a
+//! queued job (the request never waits for SMTP); preferences are applied when the job runs.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::app::AppState;
+use crate::db::schema::{comments, posts, users};
+use crate::email::EmailJob;
+use crate::queue::{JobKind, NewJob};
+
+/// Most users one comment can notify by mention.
+const MAX_MENTIONS: usize = 10;
+
+/// Queues `email`, unless email is off. A failure is logged, never shown to the user: the
+/// action that caused the email (a sign-up, a reply) has already happened.
+pub async fn queue_email(state: &AppState, email: EmailJob) {
+    if state.mailer.is_none() {
+        tracing::debug!(?email, "email is off: not queued");
+        return;
+    }
+    let dedup = format!("email:{}", email.delivery_key());
+    let payload = match serde_json::to_value(&email) {
+        Ok(payload) => payload,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot encode an email job");
+            return;
+        }
+    };
+    if let Err(err) = state.jobs.enqueue(NewJob::new(JobKind::Email, payload).dedup(dedup)).await {
+        tracing::error!(error = %err, "cannot queue an email");
+    }
+}
+
+/// The usernames a text mentions as `u/name` (or `/u/name`), lower-cased, first ones first.
+pub fn mentions(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(offset) = text[i..].find("u/") {
+        let start = i + offset;
+        let boundary = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let name: String = text[start + 2..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if boundary && (3..=20).contains(&name.len()) {
+            let name = name.to_ascii_lowercase();
+            if !found.contains(&name) {
+                found.push(name);
+            }
+        }
+        i = start + 2;
+        if found.len() == MAX_MENTIONS {
+            break;
+        }
+    }
+    found
+}
+
+/// Queues the reply notification for the author of what `comment_id` answers, and mention
+/// notifications for users named in its body; never for the comment's own author.
+pub async fn after_comment(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    comment_id: i64,
+    author_id: i64,
+    body: &str,
+) -> Result<(), diesel::result::Error> {
+    if state.mailer.is_none() {
+        return Ok(());
+    }
+    let (post_id, parent_id): (i64, Option<i64>) =
+        comments::table.find(comment_id).select((comments::post_id, comments::parent_id)).first(conn).await?;
+    let replied_to: i64 = match parent_id {
+        Some(parent) => comments::table.find(parent).select(comments::author_id).first(conn).await?,
+        None => posts::table.find(post_id).select(posts::author_id).first(conn).await?,
+    };
+    if replied_to != author_id {
+        queue_email(state, EmailJob::Reply { recipient_id: replied_to, comment_id }).await;
+    }
+    let names = mentions(body);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mentioned: Vec<i64> = users::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(username)").eq_any(&names))
+        .select(users::id)
+        .load(conn)
+        .await?;
+    for recipient_id in mentioned.into_iter().filter(|id| *id != author_id && *id != replied_to) {
+        queue_email(state, EmailJob::Mention { recipient_id, comment_id }).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn mentions_are_found_at_word_boundaries_once_each() {
+        assert_eq!(mentions("hi u/Alice and /u/bob_2, u/alice again"), vec!["alice", "bob_2"]);
+        assert!(mentions("menu/alice is a path, u/ab is too short").is_empty());
+        let many: String = (0..20).map(|i| format!("u/user{i:02} ")).collect();
+        assert_eq!(mentions(&many).len(), 10);
+    }
+}
