@@ -285,6 +285,14 @@ impl Queue {
         default_attempts: u32,
         traceparent: Option<String>,
     ) -> Result<Enqueued, QueueError> {
+        let outcome = self.insert(new, default_attempts, traceparent)?;
+        if matches!(outcome, Enqueued::New(_)) {
+            self.db.flush_async().await?;
+        }
+        Ok(outcome)
+    }
+
+    fn insert(&self, new: NewJob, default_attempts: u32, traceparent: Option<String>) -> Result<Enqueued, QueueError> {
         let id = self.db.generate_id()? + 1;
         let now = now_ms();
         let job = Job {
@@ -311,10 +319,26 @@ impl Queue {
             ready.insert(&ready_key(now, id), &[])?;
             Ok(Enqueued::New(id))
         })?;
-        if matches!(outcome, Enqueued::New(_)) {
+        Ok(outcome)
+    }
+
+    /// Adds many jobs with one flush to disk (a fan-out, a backfill): each is durable when this
+    /// returns. Dedup keys apply as in [`Queue::enqueue`].
+    pub async fn enqueue_many(
+        &self,
+        batch: Vec<NewJob>,
+        default_attempts: impl Fn(JobKind) -> u32,
+        traceparent: Option<String>,
+    ) -> Result<Vec<Enqueued>, QueueError> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for new in batch {
+            let attempts = default_attempts(new.kind);
+            outcomes.push(self.insert(new, attempts, traceparent.clone())?);
+        }
+        if outcomes.iter().any(|o| matches!(o, Enqueued::New(_))) {
             self.db.flush_async().await?;
         }
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// Leases the first ready job of `kind` until `now + visibility`, counting an attempt.
@@ -537,6 +561,11 @@ impl Queue {
             }
         }
         Ok(stats)
+    }
+
+    /// Whether a job holding `dedup_key` is pending (ready, delayed or leased).
+    pub fn is_pending(&self, dedup_key: &str) -> Result<bool, QueueError> {
+        Ok(self.dedup.contains_key(dedup_key.as_bytes())?)
     }
 
     /// Bytes the queue occupies on disk.

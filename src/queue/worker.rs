@@ -82,15 +82,7 @@ impl Jobs {
     /// Adds a job carrying the current span's trace context; durable when this returns.
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
         let kind = job.kind;
-        let context = tracing::Span::current().context();
-        let traceparent = if context.span().span_context().is_valid() {
-            let mut injector = TraceparentInjector(None);
-            TraceContextPropagator::new().inject_context(&context, &mut injector);
-            injector.0
-        } else {
-            None
-        };
-        let outcome = self.queue.enqueue(job, self.config.max_attempts(kind), traceparent).await?;
+        let outcome = self.queue.enqueue(job, self.config.max_attempts(kind), current_traceparent()).await?;
         match outcome {
             Enqueued::New(id) => {
                 self.metrics.queue_enqueued.with_label_values(&[kind.as_str()]).inc();
@@ -103,6 +95,33 @@ impl Jobs {
         }
         Ok(outcome)
     }
+}
+
+impl Jobs {
+    /// Adds many jobs with one flush to disk; see [`Queue::enqueue_many`].
+    pub async fn enqueue_many(&self, batch: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        let kinds: Vec<JobKind> = batch.iter().map(|job| job.kind).collect();
+        let config = self.config.clone();
+        let outcomes = self.queue.enqueue_many(batch, |kind| config.max_attempts(kind), current_traceparent()).await?;
+        for (kind, outcome) in kinds.iter().zip(&outcomes) {
+            if matches!(outcome, Enqueued::New(_)) {
+                self.metrics.queue_enqueued.with_label_values(&[kind.as_str()]).inc();
+            }
+        }
+        self.wake.notify_one();
+        Ok(outcomes)
+    }
+}
+
+/// The W3C `traceparent` of the current span, when it is traced.
+fn current_traceparent() -> Option<String> {
+    let context = tracing::Span::current().context();
+    if !context.span().span_context().is_valid() {
+        return None;
+    }
+    let mut injector = TraceparentInjector(None);
+    TraceContextPropagator::new().inject_context(&context, &mut injector);
+    injector.0
 }
 
 /// The running dispatcher; [`WorkerHandle::stop`] drains it.

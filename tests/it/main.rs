@@ -20,6 +20,7 @@ mod migrations;
 mod moderation;
 mod openapi;
 mod posts;
+mod queue;
 mod rate_limits;
 mod seed;
 mod tls;
