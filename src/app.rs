@@ -37,6 +37,8 @@ pub struct AppState {
     pub jobs: crate::queue::worker::Jobs,
     /// The SMTP transport; `None` when email is off.
     pub mailer: Option<crate::email::Mailer>,
+    /// The summary providers and their breakers.
+    pub summarizer: Arc<crate::summaries::Summarizer>,
 }
 
 /// What reloading the certificate needs.
@@ -80,6 +82,9 @@ pub enum StartError {
     /// The job queue could not be opened.
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    /// The summary providers could not be set up.
+    #[error(transparent)]
+    Summarizer(#[from] crate::summaries::SummarizerError),
     /// The email settings are unusable.
     #[error(transparent)]
     Mailer(#[from] crate::email::MailerError),
@@ -157,6 +162,8 @@ impl App {
             Some(mailer) => tracing::info!(smtp = %mailer.describe, "email is on"),
             None => tracing::warn!("email is off: no email.smtp_host is configured, so no email is queued or sent"),
         }
+        let summarizer = Arc::new(crate::summaries::Summarizer::from_config(&config.summaries)?);
+        tracing::info!(providers = %summarizer.describe(), "AI summaries");
         let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
         let state = web::Data::new(AppState {
             config: Arc::new(config),
@@ -168,6 +175,7 @@ impl App {
             tls,
             jobs,
             mailer,
+            summarizer,
         });
         let workers =
             crate::queue::worker::start(&state.jobs, Arc::new(crate::jobs::AppJobs { state: state.clone() }), grace)?;

@@ -43,6 +43,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Outgoing email over SMTP.
     pub email: EmailConfig,
+    /// AI thread summaries.
+    pub summaries: SummariesConfig,
 }
 
 /// `[server]`
@@ -378,6 +380,103 @@ impl EmailConfig {
             Ok(std::fs::read_to_string(&self.smtp_password_file)?.trim_end().to_owned())
         }
     }
+}
+
+/// `[summaries]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SummariesConfig {
+    /// Offer summaries at all.
+    pub enabled: bool,
+    /// New summaries one user (or one anonymous address) may request per UTC day.
+    pub daily_limit_per_user: u32,
+    /// A summary older than this is regenerated when its thread changed at all.
+    pub cache_hours: u64,
+    /// Comments (the highest rated) a summary is made from.
+    pub max_comments: u32,
+    /// A summary is regenerated at once when this many comments were added or removed since,
+    /// or when the post was edited.
+    pub regenerate_after_comments: u32,
+    /// Sentences of the built-in extractive summary.
+    pub extractive_sentences: u32,
+    /// First provider tried: `openai`, `anthropic`, or empty for the built-in summarizer only.
+    pub primary: String,
+    /// Provider tried when the primary fails or its breaker is open; empty for none.
+    pub secondary: String,
+    /// Longest a provider call may take.
+    pub call_timeout_seconds: u64,
+    /// Most tokens a provider may write.
+    pub max_output_tokens: u32,
+    /// Share of failed calls in the window that opens a provider's breaker.
+    pub breaker_failure_ratio: f64,
+    /// The window the failure share is measured over, in seconds.
+    pub breaker_window_seconds: u64,
+    /// Fewest calls in the window before the breaker judges.
+    pub breaker_min_calls: u32,
+    /// How long an open breaker refuses calls before one probe, in seconds.
+    pub breaker_open_seconds: u64,
+    /// Base URL of an OpenAI-compatible chat completions API (…/v1).
+    pub openai_base_url: String,
+    /// Its API key (empty for local servers that need none).
+    pub openai_api_key: String,
+    /// Read the key from this file instead.
+    pub openai_api_key_file: String,
+    /// The model.
+    pub openai_model: String,
+    /// Price of a million input tokens, in US dollars.
+    pub openai_input_usd_per_mtok: f64,
+    /// Price of a million output tokens, in US dollars.
+    pub openai_output_usd_per_mtok: f64,
+    /// Base URL of the Anthropic API.
+    pub anthropic_base_url: String,
+    /// Its API key.
+    pub anthropic_api_key: String,
+    /// Read the key from this file instead.
+    pub anthropic_api_key_file: String,
+    /// The model.
+    pub anthropic_model: String,
+    /// Price of a million input tokens, in US dollars.
+    pub anthropic_input_usd_per_mtok: f64,
+    /// Price of a million output tokens, in US dollars.
+    pub anthropic_output_usd_per_mtok: f64,
+}
+
+impl Default for SummariesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            daily_limit_per_user: 50,
+            cache_hours: 24,
+            max_comments: 30,
+            regenerate_after_comments: 5,
+            extractive_sentences: 4,
+            primary: String::new(),
+            secondary: String::new(),
+            call_timeout_seconds: 30,
+            max_output_tokens: 400,
+            breaker_failure_ratio: 0.5,
+            breaker_window_seconds: 60,
+            breaker_min_calls: 4,
+            breaker_open_seconds: 60,
+            openai_base_url: "https://api.openai.com/v1".to_owned(),
+            openai_api_key: String::new(),
+            openai_api_key_file: String::new(),
+            openai_model: "gpt-4o-mini".to_owned(),
+            openai_input_usd_per_mtok: 0.15,
+            openai_output_usd_per_mtok: 0.60,
+            anthropic_base_url: "https://api.anthropic.com".to_owned(),
+            anthropic_api_key: String::new(),
+            anthropic_api_key_file: String::new(),
+            anthropic_model: "claude-3-5-haiku-latest".to_owned(),
+            anthropic_input_usd_per_mtok: 0.80,
+            anthropic_output_usd_per_mtok: 4.0,
+        }
+    }
+}
+
+/// Reads a secret from `file` when it is named, else returns `inline`.
+pub fn secret(inline: &str, file: &str) -> std::io::Result<String> {
+    if file.is_empty() { Ok(inline.to_owned()) } else { Ok(std::fs::read_to_string(file)?.trim_end().to_owned()) }
 }
 
 /// `[queue]`
@@ -750,8 +849,14 @@ impl Config {
         let mut shown = self.clone();
         shown.database.url = mask_url_password(&shown.database.url);
         shown.database.replicas = shown.database.replicas.iter().map(|u| mask_url_password(u)).collect();
-        if !shown.email.smtp_password.is_empty() {
-            shown.email.smtp_password = "****".to_owned();
+        for secret in [
+            &mut shown.email.smtp_password,
+            &mut shown.summaries.openai_api_key,
+            &mut shown.summaries.anthropic_api_key,
+        ] {
+            if !secret.is_empty() {
+                *secret = "****".to_owned();
+            }
         }
         toml::to_string(&shown).unwrap_or_else(|err| format!("# cannot render the configuration: {err}\n"))
     }
@@ -858,6 +963,49 @@ impl Config {
             "set either email.smtp_password or email.smtp_password_file, not both".into(),
         );
         check("email.timeout_seconds", email.timeout_seconds >= 1, "must be at least 1".into());
+        let summaries = &self.summaries;
+        for (key, value) in [("summaries.primary", &summaries.primary), ("summaries.secondary", &summaries.secondary)] {
+            check(
+                key,
+                matches!(value.as_str(), "" | "openai" | "anthropic"),
+                format!("`{value}` is not a provider: `openai`, `anthropic` or empty"),
+            );
+        }
+        check(
+            "summaries.secondary",
+            summaries.secondary.is_empty() || summaries.secondary != summaries.primary,
+            "must differ from summaries.primary".into(),
+        );
+        let uses = |name: &str| summaries.primary == name || summaries.secondary == name;
+        check(
+            "summaries.anthropic_api_key",
+            !uses("anthropic")
+                || !summaries.anthropic_api_key.is_empty()
+                || !summaries.anthropic_api_key_file.is_empty(),
+            "the anthropic provider needs an API key (or anthropic_api_key_file)".into(),
+        );
+        for (key, url, name) in [
+            ("summaries.openai_base_url", &summaries.openai_base_url, "openai"),
+            ("summaries.anthropic_base_url", &summaries.anthropic_base_url, "anthropic"),
+        ] {
+            check(
+                key,
+                !uses(name) || url.starts_with("http://") || url.starts_with("https://"),
+                format!("`{url}` must be an http:// or https:// URL"),
+            );
+        }
+        check(
+            "summaries.breaker_failure_ratio",
+            summaries.breaker_failure_ratio > 0.0 && summaries.breaker_failure_ratio <= 1.0,
+            "must be above 0.0 and at most 1.0".into(),
+        );
+        check("summaries.call_timeout_seconds", summaries.call_timeout_seconds >= 1, "must be at least 1".into());
+        check(
+            "summaries.max_comments",
+            (1..=200).contains(&summaries.max_comments),
+            "must be between 1 and 200".into(),
+        );
+        check("summaries.daily_limit_per_user", summaries.daily_limit_per_user >= 1, "must be at least 1".into());
         let queue = &self.queue;
         check("queue.workers", queue.workers >= 1, "must be at least 1".into());
         check("queue.visibility_timeout_seconds", queue.visibility_timeout_seconds >= 1, "must be at least 1".into());

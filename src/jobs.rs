@@ -19,7 +19,7 @@ impl Handler for AppJobs {
         Box::pin(async move {
             match job.kind {
                 JobKind::Email => crate::email::run(&state, job.payload).await,
-                JobKind::Summary => Err(JobError::Permanent("no summary jobs are produced by this build".into())),
+                JobKind::Summary => crate::summaries::run(&state, &state.summarizer, job.payload).await,
             }
         })
     }

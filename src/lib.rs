@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod queue;
 pub mod security;
 pub mod service;
+pub mod summaries;
 pub mod telemetry;
 pub mod tls;
 

@@ -173,6 +173,7 @@ pub async fn update(
     title: Option<&str>,
     description: Option<&str>,
     rules: Option<&[String]>,
+    summaries_enabled: Option<bool>,
 ) -> QueryResult<()> {
     if let Some(title) = title {
         diesel::update(communities::table.find(id)).set(communities::title.eq(title)).execute(conn).await?;
@@ -182,6 +183,12 @@ pub async fn update(
     }
     if let Some(rules) = rules {
         diesel::update(communities::table.find(id)).set(communities::rules.eq(rules)).execute(conn).await?;
+    }
+    if let Some(enabled) = summaries_enabled {
+        diesel::update(communities::table.find(id))
+            .set(communities::summaries_enabled.eq(enabled))
+            .execute(conn)
+            .await?;
     }
     Ok(())
 }

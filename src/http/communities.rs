@@ -33,6 +33,8 @@ pub struct EditBody {
     title: Option<String>,
     description: Option<String>,
     rules: Option<Vec<String>>,
+    /// Offer AI summaries of this community's threads.
+    summaries_enabled: Option<bool>,
 }
 
 /// Body of `POST /communities/{name}/bans`.
@@ -158,6 +160,7 @@ pub async fn edit(
         title: body.title.as_deref().and_then(|t| fields.check("title", CommunityTitle::parse(t))),
         description: body.description.as_deref().and_then(|d| fields.check("description", Description::parse(d))),
         rules: body.rules.as_deref().and_then(|r| fields.check("rules", Rules::parse(r))),
+        summaries_enabled: body.summaries_enabled,
     };
     let edit = fields.finish(Some(edit))?;
     Ok(HttpResponse::Ok().json(communities::edit(&state, user.0, &name, edit).await?))

@@ -73,6 +73,7 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
                 .route(delete().to(posts::delete)),
         )
         .service(resource("/posts/{id}/vote").route(put().to(posts::vote)))
+        .service(resource("/posts/{id}/summary").route(get().to(posts::summary)))
         .service(resource("/posts/{id}/comments").route(post().to(comments::create)).route(get().to(comments::tree)))
         .service(
             resource("/comments/{id}")

@@ -33,7 +33,7 @@ use crate::service::users::PublicUser;
         users::get_user,
         communities::create, communities::list, communities::get, communities::edit, communities::join,
         communities::leave, communities::add_moderator, communities::remove_moderator, communities::ban,
-        posts::create, posts::list, posts::get, posts::edit, posts::delete, posts::vote, posts::search,
+        posts::create, posts::list, posts::get, posts::edit, posts::delete, posts::vote, posts::summary, posts::search,
         comments::create, comments::tree, comments::subtree, comments::edit, comments::delete, comments::vote,
         moderation::post_action, moderation::comment_action, moderation::report_post, moderation::report_comment,
         moderation::reports, moderation::resolve_report, moderation::modlog,
@@ -42,7 +42,7 @@ use crate::service::users::PublicUser;
     components(schemas(
         Problem, FieldError, OwnUser, SignedIn, TokenPair, PublicUser, NotificationSettings, CommunityView,
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
-        CommentSort, CommunitySort, Unsubscribed,
+        CommentSort, CommunitySort, Unsubscribed, crate::summaries::SummaryView,
     )),
     modifiers(&BearerAuth, &RateLimited),
     tags(

@@ -37,6 +37,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             "database": if report.database_up { "up" } else { "down" },
             "replicas": {},
             "disk": report.disk.as_str(),
+            "queue": if report.queue_ok { "ok" } else { "error" },
+            "email": if state.mailer.is_some() { "on" } else { "off: no email.smtp_host configured" },
         },
     });
     if report.ready() { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }

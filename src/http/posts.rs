@@ -254,3 +254,38 @@ pub async fn search(
         posts::search(&state, terms, query.community.as_deref(), limit, query.cursor.as_deref(), reader.0).await?;
     Ok(HttpResponse::Ok().json(page))
 }
+
+/// `GET /api/v1/posts/{id}/summary`
+#[utoipa::path(
+    get,
+    path = "/api/v1/posts/{id}/summary",
+    tag = "posts",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "the summary (a stale one is served while a new one is made)", body = crate::summaries::SummaryView),
+        (status = 202, description = "pending: the summary is queued (once); ask again", body = Object, example = json!({"status": "pending"})),
+        (status = 400, description = "malformed request (bad_request)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "summaries_disabled: the community switched summaries off", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn summary(
+    state: web::Data<AppState>,
+    reader: MaybeUser,
+    id: web::Path<i64>,
+    request: actix_web::HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let requester = match reader.0 {
+        Some(user) => crate::summaries::Requester(format!("user:{}", user.user_id.0)),
+        None => {
+            let ip = crate::http::rate_limit::client_ip_of(&request, &state.config.rate_limits);
+            crate::summaries::Requester(format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
+        }
+    };
+    Ok(match crate::summaries::get(&state, id.into_inner(), &requester).await? {
+        crate::summaries::SummaryAnswer::Ready(view) => HttpResponse::Ok().json(view),
+        crate::summaries::SummaryAnswer::Pending => {
+            HttpResponse::Accepted().insert_header(("retry-after", "2")).json(serde_json::json!({"status": "pending"}))
+        }
+    })
+}

@@ -102,11 +102,24 @@ fn ceil_seconds(nanos: u64) -> u64 {
 /// The client's address: the peer, or the left-most untrusted hop of `X-Forwarded-For` when the
 /// peer is a trusted proxy.
 fn client_ip(req: &ServiceRequest, config: &RateLimitConfig) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    client_address(req.peer_addr(), req.headers(), config)
+}
+
+/// [`client_ip`] for a handler's request.
+pub fn client_ip_of(req: &actix_web::HttpRequest, config: &RateLimitConfig) -> Option<IpAddr> {
+    client_address(req.peer_addr(), req.headers(), config)
+}
+
+fn client_address(
+    peer: Option<std::net::SocketAddr>,
+    headers: &actix_web::http::header::HeaderMap,
+    config: &RateLimitConfig,
+) -> Option<IpAddr> {
+    let peer = peer?.ip();
     if !config.trusts(peer) {
         return Some(peer);
     }
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let hops: Vec<IpAddr> =
         forwarded.map(|v| v.split(',').filter_map(|hop| hop.trim().parse().ok()).collect()).unwrap_or_default();
     // Walk from the nearest hop back; the first address we do not trust is the client.

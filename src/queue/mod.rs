@@ -563,6 +563,14 @@ impl Queue {
         Ok(stats)
     }
 
+    /// Reads the head of every ready tree: fails when the storage does.
+    pub fn check(&self) -> Result<(), QueueError> {
+        for tree in self.ready.values() {
+            tree.first()?;
+        }
+        Ok(())
+    }
+
     /// Whether a job holding `dedup_key` is pending (ready, delayed or leased).
     pub fn is_pending(&self, dedup_key: &str) -> Result<bool, QueueError> {
         Ok(self.dedup.contains_key(dedup_key.as_bytes())?)

@@ -43,6 +43,8 @@ pub struct CommunityEdit {
     pub description: Option<Description>,
     /// New rules.
     pub rules: Option<Rules>,
+    /// Switch AI summaries on or off.
+    pub summaries_enabled: Option<bool>,
 }
 
 /// A validated ban.
@@ -184,6 +186,7 @@ pub async fn edit(
         "title": edit.title.as_ref().map(|t| &t.0),
         "description": edit.description.is_some(),
         "rules": edit.rules.as_ref().map(|r| &r.0),
+        "summaries_enabled": edit.summaries_enabled,
     });
     let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
         db_communities::update(
@@ -192,6 +195,7 @@ pub async fn edit(
             edit.title.as_ref().map(|t| t.0.as_str()),
             edit.description.as_ref().map(|d| d.0.as_str()),
             edit.rules.as_ref().map(|r| r.0.as_slice()),
+            edit.summaries_enabled,
         )
         .await?;
         let mut entry = NewAuditEntry::new("community.edit");

@@ -37,12 +37,14 @@ pub struct Readiness {
     pub database_up: bool,
     /// The state directory's free space.
     pub disk: DiskState,
+    /// The job queue can be read.
+    pub queue_ok: bool,
 }
 
 impl Readiness {
     /// Ready when every check passes.
     pub fn ready(&self) -> bool {
-        self.database_up && self.disk != DiskState::Full
+        self.database_up && self.disk != DiskState::Full && self.queue_ok
     }
 }
 
@@ -56,7 +58,14 @@ pub async fn readiness(state: &AppState) -> Readiness {
             false
         }
     };
-    Readiness { database_up, disk: disk_state(&state.state_dir) }
+    let queue_ok = match state.jobs.queue().check() {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: job queue check failed");
+            false
+        }
+    };
+    Readiness { database_up, disk: disk_state(&state.state_dir), queue_ok }
 }
 
 fn disk_state(dir: &Path) -> DiskState {

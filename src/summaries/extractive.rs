@@ -46,9 +46,9 @@ fn split_sentences(text: &str) -> Vec<String> {
 }
 
 const STOP_WORDS: &[&str] = &[
-    "the", "a", "an", "and", "or", "but", "if", "of", "to", "in", "on", "for", "with", "is", "are", "was", "were", "be",
-    "it", "this", "that", "i", "you", "we", "they", "he", "she", "at", "as", "by", "from", "not", "so", "do", "have",
-    "has", "my", "your", "our", "their", "just", "about", "what", "which", "can", "will", "would",
+    "the", "a", "an", "and", "or", "but", "if", "of", "to", "in", "on", "for", "with", "is", "are", "was", "were",
+    "be", "it", "this", "that", "i", "you", "we", "they", "he", "she", "at", "as", "by", "from", "not", "so", "do",
+    "have", "has", "my", "your", "our", "their", "just", "about", "what", "which", "can", "will", "would",
 ];
 
 fn words(sentence: &str) -> Vec<String> {
@@ -88,7 +88,9 @@ pub fn summarize(passages: &[Passage], max_sentences: usize) -> Extract {
     }
     let n = sentences.len();
     let weights: Vec<Vec<f64>> = (0..n)
-        .map(|i| (0..n).map(|j| if i == j { 0.0 } else { similarity(&sentences[i].words, &sentences[j].words) }).collect())
+        .map(|i| {
+            (0..n).map(|j| if i == j { 0.0 } else { similarity(&sentences[i].words, &sentences[j].words) }).collect()
+        })
         .collect();
     let out_sums: Vec<f64> = weights.iter().map(|row| row.iter().sum()).collect();
     let damping = 0.85;
@@ -96,10 +98,8 @@ pub fn summarize(passages: &[Passage], max_sentences: usize) -> Extract {
     for _ in 0..30 {
         let next: Vec<f64> = (0..n)
             .map(|i| {
-                let incoming: f64 = (0..n)
-                    .filter(|&j| out_sums[j] > 0.0)
-                    .map(|j| weights[j][i] / out_sums[j] * scores[j])
-                    .sum();
+                let incoming: f64 =
+                    (0..n).filter(|&j| out_sums[j] > 0.0).map(|j| weights[j][i] / out_sums[j] * scores[j]).sum();
                 (1.0 - damping) + damping * incoming
             })
             .collect();
@@ -129,7 +129,10 @@ mod tests {
     #[test]
     fn the_central_sentences_win_and_name_their_comments() {
         let passages = vec![
-            Passage { comment_id: None, text: "Should the city build a new bike lane on Main Street next year?".into() },
+            Passage {
+                comment_id: None,
+                text: "Should the city build a new bike lane on Main Street next year?".into(),
+            },
             Passage {
                 comment_id: Some(11),
                 text: "A bike lane on Main Street would make cycling to work much safer. My cat likes boxes.".into(),

@@ -11,6 +11,7 @@ mod communities;
 mod config_cli;
 mod cors;
 mod dashboards;
+mod email;
 mod harness;
 mod health;
 mod idempotency;

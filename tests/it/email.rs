@@ -1,0 +1,273 @@
+//! Email against a real SMTP server on loopback (aiosmtpd): welcome, password reset, reply and
+//! mention notifications, unsubscribe links, and retries while the server refuses or is down.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agora::config::{Config, SmtpSecurity};
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, eventually, spawn_app_with};
+
+/// The SMTP server of one test; stops when dropped.
+pub struct SmtpSink {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn python() -> &'static str {
+    // Debian's interpreter has python3-aiosmtpd; a pyenv or venv python3 on PATH may not.
+    if std::path::Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" }
+}
+
+impl SmtpSink {
+    /// Starts a server on a free port.
+    pub fn start() -> Self {
+        Self::start_on(None)
+    }
+
+    /// Starts a server on `port` (or a free one).
+    pub fn start_on(port: Option<u16>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let mut command = Command::new(python());
+        command.arg(script).arg(dir.path());
+        if let Some(port) = port {
+            command.arg(port.to_string());
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the SMTP sink did not start: {line:?}"));
+        Self { child, port, dir }
+    }
+
+    /// `accept`, `refuse` or `delay SECONDS`.
+    pub fn set_mode(&self, mode: &str) {
+        std::fs::write(self.dir.path().join("mode"), mode).unwrap();
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn messages(&self) -> Vec<Value> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        names.sort();
+        names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+    }
+
+    /// Messages to `address`.
+    pub fn to(&self, address: &str) -> Vec<Value> {
+        self.messages().into_iter().filter(|m| m["rcpt_tos"][0] == address).collect()
+    }
+
+    /// Configures `config` to send through this server, retrying fast.
+    pub fn configure(&self, config: &mut Config) {
+        configure_smtp(config, self.port);
+    }
+}
+
+/// Sends email to 127.0.0.1:`port` without TLS, with fast retries.
+pub fn configure_smtp(config: &mut Config, port: u16) {
+    config.email.smtp_host = "127.0.0.1".into();
+    config.email.smtp_port = port;
+    config.email.smtp_security = SmtpSecurity::None;
+    config.email.timeout_seconds = 5;
+    config.email.from = "Agora <agora@agora.test>".into();
+    config.queue.poll_interval_ms = 50;
+    config.queue.backoff_base_ms = 300;
+    config.queue.email_max_attempts = 10;
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn first_message_to(sink: &SmtpSink, address: &str) -> Value {
+    eventually(Duration::from_secs(15), &format!("an email to {address}"), || async {
+        sink.to(address).into_iter().next()
+    })
+    .await
+}
+
+fn metric(scrape: &str, line_start: &str) -> f64 {
+    scrape.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn the_welcome_email_arrives_with_text_and_html_parts() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(|config| sink.configure(config)).await;
+    app.register("alice").await;
+    let message = first_message_to(&sink, "alice@example.com").await;
+    assert_eq!(message["subject"], "Welcome to Agora, alice");
+    assert_eq!(message["from"], "Agora <agora@agora.test>");
+    assert_eq!(message["content_type"], "multipart/alternative");
+    assert!(message["text"].as_str().unwrap().contains("Hi alice"));
+    let html = message["html"].as_str().unwrap();
+    assert!(html.contains("<a href=\"http://localhost:8080/\""), "{html}");
+    assert!(message["list_unsubscribe"].is_null(), "account emails are not notifications");
+    let scrape = app.scrape().await;
+    assert_eq!(metric(&scrape, "agora_emails_total{outcome=\"sent\",template=\"welcome\"}"), 1.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_reset_email_carries_a_working_one_time_link() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(|config| sink.configure(config)).await;
+    app.register("bob").await;
+    let response = app.post_json("/api/v1/auth/password-reset", &json!({"email": "bob@example.com"}), None).await;
+    assert_eq!(response.status(), 202);
+    let reset = eventually(Duration::from_secs(15), "the reset email", || async {
+        sink.to("bob@example.com").into_iter().find(|m| m["subject"] == "Reset your Agora password")
+    })
+    .await;
+    let text = reset["text"].as_str().unwrap();
+    let link = text.lines().find(|l| l.starts_with("http://localhost:8080/reset-password?token=")).unwrap();
+    assert!(reset["html"].as_str().unwrap().contains(&link.replace('&', "&amp;")), "the HTML part has the same link");
+    assert!(text.contains("expires in 1 hour"));
+    let token = link.split("token=").nth(1).unwrap();
+    let confirm = json!({"token": token, "new_password": "a-new-password-1"});
+    assert_eq!(app.post_json("/api/v1/auth/password-reset/confirm", &confirm, None).await.status(), 204);
+    assert_eq!(app.post_json("/api/v1/auth/password-reset/confirm", &confirm, None).await.status(), 400, "one time");
+    let login = json!({"login": "bob", "password": "a-new-password-1"});
+    assert_eq!(app.post_json("/api/v1/auth/login", &login, None).await.status(), 200);
+
+    // Unknown addresses get the same answer and no email.
+    let response = app.post_json("/api/v1/auth/password-reset", &json!({"email": "nobody@example.com"}), None).await;
+    assert_eq!(response.status(), 202);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refusing_server_makes_the_job_retry_until_it_accepts() {
+    let sink = SmtpSink::start();
+    sink.set_mode("refuse");
+    let app = spawn_app_with(|config| sink.configure(config)).await;
+    app.register("carol").await;
+    eventually(Duration::from_secs(15), "a retried email job", || async {
+        let scrape = app.scrape().await;
+        (metric(&scrape, "agora_queue_jobs_retried_total{kind=\"email\"}") >= 2.0).then_some(())
+    })
+    .await;
+    assert!(sink.to("carol@example.com").is_empty());
+    let scrape = app.scrape().await;
+    assert!(metric(&scrape, "agora_emails_total{outcome=\"failed\",template=\"welcome\"}") >= 1.0, "{scrape}");
+    sink.set_mode("accept");
+    let message = first_message_to(&sink, "carol@example.com").await;
+    assert_eq!(message["subject"], "Welcome to Agora, carol");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_loses_no_email() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let app = spawn_app_with(|config| configure_smtp(config, port)).await;
+    app.register("dave").await;
+    eventually(Duration::from_secs(15), "a failed attempt", || async {
+        let scrape = app.scrape().await;
+        (metric(&scrape, "agora_queue_jobs_failed_total{kind=\"email\"}") >= 1.0).then_some(())
+    })
+    .await;
+    let sink = SmtpSink::start_on(Some(port));
+    let message = first_message_to(&sink, "dave@example.com").await;
+    assert_eq!(message["subject"], "Welcome to Agora, dave");
+    app.stop().await;
+}
+
+async fn post_in(app: &TestApp, token: &str) -> i64 {
+    let community = json!({"name": "gardening", "title": "Gardening"});
+    let _ = app.post_json("/api/v1/communities", &community, Some(token)).await;
+    let post = json!({"title": "Tomatoes in November?", "body": "Is it too late to plant?"});
+    let response = app.post_json("/api/v1/communities/gardening/posts", &post, Some(token)).await;
+    assert_eq!(response.status(), 201);
+    response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn replies_and_mentions_notify_until_the_user_unsubscribes_by_link() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(|config| sink.configure(config)).await;
+    let alice = app.token_for("alice").await;
+    let bob = app.token_for("bob").await;
+    app.token_for("carol").await;
+    let post_id = post_in(&app, &alice).await;
+
+    let reply = json!({"body": "Not too late under glass. Ask u/carol, she grows them."});
+    let response = app.post_json(&format!("/api/v1/posts/{post_id}/comments"), &reply, Some(&bob)).await;
+    assert_eq!(response.status(), 201);
+    let comment_id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    let notice = eventually(Duration::from_secs(15), "the reply email", || async {
+        sink.to("alice@example.com").into_iter().find(|m| m["subject"].as_str().unwrap().contains("replied"))
+    })
+    .await;
+    assert_eq!(notice["subject"], "bob replied to you in “Tomatoes in November?”");
+    let text = notice["text"].as_str().unwrap();
+    assert!(text.contains("Not too late under glass"));
+    assert!(text.contains(&format!("http://localhost:8080/posts/{post_id}#comment-{comment_id}")));
+    assert_eq!(notice["list_unsubscribe_post"], "List-Unsubscribe=One-Click");
+    let mention = eventually(Duration::from_secs(15), "the mention email", || async {
+        sink.to("carol@example.com").into_iter().find(|m| m["subject"].as_str().unwrap().contains("mentioned"))
+    })
+    .await;
+    assert_eq!(mention["subject"], "bob mentioned you in “Tomatoes in November?”");
+    assert!(
+        sink.to("bob@example.com").iter().all(|m| m["subject"].as_str().unwrap().starts_with("Welcome")),
+        "never about oneself"
+    );
+
+    // The unsubscribe link works without signing in, and only for its own topic.
+    let link = notice["list_unsubscribe"].as_str().unwrap().trim_matches(['<', '>']).to_owned();
+    let link = link.replace("http://localhost:8080", &app.base);
+    let response = app.client.post(&link).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["topic"], "replies");
+    assert_eq!(body["notification_settings"], json!({"email_on_reply": false, "email_on_mention": true}));
+    let tampered = format!("{}x", link);
+    assert_eq!(app.client.get(&tampered).send().await.unwrap().status(), 400);
+
+    let replies_before = sink.to("alice@example.com").len();
+    let again = json!({"body": "Also: cover them at night."});
+    assert_eq!(app.post_json(&format!("/api/v1/posts/{post_id}/comments"), &again, Some(&bob)).await.status(), 201);
+    // The job runs and decides not to send: wait for it to complete, then check.
+    eventually(Duration::from_secs(15), "the second reply job", || async {
+        let scrape = app.scrape().await;
+        (metric(&scrape, "agora_queue_jobs_completed_total{kind=\"email\"}") >= 6.0).then_some(())
+    })
+    .await;
+    assert_eq!(sink.to("alice@example.com").len(), replies_before, "alice turned reply emails off");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_email_off_nothing_is_queued_and_readiness_says_so() {
+    let app = spawn_app_with(|_| {}).await;
+    app.register("erin").await;
+    let response = app.post_json("/api/v1/auth/password-reset", &json!({"email": "erin@example.com"}), None).await;
+    assert_eq!(response.status(), 202);
+    let ready: Value = app.get("/health/ready").await.json().await.unwrap();
+    assert_eq!(ready["checks"]["email"], "off: no email.smtp_host configured");
+    assert_eq!(ready["checks"]["queue"], "ok");
+    let scrape = app.scrape().await;
+    assert_eq!(metric(&scrape, "agora_queue_jobs_enqueued_total{kind=\"email\"}"), 0.0);
+    app.stop().await;
+}
