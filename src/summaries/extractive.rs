@@ -108,7 +108,9 @@ pub fn summarize(passages: &[Passage], max_sentences: usize) -> Extract {
     let mut ranked: Vec<usize> = (0..n).collect();
     // Ties go to the earlier sentence: the post before its comments.
     ranked.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let mut chosen: Vec<usize> = ranked.into_iter().take(max_sentences.max(1)).collect();
+    // A summary keeps at most about a third of the thread, however short it is.
+    let keep = max_sentences.min(n.div_ceil(3)).max(1);
+    let mut chosen: Vec<usize> = ranked.into_iter().take(keep).collect();
     chosen.sort_unstable();
     let summary = chosen.iter().map(|&i| sentences[i].text.as_str()).collect::<Vec<_>>().join(" ");
     let mut comment_ids: Vec<i64> = Vec::new();

@@ -24,5 +24,6 @@ mod posts;
 mod queue;
 mod rate_limits;
 mod seed;
+mod summaries;
 mod tls;
 mod tracing_export;
