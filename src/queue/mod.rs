@@ -253,7 +253,12 @@ impl Queue {
     /// Opens (creating) the queue at `dir`.
     pub fn open(dir: &Path) -> Result<Self, QueueError> {
         let db = sled::Config::new().path(dir).open().map_err(|err| match err {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) => {
+            // sled wraps the failed flock in an io::Error of its own whose text names it.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.raw_os_error() == Some(libc::EWOULDBLOCK)
+                    || io.to_string().contains("could not acquire lock") =>
+            {
                 QueueError::Locked { path: dir.display().to_string() }
             }
             other => QueueError::Storage(other),
@@ -415,15 +420,15 @@ impl Queue {
         Ok(())
     }
 
-    /// Puts leased jobs whose lease expired before `now_ms` (all of them at start, when no
-    /// worker of this process holds any) back in the ready tree, skipping `held`. Returns how
-    /// many were released.
-    pub fn release_expired(&self, now_ms: u64, held: &dyn Fn(u64) -> bool) -> Result<usize, QueueError> {
+    /// Puts leased jobs whose lease expired before `now_ms` (every leased job when `all`: at
+    /// start, no worker holds any) back in the ready tree, ready at once, skipping `held`.
+    /// Returns how many were released.
+    pub fn release_expired(&self, now_ms: u64, all: bool, held: &dyn Fn(u64) -> bool) -> Result<usize, QueueError> {
         let mut released = 0;
         for entry in &self.leased {
             let (key, expiry) = entry?;
             let (Some(id), Some(expiry)) = (id_of(&key), id_of(&expiry)) else { continue };
-            if expiry > now_ms || held(id) {
+            if (!all && expiry > now_ms) || held(id) {
                 continue;
             }
             let Some(bytes) = self.jobs.get(key)? else {

@@ -144,7 +144,7 @@ impl WorkerHandle {
 
 /// Starts the dispatcher: releases leases a previous process left, then leases and runs jobs.
 pub fn start(jobs: &Jobs, handler: Arc<dyn Handler>, grace: Duration) -> Result<WorkerHandle, QueueError> {
-    let released = jobs.queue.release_expired(u64::MAX, &|_| false)?;
+    let released = jobs.queue.release_expired(now_ms(), true, &|_| false)?;
     if released > 0 {
         tracing::warn!(released, "jobs leased by a previous run were put back in the queue");
     }
@@ -194,7 +194,7 @@ impl Dispatcher {
                 last_sweep = Instant::now();
                 let running = self.running.clone();
                 let held = move |id: u64| running.lock().is_ok_and(|set| set.contains_key(&id));
-                match self.jobs.queue.release_expired(now_ms(), &held) {
+                match self.jobs.queue.release_expired(now_ms(), false, &held) {
                     Ok(0) => {}
                     Ok(released) => tracing::warn!(released, "expired job leases were put back in the queue"),
                     Err(err) => tracing::error!(error = %err, "cannot sweep expired job leases"),

@@ -271,3 +271,94 @@ async fn with_email_off_nothing_is_queued_and_readiness_says_so() {
     assert_eq!(metric(&scrape, "agora_queue_jobs_enqueued_total{kind=\"email\"}"), 0.0);
     app.stop().await;
 }
+
+/// Runs `agora queue stats` against the daemon's state directory; returns the email row's
+/// (ready, delayed, leased, dead).
+fn email_queue_stats(state_dir: &std::path::Path, config: &std::path::Path) -> (u64, u64, u64, u64) {
+    let output = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["queue", "stats"])
+        .env("AGORA_CONFIG", config)
+        .env("AGORA_PATHS__STATE_DIR", state_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    let row: Vec<u64> = text
+        .lines()
+        .find(|l| l.starts_with("email"))
+        .map(|l| l.split_whitespace().skip(1).take(4).filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    (row[0], row[1], row[2], row[3])
+}
+
+/// SIGKILL with email jobs queued and leased, then a restart: every user gets their welcome
+/// email, and a message that went out twice (sent, then killed before the job was recorded)
+/// carries the same Message-ID, so mail clients show it once.
+#[tokio::test]
+async fn a_killed_daemon_loses_no_queued_or_leased_job() {
+    use crate::harness::{Daemon, TestDb};
+    let sink = SmtpSink::start();
+    sink.set_mode("delay 3");
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let env = [
+        ("AGORA_DATABASE__URL", db.url.clone()),
+        ("AGORA_PATHS__STATE_DIR", state_dir.display().to_string()),
+        ("AGORA_RATE_LIMITS__ENABLED", "false".to_owned()),
+        ("AGORA_EMAIL__SMTP_HOST", "127.0.0.1".to_owned()),
+        ("AGORA_EMAIL__SMTP_PORT", sink.port.to_string()),
+        ("AGORA_EMAIL__SMTP_SECURITY", "none".to_owned()),
+        ("AGORA_QUEUE__POLL_INTERVAL_MS", "50".to_owned()),
+        ("AGORA_QUEUE__BACKOFF_BASE_MS", "300".to_owned()),
+        ("AGORA_QUEUE__EMAIL_MAX_ATTEMPTS", "10".to_owned()),
+    ];
+    let mut first = Daemon::serve(&env, dir.path().join("first.log"));
+    first.wait_ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let users: Vec<String> = (0..6).map(|n| format!("crash_user{n}")).collect();
+    for user in &users {
+        let body = json!({"username": user, "email": format!("{user}@example.com"), "password": "password123"});
+        let response = client.post(format!("{}/api/v1/auth/register", first.base)).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let config = dir.path().join("first.toml");
+    eventually(Duration::from_secs(10), "leased email jobs", || async {
+        let (ready, _, leased, _) = email_queue_stats(&state_dir, &config);
+        (leased >= 1 && ready >= 1).then_some(())
+    })
+    .await;
+    first.signal(libc::SIGKILL);
+    assert_eq!(first.wait_exit(Duration::from_secs(10)).await, None, "killed, no exit status");
+
+    sink.set_mode("accept");
+    let mut second = Daemon::serve(&env, dir.path().join("second.log"));
+    second.wait_ready(Duration::from_secs(30)).await;
+    for user in &users {
+        let address = format!("{user}@example.com");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let messages = loop {
+            let messages = sink.to(&address);
+            if !messages.is_empty() {
+                break messages;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no welcome email to {address}; first run:\n{}\nsecond run:\n{}",
+                first.log(),
+                second.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut ids: Vec<&str> = messages.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "one message as the user sees it: {messages:?}");
+    }
+    eventually(Duration::from_secs(10), "an empty queue", || async {
+        (email_queue_stats(&state_dir, &dir.path().join("second.toml")) == (0, 0, 0, 0)).then_some(())
+    })
+    .await;
+    assert!(second.log().contains("jobs leased by a previous run were put back in the queue"), "{}", second.log());
+    second.signal(libc::SIGTERM);
+    assert_eq!(second.wait_exit(Duration::from_secs(30)).await, Some(0));
+}

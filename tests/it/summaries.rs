@@ -204,7 +204,7 @@ async fn the_primary_answers_in_the_openai_format_and_its_citations_become_sourc
     assert_eq!(metric(&scrape, "agora_llm_calls_total{outcome=\"success\",provider=\"openai\"}"), 1.0);
     assert_eq!(metric(&scrape, "agora_llm_tokens_total{direction=\"input\",provider=\"openai\"}"), 100.0);
     assert!(metric(&scrape, "agora_llm_cost_usd_total{provider=\"openai\"}") > 0.0);
-    assert_eq!(metric(&scrape, "agora_summary_requests_total{result=\"hit\"}"), 1.0);
+    assert_eq!(metric(&scrape, "agora_summaries_requests_total{result=\"hit\"}"), 1.0);
     assert_eq!(metric(&scrape, "agora_queue_jobs_enqueued_total{kind=\"summary\"}"), 1.0);
     app.stop().await;
     openai.server.stop(false).await;
@@ -241,7 +241,7 @@ async fn a_failing_primary_opens_its_breaker_the_secondary_answers_and_the_prima
     assert_eq!(summary_of(&app, &token, post_id).await["provider"], "anthropic");
     assert_eq!(openai.calls(), 2);
     assert!(
-        metric(&app.scrape().await, "agora_summary_fallbacks_total{provider=\"openai\",reason=\"breaker_open\"}")
+        metric(&app.scrape().await, "agora_summaries_fallbacks_total{provider=\"openai\",reason=\"breaker_open\"}")
             >= 1.0
     );
 
