@@ -155,7 +155,7 @@ impl App {
         };
         let redirect_listener =
             if config.tls.redirect_listen.is_empty() { None } else { Some(bind_tcp(&config.tls.redirect_listen)?) };
-        let queue = crate::queue::Queue::open(&state_dir.join("queue"))?;
+        let queue = crate::queue::Queue::open_with_cache(&state_dir.join("queue"), config.queue.cache_mib)?;
         let jobs = crate::queue::worker::Jobs::new(queue, Arc::new(config.queue.clone()), metrics.clone());
         let mailer = crate::email::Mailer::from_config(&config.email)?;
         match &mailer {

@@ -498,6 +498,8 @@ pub struct QueueConfig {
     pub summary_concurrency: usize,
     /// Attempts a summary job gets before it is dead-lettered.
     pub summary_max_attempts: u32,
+    /// Most memory the queue's page cache may use, in MiB.
+    pub cache_mib: u64,
     /// Email jobs run at once.
     pub email_concurrency: usize,
     /// Attempts an email job gets before it is dead-lettered.
@@ -514,6 +516,7 @@ impl Default for QueueConfig {
             backoff_max_seconds: 900,
             summary_concurrency: 4,
             summary_max_attempts: 3,
+            cache_mib: 64,
             email_concurrency: 2,
             email_max_attempts: 3,
         }
@@ -1010,6 +1013,7 @@ impl Config {
         check("queue.workers", queue.workers >= 1, "must be at least 1".into());
         check("queue.visibility_timeout_seconds", queue.visibility_timeout_seconds >= 1, "must be at least 1".into());
         check("queue.poll_interval_ms", queue.poll_interval_ms >= 10, "must be at least 10".into());
+        check("queue.cache_mib", queue.cache_mib >= 8, "must be at least 8".into());
         for (key, value) in [
             ("queue.summary_concurrency", queue.summary_concurrency),
             ("queue.email_concurrency", queue.email_concurrency),

@@ -207,6 +207,7 @@ type TxResult<T> = Result<T, ConflictableTransactionError<QueueError>>;
 #[derive(Clone)]
 pub struct Queue {
     db: sled::Db,
+    flusher: GroupCommit,
     jobs: sled::Tree,
     ready: BTreeMap<JobKind, sled::Tree>,
     leased: sled::Tree,
@@ -250,9 +251,15 @@ fn abort(err: QueueError) -> ConflictableTransactionError<QueueError> {
 }
 
 impl Queue {
-    /// Opens (creating) the queue at `dir`.
+    /// Opens (creating) the queue at `dir` with sled's default page cache (1 GiB at most).
     pub fn open(dir: &Path) -> Result<Self, QueueError> {
-        let db = sled::Config::new().path(dir).open().map_err(|err| match err {
+        Self::open_with_cache(dir, 1024)
+    }
+
+    /// Opens (creating) the queue at `dir`, keeping at most `cache_mib` of its pages in memory.
+    pub fn open_with_cache(dir: &Path, cache_mib: u64) -> Result<Self, QueueError> {
+        let config = sled::Config::new().path(dir).cache_capacity(cache_mib.saturating_mul(1024 * 1024));
+        let db = config.open().map_err(|err| match err {
             // sled wraps the failed flock in an io::Error of its own whose text names it.
             sled::Error::Io(io)
                 if io.kind() == std::io::ErrorKind::WouldBlock
@@ -268,6 +275,7 @@ impl Queue {
             ready.insert(kind, db.open_tree(format!("ready/{}", kind.as_str()))?);
         }
         Ok(Self {
+            flusher: GroupCommit::new(db.clone()),
             jobs: db.open_tree("jobs")?,
             leased: db.open_tree("leased")?,
             dead: db.open_tree("dead")?,
@@ -292,7 +300,7 @@ impl Queue {
     ) -> Result<Enqueued, QueueError> {
         let outcome = self.insert(new, default_attempts, traceparent)?;
         if matches!(outcome, Enqueued::New(_)) {
-            self.db.flush_async().await?;
+            self.flusher.flush().await?;
         }
         Ok(outcome)
     }
@@ -341,7 +349,7 @@ impl Queue {
             outcomes.push(self.insert(new, attempts, traceparent.clone())?);
         }
         if outcomes.iter().any(|o| matches!(o, Enqueued::New(_))) {
-            self.db.flush_async().await?;
+            self.flusher.flush().await?;
         }
         Ok(outcomes)
     }
@@ -594,7 +602,47 @@ impl Queue {
 
     /// Writes everything to disk.
     pub async fn flush(&self) -> Result<(), QueueError> {
-        self.db.flush_async().await?;
+        self.flusher.flush().await?;
         Ok(())
+    }
+}
+
+/// Durable writes for many concurrent callers with few fsyncs: a caller whose writes are done
+/// asks for a flush; one flush at a time runs (sled's blocking `flush`, on the blocking pool)
+/// and answers every caller that asked before it started. (sled 0.34's `flush_async` can
+/// deadlock when called concurrently, so it is not used.)
+#[derive(Clone)]
+struct GroupCommit {
+    db: sled::Db,
+    state: std::sync::Arc<tokio::sync::Mutex<()>>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl GroupCommit {
+    fn new(db: sled::Db) -> Self {
+        Self {
+            db,
+            state: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            generation: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    /// Returns once every write made before the call is on disk.
+    async fn flush(&self) -> Result<(), sled::Error> {
+        use std::sync::atomic::Ordering;
+        // Flushes that complete after this point started after our writes.
+        let seen = self.generation.load(Ordering::Acquire);
+        let _turn = self.state.lock().await;
+        // A flush that started after we arrived and finished while we waited covers us.
+        if self.generation.load(Ordering::Acquire) >= seen + 2 {
+            return Ok(());
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let db = self.db.clone();
+        let result = tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|err| sled::Error::Io(std::io::Error::other(err.to_string())))?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        result.map(|_| ())
     }
 }

@@ -140,3 +140,51 @@ fn descends_from(span: &Span, ancestor: &Span, spans: &[Span]) -> bool {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A queued job's span joins the trace of the request that queued it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_span_continues_the_trace_of_the_request_that_queued_it() {
+    let (endpoint, received, receiver) = start_receiver();
+    let sink = crate::email::SmtpSink::start();
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AGORA_DATABASE__URL", db.url.clone()),
+        ("AGORA_TRACING__ENABLED", "true".to_owned()),
+        ("AGORA_TRACING__ENDPOINT", endpoint),
+        ("AGORA_EMAIL__SMTP_HOST", "127.0.0.1".to_owned()),
+        ("AGORA_EMAIL__SMTP_PORT", sink.port.to_string()),
+        ("AGORA_EMAIL__SMTP_SECURITY", "none".to_owned()),
+        ("AGORA_QUEUE__POLL_INTERVAL_MS", "50".to_owned()),
+    ];
+    let mut daemon = Daemon::serve(&env, dir.path().join("agora.log"));
+    daemon.wait_ready(Duration::from_secs(60)).await;
+    let inbound_trace = "0af7651916cd43dd8448eb211c80319c";
+    let body = serde_json::json!({"username": "traced", "email": "traced@example.com", "password": "password123"});
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/register", daemon.base))
+        .header("traceparent", format!("00-{inbound_trace}-b7ad6b7169203331-01"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    eventually(Duration::from_secs(15), "the welcome email", || async {
+        (!sink.to("traced@example.com").is_empty()).then_some(())
+    })
+    .await;
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0), "{}", daemon.log());
+
+    let job_span = eventually(Duration::from_secs(10), "the job span", || {
+        let spans = all_spans(&received);
+        async move { spans.into_iter().find(|s| s.name == "job email") }
+    })
+    .await;
+    assert_eq!(hex(&job_span.trace_id), inbound_trace, "the job continues the request's trace");
+    assert_eq!(attribute(&job_span, "job.kind"), Some(&Value::StringValue("email".into())));
+    let spans = all_spans(&received);
+    let request_span = spans.iter().find(|s| s.name == "POST /api/v1/auth/register").expect("the request span");
+    assert!(descends_from(&job_span, request_span, &spans), "the job hangs below the request");
+    receiver.stop(false).await;
+}
