@@ -374,11 +374,7 @@ impl EmailConfig {
 
     /// The SMTP password, from the file when one is named.
     pub fn password(&self) -> std::io::Result<String> {
-        if self.smtp_password_file.is_empty() {
-            Ok(self.smtp_password.clone())
-        } else {
-            Ok(std::fs::read_to_string(&self.smtp_password_file)?.trim_end().to_owned())
-        }
+        secret(&self.smtp_password, &self.smtp_password_file)
     }
 }
 

@@ -362,3 +362,42 @@ async fn a_killed_daemon_loses_no_queued_or_leased_job() {
     second.signal(libc::SIGTERM);
     assert_eq!(second.wait_exit(Duration::from_secs(30)).await, Some(0));
 }
+
+/// SIGTERM stops leasing, lets the running job finish within the grace period, and leaves the
+/// jobs not yet started in the queue for the next start.
+#[tokio::test]
+async fn sigterm_lets_running_jobs_finish_and_keeps_the_rest() {
+    use crate::harness::{Daemon, TestDb};
+    let sink = SmtpSink::start();
+    sink.set_mode("delay 2");
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let env = [
+        ("AGORA_DATABASE__URL", db.url.clone()),
+        ("AGORA_PATHS__STATE_DIR", state_dir.display().to_string()),
+        ("AGORA_RATE_LIMITS__ENABLED", "false".to_owned()),
+        ("AGORA_EMAIL__SMTP_HOST", "127.0.0.1".to_owned()),
+        ("AGORA_EMAIL__SMTP_PORT", sink.port.to_string()),
+        ("AGORA_EMAIL__SMTP_SECURITY", "none".to_owned()),
+        ("AGORA_QUEUE__POLL_INTERVAL_MS", "50".to_owned()),
+        ("AGORA_QUEUE__EMAIL_CONCURRENCY", "1".to_owned()),
+    ];
+    let mut daemon = Daemon::serve(&env, dir.path().join("agora.log"));
+    daemon.wait_ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    for n in 0..3 {
+        let body = json!({"username": format!("term_user{n}"), "email": format!("term{n}@example.com"), "password": "password123"});
+        let response = client.post(format!("{}/api/v1/auth/register", daemon.base)).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let config = dir.path().join("agora.toml");
+    eventually(Duration::from_secs(10), "a leased email job", || async {
+        (email_queue_stats(&state_dir, &config).2 == 1).then_some(())
+    })
+    .await;
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0), "{}", daemon.log());
+    assert_eq!(sink.messages().len(), 1, "the running job finished during the grace period");
+    assert_eq!(email_queue_stats(&state_dir, &config), (2, 0, 0, 0), "the others wait for the next start");
+}
