@@ -32,12 +32,21 @@ impl SmtpSink {
 
     /// Starts a server on `port` (or a free one).
     pub fn start_on(port: Option<u16>) -> Self {
+        Self::launch(port, None)
+    }
+
+    /// Starts a server that speaks TLS (`starttls` or `tls`) with this certificate and key.
+    pub fn start_tls(security: &str, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::launch(None, Some((security, cert, key)))
+    }
+
+    fn launch(port: Option<u16>, tls: Option<(&str, &std::path::Path, &std::path::Path)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut command = Command::new(python());
-        command.arg(script).arg(dir.path());
-        if let Some(port) = port {
-            command.arg(port.to_string());
+        command.arg(script).arg(dir.path()).arg(port.unwrap_or(0).to_string());
+        if let Some((security, cert, key)) = tls {
+            command.arg(security).arg(cert).arg(key);
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -400,4 +409,56 @@ async fn sigterm_lets_running_jobs_finish_and_keeps_the_rest() {
     assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0), "{}", daemon.log());
     assert_eq!(sink.messages().len(), 1, "the running job finished during the grace period");
     assert_eq!(email_queue_stats(&state_dir, &config), (2, 0, 0, 0), "the others wait for the next start");
+}
+
+/// STARTTLS (required) and implicit TLS against a server whose certificate a private CA
+/// signed (`email.ca_file`); a server with an untrusted certificate gets nothing.
+#[tokio::test]
+async fn email_goes_out_over_starttls_and_implicit_tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let (ca_file, cert_file, key_file) =
+        (dir.path().join("ca.pem"), dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert_file, leaf.pem()).unwrap();
+    std::fs::write(&key_file, leaf_key.serialize_pem()).unwrap();
+
+    for (security, mode) in [("starttls", SmtpSecurity::Starttls), ("tls", SmtpSecurity::Tls)] {
+        let sink = SmtpSink::start_tls(security, &cert_file, &key_file);
+        let ca = ca_file.display().to_string();
+        let app = spawn_app_with(|config| {
+            sink.configure(config);
+            config.email.smtp_security = mode;
+            config.email.ca_file = ca.clone();
+        })
+        .await;
+        app.register("tls_user").await;
+        let message = first_message_to(&sink, "tls_user@example.com").await;
+        assert_eq!(message["subject"], "Welcome to Agora, tls_user", "{security}");
+        app.stop().await;
+    }
+
+    // Without the CA the certificate is not trusted: the job retries and nothing is sent.
+    let sink = SmtpSink::start_tls("starttls", &cert_file, &key_file);
+    let app = spawn_app_with(|config| {
+        sink.configure(config);
+        config.email.smtp_security = SmtpSecurity::Starttls;
+    })
+    .await;
+    app.register("untrusting").await;
+    eventually(Duration::from_secs(15), "a failed attempt", || async {
+        let scrape = app.scrape().await;
+        (metric(&scrape, "agora_queue_jobs_failed_total{kind=\"email\"}") >= 1.0).then_some(())
+    })
+    .await;
+    assert!(sink.messages().is_empty());
+    app.stop().await;
 }

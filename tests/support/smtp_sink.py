@@ -1,6 +1,6 @@
 """A real SMTP server on loopback for Agora's tests (Debian's python3-aiosmtpd).
 
-    python3 smtp_sink.py OUT_DIR [PORT]
+    python3 smtp_sink.py OUT_DIR [PORT] [starttls|tls CERT KEY]
 
 Prints the port it listens on, then writes each accepted message to OUT_DIR as JSON (envelope,
 headers, text and HTML parts). OUT_DIR/mode switches behaviour while it runs: "accept"
@@ -62,14 +62,24 @@ class Sink:
 
 
 def main():
-    if len(sys.argv) > 2:
+    if len(sys.argv) > 2 and sys.argv[2] != "0":
         port = int(sys.argv[2])
     else:
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
         probe.close()
-    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    options = {}
+    if len(sys.argv) > 5:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[4], sys.argv[5])
+        if sys.argv[3] == "starttls":
+            options = {"tls_context": context, "require_starttls": True}
+        else:
+            options = {"ssl_context": context}
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port, **options)
     controller.start()
     print(port, flush=True)
     done = threading.Event()
