@@ -30,3 +30,6 @@ CREATE TABLE summary_usage (
     used    INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0),
     PRIMARY KEY (subject, day)
 );
+
+-- The highest-rated visible comments of a post: what a summary is made from.
+CREATE INDEX comments_post_score_idx ON comments (post_id, score DESC, id) WHERE NOT deleted AND NOT removed;

@@ -297,7 +297,7 @@ pub async fn load_thread(conn: &mut AsyncPgConnection, post_id: i64, max_comment
     let Some((title, body, comment_count, summaries_enabled)) = post else { return Ok(None) };
     let comments = comments::table
         .filter(comments::post_id.eq(post_id).and(comments::deleted.eq(false)).and(comments::removed.eq(false)))
-        .order((comments::score.desc(), comments::id.asc()))
+        .order((comments::score.desc(), comments::id))
         .limit(max_comments)
         .select((comments::id, comments::body, comments::score))
         .load(conn)
