@@ -55,6 +55,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 )]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     state.db.export_pool_metrics();
+    crate::service::health::export_storage_gauges(&state);
     crate::service::accounts::export_session_gauge(&state).await;
     let text = state.metrics.render().map_err(AppError::internal)?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))

@@ -78,6 +78,11 @@ fn disk_state(dir: &Path) -> DiskState {
 
 /// Bytes available to unprivileged users on the file system holding `dir`.
 pub fn free_bytes(dir: &Path) -> Option<u64> {
+    filesystem(dir).map(|(available, _)| available)
+}
+
+/// (bytes available to unprivileged users, total bytes) of the file system holding `dir`.
+pub fn filesystem(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -89,5 +94,13 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
         }
         stats.assume_init()
     };
-    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+    Some((stats.f_bavail.saturating_mul(stats.f_frsize), stats.f_blocks.saturating_mul(stats.f_frsize)))
+}
+
+/// Sets the state directory's file-system gauges (read at scrape time).
+pub fn export_storage_gauges(state: &AppState) {
+    if let Some((available, size)) = filesystem(&state.state_dir) {
+        state.metrics.state_dir_fs_avail.set(i64::try_from(available).unwrap_or(i64::MAX));
+        state.metrics.state_dir_fs_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+    }
 }

@@ -54,7 +54,7 @@ async fn every_dashboard_metric_exists_in_a_real_scrape() {
     let scrape = app.scrape().await;
     let exported: BTreeSet<&str> =
         scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
-    for (title, expr) in dashboard_exprs() {
+    for (title, expr) in dashboard_exprs().into_iter().chain(alert_exprs()) {
         for name in metric_names(&expr) {
             assert!(exported.contains(name.as_str()), "{title} uses {name}, which /metrics does not export");
         }
@@ -83,4 +83,71 @@ fn every_dashboard_query_is_valid_promql() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+fn alerts_file() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboards/alerts.yml")
+}
+
+/// Every `expr:` of the alerting and recording rules (one line each), with the names of
+/// recording rules (`level:metric:operations`) taken out: they are not exported metrics.
+fn alert_exprs() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(alerts_file()).unwrap();
+    let exprs: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("expr: "))
+        .map(|expr| {
+            let own: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .filter(|token| !token.contains(':'))
+                .collect();
+            (format!("alert rule `{expr}`"), own.join(" "))
+        })
+        .collect();
+    assert!(exprs.len() > 10);
+    exprs
+}
+
+fn promtool(args: &[&str], dir: &std::path::Path) {
+    let output = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool is needed (apt-get install prometheus)");
+    assert!(
+        output.status.success(),
+        "promtool {args:?}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let dir = alerts_file().parent().unwrap().to_path_buf();
+    promtool(&["check", "rules", "alerts.yml"], &dir);
+    promtool(&["test", "rules", "alerts_test.yml"], &dir);
+}
+
+#[test]
+fn every_alert_is_named_rated_described_and_has_a_runbook_section() {
+    let text = std::fs::read_to_string(alerts_file()).unwrap();
+    let runbook =
+        std::fs::read_to_string(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/runbook.md")).unwrap();
+    let alerts: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
+    assert!(alerts.len() >= 10);
+    for (index, alert) in alerts.iter().enumerate() {
+        assert!(
+            alert.starts_with("Agora") && alert.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{alert}: CamelCase with the Agora prefix"
+        );
+        let block = text.split("- alert: ").nth(index + 1).unwrap();
+        assert!(block.contains("severity: critical") || block.contains("severity: warning"), "{alert}: severity");
+        for key in ["summary:", "description:", "runbook_url:"] {
+            assert!(block.contains(key), "{alert}: {key}");
+        }
+        let anchor = alert.to_lowercase();
+        assert!(block.contains(&format!("runbook.md#{anchor}")), "{alert}: runbook_url points at its section");
+        assert!(runbook.contains(&format!("## {alert}")), "docs/runbook.md has no section `## {alert}`");
+    }
 }
