@@ -67,6 +67,23 @@ pub enum Command {
         #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
         votes: i64,
     },
+    /// Write a backup archive (database, job queue, media, manifest) to backup.dir and apply
+    /// retention; with --verify, restore the newest archive into a scratch database instead and
+    /// check it.
+    Backup {
+        /// Verify the newest archive instead of writing one.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Restore an archive written by `agora backup` into an empty database and state directory
+    /// (stop Agora first). Every checksum is checked before anything is touched.
+    Restore {
+        /// The archive (`agora-backup-….tar`).
+        archive: PathBuf,
+        /// Replace a database that holds data and a non-empty job queue.
+        #[arg(long)]
+        force: bool,
+    },
     /// Inspect and repair the job queue (works whether or not the daemon runs).
     Queue {
         /// Which task.
@@ -189,6 +206,10 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Admin { command } => with_runtime(&loaded, move |loaded| lifecycle::admin(loaded, command)),
         Command::Queue { command } => queue_command(&loaded, &command.op()),
+        Command::Backup { verify } => with_runtime(&loaded, move |loaded| lifecycle::backup(loaded, verify)),
+        Command::Restore { archive, force } => {
+            with_runtime(&loaded, move |loaded| lifecycle::restore(loaded, archive, force))
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Config {
     pub email: EmailConfig,
     /// AI thread summaries.
     pub summaries: SummariesConfig,
+    /// `agora backup` and its retention.
+    pub backup: BackupConfig,
 }
 
 /// `[server]`
@@ -375,6 +377,31 @@ impl EmailConfig {
     /// The SMTP password, from the file when one is named.
     pub fn password(&self) -> std::io::Result<String> {
         secret(&self.smtp_password, &self.smtp_password_file)
+    }
+}
+
+/// `[backup]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Where archives go; empty means `<state_dir>/backups`.
+    pub dir: String,
+    /// Keep the newest archive of each of this many most recent days.
+    pub keep_daily: usize,
+    /// Keep the newest archive of each of this many most recent weeks.
+    pub keep_weekly: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { dir: String::new(), keep_daily: 7, keep_weekly: 4 }
+    }
+}
+
+impl BackupConfig {
+    /// The backup directory.
+    pub fn resolved_dir(&self, state_dir: &Path) -> PathBuf {
+        if self.dir.is_empty() { state_dir.join("backups") } else { PathBuf::from(&self.dir) }
     }
 }
 

@@ -4,6 +4,7 @@
 //! `lifecycle` runs them. See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -20,6 +20,9 @@ pub enum RunError {
     /// Signals could not be watched.
     #[error("cannot watch signals: {0}")]
     Signals(std::io::Error),
+    /// A backup, verification or restore failed.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// An admin task failed.
     #[error(transparent)]
     Admin(#[from] crate::service::admin::AdminError),
@@ -42,6 +45,10 @@ pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartErr
     }
     let state_dir = loaded.config.paths.resolved_state_dir();
     let root = state_dir.join("postgres");
+    if let Some(url) = PrivateCluster::running_url(&root, PRIVATE_DATABASE).await {
+        // The daemon runs it: use it as it is (backups and admin commands while Agora runs).
+        return Ok(DatabaseTarget { url, cluster: None });
+    }
     tracing::info!(dir = %root.display(), "no database.url configured: using the private PostgreSQL cluster");
     let cluster = PrivateCluster::start(&root, &ClusterOptions::default())?;
     db::create_database_if_missing(&cluster.url("postgres"), PRIVATE_DATABASE).await?;
@@ -254,5 +261,32 @@ pub async fn seed(loaded: Loaded, size: db::seed::SeedSize) -> Result<(), RunErr
     );
     drop(conn);
     drop(target);
+    Ok(())
+}
+
+fn backup_paths(loaded: &Loaded) -> crate::backup::Paths {
+    let state_dir = loaded.config.paths.resolved_state_dir();
+    crate::backup::Paths { backup_dir: loaded.config.backup.resolved_dir(&state_dir), state_dir }
+}
+
+/// `agora backup [--verify]`.
+pub async fn backup(loaded: Loaded, verify: bool) -> Result<(), RunError> {
+    let target = database_target(&loaded).await?;
+    let paths = backup_paths(&loaded);
+    if verify {
+        let archive = crate::backup::verify_newest(&target.url, &paths).await?;
+        println!("verified {}", archive.display());
+    } else {
+        let config = &loaded.config.backup;
+        let archive = crate::backup::backup(&target.url, &paths, config.keep_daily, config.keep_weekly).await?;
+        println!("{}", archive.display());
+    }
+    Ok(())
+}
+
+/// `agora restore ARCHIVE [--force]`.
+pub async fn restore(loaded: Loaded, archive: std::path::PathBuf, force: bool) -> Result<(), RunError> {
+    let target = database_target(&loaded).await?;
+    crate::backup::restore(&target.url, &backup_paths(&loaded), &archive, force).await?;
     Ok(())
 }

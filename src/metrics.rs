@@ -90,6 +90,16 @@ pub const SUMMARIES_GENERATED: &str = "agora_summaries_generated_total";
 pub const STATE_DIR_FS_AVAIL: &str = "agora_state_dir_filesystem_avail_bytes";
 /// Size of the file system of the state directory.
 pub const STATE_DIR_FS_SIZE: &str = "agora_state_dir_filesystem_size_bytes";
+/// When the last backup succeeded, seconds since the epoch (0: never).
+pub const BACKUP_LAST_SUCCESS: &str = "agora_backup_last_success_timestamp_seconds";
+/// When the last backup verification succeeded, seconds since the epoch (0: never).
+pub const BACKUP_LAST_VERIFY: &str = "agora_backup_last_verify_success_timestamp_seconds";
+/// How long the last successful backup took.
+pub const BACKUP_DURATION: &str = "agora_backup_last_duration_seconds";
+/// Size of the last backup archive.
+pub const BACKUP_SIZE: &str = "agora_backup_last_size_bytes";
+/// Bytes the backup archives occupy.
+pub const BACKUPS_STORAGE: &str = "agora_backups_storage_bytes";
 /// Constant 1, labelled with the version and git revision of the running binary.
 pub const BUILD_INFO: &str = "agora_build_info";
 
@@ -138,6 +148,11 @@ pub const ALL: &[&str] = &[
     SUMMARIES_GENERATED,
     STATE_DIR_FS_AVAIL,
     STATE_DIR_FS_SIZE,
+    BACKUP_LAST_SUCCESS,
+    BACKUP_LAST_VERIFY,
+    BACKUP_DURATION,
+    BACKUP_SIZE,
+    BACKUPS_STORAGE,
     BUILD_INFO,
 ];
 
@@ -236,6 +251,16 @@ pub struct Metrics {
     pub state_dir_fs_avail: IntGauge,
     /// See [`STATE_DIR_FS_SIZE`].
     pub state_dir_fs_size: IntGauge,
+    /// See [`BACKUP_LAST_SUCCESS`].
+    pub backup_last_success: Gauge,
+    /// See [`BACKUP_LAST_VERIFY`].
+    pub backup_last_verify: Gauge,
+    /// See [`BACKUP_DURATION`].
+    pub backup_duration: Gauge,
+    /// See [`BACKUP_SIZE`].
+    pub backup_size: IntGauge,
+    /// See [`BACKUPS_STORAGE`].
+    pub backups_storage: IntGauge,
 }
 
 impl Metrics {
@@ -382,6 +407,15 @@ impl Metrics {
         let state_dir_fs_avail =
             IntGauge::new(STATE_DIR_FS_AVAIL, "Bytes available on the file system of the state directory.")?;
         let state_dir_fs_size = IntGauge::new(STATE_DIR_FS_SIZE, "Size of the file system of the state directory.")?;
+        let backup_last_success =
+            Gauge::new(BACKUP_LAST_SUCCESS, "When the last backup succeeded, seconds since the epoch (0: never).")?;
+        let backup_last_verify = Gauge::new(
+            BACKUP_LAST_VERIFY,
+            "When the last backup verification succeeded, seconds since the epoch (0: never).",
+        )?;
+        let backup_duration = Gauge::new(BACKUP_DURATION, "How long the last successful backup took.")?;
+        let backup_size = IntGauge::new(BACKUP_SIZE, "Size of the last backup archive.")?;
+        let backups_storage = IntGauge::new(BACKUPS_STORAGE, "Bytes the backup archives occupy.")?;
         let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
@@ -431,6 +465,11 @@ impl Metrics {
         registry.register(Box::new(summaries_generated.clone()))?;
         registry.register(Box::new(state_dir_fs_avail.clone()))?;
         registry.register(Box::new(state_dir_fs_size.clone()))?;
+        registry.register(Box::new(backup_last_success.clone()))?;
+        registry.register(Box::new(backup_last_verify.clone()))?;
+        registry.register(Box::new(backup_duration.clone()))?;
+        registry.register(Box::new(backup_size.clone()))?;
+        registry.register(Box::new(backups_storage.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -477,6 +516,11 @@ impl Metrics {
             summaries_generated,
             state_dir_fs_avail,
             state_dir_fs_size,
+            backup_last_success,
+            backup_last_verify,
+            backup_duration,
+            backup_size,
+            backups_storage,
         })
     }
 

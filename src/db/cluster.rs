@@ -182,7 +182,19 @@ impl PrivateCluster {
 
     /// A URL for `database` on this cluster, over its Unix socket.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}@localhost/{database}?host={}", self.socket_dir.display())
+        socket_url(&self.socket_dir, database)
+    }
+
+    /// The URL of `database` on the private cluster under `root` when a server (another Agora
+    /// process) already runs it and answers, without starting anything.
+    pub async fn running_url(root: &Path, database: &str) -> Option<String> {
+        let socket_dir = root.join("run");
+        if !root.join("data").join("postmaster.pid").exists() || !socket_dir.join(".s.PGSQL.5432").exists() {
+            return None;
+        }
+        let url = socket_url(&socket_dir, database);
+        let connected = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url).await;
+        connected.ok().map(|_| url)
     }
 
     /// The directory holding the data directory, the socket directory and the server log.
@@ -254,6 +266,10 @@ impl Drop for PrivateCluster {
             tracing::warn!(error = %err, "stopping the private PostgreSQL cluster failed");
         }
     }
+}
+
+fn socket_url(socket_dir: &Path, database: &str) -> String {
+    format!("postgres://{SUPERUSER}@localhost/{database}?host={}", socket_dir.display())
 }
 
 /// Finds the directory of `initdb` and `postgres`: `pg_config --bindir`, the newest

@@ -31,6 +31,11 @@ pub enum QueueOp {
     RetryAll,
     /// Delete every dead job.
     PurgeDead,
+    /// Write the queue as JSON lines to a file (for `agora backup` while the daemon runs).
+    Export {
+        /// The file to write.
+        path: String,
+    },
 }
 
 /// The control socket of a state directory.
@@ -95,6 +100,12 @@ pub fn execute(queue: &Queue, op: &QueueOp) -> Result<String, String> {
         QueueOp::Retry { id } => queue.retry_dead(*id).map(|()| format!("job {id} is ready again\n")).map_err(fail),
         QueueOp::RetryAll => queue.retry_all_dead().map(|n| format!("{n} dead jobs are ready again\n")).map_err(fail),
         QueueOp::PurgeDead => queue.purge_dead().map(|n| format!("{n} dead jobs deleted\n")).map_err(fail),
+        QueueOp::Export { path } => {
+            let mut file = std::fs::File::create(path).map_err(|err| format!("{path}: {err}"))?;
+            let count = queue.export(&mut file).map_err(fail)?;
+            file.sync_all().map_err(|err| format!("{path}: {err}"))?;
+            Ok(format!("{count} entries exported\n"))
+        }
     }
 }
 

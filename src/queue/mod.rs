@@ -594,6 +594,114 @@ impl Queue {
         self.db.size_on_disk().unwrap_or(0)
     }
 
+    /// Writes every tree as JSON lines (`{"tree", "key", "value"}`, base64) to `out`, one tree
+    /// after the other; returns the number of entries. [`Queue::import`] repairs what changed
+    /// between trees while the export ran.
+    pub fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, QueueError> {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut trees: Vec<(String, &sled::Tree)> = vec![
+            ("jobs".to_owned(), &self.jobs),
+            ("leased".to_owned(), &self.leased),
+            ("dead".to_owned(), &self.dead),
+            ("dedup".to_owned(), &self.dedup),
+        ];
+        for (kind, tree) in &self.ready {
+            trees.push((format!("ready/{}", kind.as_str()), tree));
+        }
+        let mut count = 0;
+        for (name, tree) in trees {
+            for entry in tree.iter() {
+                let (key, value) = entry?;
+                let line =
+                    serde_json::json!({"tree": name, "key": engine.encode(&key), "value": engine.encode(&value)});
+                writeln!(out, "{line}").map_err(|err| QueueError::Storage(sled::Error::Io(err)))?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Loads an [`Queue::export`] into this (empty) queue. Leased jobs come back ready, index
+    /// entries whose job is missing are dropped, and jobs in no state are made ready.
+    pub fn import(&self, input: &mut dyn std::io::BufRead) -> Result<u64, QueueError> {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let bad = |reason: String| QueueError::Storage(sled::Error::Unsupported(format!("queue export: {reason}")));
+        let mut count = 0;
+        for line in std::io::BufRead::lines(&mut *input) {
+            let line = line.map_err(|err| QueueError::Storage(sled::Error::Io(err)))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry: serde_json::Value = serde_json::from_str(&line).map_err(|err| bad(err.to_string()))?;
+            let field = |name: &str| -> Result<Vec<u8>, QueueError> {
+                let text = entry[name].as_str().ok_or_else(|| bad(format!("no `{name}`")))?;
+                engine.decode(text).map_err(|err| bad(err.to_string()))
+            };
+            let (key, value) = (field("key")?, field("value")?);
+            match entry["tree"].as_str().unwrap_or_default() {
+                "jobs" => self.jobs.insert(key, value).map(|_| ())?,
+                "dead" => self.dead.insert(key, value).map(|_| ())?,
+                "dedup" => self.dedup.insert(key, value).map(|_| ())?,
+                // A lease ends with the process that held it: the job is made ready below.
+                "leased" => {}
+                name => {
+                    let kind = name.strip_prefix("ready/").and_then(JobKind::parse);
+                    let tree = kind.map(|k| self.ready_tree(k)).ok_or_else(|| bad(format!("unknown tree `{name}`")))?;
+                    tree.insert(key, value)?;
+                }
+            }
+            count += 1;
+        }
+        // Reconcile: every job in exactly one place, every index entry pointing at a job.
+        let mut placed = std::collections::HashSet::new();
+        for tree in self.ready.values() {
+            for key in tree.iter().keys() {
+                let key = key?;
+                match split_ready_key(&key) {
+                    Some((_, id)) if self.jobs.contains_key(id.to_be_bytes())? && placed.insert(id) => {}
+                    _ => {
+                        tree.remove(&key)?;
+                    }
+                }
+            }
+        }
+        for key in self.dead.iter().keys() {
+            let key = key?;
+            match id_of(&key) {
+                Some(id) if self.jobs.contains_key(key.clone())? && placed.insert(id) => {}
+                _ => {
+                    self.dead.remove(&key)?;
+                }
+            }
+        }
+        let now = now_ms();
+        for entry in self.jobs.iter() {
+            let (key, bytes) = entry?;
+            let Some(id) = id_of(&key) else { continue };
+            if !placed.contains(&id) {
+                let job = decode(id, &bytes)?;
+                self.ready_tree(job.kind).insert(ready_key(now, id), &[])?;
+            }
+        }
+        for entry in self.dedup.iter() {
+            let (key, id) = entry?;
+            let live = id_of(&id).is_some_and(|id| self.jobs.contains_key(id.to_be_bytes()).unwrap_or(false))
+                && !self.dead.contains_key(&id)?;
+            if !live {
+                self.dedup.remove(&key)?;
+            }
+        }
+        self.db.flush()?;
+        Ok(count)
+    }
+
+    /// Whether the queue holds no job at all.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
     /// Writes everything to disk, blocking.
     pub fn flush_blocking(&self) -> Result<(), QueueError> {
         self.db.flush()?;

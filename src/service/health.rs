@@ -97,8 +97,22 @@ pub fn filesystem(dir: &Path) -> Option<(u64, u64)> {
     Some((stats.f_bavail.saturating_mul(stats.f_frsize), stats.f_blocks.saturating_mul(stats.f_frsize)))
 }
 
-/// Sets the state directory's file-system gauges (read at scrape time).
+/// Sets the storage and backup gauges (read at scrape time: `agora backup` runs as its own
+/// process and leaves its status in the backup directory).
 pub fn export_storage_gauges(state: &AppState) {
+    let backup_dir = state.config.backup.resolved_dir(&state.state_dir);
+    let status = crate::backup::Status::read(&backup_dir);
+    let metrics = &state.metrics;
+    metrics.backup_last_success.set(status.last_success_at.map_or(0.0, |t| t.timestamp() as f64));
+    metrics.backup_last_verify.set(status.last_verify_at.map_or(0.0, |t| t.timestamp() as f64));
+    metrics.backup_duration.set(status.last_duration_seconds);
+    metrics.backup_size.set(i64::try_from(status.last_size_bytes).unwrap_or(i64::MAX));
+    let stored: u64 = crate::backup::archives(&backup_dir)
+        .iter()
+        .filter_map(|(_, path)| std::fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    metrics.backups_storage.set(i64::try_from(stored).unwrap_or(i64::MAX));
     if let Some((available, size)) = filesystem(&state.state_dir) {
         state.metrics.state_dir_fs_avail.set(i64::try_from(available).unwrap_or(i64::MAX));
         state.metrics.state_dir_fs_size.set(i64::try_from(size).unwrap_or(i64::MAX));

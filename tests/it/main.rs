@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin_cli;
+mod backup;
 mod bad_input;
 mod comments;
 mod communities;
