@@ -48,6 +48,10 @@ pub enum Command {
     },
     /// Validate the configuration and print it (secrets masked); exit 78 when it is invalid.
     CheckConfig,
+    /// Check the installation: configuration, database (reachability, version, pool size,
+    /// pending migrations), clock, free disk, writable directories, TLS certificate, SMTP.
+    /// One OK / WARN / FAIL line each with what to do; exits 1 when anything fails.
+    Doctor,
     /// Fill an empty database with a synthetic data set for benchmarks and demos. Every seeded
     /// user (`user_1` … `user_N`) has the password `seed-password`.
     Seed {
@@ -198,6 +202,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match cli.command {
         Command::CheckConfig => check_config(&loaded),
+        Command::Doctor => doctor(&loaded),
         Command::Serve => with_runtime(&loaded, lifecycle::serve),
         Command::Migrate { dry_run } => with_runtime(&loaded, move |loaded| lifecycle::migrate(loaded, dry_run)),
         Command::Seed { users, communities, posts, comments, votes } => {
@@ -246,6 +251,33 @@ fn queue_command(loaded: &Loaded, op: &crate::queue::control::QueueOp) -> ExitCo
             ExitCode::FAILURE
         }
     }
+}
+
+fn doctor(loaded: &Loaded) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("agora: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = runtime.block_on(async {
+        let url = match loaded.config.database_url() {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                let root = loaded.config.paths.resolved_state_dir().join("postgres");
+                crate::db::cluster::PrivateCluster::running_url(&root, lifecycle::PRIVATE_DATABASE).await
+            }
+        };
+        crate::doctor::run(loaded, url.as_deref()).await
+    });
+    for check in &checks {
+        println!("{}", check.line());
+    }
+    let failed = checks.iter().filter(|c| c.level == crate::doctor::Level::Fail).count();
+    let warned = checks.iter().filter(|c| c.level == crate::doctor::Level::Warn).count();
+    println!("\n{} checks: {failed} failed, {warned} to look at", checks.len());
+    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 fn config_failure(err: &ConfigError) -> ExitCode {

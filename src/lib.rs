@@ -8,6 +8,7 @@ pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod domain;
 pub mod email;
 pub mod error;

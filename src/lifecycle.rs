@@ -65,6 +65,7 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
     let target = database_target(&loaded).await?;
     let listen: Vec<String> = loaded.config.server.listen.iter().map(ToString::to_string).collect();
     let grace = loaded.config.server.shutdown_grace_seconds;
+    let loaded_for_doctor = loaded.clone();
     let mut app = App::build(loaded.config, &target.url, state_dir).await?;
     let bound: Vec<String> = app.public_addrs().iter().map(ToString::to_string).collect();
     tracing::info!(
@@ -75,6 +76,21 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
         "agora is serving"
     );
     notify_systemd(&[sd_notify::NotifyState::Ready]);
+    // The preflight of `agora doctor`, logged once after start (it may wait on SMTP).
+    let preflight_url = target.url.clone();
+    let preflight = tokio::spawn(async move {
+        for check in crate::doctor::run(&loaded_for_doctor, Some(&preflight_url)).await {
+            match check.level {
+                crate::doctor::Level::Ok => tracing::info!(check = check.name, detail = %check.detail, "preflight"),
+                crate::doctor::Level::Warn => {
+                    tracing::warn!(check = check.name, detail = %check.detail, advice = %check.advice, "preflight")
+                }
+                crate::doctor::Level::Fail => {
+                    tracing::error!(check = check.name, detail = %check.detail, advice = %check.advice, "preflight")
+                }
+            }
+        }
+    });
     let watchdog = tokio::spawn(feed_watchdog(app.state().db.clone(), app.state().config.database.health_timeout_ms));
 
     use tokio::signal::unix::{SignalKind, signal};
@@ -104,6 +120,7 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
     }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     watchdog.abort();
+    preflight.abort();
     app.stop().await;
     tracing::info!("HTTP servers stopped");
     drop(target);

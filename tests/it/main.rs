@@ -12,6 +12,7 @@ mod communities;
 mod config_cli;
 mod cors;
 mod dashboards;
+mod doctor;
 mod email;
 mod harness;
 mod health;

@@ -1,0 +1,280 @@
+//! `agora doctor`: the preflight an operator runs after install (and `serve` runs at start).
+//! Each check is one line, OK / WARN / FAIL, with what to do when it is not OK.
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::config::Loaded;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Works, but deserves attention.
+    Warn,
+    /// Agora will not work (well) until this is fixed.
+    Fail,
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Warn => "WARN",
+            Self::Fail => "FAIL",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// The outcome.
+    pub level: Level,
+    /// What was found.
+    pub detail: String,
+    /// What to do, when not OK.
+    pub advice: String,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+        Self { name, level: Level::Ok, detail: detail.into(), advice: String::new() }
+    }
+    fn warn(name: &'static str, detail: impl Into<String>, advice: impl Into<String>) -> Self {
+        Self { name, level: Level::Warn, detail: detail.into(), advice: advice.into() }
+    }
+    fn fail(name: &'static str, detail: impl Into<String>, advice: impl Into<String>) -> Self {
+        Self { name, level: Level::Fail, detail: detail.into(), advice: advice.into() }
+    }
+
+    /// The report line: `OK    database      PostgreSQL 15.8 …  → what to do`.
+    pub fn line(&self) -> String {
+        let mut line = format!("{:<5} {:<13} {}", self.level.label(), self.name, self.detail);
+        if !self.advice.is_empty() {
+            line.push_str(&format!("\n{:<19}→ {}", "", self.advice));
+        }
+        line
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct ServerFacts {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    version_num: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    max_connections: i32,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    clock_skew: f64,
+}
+
+/// Runs every check. `database_url` is `None` when the private cluster is not running yet.
+pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
+    let config = &loaded.config;
+    let state_dir = config.paths.resolved_state_dir();
+    let mut checks = Vec::new();
+
+    let source = loaded.file.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
+    let overrides = loaded.env_overrides.len();
+    checks.push(Check::ok("configuration", format!("valid: {source}, {overrides} environment overrides")));
+    checks.push(Check::ok("version", format!("agora {} ({})", env!("CARGO_PKG_VERSION"), crate::GIT_REVISION)));
+
+    let mut related = Vec::new();
+    let database = database_check(config, database_url, &mut related).await;
+    checks.push(database);
+    checks.extend(related);
+    checks.push(disk_check(&state_dir));
+    for (name, dir) in [
+        ("state dir", state_dir.clone()),
+        ("queue dir", state_dir.join("queue")),
+        ("backup dir", config.backup.resolved_dir(&state_dir)),
+    ] {
+        checks.push(writable(name, &dir));
+    }
+    checks.push(tls_check(config, &state_dir));
+    checks.push(smtp_check(config).await);
+    let providers = crate::summaries::Summarizer::from_config(&config.summaries)
+        .map(|s| s.describe())
+        .unwrap_or_else(|err| err.to_string());
+    checks.push(Check::ok("summaries", providers));
+    checks
+}
+
+async fn database_check(config: &crate::config::Config, url: Option<&str>, extra: &mut Vec<Check>) -> Check {
+    let Some(url) = url else {
+        return match crate::db::cluster::find_bindir() {
+            Some(dir) => Check::ok(
+                "database",
+                format!("private cluster (not running now); `agora serve` starts it with {}", dir.display()),
+            ),
+            None => Check::fail(
+                "database",
+                "no database.url and no PostgreSQL server binaries for the private cluster",
+                "apt install postgresql, or set database.url",
+            ),
+        };
+    };
+    let shown = crate::config::mask_url_password(url);
+    let connect = tokio::time::timeout(Duration::from_secs(5), AsyncPgConnection::establish(url)).await;
+    let mut conn = match connect {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(err)) => {
+            return Check::fail(
+                "database",
+                format!("cannot connect to {shown}: {err}"),
+                "start PostgreSQL, check database.url, and for peer authentication run as the agora user",
+            );
+        }
+        Err(_) => {
+            return Check::fail("database", format!("{shown} did not answer in 5 s"), "check the network and server");
+        }
+    };
+    let query = "SELECT version(), current_setting('server_version_num')::int AS version_num, \
+                 current_setting('max_connections')::int AS max_connections, \
+                 abs(extract(epoch from now())::float8 - $1) AS clock_skew";
+    let local_now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let facts = diesel::sql_query(query)
+        .bind::<diesel::sql_types::Double, _>(local_now)
+        .get_result::<ServerFacts>(&mut conn)
+        .await;
+    let facts = match facts {
+        Ok(facts) => facts,
+        Err(err) => return Check::fail("database", format!("{shown}: {err}"), "check the role's rights"),
+    };
+    let pool = i32::try_from(config.database.pool_size).unwrap_or(i32::MAX);
+    if pool > facts.max_connections - 5 {
+        extra.push(Check::warn(
+            "pool size",
+            format!("database.pool_size = {pool} but the server allows {} connections", facts.max_connections),
+            "lower database.pool_size or raise max_connections in postgresql.conf",
+        ));
+    }
+    extra.push(if facts.clock_skew > 60.0 {
+        Check::fail(
+            "clock",
+            format!("{:.0} s apart from the database server", facts.clock_skew),
+            "enable NTP (systemd-timesyncd) on both machines",
+        )
+    } else if facts.clock_skew > 5.0 {
+        Check::warn(
+            "clock",
+            format!("{:.1} s apart from the database server", facts.clock_skew),
+            "enable NTP (systemd-timesyncd)",
+        )
+    } else {
+        Check::ok("clock", format!("within {:.1} s of the database server", facts.clock_skew))
+    });
+    if let Ok(pending) = crate::db::migrations::pending(url).await
+        && !pending.is_empty()
+    {
+        extra.push(Check::warn(
+            "migrations",
+            format!("{} pending: {}", pending.len(), pending.join(", ")),
+            "they run when agora starts, or now with `agora migrate`",
+        ));
+    }
+    let short = facts.version.split(" on ").next().unwrap_or(&facts.version).to_owned();
+    if facts.version_num < 130_000 {
+        Check::fail("database", format!("{short} at {shown}"), "Agora needs PostgreSQL 13 or newer")
+    } else {
+        Check::ok("database", format!("{short} at {shown}"))
+    }
+}
+
+fn disk_check(state_dir: &Path) -> Check {
+    let probe = if state_dir.exists() { state_dir } else { state_dir.parent().unwrap_or(state_dir) };
+    match crate::service::health::filesystem(probe) {
+        Some((available, size)) => {
+            let used = 1.0 - available as f64 / size.max(1) as f64;
+            let detail =
+                format!("{} MiB free ({:.0} % used) at {}", available / 1_048_576, used * 100.0, probe.display());
+            if available < crate::service::health::DISK_MIN_FREE_BYTES {
+                Check::fail("disk", detail, "free space: Agora reports unready below 64 MiB")
+            } else if used > 0.8 || available < 1 << 30 {
+                Check::warn("disk", detail, "free space or grow the volume before it fills")
+            } else {
+                Check::ok("disk", detail)
+            }
+        }
+        None => Check::warn("disk", format!("cannot read the file system of {}", probe.display()), "check the path"),
+    }
+}
+
+fn writable(name: &'static str, dir: &Path) -> Check {
+    let probe = dir.join(format!(".agora-doctor-{}", std::process::id()));
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    match result {
+        Ok(()) => Check::ok(name, format!("{} is writable", dir.display())),
+        Err(err) => Check::fail(
+            name,
+            format!("{}: {err}", dir.display()),
+            "run as the agora user, or give it the directory (the package's postinst does)",
+        ),
+    }
+}
+
+fn tls_check(config: &crate::config::Config, state_dir: &Path) -> Check {
+    if !config.tls.enabled() {
+        return Check::warn(
+            "tls",
+            "HTTPS is off",
+            "set tls.cert and tls.key (or tls.self_signed) unless a proxy terminates TLS",
+        );
+    }
+    let host =
+        config.server.public_url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()).unwrap_or("localhost");
+    let files = match crate::tls::CertificateFiles::from_config(&config.tls, state_dir, host) {
+        Ok(Some(files)) => files,
+        Ok(None) => return Check::warn("tls", "HTTPS is off", "set tls.cert and tls.key"),
+        Err(err) => return Check::fail("tls", err.to_string(), "check tls.cert and tls.key"),
+    };
+    match crate::tls::load(&files) {
+        Ok(loaded) => {
+            let Some(not_after) = loaded.not_after else {
+                return Check::warn("tls", "certificate loads; its expiry cannot be read", "check the certificate");
+            };
+            let days = (not_after - chrono::Utc::now().timestamp()) / 86_400;
+            let detail = format!("{} valid for {days} more days", files.cert.display());
+            if days < 0 {
+                Check::fail("tls", format!("{} expired", files.cert.display()), "renew it, then systemctl reload agora")
+            } else if days < 14 {
+                Check::warn("tls", detail, "renew it soon, then systemctl reload agora")
+            } else {
+                Check::ok("tls", detail)
+            }
+        }
+        Err(err) => Check::fail("tls", err.to_string(), "fix tls.cert and tls.key (a PEM full chain and its key)"),
+    }
+}
+
+async fn smtp_check(config: &crate::config::Config) -> Check {
+    match crate::email::Mailer::from_config(&config.email) {
+        Ok(None) => Check::warn(
+            "email",
+            "off: no email.smtp_host",
+            "set [email] to send welcome, password-reset and notification emails",
+        ),
+        Ok(Some(mailer)) => {
+            let reachable = tokio::time::timeout(Duration::from_secs(10), mailer.reachable()).await.unwrap_or(false);
+            if reachable {
+                Check::ok("email", format!("{} answers", mailer.describe))
+            } else {
+                Check::fail(
+                    "email",
+                    format!("{} does not answer", mailer.describe),
+                    "check email.smtp_host, port, security and the firewall",
+                )
+            }
+        }
+        Err(err) => Check::fail("email", err.to_string(), "fix the [email] settings"),
+    }
+}
