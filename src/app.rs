@@ -119,7 +119,13 @@ pub struct App {
 impl App {
     /// Binds every listener, applies pending migrations, and starts serving.
     pub async fn build(config: Config, database_url: &str, state_dir: PathBuf) -> Result<Self, StartError> {
-        let public_listeners = bind_all(&config.server.listen)?;
+        let public_listeners = match inherited_listeners()? {
+            Some(listeners) => {
+                tracing::info!(sockets = listeners.len(), "serving on the sockets systemd passed (socket activation)");
+                listeners
+            }
+            None => bind_all(&config.server.listen)?,
+        };
         let admin_listener =
             if config.metrics.listen.is_empty() { None } else { Some(bind_tcp(&config.metrics.listen)?) };
 
@@ -405,6 +411,57 @@ fn redirect_server(state: &web::Data<AppState>, listener: TcpListener, https_por
 enum Listener {
     Tcp(String, TcpListener),
     Unix(String, std::os::unix::net::UnixListener),
+}
+
+/// The listening sockets systemd passed (socket activation: `LISTEN_PID` is this process,
+/// `LISTEN_FDS` sockets from fd 3), or `None` when Agora was not socket-activated.
+fn inherited_listeners() -> Result<Option<Vec<Listener>>, StartError> {
+    use std::os::fd::FromRawFd;
+    let pid = std::env::var("LISTEN_PID").ok().and_then(|p| p.trim().parse::<u32>().ok());
+    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.trim().parse::<i32>().ok());
+    let (Some(pid), Some(count)) = (pid, count) else { return Ok(None) };
+    if pid != std::process::id() || !(1..=64).contains(&count) {
+        return Ok(None);
+    }
+    let mut listeners = Vec::new();
+    for fd in 3..3 + count {
+        let name = format!("systemd socket fd {fd}");
+        let bad =
+            |reason: &str| StartError::Bind { addr: name.clone(), source: std::io::Error::other(reason.to_owned()) };
+        let mut address: libc::sockaddr_storage = unsafe_zeroed_storage();
+        let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: `address` is writable memory of `length` bytes; `fd` is an open descriptor
+        // systemd passed to this process (checked by LISTEN_PID above).
+        #[allow(unsafe_code)]
+        let (named, flagged) = unsafe {
+            (
+                libc::getsockname(fd, std::ptr::addr_of_mut!(address).cast(), &raw mut length),
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC),
+            )
+        };
+        if named != 0 || flagged != 0 {
+            return Err(bad("not a socket"));
+        }
+        let listener = match i32::from(address.ss_family) {
+            // SAFETY: systemd hands each passed descriptor to this process exactly once.
+            #[allow(unsafe_code)]
+            libc::AF_UNIX => Listener::Unix(name, unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) }),
+            // SAFETY: as above.
+            #[allow(unsafe_code)]
+            libc::AF_INET | libc::AF_INET6 => Listener::Tcp(name, unsafe { TcpListener::from_raw_fd(fd) }),
+            _ => return Err(bad("not a TCP or Unix socket")),
+        };
+        listeners.push(listener);
+    }
+    Ok(Some(listeners))
+}
+
+fn unsafe_zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::mem::zeroed()
+    }
 }
 
 fn bind_all(addrs: &[ListenAddr]) -> Result<Vec<Listener>, StartError> {

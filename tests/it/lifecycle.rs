@@ -124,3 +124,46 @@ async fn systemd_is_told_ready_fed_the_watchdog_and_told_stopping() {
     assert!(stopping.is_ok(), "STOPPING=1 on SIGTERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0));
 }
+
+/// Socket activation: systemd (here `systemd-socket-activate`, which does the same) holds the
+/// listening socket and starts Agora on the first connection; Agora serves on the inherited
+/// socket, so the connection that arrived before it started is answered, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_activated_daemon_serves_the_connection_that_started_it() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("agora.toml");
+    std::fs::write(&config, "").unwrap();
+    let log = std::fs::File::create(dir.path().join("agora.log")).unwrap();
+    let mut activator = std::process::Command::new("systemd-socket-activate")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("--setenv=AGORA_CONFIG={}", config.display()))
+        .arg(format!("--setenv=AGORA_DATABASE__URL={}", db.url))
+        .arg(format!("--setenv=AGORA_PATHS__STATE_DIR={}", dir.path().join("state").display()))
+        .arg("--setenv=AGORA_METRICS__LISTEN=127.0.0.1:0")
+        .arg("--setenv=AGORA_LOG__FORMAT=json")
+        .arg(env!("CARGO_BIN_EXE_agora"))
+        .arg("serve")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("systemd-socket-activate (package systemd)");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Agora is not running yet: this connection starts it and waits in the backlog.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let response = client.get(format!("http://127.0.0.1:{port}/health/live")).send().await;
+    let log_text = std::fs::read_to_string(dir.path().join("agora.log")).unwrap_or_default();
+    assert_eq!(response.map(|r| r.status().as_u16()).ok(), Some(200), "{log_text}");
+    assert!(log_text.contains("serving on the sockets systemd passed"), "{log_text}");
+    let ready = client.get(format!("http://127.0.0.1:{port}/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // The process systemd-socket-activate started is Agora itself (it execs).
+    let status = std::process::Command::new("kill").arg("-TERM").arg(activator.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || activator.wait()).await.unwrap().unwrap();
+    assert_eq!(exited.code(), Some(0), "clean stop on SIGTERM");
+}

@@ -27,5 +27,6 @@ mod queue;
 mod rate_limits;
 mod seed;
 mod summaries;
+mod systemd_units;
 mod tls;
 mod tracing_export;
