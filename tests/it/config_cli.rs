@@ -124,3 +124,19 @@ fn serve_refuses_a_bad_configuration_before_touching_anything() {
     assert!(stderr.contains("key `database.pool_size`: must be at least 1"), "{stderr}");
     assert!(!dir.path().join("state").exists(), "nothing was created");
 }
+
+/// The packaged `/etc/agora/agora.toml` is the reference configuration, comments and all,
+/// with exactly the three packaged settings changed.
+#[test]
+fn the_packaged_configuration_is_the_reference_with_three_settings() {
+    let reference = include_str!("../../config/agora.toml");
+    let packaged = include_str!("../../packaging/agora.toml");
+    let mut expected = agora::config::Config::from_toml("config/agora.toml", reference).unwrap();
+    expected.paths.state_dir = "/var/lib/agora".into();
+    expected.database.url = "postgres://agora@localhost/agora?host=/run/postgresql".into();
+    expected.log.format = agora::config::LogFormat::Json;
+    let actual = agora::config::Config::from_toml("packaging/agora.toml", packaged).unwrap();
+    assert_eq!(actual, expected);
+    let differing = reference.lines().zip(packaged.lines().skip(2)).filter(|(a, b)| a != b).count();
+    assert_eq!(differing, 4, "only the header line and the three settings differ");
+}
