@@ -151,3 +151,31 @@ fn every_alert_is_named_rated_described_and_has_a_runbook_section() {
         assert!(runbook.contains(&format!("## {alert}")), "docs/runbook.md has no section `## {alert}`");
     }
 }
+
+#[test]
+fn every_dashboard_provisions_as_it_is() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboards");
+    let mut uids = BTreeSet::new();
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        if entry.path().extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        count += 1;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dashboard: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+        let uid = dashboard["uid"].as_str().unwrap_or_else(|| panic!("{name}: no uid"));
+        assert_eq!(format!("{uid}.json"), name, "the uid names the file");
+        assert!(uids.insert(uid.to_owned()), "{name}: duplicate uid");
+        assert!(dashboard.get("__inputs").is_none(), "{name}: import placeholders do not provision");
+        let variables: Vec<&str> =
+            dashboard["templating"]["list"].as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
+        assert_eq!(variables, ["datasource", "job", "instance"], "{name}");
+        let mut ids = BTreeSet::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            assert!(ids.insert(panel["id"].as_i64().unwrap()), "{name}: duplicate panel id {}", panel["id"]);
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{name}: {}", panel["title"]);
+        }
+    }
+    assert_eq!(count, 7, "overview, HTTP, database, queue, AI, community, process");
+}
