@@ -39,6 +39,32 @@ pub struct AppState {
     pub mailer: Option<crate::email::Mailer>,
     /// The summary providers and their breakers.
     pub summarizer: Arc<crate::summaries::Summarizer>,
+    /// Set until the pending migrations at start are applied.
+    pub migrating: std::sync::atomic::AtomicBool,
+}
+
+/// Applies the pending migrations one by one, logging each and counting them in
+/// `agora_migrations_pending` / `agora_migrations_applied_total`.
+async fn migrate(state: &AppState, database_url: &str) -> Result<(), StartError> {
+    let metrics = state.metrics.clone();
+    let progress = move |step: migrations::Progress<'_>| match step {
+        migrations::Progress::Starting { name, remaining } => {
+            metrics.migrations_pending.set(i64::try_from(remaining).unwrap_or(i64::MAX));
+            tracing::info!(migration = name, remaining, "applying database migration");
+        }
+        migrations::Progress::Applied { name, remaining, seconds } => {
+            metrics.migrations_pending.set(i64::try_from(remaining).unwrap_or(i64::MAX));
+            metrics.migrations_applied.inc();
+            tracing::info!(migration = name, remaining, seconds, "applied database migration");
+        }
+    };
+    let applied = migrations::run_pending_with_progress(database_url, progress).await?;
+    if applied.is_empty() {
+        tracing::info!(migrations = migrations::count(), "database schema is up to date");
+    } else {
+        tracing::info!(applied = ?applied, "applied database migrations");
+    }
+    Ok(())
 }
 
 /// What reloading the certificate needs.
@@ -129,13 +155,6 @@ impl App {
         let admin_listener =
             if config.metrics.listen.is_empty() { None } else { Some(bind_tcp(&config.metrics.listen)?) };
 
-        let applied = migrations::run_pending(database_url).await?;
-        if applied.is_empty() {
-            tracing::info!(migrations = migrations::count(), "database schema is up to date");
-        } else {
-            tracing::info!(applied = ?applied, "applied database migrations");
-        }
-
         let metrics = Metrics::new()?;
         let settings = PoolSettings {
             max_size: usize::try_from(config.database.pool_size).unwrap_or(16),
@@ -182,9 +201,8 @@ impl App {
             jobs,
             mailer,
             summarizer,
+            migrating: std::sync::atomic::AtomicBool::new(true),
         });
-        let workers =
-            crate::queue::worker::start(&state.jobs, Arc::new(crate::jobs::AppJobs { state: state.clone() }), grace)?;
 
         let (public_server, public_addrs) = public_server(&state, public_listeners)?;
         let public = public_server.handle();
@@ -207,6 +225,18 @@ impl App {
             }
             None => (None, None),
         };
+        // Serving already: while migrations run, /health/ready answers 503 with
+        // "migrations": "pending", so a load balancer or `systemctl` waits.
+        if let Err(err) = migrate(&state, database_url).await {
+            public.stop(false).await;
+            for handle in [&redirect, &admin].into_iter().flatten() {
+                handle.stop(false).await;
+            }
+            return Err(err);
+        }
+        state.migrating.store(false, std::sync::atomic::Ordering::Release);
+        let workers =
+            crate::queue::worker::start(&state.jobs, Arc::new(crate::jobs::AppJobs { state: state.clone() }), grace)?;
         let control_socket = crate::queue::control::socket_path(&state.state_dir);
         let control =
             crate::queue::control::serve(control_socket.clone(), state.jobs.queue().clone(), state.jobs.wake())

@@ -100,6 +100,10 @@ pub const BACKUP_DURATION: &str = "agora_backup_last_duration_seconds";
 pub const BACKUP_SIZE: &str = "agora_backup_last_size_bytes";
 /// Bytes the backup archives occupy.
 pub const BACKUPS_STORAGE: &str = "agora_backups_storage_bytes";
+/// Database migrations still to apply at start (0 once the schema is current).
+pub const MIGRATIONS_PENDING: &str = "agora_migrations_pending";
+/// Database migrations applied by this process.
+pub const MIGRATIONS_APPLIED: &str = "agora_migrations_applied_total";
 /// Constant 1, labelled with the version and git revision of the running binary.
 pub const BUILD_INFO: &str = "agora_build_info";
 
@@ -153,6 +157,8 @@ pub const ALL: &[&str] = &[
     BACKUP_DURATION,
     BACKUP_SIZE,
     BACKUPS_STORAGE,
+    MIGRATIONS_PENDING,
+    MIGRATIONS_APPLIED,
     BUILD_INFO,
 ];
 
@@ -261,6 +267,10 @@ pub struct Metrics {
     pub backup_size: IntGauge,
     /// See [`BACKUPS_STORAGE`].
     pub backups_storage: IntGauge,
+    /// See [`MIGRATIONS_PENDING`].
+    pub migrations_pending: IntGauge,
+    /// See [`MIGRATIONS_APPLIED`].
+    pub migrations_applied: IntCounter,
 }
 
 impl Metrics {
@@ -416,6 +426,8 @@ impl Metrics {
         let backup_duration = Gauge::new(BACKUP_DURATION, "How long the last successful backup took.")?;
         let backup_size = IntGauge::new(BACKUP_SIZE, "Size of the last backup archive.")?;
         let backups_storage = IntGauge::new(BACKUPS_STORAGE, "Bytes the backup archives occupy.")?;
+        let migrations_pending = IntGauge::new(MIGRATIONS_PENDING, "Database migrations still to apply at start.")?;
+        let migrations_applied = IntCounter::new(MIGRATIONS_APPLIED, "Database migrations applied by this process.")?;
         let active_sessions = IntGauge::new(ACTIVE_SESSIONS, "Login sessions neither revoked nor expired.")?;
         let build_info = Gauge::with_opts(
             Opts::new(BUILD_INFO, "Version and git revision of the running Agora binary.")
@@ -470,6 +482,8 @@ impl Metrics {
         registry.register(Box::new(backup_duration.clone()))?;
         registry.register(Box::new(backup_size.clone()))?;
         registry.register(Box::new(backups_storage.clone()))?;
+        registry.register(Box::new(migrations_pending.clone()))?;
+        registry.register(Box::new(migrations_applied.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -521,6 +535,8 @@ impl Metrics {
             backup_duration,
             backup_size,
             backups_storage,
+            migrations_pending,
+            migrations_applied,
         })
     }
 

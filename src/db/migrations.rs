@@ -26,6 +26,53 @@ pub async fn run_pending(url: &str) -> Result<Vec<String>, MigrationError> {
     .await
 }
 
+/// A step of [`run_pending_with_progress`].
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// About to apply `name`; `remaining` includes it.
+    Starting {
+        /// The migration.
+        name: &'a str,
+        /// Pending migrations, this one included.
+        remaining: usize,
+    },
+    /// Applied `name`.
+    Applied {
+        /// The migration.
+        name: &'a str,
+        /// Pending migrations left.
+        remaining: usize,
+        /// How long it took.
+        seconds: f64,
+    },
+}
+
+/// Applies the pending migrations one at a time, reporting each step to `progress`.
+pub async fn run_pending_with_progress(
+    url: &str,
+    progress: impl Fn(Progress<'_>) + Send + 'static,
+) -> Result<Vec<String>, MigrationError> {
+    with_sync_connection(url, move |conn| {
+        let pending = conn.pending_migrations(MIGRATIONS).map_err(|err| MigrationError(err.to_string()))?;
+        let mut applied = Vec::new();
+        for (index, migration) in pending.iter().enumerate() {
+            let name = migration.name().to_string();
+            progress(Progress::Starting { name: &name, remaining: pending.len() - index });
+            let started = std::time::Instant::now();
+            let version =
+                conn.run_migration(migration.as_ref()).map_err(|err| MigrationError(format!("{name}: {err}")))?;
+            progress(Progress::Applied {
+                name: &name,
+                remaining: pending.len() - index - 1,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            applied.push(version.to_string());
+        }
+        Ok(applied)
+    })
+    .await
+}
+
 /// The versions not applied yet, without applying them.
 pub async fn pending(url: &str) -> Result<Vec<String>, MigrationError> {
     with_sync_connection(url, |conn| {

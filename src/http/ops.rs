@@ -38,6 +38,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             "replicas": {},
             "disk": report.disk.as_str(),
             "queue": if report.queue_ok { "ok" } else { "error" },
+            "migrations": if report.migrating { "pending" } else { "done" },
             "email": if state.mailer.is_some() { "on" } else { "off: no email.smtp_host configured" },
         },
     });

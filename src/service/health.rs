@@ -39,12 +39,14 @@ pub struct Readiness {
     pub disk: DiskState,
     /// The job queue can be read.
     pub queue_ok: bool,
+    /// Migrations are still being applied.
+    pub migrating: bool,
 }
 
 impl Readiness {
     /// Ready when every check passes.
     pub fn ready(&self) -> bool {
-        self.database_up && self.disk != DiskState::Full && self.queue_ok
+        self.database_up && self.disk != DiskState::Full && self.queue_ok && !self.migrating
     }
 }
 
@@ -65,7 +67,8 @@ pub async fn readiness(state: &AppState) -> Readiness {
             false
         }
     };
-    Readiness { database_up, disk: disk_state(&state.state_dir), queue_ok }
+    let migrating = state.migrating.load(std::sync::atomic::Ordering::Acquire);
+    Readiness { database_up, disk: disk_state(&state.state_dir), queue_ok, migrating }
 }
 
 fn disk_state(dir: &Path) -> DiskState {

@@ -158,12 +158,72 @@ async fn a_socket_activated_daemon_serves_the_connection_that_started_it() {
     let log_text = std::fs::read_to_string(dir.path().join("agora.log")).unwrap_or_default();
     assert_eq!(response.map(|r| r.status().as_u16()).ok(), Some(200), "{log_text}");
     assert!(log_text.contains("serving on the sockets systemd passed"), "{log_text}");
-    let ready = client.get(format!("http://127.0.0.1:{port}/health/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
+    // Served from the first moment; ready once its migrations are applied.
+    crate::harness::eventually(Duration::from_secs(30), "readiness", || async {
+        let ready = client.get(format!("http://127.0.0.1:{port}/health/ready")).send().await.ok()?;
+        (ready.status() == 200).then_some(())
+    })
+    .await;
 
     // The process systemd-socket-activate started is Agora itself (it execs).
     let status = std::process::Command::new("kill").arg("-TERM").arg(activator.id().to_string()).status().unwrap();
     assert!(status.success());
     let exited = tokio::task::spawn_blocking(move || activator.wait()).await.unwrap().unwrap();
     assert_eq!(exited.code(), Some(0), "clean stop on SIGTERM");
+}
+
+/// While migrations run at start, the daemon already answers: `/health/ready` is 503 with
+/// `"migrations": "pending"`, and turns ready when they are done, logged one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_pending_migrations_until_they_are_applied() {
+    use diesel_async::RunQueryDsl;
+    let db = TestDb::empty().await;
+    // Hold the migrations table so the daemon's migration run waits for us.
+    let mut blocker = db.connect().await;
+    diesel::sql_query(
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )
+    .execute(&mut blocker)
+    .await
+    .unwrap();
+    diesel::sql_query("BEGIN").execute(&mut blocker).await.unwrap();
+    diesel::sql_query("LOCK TABLE __diesel_schema_migrations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, admin) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AGORA_DATABASE__URL", db.url.clone()),
+        ("AGORA_SERVER__LISTEN", format!("[\"127.0.0.1:{port}\"]")),
+        ("AGORA_METRICS__LISTEN", format!("127.0.0.1:{admin}")),
+    ];
+    let mut daemon = Daemon::serve(&env, dir.path().join("agora.log"));
+    let client = reqwest::Client::new();
+    let ready_url = format!("http://127.0.0.1:{port}/health/ready");
+    let pending = crate::harness::eventually(Duration::from_secs(30), "an answer while migrating", || async {
+        let response = client.get(&ready_url).send().await.ok()?;
+        Some((response.status().as_u16(), response.json::<serde_json::Value>().await.ok()?))
+    })
+    .await;
+    assert_eq!(pending.0, 503, "{}", pending.1);
+    assert_eq!(pending.1["checks"]["migrations"], "pending");
+
+    diesel::sql_query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let done = crate::harness::eventually(Duration::from_secs(30), "readiness after the migrations", || async {
+        let response = client.get(&ready_url).send().await.ok()?;
+        (response.status() == 200).then_some(response.json::<serde_json::Value>().await.ok()?)
+    })
+    .await;
+    assert_eq!(done["checks"]["migrations"], "done");
+    let scrape = client.get(format!("http://127.0.0.1:{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(scrape.contains(&format!("agora_migrations_applied_total {}", agora::db::migrations::count())), "{scrape}");
+    assert!(scrape.contains("agora_migrations_pending 0"));
+    let applying = daemon.log_lines().into_iter().filter(|l| l["message"] == "applying database migration").count();
+    assert_eq!(applying, agora::db::migrations::count(), "each migration is logged");
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0));
 }
