@@ -16,16 +16,9 @@ use agora::queue::worker::{self, Handler, JobError, Jobs};
 use agora::queue::{Job, JobKind, NewJob, Queue};
 use futures_util::future::BoxFuture;
 
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
+#[path = "support/memory.rs"]
+mod memory;
+use memory::rss_mib;
 
 struct Noop(Arc<AtomicU64>);
 

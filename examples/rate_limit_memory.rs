@@ -8,16 +8,9 @@ use std::time::{Duration, Instant};
 
 use agora::http::rate_limit::{Quota, RateLimiter};
 
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
+#[path = "support/memory.rs"]
+mod memory;
+use memory::rss_mib;
 
 #[tokio::main]
 async fn main() {

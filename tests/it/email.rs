@@ -300,6 +300,27 @@ fn email_queue_stats(state_dir: &std::path::Path, config: &std::path::Path) -> (
     (row[0], row[1], row[2], row[3])
 }
 
+/// The environment of a daemon that sends email through `sink` and retries fast, plus `extra`.
+fn daemon_env(
+    db: &crate::harness::TestDb,
+    state_dir: &std::path::Path,
+    sink: &SmtpSink,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AGORA_DATABASE__URL", db.url.clone()),
+        ("AGORA_PATHS__STATE_DIR", state_dir.display().to_string()),
+        ("AGORA_RATE_LIMITS__ENABLED", "false".to_owned()),
+        ("AGORA_EMAIL__SMTP_HOST", "127.0.0.1".to_owned()),
+        ("AGORA_EMAIL__SMTP_PORT", sink.port.to_string()),
+        ("AGORA_EMAIL__SMTP_SECURITY", "none".to_owned()),
+        ("AGORA_QUEUE__POLL_INTERVAL_MS", "50".to_owned()),
+        ("AGORA_QUEUE__BACKOFF_BASE_MS", "300".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(key, value)| (*key, (*value).to_owned())));
+    env
+}
+
 /// SIGKILL with email jobs queued and leased, then a restart: every user gets their welcome
 /// email, and a message that went out twice (sent, then killed before the job was recorded)
 /// carries the same Message-ID, so mail clients show it once.
@@ -311,17 +332,7 @@ async fn a_killed_daemon_loses_no_queued_or_leased_job() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
-    let env = [
-        ("AGORA_DATABASE__URL", db.url.clone()),
-        ("AGORA_PATHS__STATE_DIR", state_dir.display().to_string()),
-        ("AGORA_RATE_LIMITS__ENABLED", "false".to_owned()),
-        ("AGORA_EMAIL__SMTP_HOST", "127.0.0.1".to_owned()),
-        ("AGORA_EMAIL__SMTP_PORT", sink.port.to_string()),
-        ("AGORA_EMAIL__SMTP_SECURITY", "none".to_owned()),
-        ("AGORA_QUEUE__POLL_INTERVAL_MS", "50".to_owned()),
-        ("AGORA_QUEUE__BACKOFF_BASE_MS", "300".to_owned()),
-        ("AGORA_QUEUE__EMAIL_MAX_ATTEMPTS", "10".to_owned()),
-    ];
+    let env = daemon_env(&db, &state_dir, &sink, &[("AGORA_QUEUE__EMAIL_MAX_ATTEMPTS", "10")]);
     let mut first = Daemon::serve(&env, dir.path().join("first.log"));
     first.wait_ready(Duration::from_secs(30)).await;
     let client = reqwest::Client::new();
@@ -382,16 +393,7 @@ async fn sigterm_lets_running_jobs_finish_and_keeps_the_rest() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
-    let env = [
-        ("AGORA_DATABASE__URL", db.url.clone()),
-        ("AGORA_PATHS__STATE_DIR", state_dir.display().to_string()),
-        ("AGORA_RATE_LIMITS__ENABLED", "false".to_owned()),
-        ("AGORA_EMAIL__SMTP_HOST", "127.0.0.1".to_owned()),
-        ("AGORA_EMAIL__SMTP_PORT", sink.port.to_string()),
-        ("AGORA_EMAIL__SMTP_SECURITY", "none".to_owned()),
-        ("AGORA_QUEUE__POLL_INTERVAL_MS", "50".to_owned()),
-        ("AGORA_QUEUE__EMAIL_CONCURRENCY", "1".to_owned()),
-    ];
+    let env = daemon_env(&db, &state_dir, &sink, &[("AGORA_QUEUE__EMAIL_CONCURRENCY", "1")]);
     let mut daemon = Daemon::serve(&env, dir.path().join("agora.log"));
     daemon.wait_ready(Duration::from_secs(30)).await;
     let client = reqwest::Client::new();
