@@ -409,7 +409,7 @@ fn admin_server(state: &web::Data<AppState>, listener: TcpListener) -> Result<Se
 }
 
 /// The host name of `server.public_url` (for the self-signed certificate).
-fn public_host(config: &Config) -> String {
+pub fn public_host(config: &Config) -> String {
     let rest = config.server.public_url.split_once("://").map_or("", |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);

@@ -3,7 +3,7 @@
 //! row counts and a SHA-256 per file. Restore checks every checksum before it touches
 //! anything; verify restores into a scratch database and compares row counts.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -533,14 +533,6 @@ pub async fn restore(database_url: &str, paths: &Paths, archive: &Path, force: b
         }
         std::fs::copy(media_from.join(name), &target).map_err(io(format!("restoring {}", target.display())))?;
     }
-    let mut out = std::io::stdout();
-    let _ = writeln!(
-        out,
-        "restored {} ({} rows, {} queue entries)",
-        archive.display(),
-        unpacked.manifest.rows.values().sum::<i64>(),
-        unpacked.manifest.queue_entries
-    );
     Ok(unpacked.manifest)
 }
 

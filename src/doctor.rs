@@ -230,9 +230,8 @@ fn tls_check(config: &crate::config::Config, state_dir: &Path) -> Check {
             "set tls.cert and tls.key (or tls.self_signed) unless a proxy terminates TLS",
         );
     }
-    let host =
-        config.server.public_url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()).unwrap_or("localhost");
-    let files = match crate::tls::CertificateFiles::from_config(&config.tls, state_dir, host) {
+    let host = crate::app::public_host(config);
+    let files = match crate::tls::CertificateFiles::from_config(&config.tls, state_dir, &host) {
         Ok(Some(files)) => files,
         Ok(None) => return Check::warn("tls", "HTTPS is off", "set tls.cert and tls.key"),
         Err(err) => return Check::fail("tls", err.to_string(), "check tls.cert and tls.key"),

@@ -304,6 +304,12 @@ pub async fn backup(loaded: Loaded, verify: bool) -> Result<(), RunError> {
 /// `agora restore ARCHIVE [--force]`.
 pub async fn restore(loaded: Loaded, archive: std::path::PathBuf, force: bool) -> Result<(), RunError> {
     let target = database_target(&loaded).await?;
-    crate::backup::restore(&target.url, &backup_paths(&loaded), &archive, force).await?;
+    let manifest = crate::backup::restore(&target.url, &backup_paths(&loaded), &archive, force).await?;
+    println!(
+        "restored {} ({} rows, {} queue entries)",
+        archive.display(),
+        manifest.rows.values().sum::<i64>(),
+        manifest.queue_entries
+    );
     Ok(())
 }

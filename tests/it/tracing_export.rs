@@ -82,11 +82,7 @@ async fn a_request_exports_a_server_span_with_a_database_child_and_logs_its_trac
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0), "{}", daemon.log());
 
-    let server_span = eventually(Duration::from_secs(10), "the server span", || {
-        let spans = all_spans(&received);
-        async move { spans.into_iter().find(|s| s.name == "GET /api/v1/posts/{id}") }
-    })
-    .await;
+    let server_span = exported_span(&received, "GET /api/v1/posts/{id}").await;
     let trace_id = hex(&server_span.trace_id);
     assert_eq!(trace_id, inbound_trace, "the inbound traceparent is continued");
     assert_eq!(attribute(&server_span, "http.request.method"), Some(&Value::StringValue("GET".into())));
@@ -123,6 +119,15 @@ async fn a_request_exports_a_server_span_with_a_database_child_and_logs_its_trac
     assert_eq!(log_line["span_id"], hex(&server_span.span_id).as_str());
     assert!(log_line["request_id"].is_string());
     receiver.stop(false).await;
+}
+
+/// The first exported span named `name`, waiting for the exporter's batch.
+async fn exported_span(received: &Received, name: &str) -> Span {
+    eventually(Duration::from_secs(10), &format!("the span `{name}`"), || {
+        let spans = all_spans(received);
+        async move { spans.into_iter().find(|s| s.name == name) }
+    })
+    .await
 }
 
 /// Whether `span`'s chain of parents reaches `ancestor`.
@@ -176,11 +181,7 @@ async fn a_job_span_continues_the_trace_of_the_request_that_queued_it() {
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0), "{}", daemon.log());
 
-    let job_span = eventually(Duration::from_secs(10), "the job span", || {
-        let spans = all_spans(&received);
-        async move { spans.into_iter().find(|s| s.name == "job email") }
-    })
-    .await;
+    let job_span = exported_span(&received, "job email").await;
     assert_eq!(hex(&job_span.trace_id), inbound_trace, "the job continues the request's trace");
     assert_eq!(attribute(&job_span, "job.kind"), Some(&Value::StringValue("email".into())));
     let spans = all_spans(&received);
