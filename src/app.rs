@@ -41,6 +41,8 @@ pub struct AppState {
     pub summarizer: Arc<crate::summaries::Summarizer>,
     /// Set until the pending migrations at start are applied.
     pub migrating: std::sync::atomic::AtomicBool,
+    /// The pages' in-memory caches.
+    pub pages: crate::web::PageCaches,
 }
 
 /// Applies the pending migrations one by one, logging each and counting them in
@@ -202,6 +204,7 @@ impl App {
             mailer,
             summarizer,
             migrating: std::sync::atomic::AtomicBool::new(true),
+            pages: crate::web::PageCaches::default(),
         });
 
         let (public_server, public_addrs) = public_server(&state, public_listeners)?;

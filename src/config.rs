@@ -417,6 +417,8 @@ pub struct SummariesConfig {
     pub cache_hours: u64,
     /// Comments (the highest rated) a summary is made from.
     pub max_comments: u32,
+    /// The post page offers the summary box on threads with at least this many comments.
+    pub page_min_comments: u32,
     /// A summary is regenerated at once when this many comments were added or removed since,
     /// or when the post was edited.
     pub regenerate_after_comments: u32,
@@ -471,6 +473,7 @@ impl Default for SummariesConfig {
             daily_limit_per_user: 50,
             cache_hours: 24,
             max_comments: 30,
+            page_min_comments: 10,
             regenerate_after_comments: 5,
             extractive_sentences: 4,
             primary: String::new(),

@@ -23,6 +23,7 @@ pub mod service;
 pub mod summaries;
 pub mod telemetry;
 pub mod tls;
+pub mod web;
 
 /// The git revision this binary was built from (`unknown` outside a git checkout).
 pub const GIT_REVISION: &str = env!("AGORA_GIT_REVISION");

@@ -42,6 +42,15 @@ pub const VOTES: &str = "agora_votes_total";
 pub const IDEMPOTENT_REPLAYS: &str = "agora_idempotent_replays_total";
 /// Requests refused by a rate limit, by class (`api`, `api_anonymous`, `auth`, `posts`).
 pub const RATE_LIMITED: &str = "agora_rate_limited_requests_total";
+/// Database units of work one page view made, by page route (constant per page, whatever the
+/// thread size).
+pub const PAGE_DB_QUERIES: &str = "agora_page_db_queries";
+/// Listing reads of the page cache, by cache (`listings`) and result (`hit`, `miss`).
+pub const PAGE_CACHE_REQUESTS: &str = "agora_page_cache_requests_total";
+/// Transparent refreshes of a browser session's tokens, by outcome (`success`, `failure`).
+pub const PAGE_SESSION_REFRESHES: &str = "agora_page_session_refreshes_total";
+/// Unsafe page requests refused by the CSRF defences, by reason (`origin`, `token`).
+pub const PAGE_CSRF_REFUSALS: &str = "agora_page_csrf_refusals_total";
 /// When the HTTPS certificate in use expires (`notAfter`), seconds since the epoch.
 pub const TLS_CERTIFICATE_EXPIRY: &str = "agora_tls_certificate_expiry_timestamp_seconds";
 /// Certificate reloads (SIGHUP) by outcome (`success`, `failure`).
@@ -211,6 +220,14 @@ pub struct Metrics {
     pub idempotent_replays: IntCounter,
     /// See [`RATE_LIMITED`].
     pub rate_limited: IntCounterVec,
+    /// See [`PAGE_DB_QUERIES`].
+    pub page_db_queries: HistogramVec,
+    /// See [`PAGE_CACHE_REQUESTS`].
+    pub page_cache_requests: IntCounterVec,
+    /// See [`PAGE_SESSION_REFRESHES`].
+    pub page_session_refreshes: IntCounterVec,
+    /// See [`PAGE_CSRF_REFUSALS`].
+    pub page_csrf_refusals: IntCounterVec,
     /// See [`TLS_CERTIFICATE_EXPIRY`] (0 while HTTPS is off).
     pub tls_certificate_expiry: Gauge,
     /// See [`TLS_RELOADS`].
@@ -324,6 +341,30 @@ impl Metrics {
             IntCounterVec::new(Opts::new(RATE_LIMITED, "Requests refused by a rate limit, by class."), &["class"])?;
         for class in ["api", "api_anonymous", "auth", "posts", "summaries"] {
             rate_limited.with_label_values(&[class]);
+        }
+        let page_db_queries = HistogramVec::new(
+            HistogramOpts::new(PAGE_DB_QUERIES, "Database units of work per page view, by page route.")
+                .buckets(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0]),
+            &["page"],
+        )?;
+        let page_cache_requests = IntCounterVec::new(
+            Opts::new(PAGE_CACHE_REQUESTS, "Listing reads of the page cache, by cache and result."),
+            &["cache", "result"],
+        )?;
+        for result in ["hit", "miss"] {
+            page_cache_requests.with_label_values(&["listings", result]);
+        }
+        let page_session_refreshes = IntCounterVec::new(
+            Opts::new(PAGE_SESSION_REFRESHES, "Transparent refreshes of browser sessions, by outcome."),
+            &["outcome"],
+        )?;
+        let page_csrf_refusals = IntCounterVec::new(
+            Opts::new(PAGE_CSRF_REFUSALS, "Unsafe page requests refused by the CSRF defences, by reason."),
+            &["reason"],
+        )?;
+        for (outcome, reason) in [("success", "origin"), ("failure", "token")] {
+            page_session_refreshes.with_label_values(&[outcome]);
+            page_csrf_refusals.with_label_values(&[reason]);
         }
         let tls_certificate_expiry =
             Gauge::new(TLS_CERTIFICATE_EXPIRY, "When the HTTPS certificate in use expires, seconds since the epoch.")?;
@@ -454,6 +495,10 @@ impl Metrics {
         registry.register(Box::new(votes.clone()))?;
         registry.register(Box::new(idempotent_replays.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(page_db_queries.clone()))?;
+        registry.register(Box::new(page_cache_requests.clone()))?;
+        registry.register(Box::new(page_session_refreshes.clone()))?;
+        registry.register(Box::new(page_csrf_refusals.clone()))?;
         registry.register(Box::new(tls_certificate_expiry.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(queue_jobs.clone()))?;
@@ -507,6 +552,10 @@ impl Metrics {
             votes,
             idempotent_replays,
             rate_limited,
+            page_db_queries,
+            page_cache_requests,
+            page_session_refreshes,
+            page_csrf_refusals,
             tls_certificate_expiry,
             tls_reloads,
             queue_jobs,

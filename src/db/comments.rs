@@ -381,3 +381,25 @@ pub async fn vote(
     }
     Ok(tally)
 }
+
+/// A user's comments, newest first, continuing before `(created_at, id)`.
+pub async fn by_author(
+    conn: &mut AsyncPgConnection,
+    reader: i64,
+    author_id: i64,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<CommentRow>> {
+    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
+    diesel::sql_query(format!(
+        "{ROW_SELECT} WHERE c.author_id = $2 AND NOT c.deleted AND NOT c.removed AND (c.created_at, c.id) < ($3, $4)
+         ORDER BY c.created_at DESC, c.id DESC LIMIT $5"
+    ))
+    .bind::<BigInt, _>(reader)
+    .bind::<BigInt, _>(author_id)
+    .bind::<Timestamptz, _>(at)
+    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
+}

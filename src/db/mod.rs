@@ -154,6 +154,8 @@ impl Database {
             otel.status_code = tracing::field::Empty,
         );
         let started = Instant::now();
+        // Outside a page view there is no counter; that is not an error.
+        let _ = PAGE_QUERIES.try_with(|count| count.set(count.get() + 1));
         let result = work.instrument(span.clone()).await;
         let labels = [name, self.role.as_str()];
         self.metrics.db_query_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
@@ -221,4 +223,19 @@ pub async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> diesel
         .get_result(conn)
         .await?;
     Ok(found.exists)
+}
+
+tokio::task_local! {
+    /// Units of work of the page view running on this task (see [`count_queries`]).
+    static PAGE_QUERIES: std::cell::Cell<u32>;
+}
+
+/// Runs `work` and counts the database units of work ([`Database::timed`] calls) it made.
+pub async fn count_queries<F: Future>(work: F) -> (F::Output, u32) {
+    PAGE_QUERIES
+        .scope(std::cell::Cell::new(0), async {
+            let output = work.await;
+            (output, PAGE_QUERIES.with(std::cell::Cell::get))
+        })
+        .await
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
@@ -450,4 +450,47 @@ struct TallyRow {
     upvotes: i32,
     #[diesel(sql_type = Integer)]
     downvotes: i32,
+}
+
+/// The reader's votes on the given posts (only the posts they voted on).
+pub async fn my_votes(conn: &mut AsyncPgConnection, reader: i64, post_ids: &[i64]) -> QueryResult<Vec<VoteOf>> {
+    diesel::sql_query("SELECT post_id AS id, value FROM post_votes WHERE user_id = $1 AND post_id = ANY($2)")
+        .bind::<BigInt, _>(reader)
+        .bind::<Array<BigInt>, _>(post_ids)
+        .load(conn)
+        .await
+}
+
+/// One vote of a reader.
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct VoteOf {
+    /// The post voted on.
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    /// -1 or 1.
+    #[diesel(sql_type = SmallInt)]
+    pub value: i16,
+}
+
+/// A user's posts, newest first, continuing before `(created_at, id)`.
+pub async fn by_author(
+    conn: &mut AsyncPgConnection,
+    reader: i64,
+    author_id: i64,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<PostView>> {
+    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
+    diesel::sql_query(format!(
+        "{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM}
+         WHERE p.author_id = $2 AND NOT p.deleted AND NOT p.removed AND (p.created_at, p.id) < ($3, $4)
+         ORDER BY p.created_at DESC, p.id DESC LIMIT $5"
+    ))
+    .bind::<BigInt, _>(reader)
+    .bind::<BigInt, _>(author_id)
+    .bind::<Timestamptz, _>(at)
+    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
 }

@@ -193,6 +193,15 @@ fn with_problem_body(response: ServiceResponse<BoxBody>, request_id: &RequestId)
         // A handler's own JSON error body (e.g. readiness) is part of the contract.
         return response;
     }
+    let html_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html_page {
+        // Browser pages answer errors with a page of their own (`web::PageError`).
+        return response;
+    }
     let mut problem = existing.unwrap_or_else(|| {
         let request = response.request();
         Problem::from_status(status, request.method().as_str(), request.path())

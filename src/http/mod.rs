@@ -31,6 +31,8 @@ pub fn configure_public(cfg: &mut web::ServiceConfig, max_body_bytes: usize, ser
     if serve_metrics {
         cfg.service(web::resource("/metrics").route(web::get().to(ops::metrics)));
     }
+    // Last: the pages' scope answers every path the routes above did not take.
+    cfg.configure(crate::web::configure);
 }
 
 /// The JSON API: the route table of `/api/v1`.

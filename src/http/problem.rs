@@ -74,7 +74,7 @@ impl Problem {
     }
 }
 
-fn status_of(kind: &ErrorKind) -> StatusCode {
+pub fn status_of(kind: &ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
         ErrorKind::Validation | ErrorKind::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -99,13 +99,7 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let cause = self.source.as_ref().map(|s| error_chain(s.as_ref()));
-        let location = format!("{}:{}", self.location.file(), self.location.line());
-        if status.is_server_error() {
-            tracing::error!(code = self.kind.code(), detail = %self.detail, cause, location, "request failed");
-        } else {
-            tracing::debug!(code = self.kind.code(), detail = %self.detail, cause, location, "request refused");
-        }
+        log_error(self);
         let mut problem = Problem::new(status, self.kind.code(), &self.detail);
         problem.errors.clone_from(&self.errors);
         let mut response = HttpResponse::build(status)
@@ -113,6 +107,18 @@ impl ResponseError for AppError {
             .body(problem.to_body());
         response.extensions_mut().insert(problem);
         response
+    }
+}
+
+/// Logs an error answered to a client: server errors with their cause chain, refusals at debug.
+pub fn log_error(error: &AppError) {
+    let status = status_of(&error.kind);
+    let cause = error.source.as_ref().map(|s| error_chain(s.as_ref()));
+    let location = format!("{}:{}", error.location.file(), error.location.line());
+    if status.is_server_error() {
+        tracing::error!(code = error.kind.code(), detail = %error.detail, cause, location, "request failed");
+    } else {
+        tracing::debug!(code = error.kind.code(), detail = %error.detail, cause, location, "request refused");
     }
 }
 

@@ -366,6 +366,56 @@ pub async fn confirm_password_reset(state: &AppState, token: &str, new_password:
     Ok(())
 }
 
+/// Changes a signed-in user's password after checking the current one. Every login of the
+/// account ends (a stolen session dies with the old password) and a new one is opened for
+/// the caller.
+#[tracing::instrument(name = "service.accounts.change_password", skip_all)]
+pub async fn change_password(
+    state: &AppState,
+    auth: Authenticated,
+    current: &str,
+    new_password: &Password,
+    user_agent: &str,
+) -> Result<SignedIn, AppError> {
+    let mut conn = state.db.conn().await?;
+    let account =
+        state.db.observe("accounts.account_by_id", db_accounts::account_by_id(&mut conn, auth.user_id.0)).await?;
+    let account = account.ok_or_else(|| AppError::unauthorized("the account is gone"))?;
+    let found = state
+        .db
+        .observe("accounts.credentials_by_login", db_accounts::credentials_by_login(&mut conn, &account.username))
+        .await?;
+    let stored_hash = found.map(|(_, hash)| hash).unwrap_or_else(|| security::dummy_password_hash().to_owned());
+    let candidate = current.to_owned();
+    let check = blocking(move || security::verify_password(&candidate, &stored_hash)).await?;
+    if !matches!(check, PasswordCheck::Valid | PasswordCheck::ValidNeedsRehash) {
+        return Err(AppError::invalid_field("current_password", "is not your current password"));
+    }
+    let password = new_password.clone();
+    let hash = blocking(move || security::hash_password(password.expose())).await?.map_err(internal)?;
+    let user_id = auth.user_id.0;
+    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+        db_accounts::set_password_hash(conn, user_id, &hash)
+            .await
+            .map_err(query_error("accounts.set_password_hash"))?;
+        let revoked = db_accounts::revoke_user_sessions(conn, user_id, "password change")
+            .await
+            .map_err(query_error("accounts.revoke_user_sessions"))?;
+        let mut entry = NewAuditEntry::new("auth.password_change");
+        entry.actor_id = Some(user_id);
+        entry.target_user_id = Some(user_id);
+        entry.details = serde_json::json!({"sessions_revoked": revoked.len()});
+        audit::append(conn, &entry).await.map_err(query_error("audit.append"))?;
+        Ok(revoked)
+    });
+    let revoked = state.db.timed("accounts.change_password", work).await?;
+    for session_id in revoked {
+        state.auth.sessions.invalidate(&session_id).await;
+    }
+    drop(conn);
+    login(state, &account.username, new_password.expose(), user_agent).await
+}
+
 /// The caller's own account.
 #[tracing::instrument(name = "service.accounts.me", skip_all)]
 pub async fn me(state: &AppState, auth: Authenticated) -> Result<OwnUser, AppError> {

@@ -205,6 +205,16 @@ pub async fn subtree(
     Ok(build(vec![root], descendants, relative).remove(0))
 }
 
+/// Comments shown on their own (a profile's list): no replies attached.
+pub fn without_replies(rows: Vec<CommentRow>) -> Vec<Comment> {
+    rows.into_iter()
+        .map(|row| {
+            let shape = TreeShape { sort: CommentSort::New, max_depth: row.depth };
+            assemble(row, &mut HashMap::new(), shape)
+        })
+        .collect()
+}
+
 /// Assembles rows into trees, sorting every level, and counts what `max_depth` cut.
 fn build(roots: Vec<CommentRow>, descendants: Vec<CommentRow>, shape: TreeShape) -> Vec<Comment> {
     let mut children: HashMap<i64, Vec<CommentRow>> = HashMap::new();

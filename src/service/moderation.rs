@@ -116,6 +116,20 @@ async fn community_rights(
     Ok((rules, may))
 }
 
+/// Whether `user` may moderate the named community (its moderators and site admins).
+pub async fn may_moderate(state: &AppState, user: Authenticated, community: &str) -> Result<bool, AppError> {
+    let mut conn = state.db.conn().await?;
+    let found =
+        state.db.observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, community)).await?;
+    let Some((community_id, _rules)) = found else { return Ok(false) };
+    let user_id = user.user_id.0;
+    Ok(state
+        .db
+        .observe("communities.is_moderator", db_communities::is_moderator(&mut conn, community_id, user_id))
+        .await?
+        || state.db.observe("communities.is_admin", db_communities::is_admin(&mut conn, user_id)).await?)
+}
+
 /// Removes, restores, locks, unlocks, pins or unpins a post (its moderators and admins).
 #[tracing::instrument(name = "service.moderation.post", skip_all, fields(post_id = post.0, action = ?action))]
 pub async fn moderate_post(

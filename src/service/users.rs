@@ -38,3 +38,57 @@ pub async fn profile(state: &AppState, username: &Username) -> Result<PublicUser
         is_admin: row.is_admin,
     })
 }
+
+/// A user's profile with one page of their posts or comments.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    /// The profile.
+    pub user: PublicUser,
+    /// Posts, newest first (when posts were asked for).
+    pub posts: Vec<crate::service::posts::Post>,
+    /// Comments, newest first, without replies (when comments were asked for).
+    pub comments: Vec<crate::service::comments::Comment>,
+    /// Where the next page starts: `(created_at, id)` of the last item.
+    pub next: Option<(DateTime<Utc>, i64)>,
+}
+
+/// A profile and a page of the user's posts or comments: two queries.
+#[tracing::instrument(name = "service.users.activity", skip_all, fields(username = %username))]
+pub async fn activity(
+    state: &AppState,
+    username: &Username,
+    comments: bool,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+    reader: Option<crate::service::accounts::Authenticated>,
+) -> Result<Activity, AppError> {
+    let user = profile(state, username).await?;
+    let reader = reader.map_or(0, |r| r.user_id.0);
+    let mut conn = state.db.conn().await?;
+    let mut activity = Activity { user, posts: Vec::new(), comments: Vec::new(), next: None };
+    if comments {
+        let mut rows = state
+            .db
+            .observe(
+                "comments.by_author",
+                db::comments::by_author(&mut conn, reader, activity.user.id, before, limit + 1),
+            )
+            .await?;
+        if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            activity.next = rows.last().map(|row| (row.created_at, row.id));
+        }
+        activity.comments = crate::service::comments::without_replies(rows);
+    } else {
+        let mut rows = state
+            .db
+            .observe("posts.by_author", db::posts::by_author(&mut conn, reader, activity.user.id, before, limit + 1))
+            .await?;
+        if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            activity.next = rows.last().map(|row| (row.created_at, row.id));
+        }
+        activity.posts = rows.into_iter().map(crate::service::posts::Post::from).collect();
+    }
+    Ok(activity)
+}

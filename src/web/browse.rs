@@ -1,0 +1,405 @@
+//! Reading pages: the front page, community pages and their about page, the community
+//! directory, search and user profiles.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::db::communities::CommunityView;
+use crate::domain::{CommunitySort, Limit, PostSort, TimeWindow, Username};
+use crate::error::AppError;
+use crate::service::communities::{self, Page};
+use crate::service::posts::{self, ListRequest, Post};
+use crate::service::users;
+use crate::web::session::Viewer;
+use crate::web::view::{CommentNode, Layout, PostItem, Tab, Time, plural};
+use crate::web::{PageError, layout, render};
+
+/// Posts per listing page.
+const PAGE_SIZE: i64 = 25;
+
+/// Query of listing pages.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListingParams {
+    sort: Option<PostSort>,
+    t: Option<TimeWindow>,
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "listing.html")]
+struct ListingPage {
+    layout: Layout,
+    heading: String,
+    community: Option<CommunityView>,
+    moderates: bool,
+    sorts: Vec<Tab>,
+    windows: Vec<Tab>,
+    posts: Vec<PostItem>,
+    next_href: Option<String>,
+    empty_text: &'static str,
+}
+
+/// `GET /`: every community's posts.
+pub async fn front(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    params: web::Query<ListingParams>,
+) -> Result<HttpResponse, PageError> {
+    let params = params.into_inner();
+    let page = cached_listing(&state, None, &params).await?;
+    let posts = with_my_votes(&state, &viewer, &page.items).await?;
+    let template = ListingPage {
+        layout: layout(&state, &viewer).await?,
+        heading: "All communities".into(),
+        community: None,
+        moderates: false,
+        sorts: sort_tabs("/", &params),
+        windows: window_tabs("/", &params),
+        next_href: next_href("/", &params, page.next_cursor.as_deref()),
+        posts,
+        empty_text: "Nothing has been posted yet. Create a community and start the first thread.",
+    };
+    render(&req, &template)
+}
+
+/// `GET /c/{name}`: one community's posts, pinned first, with its sidebar.
+pub async fn community(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+    params: web::Query<ListingParams>,
+) -> Result<HttpResponse, PageError> {
+    let params = params.into_inner();
+    let community = communities::get(&state, &name, viewer.auth).await?;
+    let page = cached_listing(&state, Some(&community.name), &params).await?;
+    let posts = with_my_votes(&state, &viewer, &page.items).await?;
+    let layout = layout(&state, &viewer).await?;
+    let base = format!("/c/{}", community.name);
+    let template = ListingPage {
+        moderates: layout.username.as_ref().is_some_and(|me| community.moderators.contains(me)),
+        layout,
+        heading: community.title.clone(),
+        sorts: sort_tabs(&base, &params),
+        windows: window_tabs(&base, &params),
+        next_href: next_href(&base, &params, page.next_cursor.as_deref()),
+        community: Some(community),
+        posts,
+        empty_text: "No posts here yet. Be the first to submit one.",
+    };
+    render(&req, &template)
+}
+
+/// A listing page as an anonymous reader sees it, from the page cache.
+async fn cached_listing(
+    state: &AppState,
+    community: Option<&str>,
+    params: &ListingParams,
+) -> Result<Arc<Page<Post>>, PageError> {
+    let sort = params.sort.unwrap_or_default();
+    let window = params.t.unwrap_or_default();
+    let key = format!("{}|{sort:?}|{window:?}|{}", community.unwrap_or(""), params.cursor.as_deref().unwrap_or(""));
+    if let Some(page) = state.pages.listings.get(&key).await {
+        state.metrics.page_cache_requests.with_label_values(&["listings", "hit"]).inc();
+        return Ok(page);
+    }
+    state.metrics.page_cache_requests.with_label_values(&["listings", "miss"]).inc();
+    let request = ListRequest {
+        community: community.map(str::to_owned),
+        sort,
+        window,
+        limit: Limit(PAGE_SIZE),
+        cursor: params.cursor.clone(),
+    };
+    let page = Arc::new(posts::list(state, request, None).await?);
+    state.pages.listings.insert(key, page.clone()).await;
+    Ok(page)
+}
+
+/// Prepares cached posts for a viewer: one query for their votes on the page.
+async fn with_my_votes(state: &AppState, viewer: &Viewer, items: &[Post]) -> Result<Vec<PostItem>, PageError> {
+    let now = Utc::now();
+    let mut posts: Vec<PostItem> = items.iter().cloned().map(|post| PostItem::new(post, now)).collect();
+    let Some(auth) = viewer.auth else { return Ok(posts) };
+    if posts.is_empty() {
+        return Ok(posts);
+    }
+    let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
+    let mut conn = state.db.conn().await?;
+    let votes = state.db.observe("posts.my_votes", crate::db::posts::my_votes(&mut conn, auth.user_id.0, &ids)).await?;
+    let votes: HashMap<i64, i16> = votes.into_iter().map(|v| (v.id, v.value)).collect();
+    for post in &mut posts {
+        post.set_my_vote(votes.get(&post.id).copied().unwrap_or(0));
+    }
+    Ok(posts)
+}
+
+fn listing_href(base: &str, sort: PostSort, window: Option<TimeWindow>, cursor: Option<&str>) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if sort != PostSort::Hot {
+        pairs.push(("sort", sort_name(sort).to_owned()));
+    }
+    if let Some(window) = window {
+        pairs.push(("t", window_name(window).to_owned()));
+    }
+    if let Some(cursor) = cursor {
+        pairs.push(("cursor", cursor.to_owned()));
+    }
+    if pairs.is_empty() {
+        return base.to_owned();
+    }
+    format!("{base}?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+}
+
+fn windowed(sort: PostSort) -> bool {
+    matches!(sort, PostSort::Top | PostSort::Controversial)
+}
+
+fn sort_tabs(base: &str, params: &ListingParams) -> Vec<Tab> {
+    let current = params.sort.unwrap_or_default();
+    [PostSort::Hot, PostSort::New, PostSort::Top, PostSort::Controversial, PostSort::Active]
+        .into_iter()
+        .map(|sort| Tab {
+            label: sort_label(sort),
+            href: listing_href(base, sort, windowed(sort).then_some(params.t.unwrap_or(TimeWindow::Day)), None),
+            current: sort == current,
+        })
+        .collect()
+}
+
+fn window_tabs(base: &str, params: &ListingParams) -> Vec<Tab> {
+    let sort = params.sort.unwrap_or_default();
+    if !windowed(sort) {
+        return Vec::new();
+    }
+    let current = params.t.unwrap_or_default();
+    [TimeWindow::Hour, TimeWindow::Day, TimeWindow::Week, TimeWindow::Month, TimeWindow::Year, TimeWindow::All]
+        .into_iter()
+        .map(|window| Tab {
+            label: window_label(window),
+            href: listing_href(base, sort, Some(window), None),
+            current: window == current,
+        })
+        .collect()
+}
+
+fn next_href(base: &str, params: &ListingParams, cursor: Option<&str>) -> Option<String> {
+    let sort = params.sort.unwrap_or_default();
+    cursor.map(|cursor| listing_href(base, sort, params.t, Some(cursor)))
+}
+
+fn sort_name(sort: PostSort) -> &'static str {
+    match sort {
+        PostSort::Hot => "hot",
+        PostSort::New => "new",
+        PostSort::Top => "top",
+        PostSort::Controversial => "controversial",
+        PostSort::Active => "active",
+    }
+}
+
+fn sort_label(sort: PostSort) -> &'static str {
+    match sort {
+        PostSort::Hot => "Hot",
+        PostSort::New => "New",
+        PostSort::Top => "Top",
+        PostSort::Controversial => "Controversial",
+        PostSort::Active => "Active",
+    }
+}
+
+fn window_name(window: TimeWindow) -> &'static str {
+    match window {
+        TimeWindow::Hour => "hour",
+        TimeWindow::Day => "day",
+        TimeWindow::Week => "week",
+        TimeWindow::Month => "month",
+        TimeWindow::Year => "year",
+        TimeWindow::All => "all",
+    }
+}
+
+fn window_label(window: TimeWindow) -> &'static str {
+    match window {
+        TimeWindow::Hour => "Past hour",
+        TimeWindow::Day => "Today",
+        TimeWindow::Week => "This week",
+        TimeWindow::Month => "This month",
+        TimeWindow::Year => "This year",
+        TimeWindow::All => "All time",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "about.html")]
+struct AboutPage {
+    layout: Layout,
+    community: CommunityView,
+    moderates: bool,
+    created: Time,
+}
+
+/// `GET /c/{name}/about`: description, rules and moderators (the sidebar, on its own page).
+pub async fn about(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let community = communities::get(&state, &name, viewer.auth).await?;
+    let layout = layout(&state, &viewer).await?;
+    let template = AboutPage {
+        moderates: layout.username.as_ref().is_some_and(|me| community.moderators.contains(me)),
+        created: Time::at(community.created_at, Utc::now()),
+        layout,
+        community,
+    };
+    render(&req, &template)
+}
+
+/// Query of the community directory.
+#[derive(Debug, Deserialize)]
+pub struct DirectoryParams {
+    sort: Option<CommunitySort>,
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "communities.html")]
+struct DirectoryPage {
+    layout: Layout,
+    communities: Vec<CommunityView>,
+    sorts: Vec<Tab>,
+    next_href: Option<String>,
+}
+
+/// `GET /communities`: every community, most members or newest first.
+pub async fn communities(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    params: web::Query<DirectoryParams>,
+) -> Result<HttpResponse, PageError> {
+    let sort = params.sort.unwrap_or_default();
+    let page = communities::list(&state, sort, Limit(50), params.cursor.as_deref(), viewer.auth).await?;
+    let name = |sort: CommunitySort| if sort == CommunitySort::New { "new" } else { "popular" };
+    let sorts = [(CommunitySort::Popular, "Most members"), (CommunitySort::New, "Newest")]
+        .into_iter()
+        .map(|(option, label)| Tab {
+            label,
+            href: format!("/communities?sort={}", name(option)),
+            current: option == sort,
+        })
+        .collect();
+    let next_href = page.next_cursor.as_deref().map(|cursor| {
+        format!(
+            "/communities?{}",
+            serde_urlencoded::to_string([("sort", name(sort)), ("cursor", cursor)]).unwrap_or_default()
+        )
+    });
+    let template = DirectoryPage { layout: layout(&state, &viewer).await?, communities: page.items, sorts, next_href };
+    render(&req, &template)
+}
+
+/// Query of the search page.
+#[derive(Debug, Deserialize)]
+pub struct SearchParams {
+    #[serde(default)]
+    q: String,
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    layout: Layout,
+    posts: Vec<PostItem>,
+    next_href: Option<String>,
+    searched: bool,
+}
+
+/// `GET /search?q=`: posts matching the words, best match first.
+pub async fn search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    params: web::Query<SearchParams>,
+) -> Result<HttpResponse, PageError> {
+    let terms = params.q.trim();
+    let mut layout = layout(&state, &viewer).await?;
+    layout.query = terms.to_owned();
+    if terms.is_empty() {
+        return render(&req, &SearchPage { layout, posts: Vec::new(), next_href: None, searched: false });
+    }
+    let page = posts::search(&state, terms, None, Limit(PAGE_SIZE), params.cursor.as_deref(), viewer.auth).await?;
+    let now = Utc::now();
+    let next_href = page.next_cursor.as_deref().map(|cursor| {
+        format!("/search?{}", serde_urlencoded::to_string([("q", terms), ("cursor", cursor)]).unwrap_or_default())
+    });
+    let posts = page.items.into_iter().map(|post| PostItem::new(post, now)).collect();
+    render(&req, &SearchPage { layout, posts, next_href, searched: true })
+}
+
+/// Query of a profile page.
+#[derive(Debug, Deserialize)]
+pub struct ProfileParams {
+    show: Option<String>,
+    before: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+struct ProfilePage {
+    layout: Layout,
+    user: users::PublicUser,
+    karma: String,
+    joined: Time,
+    showing_comments: bool,
+    posts: Vec<PostItem>,
+    comments: Vec<CommentNode>,
+    next_href: Option<String>,
+}
+
+/// `GET /u/{username}`: karma and the user's posts or comments, newest first.
+pub async fn user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    username: web::Path<String>,
+    params: web::Query<ProfileParams>,
+) -> Result<HttpResponse, PageError> {
+    let username = Username::parse(&username).map_err(|_| AppError::not_found("user"))?;
+    let showing_comments = params.show.as_deref() == Some("comments");
+    let before = params.before.as_deref().map(parse_before).transpose()?;
+    let activity = users::activity(&state, &username, showing_comments, before, PAGE_SIZE, viewer.auth).await?;
+    let now = Utc::now();
+    let next_href = activity.next.map(|(at, id)| {
+        let show = if showing_comments { "comments" } else { "posts" };
+        format!("/u/{}?show={show}&before={}_{id}", activity.user.username, at.timestamp_micros())
+    });
+    let template = ProfilePage {
+        layout: layout(&state, &viewer).await?,
+        karma: plural(activity.user.karma, "karma point"),
+        joined: Time::at(activity.user.created_at, now),
+        showing_comments,
+        posts: activity.posts.into_iter().map(|post| PostItem::new(post, now)).collect(),
+        comments: crate::web::view::flatten(activity.comments, now),
+        next_href,
+        user: activity.user,
+    };
+    render(&req, &template)
+}
+
+fn parse_before(text: &str) -> Result<(chrono::DateTime<Utc>, i64), PageError> {
+    let invalid = || PageError::from(AppError::bad_request("this page link is broken"));
+    let (micros, id) = text.split_once('_').ok_or_else(invalid)?;
+    let at = micros.parse().ok().and_then(chrono::DateTime::from_timestamp_micros).ok_or_else(invalid)?;
+    Ok((at, id.parse().map_err(|_| invalid())?))
+}

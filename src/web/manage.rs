@@ -1,0 +1,369 @@
+//! Pages that change communities: submit a post, create a community, join and leave, and the
+//! moderator tools (remove/restore, lock, pin, ban, the reports queue and the mod log).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::db::communities::CommunityView;
+use crate::db::moderation::{ModlogEntry, ReportView};
+use crate::domain::{
+    Body, CommentId, CommunityName, CommunityTitle, Description, LinkUrl, PostId, PostTitle, Reason, Rules, Username,
+};
+use crate::error::AppError;
+use crate::http::fields::Fields;
+use crate::service::communities::{self, NewBan, NewCommunity};
+use crate::service::moderation::{self, PostAction, Why};
+use crate::service::posts::{self, NewPostInput};
+use crate::web::session::{CsrfForm, Viewer};
+use crate::web::thread::EmptyForm;
+use crate::web::view::{Layout, Time};
+use crate::web::{PageError, form_problem, layout, render, render_with_status, see_other};
+
+/// The submit form's fields, kept when it is shown again with errors.
+#[derive(Debug, Default, Deserialize)]
+pub struct SubmitForm {
+    #[serde(default)]
+    community: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Template)]
+#[template(path = "submit.html")]
+struct SubmitPage {
+    layout: Layout,
+    form: SubmitForm,
+    errors: Vec<String>,
+}
+
+/// Query of the submit page.
+#[derive(Debug, Deserialize)]
+pub struct SubmitParams {
+    community: Option<String>,
+}
+
+/// `GET /submit?community=`: the form for a text or link post.
+pub async fn submit_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    params: web::Query<SubmitParams>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require()?;
+    let form = SubmitForm { community: params.community.clone().unwrap_or_default(), ..SubmitForm::default() };
+    render(&req, &SubmitPage { layout: layout(&state, &viewer).await?, form, errors: Vec::new() })
+}
+
+/// `POST /submit`
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    form: CsrfForm<SubmitForm>,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let form = form.0;
+    let mut fields = Fields::default();
+    let title = fields.check("title", PostTitle::parse(&form.title));
+    let body = fields.check("text", Body::parse_post(&form.body));
+    let url = match form.url.trim() {
+        "" => Some(None),
+        url => fields.check("link", LinkUrl::parse(url)).map(Some),
+    };
+    let community = form.community.trim().trim_start_matches("c/").to_owned();
+    let input = fields.finish(title.zip(body).zip(url).map(|((title, body), url)| NewPostInput { title, body, url }));
+    let created = match input {
+        Ok(input) => posts::create(&state, author, &community, input).await,
+        Err(err) => Err(err),
+    };
+    match created {
+        Ok(post) => {
+            state.pages.listings.invalidate_all();
+            Ok(see_other(&format!("/p/{}", post.view.id)))
+        }
+        Err(err) => {
+            let (status, errors) = form_problem(err)?;
+            let template = SubmitPage { layout: layout(&state, &viewer).await?, form, errors };
+            render_with_status(&req, &template, status)
+        }
+    }
+}
+
+/// The new-community form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct CommunityForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    description: String,
+    /// One rule per line.
+    #[serde(default)]
+    rules: String,
+}
+
+#[derive(Template)]
+#[template(path = "community_new.html")]
+struct NewCommunityPage {
+    layout: Layout,
+    form: CommunityForm,
+    errors: Vec<String>,
+}
+
+/// `GET /communities/new`
+pub async fn new_community(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+) -> Result<HttpResponse, PageError> {
+    viewer.require()?;
+    let template =
+        NewCommunityPage { layout: layout(&state, &viewer).await?, form: CommunityForm::default(), errors: Vec::new() };
+    render(&req, &template)
+}
+
+/// `POST /communities/new`: the creator becomes its first moderator.
+pub async fn create_community(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    form: CsrfForm<CommunityForm>,
+) -> Result<HttpResponse, PageError> {
+    let creator = viewer.require()?;
+    let form = form.0;
+    let rules: Vec<String> = form.rules.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    let mut fields = Fields::default();
+    let name = fields.check("name", CommunityName::parse(form.name.trim()));
+    let title = fields.check("title", CommunityTitle::parse(&form.title));
+    let description = fields.check("description", Description::parse(&form.description));
+    let rules = fields.check("rules", Rules::parse(&rules));
+    let input = fields.finish(
+        name.zip(title).zip(description).zip(rules).map(|(((name, title), description), rules)| NewCommunity {
+            name,
+            title,
+            description,
+            rules,
+        }),
+    );
+    let created = match input {
+        Ok(input) => communities::create(&state, creator, input).await,
+        Err(err) => Err(err),
+    };
+    match created {
+        Ok(community) => Ok(see_other(&format!("/c/{}", community.name))),
+        Err(err) => {
+            let (status, errors) = form_problem(err)?;
+            let template = NewCommunityPage { layout: layout(&state, &viewer).await?, form, errors };
+            render_with_status(&req, &template, status)
+        }
+    }
+}
+
+/// Join or leave.
+#[derive(Debug, Deserialize)]
+pub struct MembershipForm {
+    #[serde(default)]
+    action: String,
+}
+
+/// `POST /c/{name}/membership` with `action=join|leave`.
+pub async fn membership(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+    form: CsrfForm<MembershipForm>,
+) -> Result<HttpResponse, PageError> {
+    let user = viewer.require()?;
+    match form.0.action.as_str() {
+        "join" => communities::join(&state, user, &name).await?,
+        "leave" => communities::leave(&state, user, &name).await?,
+        _ => return Err(AppError::invalid_field("action", "must be join or leave").into()),
+    }
+    Ok(see_other(&format!("/c/{name}")))
+}
+
+/// A moderator action with its reason.
+#[derive(Debug, Deserialize)]
+pub struct ModerationForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn why(form: &ModerationForm) -> Result<Why, PageError> {
+    let reason = Reason::parse(&form.reason).map_err(|err| AppError::invalid_field("reason", err.to_string()))?;
+    Ok(Why { rule_index: None, reason })
+}
+
+/// `POST /p/{id}/mod` with `action=remove|restore|lock|unlock|pin|unpin`.
+pub async fn moderate_post(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<ModerationForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = viewer.require()?;
+    let action = PostAction::parse(&form.0.action)
+        .ok_or_else(|| AppError::invalid_field("action", "must be remove, restore, lock, unlock, pin or unpin"))?;
+    let post = moderation::moderate_post(&state, actor, PostId(*id), action, why(&form.0)?).await?;
+    state.pages.listings.invalidate_all();
+    Ok(see_other(&format!("/p/{}", post.view.id)))
+}
+
+/// `POST /comments/{id}/mod` with `action=remove|restore`.
+pub async fn moderate_comment(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<ModerationForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = viewer.require()?;
+    let remove = match form.0.action.as_str() {
+        "remove" => true,
+        "restore" => false,
+        _ => return Err(AppError::invalid_field("action", "must be remove or restore").into()),
+    };
+    let comment = moderation::moderate_comment(&state, actor, CommentId(*id), remove, why(&form.0)?).await?;
+    Ok(see_other(&format!("/p/{}#c{}", comment.post_id, comment.id)))
+}
+
+#[derive(Template)]
+#[template(path = "mod.html")]
+struct ModPage {
+    layout: Layout,
+    community: CommunityView,
+    reports: Vec<(ReportView, Time)>,
+    notice: Option<String>,
+}
+
+/// Query of the moderation page.
+#[derive(Debug, Deserialize)]
+pub struct ModParams {
+    notice: Option<String>,
+}
+
+/// `GET /c/{name}/mod`: the open reports and the ban form (moderators and admins).
+pub async fn mod_queue(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+    params: web::Query<ModParams>,
+) -> Result<HttpResponse, PageError> {
+    let reader = viewer.require()?;
+    let community = communities::get(&state, &name, Some(reader)).await?;
+    let reports =
+        moderation::open_reports(&state, reader, Some(&community.name), crate::domain::Limit(100), None).await?;
+    let now = Utc::now();
+    let reports = reports.items.into_iter().map(|r| (Time::at(r.created_at, now), r)).map(|(t, r)| (r, t)).collect();
+    let notice = match params.notice.as_deref() {
+        Some("banned") => Some("The user is banned from this community.".to_owned()),
+        Some("resolved") => Some("The report is closed.".to_owned()),
+        _ => None,
+    };
+    render(&req, &ModPage { layout: layout(&state, &viewer).await?, community, reports, notice })
+}
+
+/// The ban form.
+#[derive(Debug, Deserialize)]
+pub struct BanForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    reason: String,
+    /// Days; empty for a permanent ban.
+    #[serde(default)]
+    days: String,
+}
+
+/// `POST /c/{name}/ban`
+pub async fn ban(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+    form: CsrfForm<BanForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = viewer.require()?;
+    let form = form.0;
+    let mut fields = Fields::default();
+    let username = fields.check("username", Username::parse(form.username.trim()));
+    let expires_at = match form.days.trim() {
+        "" => Some(None),
+        days => fields
+            .check("days", days.parse::<u16>().map_err(|_| "must be a whole number of days (1–65535)"))
+            .map(|days| Some(Utc::now() + chrono::Duration::days(i64::from(days.max(1))))),
+    };
+    let ban = fields.finish(username.zip(expires_at).map(|(username, expires_at)| NewBan {
+        username,
+        reason: form.reason.clone(),
+        expires_at,
+    }))?;
+    communities::ban(&state, actor, &name, ban).await?;
+    Ok(see_other(&format!("/c/{name}/mod?notice=banned")))
+}
+
+/// `POST /reports/{id}/resolve`
+pub async fn resolve_report(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    _form: CsrfForm<EmptyForm>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let actor = viewer.require()?;
+    moderation::resolve_report(&state, actor, *id).await?;
+    let back = crate::web::referer_path(&req);
+    let back = back.split('?').next().unwrap_or("/");
+    Ok(see_other(&format!("{back}?notice=resolved")))
+}
+
+#[derive(Template)]
+#[template(path = "modlog.html")]
+struct ModlogPage {
+    layout: Layout,
+    community: String,
+    entries: Vec<(ModlogEntry, Time)>,
+    next_href: Option<String>,
+}
+
+/// Query of the mod log.
+#[derive(Debug, Deserialize)]
+pub struct ModlogParams {
+    cursor: Option<String>,
+}
+
+/// `GET /c/{name}/modlog`: what the community's moderators did, newest first.
+pub async fn modlog(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+    params: web::Query<ModlogParams>,
+) -> Result<HttpResponse, PageError> {
+    let reader = viewer.require()?;
+    let page =
+        moderation::modlog(&state, reader, Some(&name), crate::domain::Limit(50), params.cursor.as_deref()).await?;
+    let now = Utc::now();
+    let entries = page
+        .items
+        .into_iter()
+        .map(|item| (Time::at(item.entry.created_at, now), item.entry))
+        .map(|(t, e)| (e, t))
+        .collect();
+    let next_href = page.next_cursor.map(|cursor| {
+        format!("/c/{name}/modlog?{}", serde_urlencoded::to_string([("cursor", cursor)]).unwrap_or_default())
+    });
+    render(
+        &req,
+        &ModlogPage { layout: layout(&state, &viewer).await?, community: name.into_inner(), entries, next_href },
+    )
+}

@@ -1,0 +1,406 @@
+//! Pages for browser users: server-rendered HTML (askama templates compiled in), one
+//! stylesheet and a small script for progressive enhancement. Every action is a form that posts
+//! and redirects, so the site works with JavaScript off.
+//!
+//! Handlers stay thin: they read the viewer and the form, call `service`, and render a
+//! template or redirect. The rules live in `service`, exactly as for the JSON API.
+
+pub mod account;
+pub mod assets;
+pub mod browse;
+pub mod manage;
+pub mod session;
+pub mod thread;
+pub mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::error::{AppError, ErrorKind};
+use crate::service::communities::Page;
+use crate::service::posts::Post;
+use session::{CSRF_COOKIE, CsrfToken, PendingCookies, Viewer};
+use view::Layout;
+
+/// How long a listing page's data is served from memory. Writes made through the pages
+/// invalidate it at once; writes through the API show within this time.
+pub const LISTING_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// In-memory caches of the pages.
+#[derive(Clone)]
+pub struct PageCaches {
+    /// Listing pages as an anonymous reader sees them, by community, sort, window and cursor.
+    pub listings: moka::future::Cache<String, Arc<Page<Post>>>,
+    /// Usernames of signed-in viewers, for the page header.
+    pub usernames: moka::future::Cache<i64, Arc<str>>,
+}
+
+impl Default for PageCaches {
+    fn default() -> Self {
+        Self {
+            listings: moka::future::Cache::builder().max_capacity(2_000).time_to_live(LISTING_CACHE_TTL).build(),
+            usernames: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+        }
+    }
+}
+
+/// The page routes. Registered after the API, so `/api/…` never reaches them.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, post, resource};
+    let pages = web::scope("")
+        .wrap(from_fn(guard))
+        .app_data(web::QueryConfig::default().error_handler(|err, _req| PageError::bad_query(&err).into()))
+        .app_data(
+            web::PathConfig::default().error_handler(|_err, _req| PageError::from(AppError::not_found("page")).into()),
+        )
+        .service(resource("/").route(get().to(browse::front)))
+        .service(resource("/static/{file}").route(get().to(assets::serve)))
+        .service(resource("/search").route(get().to(browse::search)))
+        .service(resource("/communities").route(get().to(browse::communities)))
+        .service(
+            resource("/communities/new")
+                .route(get().to(manage::new_community))
+                .route(post().to(manage::create_community)),
+        )
+        .service(resource("/submit").route(get().to(manage::submit_form)).route(post().to(manage::submit)))
+        .service(resource("/c/{name}").route(get().to(browse::community)))
+        .service(resource("/c/{name}/about").route(get().to(browse::about)))
+        .service(resource("/c/{name}/membership").route(post().to(manage::membership)))
+        .service(resource("/c/{name}/mod").route(get().to(manage::mod_queue)))
+        .service(resource("/c/{name}/ban").route(post().to(manage::ban)))
+        .service(resource("/c/{name}/modlog").route(get().to(manage::modlog)))
+        .service(resource("/reports/{id}/resolve").route(post().to(manage::resolve_report)))
+        .service(resource("/p/{id}").route(get().to(thread::post_page)))
+        .service(resource("/p/{id}/comments/{comment}").route(get().to(thread::continue_thread)))
+        .service(resource("/p/{id}/reply").route(post().to(thread::reply)))
+        .service(resource("/p/{id}/vote").route(post().to(thread::vote_post)))
+        .service(resource("/p/{id}/edit").route(get().to(thread::edit_post_form)).route(post().to(thread::edit_post)))
+        .service(resource("/p/{id}/delete").route(post().to(thread::delete_post)))
+        .service(resource("/p/{id}/summary").route(get().to(thread::summary_page)))
+        .service(resource("/p/{id}/mod").route(post().to(manage::moderate_post)))
+        .service(resource("/comments/{id}/vote").route(post().to(thread::vote_comment)))
+        .service(
+            resource("/comments/{id}/edit")
+                .route(get().to(thread::edit_comment_form))
+                .route(post().to(thread::edit_comment)),
+        )
+        .service(resource("/comments/{id}/delete").route(post().to(thread::delete_comment)))
+        .service(resource("/comments/{id}/mod").route(post().to(manage::moderate_comment)))
+        .service(resource("/u/{username}").route(get().to(browse::user)))
+        .service(resource("/signup").route(get().to(account::signup_form)).route(post().to(account::signup)))
+        .service(resource("/login").route(get().to(account::login_form)).route(post().to(account::login)))
+        .service(resource("/logout").route(post().to(account::logout)))
+        .service(resource("/reset").route(get().to(account::reset_form)).route(post().to(account::reset)))
+        .service(
+            resource("/reset-password")
+                .route(get().to(account::reset_confirm_form))
+                .route(post().to(account::reset_confirm)),
+        )
+        .service(resource("/settings").route(get().to(account::settings)).route(post().to(account::save_settings)))
+        .service(resource("/settings/password").route(post().to(account::change_password)))
+        .default_service(web::to(not_found));
+    cfg.service(pages);
+}
+
+/// Every page request passes here: it counts the page's database work, gives the browser a
+/// CSRF cookie, refuses unsafe requests from other origins, adds the cookies handlers queued,
+/// and sends signed-out browsers that need an account to the sign-in page.
+async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let existing = session::cookie(req.request(), CSRF_COOKIE);
+    let csrf = match existing.clone() {
+        Some(token) => token,
+        None => match session::new_csrf_token() {
+            Ok(token) => token,
+            Err(err) => return Ok(req.error_response(PageError::from(err))),
+        },
+    };
+    if existing.is_none() {
+        session::add_pending(req.request(), [session::set_cookie(CSRF_COOKIE, &csrf, 365 * 86_400)]);
+    }
+    req.extensions_mut().insert(CsrfToken(csrf));
+
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method && !same_origin(req.request(), &state.config.server.public_url) {
+        state.metrics.page_csrf_refusals.with_label_values(&["origin"]).inc();
+        let error = AppError::forbidden("cross_origin", "this form was sent from another site; nothing was changed");
+        return Ok(req.error_response(PageError::from(error)));
+    }
+
+    let wants_json = accepts_json(req.request());
+    let ((response, page), queries) = crate::db::count_queries(async {
+        let response = next.call(req).await;
+        let page = response.as_ref().ok().and_then(|r| r.request().match_pattern());
+        (response, page)
+    })
+    .await;
+    let mut response = response?.map_into_boxed_body();
+    if let Some(page) = page {
+        state.metrics.page_db_queries.with_label_values(&[&page]).observe(f64::from(queries));
+    }
+    if response.status() == StatusCode::FORBIDDEN && is_csrf_refusal(&response) {
+        state.metrics.page_csrf_refusals.with_label_values(&["token"]).inc();
+    }
+    if response.status() == StatusCode::UNAUTHORIZED && !wants_json {
+        let request = response.request();
+        let back = if request.method() == Method::GET { request.uri().to_string() } else { referer_path(request) };
+        let target = format!("/login?{}", serde_urlencoded::to_string([("next", back)]).unwrap_or_default());
+        let redirect = see_other(&target);
+        response = ServiceResponse::new(response.request().clone(), redirect);
+    }
+    let pending = response.request().extensions().get::<PendingCookies>().cloned();
+    for cookie in pending.map(|p| p.0).unwrap_or_default() {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+fn is_csrf_refusal(response: &ServiceResponse<BoxBody>) -> bool {
+    response.response().extensions().get::<RefusalCode>().is_some_and(|code| code.0 == "csrf_failed")
+}
+
+/// Whether an unsafe request comes from a page of this site: its `Origin` (or, without one,
+/// its `Referer`) must be the origin the browser addressed (`Host`) or `server.public_url`'s.
+fn same_origin(req: &HttpRequest, public_url: &str) -> bool {
+    let claimed = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.headers().get(header::REFERER).and_then(|v| v.to_str().ok()).map(origin_of));
+    let Some(claimed) = claimed else { return false };
+    let info = req.connection_info();
+    let addressed = format!("{}://{}", info.scheme(), info.host());
+    claimed.eq_ignore_ascii_case(&addressed) || claimed.eq_ignore_ascii_case(&origin_of(public_url))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return String::new() };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    format!("{scheme}://{authority}")
+}
+
+/// The path of the page a form was sent from (its `Referer`), or `/`.
+pub fn referer_path(req: &HttpRequest) -> String {
+    let referer = req.headers().get(header::REFERER).and_then(|v| v.to_str().ok()).unwrap_or("/");
+    local_path(referer.split_once("://").map_or(referer, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..])))
+}
+
+/// `next` targets stay on this site: a path, never `//host` or a full URL.
+pub fn local_path(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next.to_owned()
+    } else {
+        "/".into()
+    }
+}
+
+fn accepts_json(req: &HttpRequest) -> bool {
+    req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
+}
+
+/// How a form shows a refused action: the status to answer and the messages to list above
+/// the form. Failures that are not about the input (the database is down, a bug) stay errors.
+pub fn form_problem(error: AppError) -> Result<(StatusCode, Vec<String>), PageError> {
+    let status = crate::http::problem::status_of(&error.kind);
+    if status.is_server_error() {
+        return Err(error.into());
+    }
+    let messages = if error.errors.is_empty() {
+        vec![sentence(&error.detail)]
+    } else {
+        error.errors.iter().map(|e| format!("{}: {}", field_label(&e.field), e.message)).collect()
+    };
+    Ok((status, messages))
+}
+
+fn field_label(field: &str) -> String {
+    let spaced = field.replace('_', " ");
+    let mut chars = spaced.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
+fn sentence(detail: &str) -> String {
+    let mut text = field_label(detail);
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}
+
+/// A 303 to `location`: how every form post ends.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// Renders `template` as the page's HTML with an ETag; a matching `If-None-Match` gets 304.
+pub fn render(req: &HttpRequest, template: &impl Template) -> Result<HttpResponse, PageError> {
+    render_with_status(req, template, StatusCode::OK)
+}
+
+/// [`render`] with another status (a form shown again with its errors is a 422).
+pub fn render_with_status(
+    req: &HttpRequest,
+    template: &impl Template,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let html = template.render().map_err(AppError::internal)?;
+    let digest = Sha256::digest(html.as_bytes());
+    let etag = format!("W/\"{}\"", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>());
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    let mut response =
+        if matches && status == StatusCode::OK { HttpResponse::NotModified() } else { HttpResponse::build(status) };
+    response
+        .insert_header((header::ETAG, etag))
+        // Pages differ per viewer: browsers revalidate with the ETag, shared caches keep nothing.
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .insert_header((header::VARY, "Cookie"));
+    if matches && status == StatusCode::OK {
+        return Ok(response.finish());
+    }
+    Ok(response.content_type("text/html; charset=utf-8").body(html))
+}
+
+/// The page frame for `viewer`: their username comes from a cache, so most pages spend no
+/// query on it.
+pub async fn layout(state: &AppState, viewer: &Viewer) -> Result<Layout, PageError> {
+    let username = match viewer.auth {
+        None => None,
+        Some(auth) => Some(username_of(state, auth.user_id.0).await?),
+    };
+    Ok(Layout::new(username, viewer.csrf.clone()))
+}
+
+/// The username of a user id, through the cache.
+pub async fn username_of(state: &AppState, user_id: i64) -> Result<String, PageError> {
+    if let Some(name) = state.pages.usernames.get(&user_id).await {
+        return Ok(name.to_string());
+    }
+    let mut conn = state.db.conn().await.map_err(AppError::from)?;
+    let account = state
+        .db
+        .observe("accounts.account_by_id", crate::db::accounts::account_by_id(&mut conn, user_id))
+        .await
+        .map_err(AppError::from)?
+        .ok_or_else(|| AppError::unauthorized("the account is gone"))?;
+    state.pages.usernames.insert(user_id, Arc::from(account.username.as_str())).await;
+    Ok(account.username)
+}
+
+/// A page that failed: rendered as a friendly HTML page with the right status.
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl From<AppError> for PageError {
+    fn from(error: AppError) -> Self {
+        Self(error)
+    }
+}
+
+impl From<crate::db::DbError> for PageError {
+    fn from(error: crate::db::DbError) -> Self {
+        Self(AppError::from(error))
+    }
+}
+
+impl PageError {
+    fn bad_query(err: &actix_web::error::QueryPayloadError) -> Self {
+        Self(AppError::bad_request(format!("this address has a bad parameter: {err}")))
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The `code` of a refusal, kept on the response for the guard's metrics.
+#[derive(Debug, Clone, Copy)]
+struct RefusalCode(&'static str);
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    title: &'static str,
+    detail: String,
+    errors: Vec<crate::error::FieldError>,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        crate::http::problem::status_of(&self.0.kind)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        crate::http::problem::log_error(&self.0);
+        let status = self.status_code();
+        let (title, detail) = match &self.0.kind {
+            ErrorKind::NotFound => {
+                ("Not found", "There is nothing here. It may have been deleted, or the link is wrong.".into())
+            }
+            ErrorKind::Forbidden(_) => ("Not allowed", self.0.detail.clone()),
+            ErrorKind::Unauthorized(_) => ("Sign in needed", self.0.detail.clone()),
+            ErrorKind::RateLimited => {
+                ("Slow down", "Too many requests in a short time. Wait a moment and try again.".into())
+            }
+            ErrorKind::Unavailable => {
+                ("Temporarily unavailable", "Agora cannot reach its database right now. Try again shortly.".into())
+            }
+            ErrorKind::Internal => (
+                "Something went wrong",
+                "This is a bug on our side; it has been logged. Try again, or go back to the front page.".into(),
+            ),
+            _ => ("That did not work", self.0.detail.clone()),
+        };
+        let page = ErrorPage {
+            layout: Layout::new(None, String::new()),
+            status: status.as_u16(),
+            title,
+            detail,
+            errors: self.0.errors.clone(),
+        };
+        let html = page.render().unwrap_or_else(|_| format!("<!doctype html><title>{title}</title><h1>{title}</h1>"));
+        let mut response = HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(html);
+        response.extensions_mut().insert(RefusalCode(self.0.kind.code()));
+        response
+    }
+}
+
+/// Any page route that does not exist.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api/") {
+        return AppError::not_found("route").error_response();
+    }
+    PageError::from(AppError::not_found("page")).error_response()
+}

@@ -1,0 +1,430 @@
+//! The post page: the post, its comment tree, reply forms in place, votes, edits and deletes,
+//! "continue this thread", and the thread summary.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, PostTitle, VoteValue};
+use crate::error::AppError;
+use crate::service::comments::{self, TreeShape};
+use crate::service::moderation;
+use crate::service::posts::{self, PostEdit};
+use crate::web::session::{CsrfForm, Viewer};
+use crate::web::view::{CommentNode, Layout, PostItem, Tab, flatten};
+use crate::web::{PageError, layout, local_path, render, see_other};
+
+/// Levels of replies a page shows before "continue this thread".
+const PAGE_DEPTH: i32 = 6;
+/// Top-level comments per page.
+const TOP_LEVEL_PER_PAGE: i64 = 50;
+
+/// Query of the post page.
+#[derive(Debug, Default, Deserialize)]
+pub struct ThreadParams {
+    sort: Option<CommentSort>,
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "post.html")]
+struct PostPage {
+    layout: Layout,
+    post: PostItem,
+    moderates: bool,
+    comments: Vec<CommentNode>,
+    sorts: Vec<Tab>,
+    next_href: Option<String>,
+    /// Set on "continue this thread" pages: the comment the page starts at.
+    focus: Option<i64>,
+    summary_box: bool,
+}
+
+/// `GET /p/{id}`: the post and a page of its comment tree, in a constant number of queries.
+pub async fn post_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    params: web::Query<ThreadParams>,
+) -> Result<HttpResponse, PageError> {
+    let id = PostId(id.into_inner());
+    let sort = params.sort.unwrap_or_default();
+    let post = posts::get(&state, id, viewer.auth).await?;
+    let shape = TreeShape { sort, max_depth: PAGE_DEPTH };
+    let limit = Limit(TOP_LEVEL_PER_PAGE);
+    let tree = comments::tree(&state, id, shape, limit, params.cursor.as_deref(), viewer.auth).await?;
+    let now = Utc::now();
+    let next_href = tree.next_cursor.as_deref().map(|cursor| {
+        let query = serde_urlencoded::to_string([("sort", sort_name(sort)), ("cursor", cursor)]).unwrap_or_default();
+        format!("/p/{}?{query}#comments", id.0)
+    });
+    let post = PostItem::new(post, now);
+    let template = PostPage {
+        moderates: may_moderate(&state, &viewer, &post.community).await?,
+        summary_box: state.config.summaries.enabled
+            && post.comment_count >= i32::try_from(state.config.summaries.page_min_comments).unwrap_or(i32::MAX),
+        layout: layout(&state, &viewer).await?,
+        sorts: comment_sort_tabs(id.0, sort),
+        comments: flatten(tree.items, now),
+        post,
+        next_href,
+        focus: None,
+    };
+    render(&req, &template)
+}
+
+/// `GET /p/{id}/comments/{comment}`: "continue this thread" — one comment and its replies.
+pub async fn continue_thread(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<(i64, i64)>,
+    params: web::Query<ThreadParams>,
+) -> Result<HttpResponse, PageError> {
+    let (post_id, comment_id) = path.into_inner();
+    let sort = params.sort.unwrap_or_default();
+    let post = posts::get(&state, PostId(post_id), viewer.auth).await?;
+    let shape = TreeShape { sort, max_depth: PAGE_DEPTH };
+    let subtree = comments::subtree(&state, CommentId(comment_id), shape, viewer.auth).await?;
+    if subtree.post_id != post_id {
+        return Err(AppError::not_found("comment").into());
+    }
+    let now = Utc::now();
+    let post = PostItem::new(post, now);
+    let template = PostPage {
+        moderates: may_moderate(&state, &viewer, &post.community).await?,
+        summary_box: false,
+        layout: layout(&state, &viewer).await?,
+        sorts: Vec::new(),
+        comments: flatten(vec![subtree], now),
+        post,
+        next_href: None,
+        focus: Some(comment_id),
+    };
+    render(&req, &template)
+}
+
+async fn may_moderate(state: &AppState, viewer: &Viewer, community: &str) -> Result<bool, PageError> {
+    match viewer.auth {
+        None => Ok(false),
+        Some(auth) => Ok(moderation::may_moderate(state, auth, community).await?),
+    }
+}
+
+fn sort_name(sort: CommentSort) -> &'static str {
+    match sort {
+        CommentSort::Best => "best",
+        CommentSort::Top => "top",
+        CommentSort::New => "new",
+        CommentSort::Old => "old",
+    }
+}
+
+fn comment_sort_tabs(post_id: i64, current: CommentSort) -> Vec<Tab> {
+    [(CommentSort::Best, "Best"), (CommentSort::Top, "Top"), (CommentSort::New, "New"), (CommentSort::Old, "Old")]
+        .into_iter()
+        .map(|(sort, label)| Tab {
+            label,
+            href: format!("/p/{post_id}?sort={}#comments", sort_name(sort)),
+            current: sort == current,
+        })
+        .collect()
+}
+
+/// A reply form: to the post, or to a comment of it.
+#[derive(Debug, Deserialize)]
+pub struct ReplyForm {
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    parent_id: String,
+}
+
+/// `POST /p/{id}/reply`
+pub async fn reply(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<ReplyForm>,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let form = form.0;
+    let parent = match form.parent_id.trim() {
+        "" => None,
+        text => Some(CommentId(text.parse().map_err(|_| AppError::invalid_field("parent_id", "is not a comment id"))?)),
+    };
+    let body = Body::parse_comment(&form.body).map_err(|err| AppError::invalid_field("body", err.to_string()))?;
+    let post_id = id.into_inner();
+    let comment = comments::create(&state, author, PostId(post_id), parent, body).await?;
+    Ok(see_other(&format!("/p/{post_id}#c{}", comment.id)))
+}
+
+/// A vote button's value.
+#[derive(Debug, Deserialize)]
+pub struct VoteForm {
+    #[serde(default)]
+    value: String,
+}
+
+fn parse_vote(form: &VoteForm) -> Result<VoteValue, PageError> {
+    let value: i64 = form.value.trim().parse().map_err(|_| AppError::invalid_field("value", "must be -1, 0 or 1"))?;
+    VoteValue::parse(value).map_err(|err| AppError::invalid_field("value", err.to_string()).into())
+}
+
+/// `POST /p/{id}/vote`: JSON for the script, a redirect back without it.
+pub async fn vote_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<VoteForm>,
+) -> Result<HttpResponse, PageError> {
+    let voter = viewer.require()?;
+    let id = id.into_inner();
+    let result = posts::vote(&state, voter, PostId(id), parse_vote(&form.0)?).await?;
+    Ok(vote_answer(&req, &result, &format!("p{id}")))
+}
+
+/// `POST /comments/{id}/vote`
+pub async fn vote_comment(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<VoteForm>,
+) -> Result<HttpResponse, PageError> {
+    let voter = viewer.require()?;
+    let id = id.into_inner();
+    let result = comments::vote(&state, voter, CommentId(id), parse_vote(&form.0)?).await?;
+    Ok(vote_answer(&req, &result, &format!("c{id}")))
+}
+
+fn vote_answer(req: &HttpRequest, result: &posts::VoteResult, anchor: &str) -> HttpResponse {
+    let wants_json = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return HttpResponse::Ok().json(result);
+    }
+    let back = req
+        .headers()
+        .get(actix_web::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|referer| referer.split_once("://").map(|(_, rest)| rest.find('/').map_or("/", |i| &rest[i..])))
+        .map(|path| local_path(path.split('#').next().unwrap_or("/")))
+        .unwrap_or_else(|| "/".into());
+    see_other(&format!("{back}#{anchor}"))
+}
+
+#[derive(Template)]
+#[template(path = "edit.html")]
+struct EditPage {
+    layout: Layout,
+    action: String,
+    cancel: String,
+    heading: &'static str,
+    title: Option<String>,
+    body: String,
+    error: Option<String>,
+}
+
+/// `GET /p/{id}/edit`: the author's edit form.
+pub async fn edit_post_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let post = posts::get(&state, PostId(*id), Some(author)).await?;
+    let layout = layout(&state, &viewer).await?;
+    if !layout.is(&post.view.author) || post.view.deleted {
+        return Err(AppError::forbidden("forbidden", "only its author can edit this post").into());
+    }
+    let template = EditPage {
+        layout,
+        action: format!("/p/{}/edit", post.view.id),
+        cancel: format!("/p/{}", post.view.id),
+        heading: "Edit post",
+        title: Some(post.view.title),
+        body: post.view.body,
+        error: None,
+    };
+    render(&req, &template)
+}
+
+/// The post edit form.
+#[derive(Debug, Deserialize)]
+pub struct PostEditForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// `POST /p/{id}/edit`
+pub async fn edit_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<PostEditForm>,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let id = id.into_inner();
+    let form = form.0;
+    let edit = PostTitle::parse(&form.title)
+        .map_err(|err| format!("Title {err}"))
+        .and_then(|title| Body::parse_post(&form.body).map(|body| (title, body)).map_err(|err| format!("Text {err}")));
+    let (title, body) = match edit {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let template = EditPage {
+                layout: layout(&state, &viewer).await?,
+                action: format!("/p/{id}/edit"),
+                cancel: format!("/p/{id}"),
+                heading: "Edit post",
+                title: Some(form.title),
+                body: form.body,
+                error: Some(error),
+            };
+            return crate::web::render_with_status(&req, &template, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    };
+    posts::edit(&state, author, PostId(id), PostEdit { title: Some(title), body: Some(body) }).await?;
+    state.pages.listings.invalidate_all();
+    Ok(see_other(&format!("/p/{id}")))
+}
+
+/// A form with nothing but its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct EmptyForm {}
+
+/// `POST /p/{id}/delete`: the author deletes their post.
+pub async fn delete_post(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    _form: CsrfForm<EmptyForm>,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let id = id.into_inner();
+    posts::delete(&state, author, PostId(id)).await?;
+    state.pages.listings.invalidate_all();
+    Ok(see_other(&format!("/p/{id}")))
+}
+
+/// `GET /comments/{id}/edit`: the author's edit form.
+pub async fn edit_comment_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let shape = TreeShape { sort: CommentSort::Best, max_depth: 0 };
+    let comment = comments::subtree(&state, CommentId(*id), shape, Some(author)).await?;
+    let layout = layout(&state, &viewer).await?;
+    if !layout.is(&comment.author) || comment.deleted || comment.removed {
+        return Err(AppError::forbidden("forbidden", "only its author can edit this comment").into());
+    }
+    let template = EditPage {
+        layout,
+        action: format!("/comments/{}/edit", comment.id),
+        cancel: format!("/p/{}#c{}", comment.post_id, comment.id),
+        heading: "Edit comment",
+        title: None,
+        body: comment.body,
+        error: None,
+    };
+    render(&req, &template)
+}
+
+/// The comment edit form.
+#[derive(Debug, Deserialize)]
+pub struct CommentEditForm {
+    #[serde(default)]
+    body: String,
+}
+
+/// `POST /comments/{id}/edit`
+pub async fn edit_comment(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<CommentEditForm>,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let id = id.into_inner();
+    let body = match Body::parse_comment(&form.0.body) {
+        Ok(body) => body,
+        Err(err) => {
+            let template = EditPage {
+                layout: layout(&state, &viewer).await?,
+                action: format!("/comments/{id}/edit"),
+                cancel: "/".into(),
+                heading: "Edit comment",
+                title: None,
+                body: form.0.body,
+                error: Some(format!("Text {err}")),
+            };
+            return crate::web::render_with_status(&req, &template, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    };
+    let comment = comments::edit(&state, author, CommentId(id), body).await?;
+    Ok(see_other(&format!("/p/{}#c{}", comment.post_id, comment.id)))
+}
+
+/// `POST /comments/{id}/delete`: the author deletes their comment; replies stay.
+pub async fn delete_comment(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    _form: CsrfForm<EmptyForm>,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let shape = TreeShape { sort: CommentSort::Best, max_depth: 0 };
+    let comment = comments::subtree(&state, CommentId(*id), shape, Some(author)).await?;
+    comments::delete(&state, author, CommentId(comment.id)).await?;
+    Ok(see_other(&format!("/p/{}#c{}", comment.post_id, comment.id)))
+}
+
+#[derive(Template)]
+#[template(path = "summary.html")]
+struct SummaryPage {
+    layout: Layout,
+    post_id: i64,
+    title: String,
+    summary: Option<crate::summaries::SummaryView>,
+}
+
+/// `GET /p/{id}/summary`: the thread summary without JavaScript (the post page's box loads
+/// the same thing in place).
+pub async fn summary_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let post = posts::get(&state, PostId(*id), viewer.auth).await?;
+    let requester = match viewer.auth {
+        Some(user) => crate::summaries::Requester(format!("user:{}", user.user_id.0)),
+        None => {
+            let ip = crate::http::rate_limit::client_ip_of(&req, &state.config.rate_limits);
+            crate::summaries::Requester(format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
+        }
+    };
+    let summary = match crate::summaries::get(&state, post.view.id, &requester).await? {
+        crate::summaries::SummaryAnswer::Ready(view) => Some(view),
+        crate::summaries::SummaryAnswer::Pending => None,
+    };
+    let template =
+        SummaryPage { layout: layout(&state, &viewer).await?, post_id: post.view.id, title: post.view.title, summary };
+    render(&req, &template)
+}
