@@ -9,7 +9,7 @@ use std::time::Duration;
 use agora::config::{Config, SmtpSecurity};
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, eventually, spawn_app_with};
+use crate::harness::{TestApp, eventually, metric, spawn_app_with};
 
 /// The SMTP server of one test; stops when dropped.
 pub struct SmtpSink {
@@ -110,10 +110,6 @@ async fn first_message_to(sink: &SmtpSink, address: &str) -> Value {
         sink.to(address).into_iter().next()
     })
     .await
-}
-
-fn metric(scrape: &str, line_start: &str) -> f64 {
-    scrape.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
 }
 
 #[tokio::test]

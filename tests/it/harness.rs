@@ -470,3 +470,8 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The value of the first line of a metrics scrape that starts with `line_start` (0 if none).
+pub fn metric(scrape: &str, line_start: &str) -> f64 {
+    scrape.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+}

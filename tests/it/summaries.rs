@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, eventually, spawn_app_with};
+use crate::harness::{TestApp, eventually, metric, spawn_app_with};
 
 /// How a fake provider answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,10 +166,6 @@ fn configure(config: &mut agora::config::Config, openai: &FakeProvider, anthropi
     s.breaker_open_seconds = 2;
     config.queue.poll_interval_ms = 50;
     config.queue.backoff_base_ms = 100;
-}
-
-fn metric(scrape: &str, line_start: &str) -> f64 {
-    scrape.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
 }
 
 #[tokio::test]
