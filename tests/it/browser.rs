@@ -23,17 +23,20 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 fn driver() -> &'static str {
     DRIVER.get_or_init(|| {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = Command::new("setsid")
+        let mut child = Command::new("setsid")
             .args(["chromedriver", &format!("--port={port}"), "--allowed-ips=127.0.0.1", "--log-level=SEVERE"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver (apt-get install chromium chromium-driver)");
+        let driver_pid = child.id();
+        // Reap it when it exits (it lives as long as this process, normally).
+        std::thread::spawn(move || child.wait());
         let script = format!(
             "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill -TERM -- -{driver} 2>/dev/null; sleep 1; kill -KILL -- -{driver} 2>/dev/null",
             me = std::process::id(),
-            driver = child.id()
+            driver = driver_pid
         );
         let _ = Command::new("setsid")
             .args(["sh", "-c", &script])
