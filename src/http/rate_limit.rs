@@ -1,5 +1,5 @@
-//! Rate limits on the API: per client address and per user, per class of endpoint, with the
-//! GCRA algorithm (a leaky bucket that allows a burst of the whole allowance). State lives in a
+//! Rate limits on the API and on the pages' forms: per client address and per user, per class
+//! of endpoint, with the GCRA algorithm (a leaky bucket that allows a burst of the whole allowance). State lives in a
 //! bounded in-memory cache whose entries expire once idle, so a flood of distinct clients
 //! cannot grow it without limit. Refusals are 429 `rate_limited` with `Retry-After` and the
 //! `RateLimit-*` headers.
@@ -154,36 +154,104 @@ pub async fn rate_limit(
         checks.push(("posts", format!("posts:u:{user}"), config.posts()));
     }
 
-    // The tightest decision is the one reported in the headers.
+    match decide(&state, &ip, checks).await {
+        Err(refusal) => Ok(refusal.respond(req, |req, err| req.error_response(err))),
+        Ok(reported) => {
+            let mut response = next.call(req).await?.map_into_boxed_body();
+            if let Some((quota, decision)) = reported {
+                set_headers(&mut response, quota, decision);
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// Rate limits on the pages' forms (every unsafe page request): the same budgets as the API,
+/// so signing in through a form or through `/api/v1/auth/login` spends one allowance. Page
+/// views (GET) are not limited: they are read-only and served largely from caches.
+pub async fn rate_limit_forms(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let Some(state) = state.filter(|s| s.config.rate_limits.enabled && unsafe_method) else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let config = &state.config.rate_limits;
+    let ip = client_ip(&req, config).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let user = crate::web::session::cookie(req.request(), crate::web::session::ACCESS_COOKIE)
+        .and_then(|token| state.auth.keys.verify(&token))
+        .map(|claims| claims.sub);
+    let path = req.path().to_owned();
+    let mut checks: Vec<(&'static str, String, Quota)> = Vec::with_capacity(3);
+    match &user {
+        Some(user) => checks.push(("api", format!("api:u:{user}"), config.signed_in())),
+        None => checks.push(("api_anonymous", format!("api:ip:{ip}"), config.anonymous())),
+    }
+    if ["/login", "/signup", "/reset", "/reset-password", "/settings/password"].contains(&path.as_str()) {
+        checks.push(("auth", format!("auth:ip:{ip}"), config.auth()));
+    }
+    if path == "/submit"
+        && let Some(user) = &user
+    {
+        checks.push(("posts", format!("posts:u:{user}"), config.posts()));
+    }
+    match decide(&state, &ip, checks).await {
+        Err(refusal) => Ok(refusal.respond(req, |req, err| req.error_response(crate::web::PageError::from(err)))),
+        Ok(_) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
+    }
+}
+
+/// A refused request: the quota it ran out of and when to retry.
+struct Refusal {
+    quota: Quota,
+    decision: Decision,
+}
+
+impl Refusal {
+    fn respond(
+        self,
+        req: ServiceRequest,
+        error_response: impl FnOnce(ServiceRequest, AppError) -> ServiceResponse<BoxBody>,
+    ) -> ServiceResponse<BoxBody> {
+        let Self { quota, decision } = self;
+        let err = AppError::new(
+            ErrorKind::RateLimited,
+            format!(
+                "too many requests: {} per {} s; retry in {} s",
+                quota.requests,
+                quota.period.as_secs(),
+                decision.reset_seconds
+            ),
+        );
+        let mut response = error_response(req, err);
+        set_headers(&mut response, quota, decision);
+        insert(&mut response, "retry-after", decision.reset_seconds.to_string());
+        response
+    }
+}
+
+/// Counts the request against every check; the first refusal wins. Otherwise the tightest
+/// decision is the one reported in the headers.
+async fn decide(
+    state: &AppState,
+    ip: &str,
+    checks: Vec<(&'static str, String, Quota)>,
+) -> Result<Option<(Quota, Decision)>, Refusal> {
     let mut reported: Option<(Quota, Decision)> = None;
     for (class, key, quota) in checks {
         let decision = state.rate_limiter.check(key, quota).await;
         if !decision.allowed {
             state.metrics.rate_limited.with_label_values(&[class]).inc();
             tracing::info!(class, client = %ip, "rate limited");
-            let err = AppError::new(
-                ErrorKind::RateLimited,
-                format!(
-                    "too many requests: {} per {} s; retry in {} s",
-                    quota.requests,
-                    quota.period.as_secs(),
-                    decision.reset_seconds
-                ),
-            );
-            let mut response = req.error_response(err);
-            set_headers(&mut response, quota, decision);
-            insert(&mut response, "retry-after", decision.reset_seconds.to_string());
-            return Ok(response);
+            return Err(Refusal { quota, decision });
         }
         if reported.is_none_or(|(_, d)| decision.remaining < d.remaining) {
             reported = Some((quota, decision));
         }
     }
-    let mut response = next.call(req).await?.map_into_boxed_body();
-    if let Some((quota, decision)) = reported {
-        set_headers(&mut response, quota, decision);
-    }
-    Ok(response)
+    Ok(reported)
 }
 
 fn set_headers(response: &mut ServiceResponse<BoxBody>, quota: Quota, decision: Decision) {

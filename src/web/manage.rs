@@ -367,3 +367,54 @@ pub async fn modlog(
         &ModlogPage { layout: layout(&state, &viewer).await?, community: name.into_inner(), entries, next_href },
     )
 }
+
+/// A report: why the post or comment breaks the rules.
+#[derive(Debug, Deserialize)]
+pub struct ReportForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /p/{id}/report`
+pub async fn report_post(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<ReportForm>,
+) -> Result<HttpResponse, PageError> {
+    let reporter = viewer.require()?;
+    let id = id.into_inner();
+    report(&state, reporter, moderation::ReportTarget::Post(PostId(id)), &form.0).await?;
+    Ok(see_other(&format!("/p/{id}?reported=1")))
+}
+
+/// `POST /comments/{id}/report`
+pub async fn report_comment(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+    form: CsrfForm<ReportForm>,
+) -> Result<HttpResponse, PageError> {
+    let reporter = viewer.require()?;
+    let id = id.into_inner();
+    let post_id = report(&state, reporter, moderation::ReportTarget::Comment(CommentId(id)), &form.0).await?;
+    Ok(see_other(&format!("/p/{post_id}?reported=1#c{id}")))
+}
+
+/// Files the report; answers the post the reported thing belongs to.
+async fn report(
+    state: &AppState,
+    reporter: crate::service::accounts::Authenticated,
+    target: moderation::ReportTarget,
+    form: &ReportForm,
+) -> Result<i64, PageError> {
+    let reason = Reason::parse(form.reason.trim()).map_err(|err| AppError::invalid_field("reason", err.to_string()))?;
+    moderation::report(state, reporter, target, Why { rule_index: None, reason }).await?;
+    Ok(match target {
+        moderation::ReportTarget::Post(post) => post.0,
+        moderation::ReportTarget::Comment(comment) => {
+            let shape = crate::service::comments::TreeShape { sort: crate::domain::CommentSort::Best, max_depth: 0 };
+            crate::service::comments::subtree(state, comment, shape, Some(reporter)).await?.post_id
+        }
+    })
+}

@@ -62,6 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use web::{get, post, resource};
     let pages = web::scope("")
         .wrap(from_fn(guard))
+        // Wrapped last, so it runs first: a refused form costs no body read and no query.
+        .wrap(from_fn(crate::http::rate_limit::rate_limit_forms))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| PageError::bad_query(&err).into()))
         .app_data(
             web::PathConfig::default().error_handler(|_err, _req| PageError::from(AppError::not_found("page")).into()),
@@ -91,6 +93,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/p/{id}/delete").route(post().to(thread::delete_post)))
         .service(resource("/p/{id}/summary").route(get().to(thread::summary_page)))
         .service(resource("/p/{id}/mod").route(post().to(manage::moderate_post)))
+        .service(resource("/p/{id}/report").route(post().to(manage::report_post)))
+        .service(resource("/comments/{id}/report").route(post().to(manage::report_comment)))
         .service(resource("/comments/{id}/vote").route(post().to(thread::vote_comment)))
         .service(
             resource("/comments/{id}/edit")
@@ -159,7 +163,9 @@ async fn guard(
     if response.status() == StatusCode::FORBIDDEN && is_csrf_refusal(&response) {
         state.metrics.page_csrf_refusals.with_label_values(&["token"]).inc();
     }
-    if response.status() == StatusCode::UNAUTHORIZED && !wants_json {
+    let needs_sign_in =
+        response.response().extensions().get::<RefusalCode>().is_some_and(|code| code.0 == "unauthorized");
+    if needs_sign_in && !wants_json {
         let request = response.request();
         let back = if request.method() == Method::GET { request.uri().to_string() } else { referer_path(request) };
         let target = format!("/login?{}", serde_urlencoded::to_string([("next", back)]).unwrap_or_default());

@@ -26,6 +26,7 @@ const TOP_LEVEL_PER_PAGE: i64 = 50;
 pub struct ThreadParams {
     sort: Option<CommentSort>,
     cursor: Option<String>,
+    reported: Option<String>,
 }
 
 #[derive(Template)]
@@ -40,6 +41,8 @@ struct PostPage {
     /// Set on "continue this thread" pages: the comment the page starts at.
     focus: Option<i64>,
     summary_box: bool,
+    /// Set after the viewer filed a report.
+    reported: bool,
 }
 
 /// `GET /p/{id}`: the post and a page of its comment tree, in a constant number of queries.
@@ -72,6 +75,7 @@ pub async fn post_page(
         post,
         next_href,
         focus: None,
+        reported: params.reported.is_some(),
     };
     render(&req, &template)
 }
@@ -103,6 +107,7 @@ pub async fn continue_thread(
         post,
         next_href: None,
         focus: Some(comment_id),
+        reported: false,
     };
     render(&req, &template)
 }

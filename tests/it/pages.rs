@@ -156,6 +156,18 @@ async fn journey(javascript: bool) {
     let anonymous = app.get(&post_path).await.text().await.unwrap_or_default();
     assert!(!anonymous.contains("Cheap watches") && anonymous.contains("Level three"));
 
+    // Reports reach the moderators' queue; the mod log records the removal.
+    bob.click(&format!("#c{one} > .comment-content details.report > summary")).await;
+    bob.fill(&format!("#report-{one}"), "Bananas are off topic").await;
+    bob.submit(&format!("#c{one} > .comment-content details.report button[type=submit]")).await;
+    assert!(bob.text("p.notice[role=status]").await.contains("moderators will look"));
+    alice.goto(&format!("{base}/c/gardening/mod")).await;
+    assert!(alice.text("main table").await.contains("Bananas are off topic"));
+    alice.submit("main table form button[type=submit]").await;
+    assert!(alice.text("p.notice[role=status]").await.contains("closed"));
+    alice.goto(&format!("{base}/c/gardening/modlog")).await;
+    assert!(alice.text("main table").await.contains("comment.remove"));
+
     if javascript {
         assert_no_console_errors(&alice).await;
     }
@@ -613,5 +625,32 @@ async fn missing_pages_get_a_friendly_page_and_the_api_keeps_problem_json() {
     let bad_sort = app.get("/?sort=sideways").await;
     assert_eq!(bad_sort.status(), 400);
     assert!(bad_sort.text().await.unwrap_or_default().contains("bad parameter"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_sign_in_form_shares_the_api_sign_in_allowance() {
+    let app = spawn_app_with(|config| {
+        config.rate_limits.enabled = true;
+        config.rate_limits.auth_per_minute = 3;
+    })
+    .await;
+    let mut session = Session::new(&app);
+    session.get("/login").await;
+    let csrf = session.csrf();
+    let origin = app.base.clone();
+    for _ in 0..3 {
+        let form = [("csrf", csrf.as_str()), ("login", "nobody"), ("password", "wrong-password"), ("next", "/")];
+        let response = session.post("/login", Some(&origin), &form).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "a wrong password shows the form again");
+        assert!(response.text().await.unwrap_or_default().contains("Wrong username, email or password"));
+    }
+    let form = [("csrf", csrf.as_str()), ("login", "nobody"), ("password", "wrong-password"), ("next", "/")];
+    let refused = session.post("/login", Some(&origin), &form).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(refused.text().await.unwrap_or_default().contains("Slow down"));
+    let api = app.post_json("/api/v1/auth/login", &json!({"login": "nobody", "password": "x"}), None).await;
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS, "one allowance for both doors");
     app.stop().await;
 }
