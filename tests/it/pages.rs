@@ -654,3 +654,238 @@ async fn the_sign_in_form_shares_the_api_sign_in_allowance() {
     assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS, "one allowance for both doors");
     app.stop().await;
 }
+
+impl Session<'_> {
+    /// Posts a form with this session's token from our own origin.
+    async fn form(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf();
+        let origin = self.app.base.clone();
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post(path, Some(&origin), &form).await
+    }
+
+    async fn html(&mut self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response.text().await.unwrap_or_default()
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn moderators_lock_pin_and_ban_from_the_pages() {
+    let app = spawn_app().await;
+    let mut moderator = Session::new(&app);
+    moderator.sign_up("mod").await;
+    let created = moderator
+        .form("/communities/new", &[("name", "town"), ("title", "Town"), ("description", ""), ("rules", "Be civil")])
+        .await;
+    assert_eq!(location(&created), "/c/town");
+    let first =
+        moderator.form("/submit", &[("community", "town"), ("title", "Old news"), ("url", ""), ("body", "")]).await;
+    let second = moderator
+        .form(
+            "/submit",
+            &[
+                ("community", "town"),
+                ("title", "Town meeting notes"),
+                ("url", "https://example.org/notes"),
+                ("body", ""),
+            ],
+        )
+        .await;
+    let (first, second) = (location(&first), location(&second));
+    assert!(first.starts_with("/p/") && second.starts_with("/p/"));
+
+    // Pin the older post: it leads the community page.
+    assert_eq!(moderator.form(&format!("{first}/mod"), &[("action", "pin"), ("reason", "")]).await.status(), 303);
+    let page = moderator.html("/c/town").await;
+    let (old, notes) = (page.find("Old news").unwrap_or(usize::MAX), page.find("Town meeting notes").unwrap_or(0));
+    assert!(old < notes && page.contains("pinned"), "the pinned post comes first");
+
+    // Lock it: the reply form is gone and replies are refused.
+    let mut member = Session::new(&app);
+    member.sign_up("member").await;
+    assert_eq!(moderator.form(&format!("{first}/mod"), &[("action", "lock"), ("reason", "")]).await.status(), 303);
+    let page = member.html(&first).await;
+    assert!(page.contains("This post is locked") && !page.contains("id=\"reply-post\""));
+    let refused = member.form(&format!("{first}/reply"), &[("body", "let me in")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap_or_default().contains("locked"));
+
+    // Ban the member: their next post is refused with a page saying why.
+    let banned = moderator.form("/c/town/ban", &[("username", "member"), ("reason", "spam"), ("days", "7")]).await;
+    assert_eq!(location(&banned), "/c/town/mod?notice=banned");
+    assert!(moderator.html("/c/town/mod?notice=banned").await.contains("is banned"));
+    let refused = member.form("/submit", &[("community", "town"), ("title", "hello"), ("url", ""), ("body", "")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap_or_default().contains("banned"));
+    let log = moderator.html("/c/town/modlog").await;
+    for action in ["post.pin", "post.lock", "ban"] {
+        assert!(log.contains(action), "{action} in the mod log");
+    }
+
+    // Members cannot moderate.
+    let denied = member.form(&format!("{second}/mod"), &[("action", "remove"), ("reason", "")]).await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert_eq!(member.get("/c/town/mod").await.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn authors_edit_and_delete_their_posts_and_comments() {
+    let app = spawn_app().await;
+    let mut author = Session::new(&app);
+    author.sign_up("author").await;
+    author.form("/communities/new", &[("name", "notes"), ("title", "Notes"), ("description", ""), ("rules", "")]).await;
+    let post = location(
+        &author.form("/submit", &[("community", "notes"), ("title", "Frist"), ("url", ""), ("body", "typo")]).await,
+    );
+    let edited = author.form(&format!("{post}/edit"), &[("title", "First"), ("body", "fixed")]).await;
+    assert_eq!(location(&edited), post);
+    let page = author.html(&post).await;
+    assert!(page.contains("<h1>First</h1>") && page.contains("fixed") && page.contains("edited"));
+    let empty = author.form(&format!("{post}/edit"), &[("title", ""), ("body", "x")]).await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY, "the form comes back with the error");
+
+    let reply = location(&author.form(&format!("{post}/reply"), &[("body", "a comment")]).await);
+    let comment_id = reply.rsplit("#c").next().unwrap_or_default().to_owned();
+    let edit_form = author.html(&format!("/comments/{comment_id}/edit")).await;
+    assert!(edit_form.contains(">a comment</textarea>"));
+    author.form(&format!("/comments/{comment_id}/edit"), &[("body", "a better comment")]).await;
+    assert!(author.html(&post).await.contains("a better comment"));
+
+    // Someone else can neither edit nor delete them.
+    let mut other = Session::new(&app);
+    other.sign_up("other").await;
+    assert_eq!(other.get(&format!("{post}/edit")).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(other.form(&format!("/comments/{comment_id}/delete"), &[]).await.status(), StatusCode::FORBIDDEN);
+
+    author.form(&format!("/comments/{comment_id}/delete"), &[]).await;
+    author.form(&format!("{post}/delete"), &[]).await;
+    let page = author.html(&post).await;
+    assert!(page.contains("[deleted]") && !page.contains("a better comment"));
+    assert!(!author.html("/").await.contains("First"), "a deleted post leaves the front page at once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn settings_change_email_preferences_and_the_password() {
+    let app = spawn_app().await;
+    let mut user = Session::new(&app);
+    user.sign_up("settler").await;
+    let page = user.html("/settings").await;
+    assert!(page.contains("settler@example.org") && page.matches(" checked").count() == 2);
+    let saved = user.form("/settings", &[("email_on_mention", "on")]).await;
+    assert_eq!(location(&saved), "/settings?saved=notifications");
+    let page = user.html("/settings?saved=notifications").await;
+    assert!(page.contains("Your settings are saved") && page.matches(" checked").count() == 1);
+    let me: Value = app
+        .get_as(
+            "/api/v1/me",
+            &app.post_json("/api/v1/auth/login", &json!({"login": "settler", "password": PASSWORD}), None)
+                .await
+                .json::<Value>()
+                .await
+                .unwrap_or_default()["access_token"]
+                .as_str()
+                .unwrap_or_default(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(me["notification_settings"], json!({"email_on_reply": false, "email_on_mention": true}));
+
+    let wrong =
+        user.form("/settings/password", &[("current_password", "not-it"), ("new_password", "another-password")]).await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.text().await.unwrap_or_default().contains("Current password: is not your current password"));
+    let changed =
+        user.form("/settings/password", &[("current_password", PASSWORD), ("new_password", "another-password")]).await;
+    assert_eq!(location(&changed), "/settings?saved=password");
+    assert!(user.html("/settings?saved=password").await.contains("id=\"me\">settler<"), "this browser stays signed in");
+    let old = app.post_json("/api/v1/auth/login", &json!({"login": "settler", "password": PASSWORD}), None).await;
+    assert_eq!(old.status(), 401);
+    let new =
+        app.post_json("/api/v1/auth/login", &json!({"login": "settler", "password": "another-password"}), None).await;
+    assert_eq!(new.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn search_profiles_and_the_community_directory() {
+    let app = spawn_app().await;
+    let mut user = Session::new(&app);
+    user.sign_up("writer").await;
+    user.form(
+        "/communities/new",
+        &[("name", "birds"), ("title", "Birdwatching"), ("description", "Feathers."), ("rules", "")],
+    )
+    .await;
+    let post = location(
+        &user
+            .form(
+                "/submit",
+                &[
+                    ("community", "birds"),
+                    ("title", "A kingfisher at dawn"),
+                    ("url", ""),
+                    ("body", "Blue flash over the river."),
+                ],
+            )
+            .await,
+    );
+    user.form(&format!("{post}/reply"), &[("body", "It came back the next morning.")]).await;
+
+    let found = user.html("/search?q=kingfisher").await;
+    assert!(found.contains("A kingfisher at dawn") && found.contains("value=\"kingfisher\""));
+    assert!(user.html("/search?q=penguin").await.contains("No posts match"));
+    let profile = user.html("/u/writer").await;
+    assert!(profile.contains("A kingfisher at dawn") && profile.contains("karma"));
+    assert!(user.html("/u/writer?show=comments").await.contains("It came back the next morning."));
+    let directory = user.html("/communities").await;
+    assert!(directory.contains("c/birds") && directory.contains("Birdwatching") && directory.contains("joined"));
+    let about = user.html("/c/birds/about").await;
+    assert!(about.contains("Feathers.") && about.contains("href=\"/u/writer\""));
+    let left = user.form("/c/birds/membership", &[("action", "leave")]).await;
+    assert_eq!(location(&left), "/c/birds");
+    assert!(user.html("/c/birds").await.contains("value=\"join\""));
+    let new_tab = user.html("/?sort=top&t=week").await;
+    assert!(new_tab.contains("aria-current=\"page\">Top<") && new_tab.contains("aria-current=\"page\">This week<"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_summary_box_loads_in_place_and_works_without_javascript() {
+    let app = spawn_app_with(|config| {
+        config.summaries.page_min_comments = 5;
+        config.queue.poll_interval_ms = 50;
+    })
+    .await;
+    let (_token, post_id) = seed_thread(&app).await;
+    let browser = Browser::start(true).await;
+    browser.goto(&format!("{}/p/{post_id}", app.base)).await;
+    browser.click("[data-summary-url]").await;
+    let summary = eventually(Duration::from_secs(30), "the summary in the box", || async {
+        let text = browser.text(".summary-box .summary-text").await;
+        (!text.is_empty()).then_some(text)
+    })
+    .await;
+    assert!(summary.to_lowercase().contains("banana") || summary.to_lowercase().contains("ripen"), "{summary}");
+    assert!(browser.text(".summary-box .summary-status").await.contains("extractive"));
+    assert_no_console_errors(&browser).await;
+    drop(browser);
+
+    let mut session = Session::new(&app);
+    let page = session.html(&format!("/p/{post_id}/summary")).await;
+    assert!(page.contains("By extractive"), "the page without script shows the stored summary");
+    let small: Value = app.get("/api/v1/posts?sort=new&limit=1").await.json().await.unwrap_or_default();
+    let quiet = session.html(&format!("/p/{}", small["items"][0]["id"])).await;
+    assert!(!quiet.contains("summary-box"), "short threads have no summary box");
+    app.stop().await;
+}
