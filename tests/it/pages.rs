@@ -784,21 +784,10 @@ async fn settings_change_email_preferences_and_the_password() {
     assert_eq!(location(&saved), "/settings?saved=notifications");
     let page = user.html("/settings?saved=notifications").await;
     assert!(page.contains("Your settings are saved") && page.matches(" checked").count() == 1);
-    let me: Value = app
-        .get_as(
-            "/api/v1/me",
-            &app.post_json("/api/v1/auth/login", &json!({"login": "settler", "password": PASSWORD}), None)
-                .await
-                .json::<Value>()
-                .await
-                .unwrap_or_default()["access_token"]
-                .as_str()
-                .unwrap_or_default(),
-        )
-        .await
-        .json()
-        .await
-        .unwrap_or_default();
+    let login = app.post_json("/api/v1/auth/login", &json!({"login": "settler", "password": PASSWORD}), None).await;
+    let signed_in: Value = login.json().await.unwrap_or_default();
+    let token = signed_in["access_token"].as_str().unwrap_or_default();
+    let me: Value = app.get_as("/api/v1/me", token).await.json().await.unwrap_or_default();
     assert_eq!(me["notification_settings"], json!({"email_on_reply": false, "email_on_mention": true}));
 
     let wrong =
