@@ -13,6 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "dashboards"
 OVERVIEW = json.loads((ROOT / "agora-overview.json").read_text())
 SEL = 'job=~"$job", instance=~"$instance"'
 RATE = "[$__rate_interval]"
+# Page routes: everything but the API, health checks, metrics and static files.
+PAGES = 'http_route!~"/api/.*|/health/.*|/metrics|/static/.*|unmatched"'
 
 
 def panel(pid, title, unit, targets, x, y, description):
@@ -92,6 +94,27 @@ DASHBOARDS = {
          [(f"(max(agora_tls_certificate_expiry_timestamp_seconds{{{SEL}}}) - time()) / 86400", "days left"),
           (f"sum by (outcome) (increase(agora_tls_reloads_total{{{SEL}}}[1h]))", "reloads {{outcome}} / h")],
          "When does the certificate expire, and did the last reload take?"),
+    ]),
+    "agora-pages": ("Agora / Pages", [
+        ("Page views per second by page", "reqps",
+         [(f'sum by (http_route) (rate(http_server_request_duration_seconds_count{{{SEL}, {PAGES}}}{RATE}))', "{{http_route}}")],
+         "Which pages do browser users read and post to?"),
+        ("p95 page latency by page", "s",
+         [(f'histogram_quantile(0.95, sum by (le, http_route) (rate(http_server_request_duration_seconds_bucket{{{SEL}, {PAGES}}}{RATE})))', "{{http_route}}")],
+         "Which page got slow? (Compare with the database units of work per view.)"),
+        ("Database units of work per page view", "short",
+         [(f"sum by (page) (rate(agora_page_db_queries_sum{{{SEL}}}{RATE})) / sum by (page) (rate(agora_page_db_queries_count{{{SEL}}}{RATE}))", "{{page}}")],
+         "Constant per page by design: a rise means a page started making N+1 queries."),
+        ("Listing cache hit ratio", "percentunit",
+         [(f'sum(rate(agora_page_cache_requests_total{{{SEL}, result="hit"}}{RATE})) / sum(rate(agora_page_cache_requests_total{{{SEL}}}{RATE}))', "hit ratio")],
+         "How much of the front and community pages is served from memory?"),
+        ("Page errors per second by status", "reqps",
+         [(f'sum by (http_response_status_code) (rate(http_server_request_duration_seconds_count{{{SEL}, {PAGES}, http_response_status_code=~"[45].."}}{RATE}))', "{{http_response_status_code}}")],
+         "Are browser users seeing error pages?"),
+        ("Session refreshes and CSRF refusals", "ops",
+         [(f"sum by (outcome) (rate(agora_page_session_refreshes_total{{{SEL}}}{RATE}))", "refresh {{outcome}}"),
+          (f"sum by (reason) (rate(agora_page_csrf_refusals_total{{{SEL}}}{RATE}))", "CSRF refused: {{reason}}")],
+         "Are sessions renewing quietly? Are forged or stale forms being refused?"),
     ]),
     "agora-database": ("Agora / Database", [
         ("Pool connections by role", "short",

@@ -347,6 +347,8 @@ impl Metrics {
                 .buckets(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0]),
             &["page"],
         )?;
+        // The front page's series exists from the start, so dashboards show it before any view.
+        page_db_queries.with_label_values(&["/"]);
         let page_cache_requests = IntCounterVec::new(
             Opts::new(PAGE_CACHE_REQUESTS, "Listing reads of the page cache, by cache and result."),
             &["cache", "result"],

@@ -29,8 +29,9 @@ async fn seed_post(app: &TestApp) {
 #[tokio::test]
 async fn unknown_route_is_a_404_problem() {
     let app = spawn_app().await;
-    assert_problem(app.get("/no/such/page").await, 404, "not_found").await;
+    // Outside the API, a missing page is an HTML page for people (see `pages`).
     assert_problem(app.get("/api/v1/nothing-here").await, 404, "not_found").await;
+    assert_problem(app.get("/api/v2/anything").await, 404, "not_found").await;
     app.stop().await;
 }
 

@@ -177,5 +177,5 @@ fn every_dashboard_provisions_as_it_is() {
             assert_eq!(panel["datasource"]["uid"], "${datasource}", "{name}: {}", panel["title"]);
         }
     }
-    assert_eq!(count, 7, "overview, HTTP, database, queue, AI, community, process");
+    assert_eq!(count, 8, "overview, HTTP, pages, database, queue, AI, community, process");
 }
