@@ -65,5 +65,16 @@ run "search, selective (~100 hits)" "$base/search?q=topic%20421"
 run "search, broad (20% of posts hit)" "$base/search?q=guide%20topic"
 TOKENS_FILE="$tokens_file" run "vote writes" -s scripts/vote.lua "$base"
 
+# Pages (HTML) as a browser gets them: anonymous, and signed in (the access token as the
+# session cookie; the viewer's votes on the page cost one more query).
+site="http://127.0.0.1:$port"
+cookie="Cookie: agora_session=$(head -n 1 "$tokens_file")"
+run "page: front (anonymous)" "$site/"
+run "page: front (signed in)" -H "$cookie" "$site/"
+run "page: community (anonymous)" "$site/c/community_1"
+run "page: post with 500 comments" "$site/p/1"
+run "page: busiest thread, signed in" -H "$cookie" "$site/p/2"
+run "page: search" "$site/search?q=topic%20421"
+
 echo "peak RSS of agora: $(awk '/VmHWM/ {print $2, $3}' /proc/$pid/status)"
 rm -f "$tokens_file"

@@ -275,17 +275,26 @@ pub async fn summary(
     id: web::Path<i64>,
     request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let requester = match reader.0 {
-        Some(user) => crate::summaries::Requester(format!("user:{}", user.user_id.0)),
-        None => {
-            let ip = crate::http::rate_limit::client_ip_of(&request, &state.config.rate_limits);
-            crate::summaries::Requester(format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
-        }
-    };
+    let requester = summary_requester(&request, &state, reader.0);
     Ok(match crate::summaries::get(&state, id.into_inner(), &requester).await? {
         crate::summaries::SummaryAnswer::Ready(view) => HttpResponse::Ok().json(view),
         crate::summaries::SummaryAnswer::Pending => {
             HttpResponse::Accepted().insert_header(("retry-after", "2")).json(serde_json::json!({"status": "pending"}))
         }
     })
+}
+
+/// Whose daily summary quota a request spends: the signed-in user's, else its address's.
+pub fn summary_requester(
+    request: &actix_web::HttpRequest,
+    state: &AppState,
+    reader: Option<crate::service::accounts::Authenticated>,
+) -> crate::summaries::Requester {
+    match reader {
+        Some(user) => crate::summaries::Requester(format!("user:{}", user.user_id.0)),
+        None => {
+            let ip = crate::http::rate_limit::client_ip_of(request, &state.config.rate_limits);
+            crate::summaries::Requester(format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
+        }
+    }
 }

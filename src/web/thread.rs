@@ -14,7 +14,7 @@ use crate::service::moderation;
 use crate::service::posts::{self, PostEdit};
 use crate::web::session::{CsrfForm, Viewer};
 use crate::web::view::{CommentNode, Layout, PostItem, Tab, flatten};
-use crate::web::{PageError, layout, local_path, render, see_other};
+use crate::web::{PageError, layout, render, see_other};
 
 /// Levels of replies a page shows before "continue this thread".
 const PAGE_DEPTH: i32 = 6;
@@ -216,13 +216,8 @@ fn vote_answer(req: &HttpRequest, result: &posts::VoteResult, anchor: &str) -> H
     if wants_json {
         return HttpResponse::Ok().json(result);
     }
-    let back = req
-        .headers()
-        .get(actix_web::http::header::REFERER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|referer| referer.split_once("://").map(|(_, rest)| rest.find('/').map_or("/", |i| &rest[i..])))
-        .map(|path| local_path(path.split('#').next().unwrap_or("/")))
-        .unwrap_or_else(|| "/".into());
+    let back = crate::web::referer_path(req);
+    let back = back.split('#').next().unwrap_or("/");
     see_other(&format!("{back}#{anchor}"))
 }
 
@@ -418,13 +413,7 @@ pub async fn summary_page(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let post = posts::get(&state, PostId(*id), viewer.auth).await?;
-    let requester = match viewer.auth {
-        Some(user) => crate::summaries::Requester(format!("user:{}", user.user_id.0)),
-        None => {
-            let ip = crate::http::rate_limit::client_ip_of(&req, &state.config.rate_limits);
-            crate::summaries::Requester(format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
-        }
-    };
+    let requester = crate::http::posts::summary_requester(&req, &state, viewer.auth);
     let summary = match crate::summaries::get(&state, post.view.id, &requester).await? {
         crate::summaries::SummaryAnswer::Ready(view) => Some(view),
         crate::summaries::SummaryAnswer::Pending => None,
