@@ -185,6 +185,14 @@ impl Browser {
         }
     }
 
+    /// Presses and releases the Tab key.
+    pub async fn press_tab(&self) {
+        let tab = "\u{E004}";
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": tab}, {"type": "keyUp", "value": tab}]}]});
+        self.ok(reqwest::Method::POST, "/actions", Some(actions)).await;
+    }
+
     /// Types `text` into the field matching `css` (after clearing it).
     pub async fn fill(&self, css: &str, text: &str) {
         let element = self.find(css).await;

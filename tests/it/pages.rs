@@ -274,8 +274,27 @@ async fn main_pages_are_accessible_and_fit_phones_and_desktops_in_both_themes() 
             }
         }
     }
+    // The smallest phones still get no sideways scrolling.
+    for (name, path) in &pages {
+        browser.emulate(360, false).await;
+        browser.goto(&format!("{base}{path}")).await;
+        let overflow = browser.execute("return document.documentElement.scrollWidth - window.innerWidth;").await;
+        assert!(overflow.as_i64().unwrap_or(1) <= 0, "{name} at 360px scrolls sideways by {overflow}px");
+    }
+    browser.emulate(1280, false).await;
     browser.goto(&format!("{base}/p/{post_id}")).await;
     assert!(browser.count("a.continue").await >= 1, "a chain deeper than the page shows offers to continue");
+
+    // Keyboard: the first Tab reaches "Skip to content", which shows a visible focus ring.
+    browser.press_tab().await;
+    let focused = browser
+        .execute(
+            "const e = document.activeElement; const s = getComputedStyle(e);
+             return [e.textContent.trim(), s.outlineStyle, s.outlineWidth];",
+        )
+        .await;
+    assert_eq!(focused[0], json!("Skip to content"), "{focused}");
+    assert_ne!(focused[1], json!("none"), "the focused element is outlined: {focused}");
     drop(browser);
     app.stop().await;
 }
