@@ -227,7 +227,8 @@ fn tls_check(config: &crate::config::Config, state_dir: &Path) -> Check {
         return Check::warn(
             "tls",
             "HTTPS is off",
-            "set tls.cert and tls.key (or tls.self_signed) unless a proxy terminates TLS",
+            "set tls.cert and tls.key (or tls.self_signed) unless a proxy terminates TLS; browsers keep \
+             the sign-in cookies (Secure) only over HTTPS or on localhost",
         );
     }
     let host = crate::app::public_host(config);
