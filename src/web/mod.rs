@@ -69,7 +69,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::PathConfig::default().error_handler(|_err, _req| PageError::from(AppError::not_found("page")).into()),
         )
         .service(resource("/").route(get().to(browse::front)))
-        .service(resource("/static/{file}").route(get().to(assets::serve)))
         .service(resource("/search").route(get().to(browse::search)))
         .service(resource("/communities").route(get().to(browse::communities)))
         .service(
@@ -116,7 +115,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/settings").route(get().to(account::settings)).route(post().to(account::save_settings)))
         .service(resource("/settings/password").route(post().to(account::change_password)))
         .default_service(web::to(not_found));
-    cfg.service(pages);
+    // Assets first and outside the guard: an immutable, publicly cacheable file must never
+    // carry a Set-Cookie.
+    cfg.service(resource("/static/{file}").route(get().to(assets::serve))).service(pages);
 }
 
 /// Every page request passes here: it counts the page's database work, gives the browser a

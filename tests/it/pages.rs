@@ -530,6 +530,7 @@ async fn pages_carry_etags_and_the_strict_headers_and_assets_are_fingerprinted_a
         assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
         assert_eq!(response.headers().get("content-encoding").and_then(|v| v.to_str().ok()), encoding);
         assert!(response.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/css"));
+        assert!(!response.headers().contains_key("set-cookie"), "a cacheable file never sets a cookie");
     }
     let stale = app.get("/static/agora.000000000000.css").await;
     assert_eq!(stale.status(), 404);
