@@ -43,6 +43,9 @@ pub struct CommunityView {
     /// Whether the reader is a member.
     #[diesel(sql_type = Bool)]
     pub is_member: bool,
+    /// Whether AI thread summaries are offered here (moderators can switch them off).
+    #[diesel(sql_type = Bool)]
+    pub summaries_enabled: bool,
 }
 
 const VIEW_SELECT: &str =
@@ -50,7 +53,8 @@ const VIEW_SELECT: &str =
         coalesce((SELECT array_agg(u.username ORDER BY m.added_at, u.id)
                   FROM community_moderators m JOIN users u ON u.id = m.user_id
                   WHERE m.community_id = c.id), '{}') AS moderators,
-        EXISTS (SELECT 1 FROM community_members cm WHERE cm.community_id = c.id AND cm.user_id = $1) AS is_member
+        EXISTS (SELECT 1 FROM community_members cm WHERE cm.community_id = c.id AND cm.user_id = $1) AS is_member,
+        c.summaries_enabled
     FROM communities c";
 
 /// The community with this name (ignoring case), as `reader` (0 for anonymous) sees it.

@@ -418,3 +418,129 @@ async fn report(
         }
     })
 }
+
+#[derive(Template)]
+#[template(path = "community_settings.html")]
+struct CommunitySettingsPage {
+    layout: Layout,
+    community: CommunityView,
+    rules_text: String,
+    errors: Vec<String>,
+    notice: Option<&'static str>,
+}
+
+/// Query of the community settings page.
+#[derive(Debug, Deserialize)]
+pub struct SavedParams {
+    saved: Option<String>,
+}
+
+/// `GET /c/{name}/settings`: title, description, rules, the summaries switch and the
+/// moderator list (moderators and admins).
+pub async fn community_settings(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+    params: web::Query<SavedParams>,
+) -> Result<HttpResponse, PageError> {
+    let editor = viewer.require()?;
+    let community = communities::get(&state, &name, Some(editor)).await?;
+    if !moderation::may_moderate(&state, editor, &community.name).await? {
+        return Err(AppError::forbidden("forbidden", "only moderators can change this community").into());
+    }
+    let notice = params.saved.as_ref().map(|_| "Saved.");
+    let rules_text = community.rules.join("\n");
+    let template = CommunitySettingsPage {
+        layout: layout(&state, &viewer).await?,
+        community,
+        rules_text,
+        errors: Vec::new(),
+        notice,
+    };
+    render(&req, &template)
+}
+
+/// The community settings form; an unchecked box is absent.
+#[derive(Debug, Deserialize)]
+pub struct CommunitySettingsForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    rules: String,
+    summaries_enabled: Option<String>,
+}
+
+/// `POST /c/{name}/settings`
+pub async fn save_community_settings(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+    form: CsrfForm<CommunitySettingsForm>,
+) -> Result<HttpResponse, PageError> {
+    let editor = viewer.require()?;
+    let form = form.0;
+    let rules: Vec<String> = form.rules.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    let mut fields = Fields::default();
+    let title = fields.check("title", CommunityTitle::parse(&form.title));
+    let description = fields.check("description", Description::parse(&form.description));
+    let rules = fields.check("rules", Rules::parse(&rules));
+    let edit = fields.finish(title.zip(description).zip(rules).map(|((title, description), rules)| {
+        communities::CommunityEdit {
+            title: Some(title),
+            description: Some(description),
+            rules: Some(rules),
+            summaries_enabled: Some(form.summaries_enabled.is_some()),
+        }
+    }));
+    let saved = match edit {
+        Ok(edit) => communities::edit(&state, editor, &name, edit).await,
+        Err(err) => Err(err),
+    };
+    match saved {
+        Ok(community) => Ok(see_other(&format!("/c/{}/settings?saved=1", community.name))),
+        Err(err) => {
+            let (status, errors) = form_problem(err)?;
+            let community = communities::get(&state, &name, Some(editor)).await?;
+            let template = CommunitySettingsPage {
+                layout: layout(&state, &viewer).await?,
+                community,
+                rules_text: form.rules,
+                errors,
+                notice: None,
+            };
+            render_with_status(&req, &template, status)
+        }
+    }
+}
+
+/// Add or remove a moderator.
+#[derive(Debug, Deserialize)]
+pub struct ModeratorForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// `POST /c/{name}/moderators` with `action=add|remove`.
+pub async fn moderators(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    name: web::Path<String>,
+    form: CsrfForm<ModeratorForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = viewer.require()?;
+    let add = match form.0.action.as_str() {
+        "add" => true,
+        "remove" => false,
+        _ => return Err(AppError::invalid_field("action", "must be add or remove").into()),
+    };
+    let username =
+        Username::parse(form.0.username.trim()).map_err(|err| AppError::invalid_field("username", err.to_string()))?;
+    communities::set_moderator(&state, actor, &name, username.as_str(), add).await?;
+    Ok(see_other(&format!("/c/{name}/settings?saved=1")))
+}

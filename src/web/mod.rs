@@ -83,6 +83,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/c/{name}/mod").route(get().to(manage::mod_queue)))
         .service(resource("/c/{name}/ban").route(post().to(manage::ban)))
         .service(resource("/c/{name}/modlog").route(get().to(manage::modlog)))
+        .service(
+            resource("/c/{name}/settings")
+                .route(get().to(manage::community_settings))
+                .route(post().to(manage::save_community_settings)),
+        )
+        .service(resource("/c/{name}/moderators").route(post().to(manage::moderators)))
         .service(resource("/reports/{id}/resolve").route(post().to(manage::resolve_report)))
         .service(resource("/p/{id}").route(get().to(thread::post_page)))
         .service(resource("/p/{id}/comments/{comment}").route(get().to(thread::continue_thread)))

@@ -753,6 +753,28 @@ async fn moderators_lock_pin_and_ban_from_the_pages() {
     let denied = member.form(&format!("{second}/mod"), &[("action", "remove"), ("reason", "")]).await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     assert_eq!(member.get("/c/town/mod").await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(member.get("/c/town/settings").await.status(), StatusCode::FORBIDDEN);
+
+    // Community settings: title, rules, the summaries switch, and the moderator list.
+    let saved = moderator
+        .form(
+            "/c/town/settings",
+            &[("title", "Our Town"), ("description", "Local news."), ("rules", "Be civil\nNo ads")],
+        )
+        .await;
+    assert_eq!(location(&saved), "/c/town/settings?saved=1");
+    let community: Value = app.get("/api/v1/communities/town").await.json().await.unwrap_or_default();
+    assert_eq!(community["title"], "Our Town");
+    assert_eq!(community["rules"], json!(["Be civil", "No ads"]));
+    assert_eq!(community["summaries_enabled"], false, "an unchecked box switches summaries off");
+    let page = moderator.html("/c/town/settings?saved=1").await;
+    assert!(page.contains("Saved.") && !page.contains(" checked"));
+    let mut helper = Session::new(&app);
+    helper.sign_up("helper").await;
+    moderator.form("/c/town/moderators", &[("username", "helper"), ("action", "add")]).await;
+    assert_eq!(helper.get("/c/town/settings").await.status(), 200, "a new moderator may");
+    moderator.form("/c/town/moderators", &[("username", "helper"), ("action", "remove")]).await;
+    assert_eq!(helper.get("/c/town/settings").await.status(), StatusCode::FORBIDDEN, "and no longer");
     app.stop().await;
 }
 
