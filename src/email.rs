@@ -275,8 +275,12 @@ pub struct Notice<'a> {
     pub link: String,
     /// The start of the comment's text.
     pub excerpt: &'a str,
-    /// The signed one-click unsubscribe link.
+    /// The signed one-click unsubscribe link (the API, for `List-Unsubscribe`: mail clients
+    /// POST to it).
     pub unsubscribe: String,
+    /// The same token on the unsubscribe page, for people: it asks before it acts, so a link
+    /// scanner that opens every link unsubscribes nobody.
+    pub unsubscribe_page: String,
 }
 
 /// A reply or mention notification.
@@ -294,7 +298,7 @@ pub fn notification(ctx: &Context<'_>, notice: &Notice<'_>, mention: bool) -> Re
         title = notice.post_title,
         excerpt = notice.excerpt.replace('\n', "\n> "),
         link = notice.link,
-        unsubscribe = notice.unsubscribe,
+        unsubscribe = notice.unsubscribe_page,
     );
     let body = format!(
         "<p>Hi {name},</p><p><strong>{author}</strong> {what} in “{title}”:</p>\
@@ -308,7 +312,7 @@ pub fn notification(ctx: &Context<'_>, notice: &Notice<'_>, mention: bool) -> Re
     let footer = format!(
         "You get this email because you asked to hear about {setting}. \
          <a href=\"{href}\">Stop emails about {setting}</a> (no sign-in needed).",
-        href = escape_html(&notice.unsubscribe)
+        href = escape_html(&notice.unsubscribe_page)
     );
     Rendered { html: html_page(&subject, &body, &footer), subject, text, unsubscribe: Some(notice.unsubscribe.clone()) }
 }
@@ -404,9 +408,10 @@ pub async fn run(state: &AppState, payload: serde_json::Value) -> Result<(), Job
             let notice = Notice {
                 author: &author,
                 post_title: &title,
-                link: format!("{base_url}/posts/{post_id}#comment-{comment_id}"),
+                link: format!("{base_url}/p/{post_id}#c{comment_id}"),
                 excerpt: &excerpt,
                 unsubscribe: format!("{base_url}/api/v1/unsubscribe?token={token}"),
+                unsubscribe_page: format!("{base_url}/unsubscribe?token={token}"),
             };
             notification(&ctx, &notice, mention)
         }

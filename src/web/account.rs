@@ -406,3 +406,35 @@ pub async fn change_password(
         }
     }
 }
+
+#[derive(Template)]
+#[template(path = "unsubscribe.html")]
+struct UnsubscribePage {
+    layout: Layout,
+    token: String,
+    done: Option<accounts::Unsubscribed>,
+}
+
+/// `GET /unsubscribe?token=`: the link of a notification email. It asks before it acts, so a
+/// mail scanner that follows every link changes nothing.
+pub async fn unsubscribe_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    params: web::Query<TokenParams>,
+) -> Result<HttpResponse, PageError> {
+    let template = UnsubscribePage { layout: layout(&state, &viewer).await?, token: params.token.clone(), done: None };
+    render(&req, &template)
+}
+
+/// `POST /unsubscribe`: no sign-in needed; the signed token says who and what.
+pub async fn unsubscribe(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    form: CsrfForm<TokenParams>,
+) -> Result<HttpResponse, PageError> {
+    let done = accounts::unsubscribe(&state, &form.0.token).await?;
+    let template = UnsubscribePage { layout: layout(&state, &viewer).await?, token: String::new(), done: Some(done) };
+    render(&req, &template)
+}

@@ -120,6 +120,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/settings").route(get().to(account::settings)).route(post().to(account::save_settings)))
         .service(resource("/settings/password").route(post().to(account::change_password)))
+        .service(
+            resource("/unsubscribe").route(get().to(account::unsubscribe_form)).route(post().to(account::unsubscribe)),
+        )
         .default_service(web::to(not_found));
     // Assets first and outside the guard: an immutable, publicly cacheable file must never
     // carry a Set-Cookie.

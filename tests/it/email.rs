@@ -227,7 +227,8 @@ async fn replies_and_mentions_notify_until_the_user_unsubscribes_by_link() {
     assert_eq!(notice["subject"], "bob replied to you in “Tomatoes in November?”");
     let text = notice["text"].as_str().unwrap();
     assert!(text.contains("Not too late under glass"));
-    assert!(text.contains(&format!("http://localhost:8080/posts/{post_id}#comment-{comment_id}")));
+    assert!(text.contains(&format!("http://localhost:8080/p/{post_id}#c{comment_id}")), "the comment on its page");
+    assert!(text.contains("http://localhost:8080/unsubscribe?token="), "people get the page that asks first");
     assert_eq!(notice["list_unsubscribe_post"], "List-Unsubscribe=One-Click");
     let mention = eventually(Duration::from_secs(15), "the mention email", || async {
         sink.to("carol@example.com").into_iter().find(|m| m["subject"].as_str().unwrap().contains("mentioned"))

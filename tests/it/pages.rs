@@ -920,3 +920,32 @@ async fn the_summary_box_loads_in_place_and_works_without_javascript() {
     assert!(!quiet.contains("summary-box"), "short threads have no summary box");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_unsubscribe_page_asks_first_then_turns_the_emails_off_without_sign_in() {
+    let app = spawn_app().await;
+    let signed_in = app.register("reader").await;
+    let token = signed_in["access_token"].as_str().unwrap_or_default().to_owned();
+    let user_id = signed_in["user"]["id"].as_i64().unwrap_or_default();
+    let link_token = app.app().state().auth.keys.issue_unsubscribe(user_id, "replies").expect("token");
+    let settings = || async {
+        let me: Value = app.get_as("/api/v1/me", &token).await.json().await.unwrap_or_default();
+        me["notification_settings"].clone()
+    };
+
+    let mut browser = Session::new(&app);
+    let page = browser.html(&format!("/unsubscribe?token={link_token}")).await;
+    assert!(page.contains("Stop these emails"));
+    assert_eq!(
+        settings().await,
+        json!({"email_on_reply": true, "email_on_mention": true}),
+        "opening the link changes nothing"
+    );
+    let done = browser.form("/unsubscribe", &[("token", &link_token)]).await;
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap_or_default().contains("no longer get emails about replies to you"));
+    assert_eq!(settings().await, json!({"email_on_reply": false, "email_on_mention": true}));
+    let forged = browser.form("/unsubscribe", &[("token", "not-a-token")]).await;
+    assert_eq!(forged.status(), 400);
+    app.stop().await;
+}
