@@ -68,12 +68,18 @@ async fn readiness_follows_the_database_down_and_back_up() {
     assert_eq!(body["status"], "unready");
     assert_eq!(body["checks"]["database"], "down");
     assert_eq!(app.get("/health/live").await.status(), 200, "liveness does not depend on the database");
+    // Browser users get a page that says so, not a bare error.
+    let page = app.get("/p/1").await;
+    assert_eq!(page.status(), 503);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("Temporarily unavailable"));
 
     let cluster = PrivateCluster::start(&root, &options).expect("restart the database");
     eventually(Duration::from_secs(20), "readiness to recover", || async {
         (app.get("/health/ready").await.status() == 200).then_some(())
     })
     .await;
+    assert_eq!(app.get("/").await.status(), 200, "pages serve again");
     app.stop().await;
     drop(cluster);
 }
