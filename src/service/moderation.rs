@@ -116,18 +116,19 @@ async fn community_rights(
     Ok((rules, may))
 }
 
-/// Whether `user` may moderate the named community (its moderators and site admins).
-pub async fn may_moderate(state: &AppState, user: Authenticated, community: &str) -> Result<bool, AppError> {
+/// Whether `user` (named `username`) may moderate `community`, already read: its moderator
+/// list answers without a query; only others cost the site-admin check.
+pub async fn may_moderate_view(
+    state: &AppState,
+    user: Authenticated,
+    username: &str,
+    community: &crate::db::communities::CommunityView,
+) -> Result<bool, AppError> {
+    if community.moderators.iter().any(|m| m.eq_ignore_ascii_case(username)) {
+        return Ok(true);
+    }
     let mut conn = state.db.conn().await?;
-    let found =
-        state.db.observe("communities.id_and_rules", db_communities::id_and_rules(&mut conn, community)).await?;
-    let Some((community_id, _rules)) = found else { return Ok(false) };
-    let user_id = user.user_id.0;
-    Ok(state
-        .db
-        .observe("communities.is_moderator", db_communities::is_moderator(&mut conn, community_id, user_id))
-        .await?
-        || state.db.observe("communities.is_admin", db_communities::is_admin(&mut conn, user_id)).await?)
+    Ok(state.db.observe("communities.is_admin", db_communities::is_admin(&mut conn, user.user_id.0)).await?)
 }
 
 /// Removes, restores, locks, unlocks, pins or unpins a post (its moderators and admins).

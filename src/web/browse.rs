@@ -84,7 +84,7 @@ pub async fn community(
     let layout = layout(&state, &viewer).await?;
     let base = format!("/c/{}", community.name);
     let template = ListingPage {
-        moderates: layout.username.as_ref().is_some_and(|me| community.moderators.contains(me)),
+        moderates: moderates(&state, &viewer, &layout, &community).await?,
         layout,
         heading: community.title.clone(),
         sorts: sort_tabs(&base, &params),
@@ -95,6 +95,21 @@ pub async fn community(
         empty_text: "No posts here yet. Be the first to submit one.",
     };
     render(&req, &template)
+}
+
+/// Whether the viewer may moderate `community` (its moderators and site admins).
+pub async fn moderates(
+    state: &AppState,
+    viewer: &Viewer,
+    layout: &Layout,
+    community: &CommunityView,
+) -> Result<bool, PageError> {
+    match (viewer.auth, layout.username.as_deref()) {
+        (Some(auth), Some(username)) => {
+            Ok(crate::service::moderation::may_moderate_view(state, auth, username, community).await?)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// A listing page as an anonymous reader sees it, from the page cache.
@@ -256,7 +271,7 @@ pub async fn about(
     let community = communities::get(&state, &name, viewer.auth).await?;
     let layout = layout(&state, &viewer).await?;
     let template = AboutPage {
-        moderates: layout.username.as_ref().is_some_and(|me| community.moderators.contains(me)),
+        moderates: moderates(&state, &viewer, &layout, &community).await?,
         created: Time::at(community.created_at, Utc::now()),
         layout,
         community,

@@ -446,18 +446,14 @@ pub async fn community_settings(
 ) -> Result<HttpResponse, PageError> {
     let editor = viewer.require()?;
     let community = communities::get(&state, &name, Some(editor)).await?;
-    if !moderation::may_moderate(&state, editor, &community.name).await? {
+    let layout = layout(&state, &viewer).await?;
+    let username = layout.username.clone().unwrap_or_default();
+    if !moderation::may_moderate_view(&state, editor, &username, &community).await? {
         return Err(AppError::forbidden("forbidden", "only moderators can change this community").into());
     }
     let notice = params.saved.as_ref().map(|_| "Saved.");
     let rules_text = community.rules.join("\n");
-    let template = CommunitySettingsPage {
-        layout: layout(&state, &viewer).await?,
-        community,
-        rules_text,
-        errors: Vec::new(),
-        notice,
-    };
+    let template = CommunitySettingsPage { layout, community, rules_text, errors: Vec::new(), notice };
     render(&req, &template)
 }
 

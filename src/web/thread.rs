@@ -10,7 +10,6 @@ use crate::app::AppState;
 use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, PostTitle, VoteValue};
 use crate::error::AppError;
 use crate::service::comments::{self, TreeShape};
-use crate::service::moderation;
 use crate::service::posts::{self, PostEdit};
 use crate::web::session::{CsrfForm, Viewer};
 use crate::web::view::{CommentNode, Layout, PostItem, Tab, flatten};
@@ -34,6 +33,7 @@ pub struct ThreadParams {
 struct PostPage {
     layout: Layout,
     post: PostItem,
+    community: crate::db::communities::CommunityView,
     moderates: bool,
     comments: Vec<CommentNode>,
     sorts: Vec<Tab>,
@@ -65,11 +65,15 @@ pub async fn post_page(
         format!("/p/{}?{query}#comments", id.0)
     });
     let post = PostItem::new(post, now);
+    let community = crate::service::communities::get(&state, &post.community, viewer.auth).await?;
+    let layout = layout(&state, &viewer).await?;
     let template = PostPage {
-        moderates: may_moderate(&state, &viewer, &post.community).await?,
+        moderates: crate::web::browse::moderates(&state, &viewer, &layout, &community).await?,
         summary_box: state.config.summaries.enabled
+            && community.summaries_enabled
             && post.comment_count >= i32::try_from(state.config.summaries.page_min_comments).unwrap_or(i32::MAX),
-        layout: layout(&state, &viewer).await?,
+        community,
+        layout,
         sorts: comment_sort_tabs(id.0, sort),
         comments: flatten(tree.items, now),
         post,
@@ -98,10 +102,13 @@ pub async fn continue_thread(
     }
     let now = Utc::now();
     let post = PostItem::new(post, now);
+    let community = crate::service::communities::get(&state, &post.community, viewer.auth).await?;
+    let layout = layout(&state, &viewer).await?;
     let template = PostPage {
-        moderates: may_moderate(&state, &viewer, &post.community).await?,
+        moderates: crate::web::browse::moderates(&state, &viewer, &layout, &community).await?,
         summary_box: false,
-        layout: layout(&state, &viewer).await?,
+        community,
+        layout,
         sorts: Vec::new(),
         comments: flatten(vec![subtree], now),
         post,
@@ -110,13 +117,6 @@ pub async fn continue_thread(
         reported: false,
     };
     render(&req, &template)
-}
-
-async fn may_moderate(state: &AppState, viewer: &Viewer, community: &str) -> Result<bool, PageError> {
-    match viewer.auth {
-        None => Ok(false),
-        Some(auth) => Ok(moderation::may_moderate(state, auth, community).await?),
-    }
 }
 
 fn sort_name(sort: CommentSort) -> &'static str {
