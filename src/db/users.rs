@@ -22,6 +22,8 @@ pub struct UserRow {
     pub is_admin: bool,
     /// Registration time.
     pub created_at: DateTime<Utc>,
+    /// Profile text (Markdown).
+    pub bio: String,
 }
 
 /// The user with this username, ignoring case.

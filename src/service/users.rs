@@ -22,6 +22,8 @@ pub struct PublicUser {
     pub karma: i64,
     /// Site administrator.
     pub is_admin: bool,
+    /// Profile text (Markdown, as the user wrote it).
+    pub bio: String,
 }
 
 /// A user's public profile.
@@ -36,6 +38,7 @@ pub async fn profile(state: &AppState, username: &Username) -> Result<PublicUser
         created_at: row.created_at,
         karma: row.karma,
         is_admin: row.is_admin,
+        bio: row.bio,
     })
 }
 

@@ -306,6 +306,7 @@ pub async fn reset_confirm(
 struct SettingsPage {
     layout: Layout,
     email: String,
+    bio: String,
     settings: NotificationSettings,
     notice: Option<&'static str>,
     errors: Vec<String>,
@@ -328,12 +329,14 @@ pub async fn settings(
     let me = accounts::me(&state, auth).await?;
     let notice = match params.saved.as_deref() {
         Some("password") => Some("Your password is changed. Other devices are signed out."),
+        Some("profile") => Some("Your profile is saved."),
         Some(_) => Some("Your settings are saved."),
         None => None,
     };
     let template = SettingsPage {
         layout: layout(&state, &viewer).await?,
         email: me.email,
+        bio: me.bio,
         settings: me.notification_settings,
         notice,
         errors: Vec::new(),
@@ -362,6 +365,25 @@ pub async fn save_settings(
     let update = ProfileUpdate { notification_settings: Some(settings), ..ProfileUpdate::default() };
     accounts::update_me(&state, auth, update).await?;
     Ok(see_other("/settings?saved=notifications"))
+}
+
+/// The profile form.
+#[derive(Debug, Deserialize)]
+pub struct ProfileForm {
+    #[serde(default)]
+    bio: String,
+}
+
+/// `POST /settings/profile`
+pub async fn save_profile(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    form: CsrfForm<ProfileForm>,
+) -> Result<HttpResponse, PageError> {
+    let auth = viewer.require()?;
+    let bio = crate::domain::Bio::parse(&form.0.bio).map_err(|err| AppError::invalid_field("bio", err.to_string()))?;
+    accounts::update_me(&state, auth, ProfileUpdate { bio: Some(bio), ..ProfileUpdate::default() }).await?;
+    Ok(see_other("/settings?saved=profile"))
 }
 
 /// The password change form.
@@ -398,6 +420,7 @@ pub async fn change_password(
             let template = SettingsPage {
                 layout: layout(&state, &viewer).await?,
                 email: me.email,
+                bio: me.bio,
                 settings: me.notification_settings,
                 notice: None,
                 errors,

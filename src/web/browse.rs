@@ -375,6 +375,8 @@ struct ProfilePage {
     layout: Layout,
     user: users::PublicUser,
     karma: String,
+    /// The bio, rendered and sanitized.
+    bio_html: String,
     joined: Time,
     showing_comments: bool,
     posts: Vec<PostItem>,
@@ -402,6 +404,7 @@ pub async fn user(
     let template = ProfilePage {
         layout: layout(&state, &viewer).await?,
         karma: plural(activity.user.karma, "karma point"),
+        bio_html: crate::markdown::render(&activity.user.bio),
         joined: Time::at(activity.user.created_at, now),
         showing_comments,
         posts: activity.posts.into_iter().map(|post| PostItem::new(post, now)).collect(),

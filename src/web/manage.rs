@@ -373,6 +373,9 @@ pub async fn modlog(
 pub struct ReportForm {
     #[serde(default)]
     reason: String,
+    /// A rule of the community, numbered from 1 as shown; empty for none.
+    #[serde(default)]
+    rule: String,
 }
 
 /// `POST /p/{id}/report`
@@ -409,7 +412,17 @@ async fn report(
     form: &ReportForm,
 ) -> Result<i64, PageError> {
     let reason = Reason::parse(form.reason.trim()).map_err(|err| AppError::invalid_field("reason", err.to_string()))?;
-    moderation::report(state, reporter, target, Why { rule_index: None, reason }).await?;
+    let rule_index = match form.rule.trim() {
+        "" => None,
+        number => Some(
+            number
+                .parse::<i32>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .ok_or_else(|| AppError::invalid_field("rule", "is not a rule of this community"))?,
+        ),
+    };
+    moderation::report(state, reporter, target, Why { rule_index, reason }).await?;
     Ok(match target {
         moderation::ReportTarget::Post(post) => post.0,
         moderation::ReportTarget::Comment(comment) => {

@@ -120,6 +120,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/settings").route(get().to(account::settings)).route(post().to(account::save_settings)))
         .service(resource("/settings/password").route(post().to(account::change_password)))
+        .service(resource("/settings/profile").route(post().to(account::save_profile)))
         .service(
             resource("/unsubscribe").route(get().to(account::unsubscribe_form)).route(post().to(account::unsubscribe)),
         )

@@ -158,11 +158,13 @@ async fn journey(javascript: bool) {
 
     // Reports reach the moderators' queue; the mod log records the removal.
     bob.click(&format!("#c{one} > .comment-content details.report > summary")).await;
+    bob.click(&format!("#report-rule-{one} option[value='1']")).await;
     bob.fill(&format!("#report-{one}"), "Bananas are off topic").await;
     bob.submit(&format!("#c{one} > .comment-content details.report button[type=submit]")).await;
     assert!(bob.text("p.notice[role=status]").await.contains("moderators will look"));
     alice.goto(&format!("{base}/c/gardening/mod")).await;
-    assert!(alice.text("main table").await.contains("Bananas are off topic"));
+    let queue = alice.text("main table").await;
+    assert!(queue.contains("Bananas are off topic") && queue.contains("Rule: Be kind"), "{queue}");
     alice.submit("main table form button[type=submit]").await;
     assert!(alice.text("p.notice[role=status]").await.contains("closed"));
     alice.goto(&format!("{base}/c/gardening/modlog")).await;
@@ -314,6 +316,8 @@ async fn hostile_content_renders_as_text_and_runs_no_script() {
         app.post_json("/api/v1/communities/hostile/posts", &post, Some(&token)).await.json().await.unwrap_or_default();
     let post_id = post["id"].as_i64().unwrap_or_default();
     app.post_json(&format!("/api/v1/posts/{post_id}/comments"), &json!({"body": payload}), Some(&token)).await;
+    let bio = app.send_as(reqwest::Method::PATCH, "/api/v1/me", Some(json!({"bio": payload})), &token).await;
+    assert_eq!(bio.status(), 200);
     let link = json!({"title": "a link", "url": "javascript:alert(1)"});
     assert_eq!(app.post_json("/api/v1/communities/hostile/posts", &link, Some(&token)).await.status(), 422);
 
@@ -332,6 +336,7 @@ async fn hostile_content_renders_as_text_and_runs_no_script() {
         "/c/hostile".into(),
         "/c/hostile/about".into(),
         format!("/p/{post_id}"),
+        "/u/mallory".into(),
         "/u/mallory?show=comments".into(),
         "/search?q=script".into(),
     ] {
@@ -831,6 +836,11 @@ async fn settings_change_email_preferences_and_the_password() {
     let token = signed_in["access_token"].as_str().unwrap_or_default();
     let me: Value = app.get_as("/api/v1/me", token).await.json().await.unwrap_or_default();
     assert_eq!(me["notification_settings"], json!({"email_on_reply": false, "email_on_mention": true}));
+
+    let saved = user.form("/settings/profile", &[("bio", "I grow *tomatoes*.")]).await;
+    assert_eq!(location(&saved), "/settings?saved=profile");
+    assert!(user.html("/settings?saved=profile").await.contains(">I grow *tomatoes*.</textarea>"));
+    assert!(user.html("/u/settler").await.contains("I grow <em>tomatoes</em>."), "the profile shows it rendered");
 
     let wrong =
         user.form("/settings/password", &[("current_password", "not-it"), ("new_password", "another-password")]).await;
