@@ -59,6 +59,10 @@ const VIEW_SELECT: &str =
 
 /// The community with this name (ignoring case), as `reader` (0 for anonymous) sees it.
 pub async fn view_by_name(conn: &mut AsyncPgConnection, name: &str, reader: i64) -> QueryResult<Option<CommunityView>> {
+    if name.contains('\0') {
+        // PostgreSQL text cannot hold NUL, so no community has it in its name.
+        return Ok(None);
+    }
     diesel::sql_query(format!("{VIEW_SELECT} WHERE lower(c.name) = lower($2)"))
         .bind::<BigInt, _>(reader)
         .bind::<Text, _>(name)
@@ -162,6 +166,10 @@ pub async fn create(
 
 /// The id and rules of the community with this name, ignoring case.
 pub async fn id_and_rules(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<Option<(i64, Vec<String>)>> {
+    if name.contains('\0') {
+        // PostgreSQL text cannot hold NUL, so no community has it in its name.
+        return Ok(None);
+    }
     communities::table
         .filter(lower(communities::name).eq(lower(name)))
         .select((communities::id, communities::rules))

@@ -246,9 +246,6 @@ pub async fn search(
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, AppError> {
     let terms = query.q.trim();
-    if terms.is_empty() || terms.chars().count() > 200 || terms.contains('\0') {
-        return Err(AppError::invalid_field("q", "must be 1 to 200 characters"));
-    }
     let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
     let page =
         posts::search(&state, terms, query.community.as_deref(), limit, query.cursor.as_deref(), reader.0).await?;

@@ -158,6 +158,9 @@ pub async fn search(
     cursor: Option<&str>,
     reader: Option<Authenticated>,
 ) -> Result<Page<Post>, AppError> {
+    if terms.is_empty() || terms.chars().count() > 200 || terms.contains('\0') {
+        return Err(AppError::invalid_field("q", "must be 1 to 200 characters"));
+    }
     let after = match cursor.map(decode_cursor::<PostCursor>).transpose().map_err(|_| bad_cursor())? {
         Some(PostCursor::Rank(value, id)) => Some((value, id)),
         Some(_) => return Err(bad_cursor()),

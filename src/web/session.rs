@@ -200,7 +200,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
                 )
                 .into());
             }
-            let body = body.await.map_err(|_| AppError::bad_request("the form could not be read"))?;
+            let body = body.await.map_err(|err| {
+                if err.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::new(crate::error::ErrorKind::PayloadTooLarge, "the form is larger than allowed")
+                } else {
+                    AppError::bad_request("the form could not be read")
+                }
+            })?;
             let sent: CsrfField =
                 serde_urlencoded::from_bytes(&body).map_err(|_| AppError::bad_request("the form is malformed"))?;
             let valid = expected.is_some_and(|expected| {

@@ -959,3 +959,28 @@ async fn the_unsubscribe_page_asks_first_then_turns_the_emails_off_without_sign_
     assert_eq!(forged.status(), 400);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn nul_bytes_and_overlong_input_in_addresses_are_refused_not_500s() {
+    let app = spawn_app().await;
+    let long = "x".repeat(3000);
+    for (path, status) in [
+        ("/c/%00".to_owned(), 404),
+        ("/c/%00/about".to_owned(), 404),
+        ("/search?q=%00".to_owned(), 422),
+        (format!("/search?q={long}"), 422),
+        ("/?cursor=garbage".to_owned(), 422),
+        ("/u/nobody?before=1_x".to_owned(), 400),
+        ("/api/v1/communities/%00".to_owned(), 404),
+        ("/api/v1/posts?community=%00".to_owned(), 404),
+        ("/api/v1/search?q=%00".to_owned(), 422),
+    ] {
+        assert_eq!(app.get(&path).await.status().as_u16(), status, "{path}");
+    }
+    let mut session = Session::new(&app);
+    session.get("/login").await;
+    let big = "a".repeat(300_000);
+    let response = session.form("/login", &[("login", &big), ("password", "x")]).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    app.stop().await;
+}
