@@ -156,6 +156,8 @@ async fn guard(
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if unsafe_method && !same_origin(req.request(), &state.config.server.public_url) {
         state.metrics.page_csrf_refusals.with_label_values(&["origin"]).inc();
+        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
+        tracing::info!(origin, path = req.path(), "refused a page form from another origin");
         let error = AppError::forbidden("cross_origin", "this form was sent from another site; nothing was changed");
         return Ok(req.error_response(PageError::from(error)));
     }
@@ -173,6 +175,7 @@ async fn guard(
     }
     if response.status() == StatusCode::FORBIDDEN && is_csrf_refusal(&response) {
         state.metrics.page_csrf_refusals.with_label_values(&["token"]).inc();
+        tracing::info!(path = response.request().path(), "refused a page form without a valid CSRF token");
     }
     let needs_sign_in =
         response.response().extensions().get::<RefusalCode>().is_some_and(|code| code.0 == "unauthorized");

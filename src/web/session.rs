@@ -139,6 +139,7 @@ async fn signed_in_user(state: &AppState, req: &HttpRequest) -> Result<Option<Au
         }
         Err(err) if is_credentials_problem(&err) => {
             state.metrics.page_session_refreshes.with_label_values(&["failure"]).inc();
+            tracing::info!(code = err.kind.code(), "a browser's refresh token was refused; it is signed out");
             forget_session(req);
             Ok(None)
         }
