@@ -35,7 +35,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: apply migrations, serve HTTP, stop cleanly on SIGTERM or Ctrl-C.
+    /// Run the daemon: apply migrations, serve the site (pages at /) and the API (/api/v1), stop
+    /// cleanly on SIGTERM or Ctrl-C.
     ///
     /// With no database.url, a private PostgreSQL cluster is created (first run) and run under
     /// <state_dir>/postgres for as long as Agora runs.
