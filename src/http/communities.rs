@@ -75,19 +75,8 @@ pub async fn create(
     user: CurrentUser,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, AppError> {
-    let mut fields = Fields::default();
-    let name = fields.check("name", CommunityName::parse(&body.name));
-    let title = fields.check("title", CommunityTitle::parse(&body.title));
-    let description = fields.check("description", Description::parse(body.description.as_deref().unwrap_or("")));
-    let rules = fields.check("rules", Rules::parse(body.rules.as_deref().unwrap_or(&[])));
-    let input = fields.finish(
-        name.zip(title).zip(description).zip(rules).map(|(((name, title), description), rules)| NewCommunity {
-            name,
-            title,
-            description,
-            rules,
-        }),
-    )?;
+    let description = body.description.as_deref().unwrap_or("");
+    let input = new_community(&body.name, &body.title, description, body.rules.as_deref().unwrap_or(&[]))?;
     let community = communities::create(&state, user.0, input).await?;
     Ok(HttpResponse::Created().json(community))
 }
@@ -295,4 +284,21 @@ pub async fn ban(
     }))?;
     communities::ban(&state, user.0, &name, ban).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Validates a new community, naming every invalid field (the API and the page share it).
+pub fn new_community(name: &str, title: &str, description: &str, rules: &[String]) -> Result<NewCommunity, AppError> {
+    let mut fields = Fields::default();
+    let name = fields.check("name", CommunityName::parse(name));
+    let title = fields.check("title", CommunityTitle::parse(title));
+    let description = fields.check("description", Description::parse(description));
+    let rules = fields.check("rules", Rules::parse(rules));
+    fields.finish(
+        name.zip(title).zip(description).zip(rules).map(|(((name, title), description), rules)| NewCommunity {
+            name,
+            title,
+            description,
+            rules,
+        }),
+    )
 }

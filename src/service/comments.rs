@@ -215,6 +215,11 @@ pub fn without_replies(rows: Vec<CommentRow>) -> Vec<Comment> {
         .collect()
 }
 
+/// One comment without its replies.
+pub async fn one(state: &AppState, id: CommentId, reader: Option<Authenticated>) -> Result<Comment, AppError> {
+    subtree(state, id, TreeShape { sort: CommentSort::Best, max_depth: 0 }, reader).await
+}
+
 /// Assembles rows into trees, sorting every level, and counts what `max_depth` cut.
 fn build(roots: Vec<CommentRow>, descendants: Vec<CommentRow>, shape: TreeShape) -> Vec<Comment> {
     let mut children: HashMap<i64, Vec<CommentRow>> = HashMap::new();
@@ -280,7 +285,7 @@ pub async fn edit(state: &AppState, editor: Authenticated, id: CommentId, body: 
     }
     let html = crate::markdown::render(&body.0);
     state.db.observe("comments.edit", db_comments::edit(&mut conn, id.0, &body.0, &html)).await?;
-    subtree(state, id, TreeShape { sort: CommentSort::Best, max_depth: 0 }, Some(editor)).await
+    one(state, id, Some(editor)).await
 }
 
 /// Deletes the author's own comment: blanked, `deleted: true`, replies kept.

@@ -15,7 +15,7 @@ use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{CommentId, Limit, PostId, Reason};
 use crate::error::AppError;
 use crate::service::accounts::Authenticated;
-use crate::service::comments::{self, Comment, TreeShape};
+use crate::service::comments::{self, Comment};
 use crate::service::communities::{Page, forbidden};
 use crate::service::posts::{self, Post};
 
@@ -198,8 +198,7 @@ pub async fn moderate_comment(
         Ok(())
     });
     state.db.timed("moderation.comment", work).await?;
-    comments::subtree(state, comment, TreeShape { sort: crate::domain::CommentSort::Best, max_depth: 0 }, Some(actor))
-        .await
+    comments::one(state, comment, Some(actor)).await
 }
 
 /// Files a report citing a rule or giving a reason (any signed-in user).

@@ -101,11 +101,7 @@ pub async fn signup(
 
 fn signed_in_redirect(signed_in: &accounts::SignedIn, next: &str) -> HttpResponse {
     let mut response = see_other(&local_path(next));
-    for cookie in session::signed_in_cookies(signed_in) {
-        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(actix_web::http::header::SET_COOKIE, value);
-        }
-    }
+    session::append_cookies(response.headers_mut(), session::signed_in_cookies(signed_in));
     response
 }
 
@@ -188,11 +184,10 @@ pub async fn logout(
         accounts::logout(&state, auth).await?;
     }
     let mut response = see_other("/");
-    for cookie in [session::clear_cookie(ACCESS_COOKIE), session::clear_cookie(REFRESH_COOKIE)] {
-        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(actix_web::http::header::SET_COOKIE, value);
-        }
-    }
+    session::append_cookies(
+        response.headers_mut(),
+        [session::clear_cookie(ACCESS_COOKIE), session::clear_cookie(REFRESH_COOKIE)],
+    );
     Ok(response)
 }
 

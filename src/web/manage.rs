@@ -10,11 +10,11 @@ use crate::app::AppState;
 use crate::db::communities::CommunityView;
 use crate::db::moderation::{ModlogEntry, ReportView};
 use crate::domain::{
-    Body, CommentId, CommunityName, CommunityTitle, Description, LinkUrl, PostId, PostTitle, Reason, Rules, Username,
+    Body, CommentId, CommunityTitle, Description, LinkUrl, PostId, PostTitle, Reason, Rules, Username,
 };
 use crate::error::AppError;
 use crate::http::fields::Fields;
-use crate::service::communities::{self, NewBan, NewCommunity};
+use crate::service::communities::{self, NewBan};
 use crate::service::moderation::{self, PostAction, Why};
 use crate::service::posts::{self, NewPostInput};
 use crate::web::session::{CsrfForm, Viewer};
@@ -139,20 +139,8 @@ pub async fn create_community(
 ) -> Result<HttpResponse, PageError> {
     let creator = viewer.require()?;
     let form = form.0;
-    let rules: Vec<String> = form.rules.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
-    let mut fields = Fields::default();
-    let name = fields.check("name", CommunityName::parse(form.name.trim()));
-    let title = fields.check("title", CommunityTitle::parse(&form.title));
-    let description = fields.check("description", Description::parse(&form.description));
-    let rules = fields.check("rules", Rules::parse(&rules));
-    let input = fields.finish(
-        name.zip(title).zip(description).zip(rules).map(|(((name, title), description), rules)| NewCommunity {
-            name,
-            title,
-            description,
-            rules,
-        }),
-    );
+    let rules = one_per_line(&form.rules);
+    let input = crate::http::communities::new_community(form.name.trim(), &form.title, &form.description, &rules);
     let created = match input {
         Ok(input) => communities::create(&state, creator, input).await,
         Err(err) => Err(err),
@@ -165,6 +153,11 @@ pub async fn create_community(
             render_with_status(&req, &template, status)
         }
     }
+}
+
+/// The non-empty lines of a textarea (rules are entered one per line).
+fn one_per_line(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned).collect()
 }
 
 /// Join or leave.
@@ -426,8 +419,7 @@ async fn report(
     Ok(match target {
         moderation::ReportTarget::Post(post) => post.0,
         moderation::ReportTarget::Comment(comment) => {
-            let shape = crate::service::comments::TreeShape { sort: crate::domain::CommentSort::Best, max_depth: 0 };
-            crate::service::comments::subtree(state, comment, shape, Some(reporter)).await?.post_id
+            crate::service::comments::one(state, comment, Some(reporter)).await?.post_id
         }
     })
 }
@@ -492,7 +484,7 @@ pub async fn save_community_settings(
 ) -> Result<HttpResponse, PageError> {
     let editor = viewer.require()?;
     let form = form.0;
-    let rules: Vec<String> = form.rules.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    let rules = one_per_line(&form.rules);
     let mut fields = Fields::default();
     let title = fields.check("title", CommunityTitle::parse(&form.title));
     let description = fields.check("description", Description::parse(&form.description));

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
@@ -187,11 +187,7 @@ async fn guard(
         response = ServiceResponse::new(response.request().clone(), redirect);
     }
     let pending = response.request().extensions().get::<PendingCookies>().cloned();
-    for cookie in pending.map(|p| p.0).unwrap_or_default() {
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
+    session::append_cookies(response.headers_mut(), pending.map(|p| p.0).unwrap_or_default());
     Ok(response)
 }
 

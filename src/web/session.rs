@@ -63,6 +63,15 @@ pub fn signed_in_cookies(signed_in: &SignedIn) -> [String; 2] {
     session_cookies(&signed_in.access_token, &signed_in.refresh_token, signed_in.expires_in)
 }
 
+/// Appends `Set-Cookie` headers to `headers`.
+pub fn append_cookies(headers: &mut actix_web::http::header::HeaderMap, cookies: impl IntoIterator<Item = String>) {
+    for cookie in cookies {
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+}
+
 /// `Set-Cookie` values a response must carry, collected while the request is handled (a
 /// transparent refresh, a new CSRF cookie) and added by [`crate::web::guard`].
 #[derive(Debug, Clone, Default)]

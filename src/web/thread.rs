@@ -327,8 +327,7 @@ pub async fn edit_comment_form(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let author = viewer.require()?;
-    let shape = TreeShape { sort: CommentSort::Best, max_depth: 0 };
-    let comment = comments::subtree(&state, CommentId(*id), shape, Some(author)).await?;
+    let comment = comments::one(&state, CommentId(*id), Some(author)).await?;
     let layout = layout(&state, &viewer).await?;
     if !layout.is(&comment.author) || comment.deleted || comment.removed {
         return Err(AppError::forbidden("forbidden", "only its author can edit this comment").into());
@@ -389,8 +388,7 @@ pub async fn delete_comment(
     _form: CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
     let author = viewer.require()?;
-    let shape = TreeShape { sort: CommentSort::Best, max_depth: 0 };
-    let comment = comments::subtree(&state, CommentId(*id), shape, Some(author)).await?;
+    let comment = comments::one(&state, CommentId(*id), Some(author)).await?;
     comments::delete(&state, author, CommentId(comment.id)).await?;
     Ok(see_other(&format!("/p/{}#c{}", comment.post_id, comment.id)))
 }

@@ -477,6 +477,16 @@ async fn unsafe_page_requests_need_our_origin_and_the_form_token() {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert!(response.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/html"));
     }
+    let json_body = app
+        .client
+        .post(format!("{}{vote_path}", app.base))
+        .header("cookie", session.cookie_header())
+        .header("origin", &origin)
+        .json(&json!({"csrf": csrf, "value": 1}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(json_body.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "forms only");
     let stored: Value = app.get(&format!("/api/v1/posts/{}", post["id"])).await.json().await.unwrap_or_default();
     assert_eq!(stored["score"], 0, "nothing changed");
 
