@@ -33,17 +33,9 @@ fn driver() -> &'static str {
         let driver_pid = child.id();
         // Reap it when it exits (it lives as long as this process, normally).
         std::thread::spawn(move || child.wait());
-        let script = format!(
-            "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill -TERM -- -{driver} 2>/dev/null; sleep 1; kill -KILL -- -{driver} 2>/dev/null",
-            me = std::process::id(),
-            driver = driver_pid
-        );
-        let _ = Command::new("setsid")
-            .args(["sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        crate::harness::after_this_process(&format!(
+            "kill -TERM -{driver_pid} 2>/dev/null; sleep 2; kill -KILL -{driver_pid} 2>/dev/null"
+        ));
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

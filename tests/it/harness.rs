@@ -118,11 +118,13 @@ pub fn world_traversable_tempdir(prefix: &str) -> tempfile::TempDir {
 }
 
 fn spawn_reaper(dir: &Path) {
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; sleep 2; rm -rf '{dir}'",
-        pid = std::process::id(),
-        dir = dir.display()
-    );
+    after_this_process(&format!("sleep 2; rm -rf '{}'", dir.display()));
+}
+
+/// Runs the shell command `cleanup` in its own session once this test process has exited,
+/// however it ends (the cluster directory, the browser driver).
+pub fn after_this_process(cleanup: &str) {
+    let script = format!("while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {cleanup}", pid = std::process::id());
     let _ = Command::new("setsid")
         .args(["sh", "-c", &script])
         .stdin(Stdio::null())
