@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use agora::http::rate_limit::{Quota, RateLimiter};
+use agora::config::Quota;
+use agora::edge::rate_limit::RateLimiter;
 
 #[path = "support/memory.rs"]
 mod memory;

@@ -12,42 +12,16 @@ use actix_web::{HttpServer, web};
 
 use crate::config::{Config, ListenAddr};
 use crate::db::{Database, PoolSettings, migrations};
+use crate::edge::HttpState;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::security::TokenKeys;
+use crate::service::Context;
 use crate::service::accounts::AuthState;
-
-/// Everything a request handler, job or command needs, built once per app (no globals).
-pub struct AppState {
-    /// The effective configuration.
-    pub config: Arc<Config>,
-    /// The primary's connection pool.
-    pub db: Database,
-    /// This app's metrics registry.
-    pub metrics: Metrics,
-    /// The resolved state directory.
-    pub state_dir: PathBuf,
-    /// Token keys and the session cache.
-    pub auth: AuthState,
-    /// Rate-limit state.
-    pub rate_limiter: std::sync::Arc<http::rate_limit::RateLimiter>,
-    /// The certificate in use, when HTTPS is on.
-    pub tls: Option<TlsState>,
-    /// The durable job queue.
-    pub jobs: crate::queue::worker::Jobs,
-    /// The SMTP transport; `None` when email is off.
-    pub mailer: Option<crate::email::Mailer>,
-    /// The summary providers and their breakers.
-    pub summarizer: Arc<crate::summaries::Summarizer>,
-    /// Set until the pending migrations at start are applied.
-    pub migrating: std::sync::atomic::AtomicBool,
-    /// The pages' in-memory caches.
-    pub pages: crate::web::PageCaches,
-}
 
 /// Applies the pending migrations one by one, logging each and counting them in
 /// `agora_migrations_pending` / `agora_migrations_applied_total`.
-async fn migrate(state: &AppState, database_url: &str) -> Result<(), StartError> {
+async fn migrate(state: &HttpState, database_url: &str) -> Result<(), StartError> {
     let metrics = state.metrics.clone();
     let progress = move |step: migrations::Progress<'_>| match step {
         migrations::Progress::Starting { name, remaining } => {
@@ -67,14 +41,6 @@ async fn migrate(state: &AppState, database_url: &str) -> Result<(), StartError>
         tracing::info!(applied = ?applied, "applied database migrations");
     }
     Ok(())
-}
-
-/// What reloading the certificate needs.
-pub struct TlsState {
-    /// The files to read again.
-    pub files: crate::tls::CertificateFiles,
-    /// The store new handshakes read from.
-    pub store: Arc<crate::tls::CertStore>,
 }
 
 /// Why Agora could not start.
@@ -132,7 +98,7 @@ pub enum StartError {
 
 /// A built app: listeners bound, migrations applied, servers running.
 pub struct App {
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     public: ServerHandle,
     admin: Option<ServerHandle>,
     redirect: Option<ServerHandle>,
@@ -169,14 +135,14 @@ impl App {
         if config.auth.log_reset_links {
             tracing::warn!("auth.log_reset_links is on: password-reset links are written to the log");
         }
-        let rate_limiter = http::rate_limit::limiter_for(&config.rate_limits);
+        let rate_limiter = crate::edge::rate_limit::limiter_for(&config.rate_limits);
         let tls = match crate::tls::CertificateFiles::from_config(&config.tls, &state_dir, &public_host(&config))? {
             Some(files) => {
                 let loaded = crate::tls::load(&files)?;
                 if let Some(not_after) = loaded.not_after {
                     metrics.tls_certificate_expiry.set(not_after as f64);
                 }
-                Some(TlsState { files, store: Arc::new(crate::tls::CertStore::new(loaded.certified)) })
+                Some(crate::tls::TlsState { files, store: Arc::new(crate::tls::CertStore::new(loaded.certified)) })
             }
             None => None,
         };
@@ -192,20 +158,19 @@ impl App {
         let summarizer = Arc::new(crate::summaries::Summarizer::from_config(&config.summaries)?);
         tracing::info!(providers = %summarizer.describe(), "AI summaries");
         let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-        let state = web::Data::new(AppState {
+        let ctx = Arc::new(Context {
             config: Arc::new(config),
             db,
             metrics,
             state_dir,
             auth,
-            rate_limiter,
-            tls,
             jobs,
             mailer,
             summarizer,
             migrating: std::sync::atomic::AtomicBool::new(true),
-            pages: crate::web::PageCaches::default(),
+            caches: crate::service::Caches::default(),
         });
+        let state = web::Data::new(HttpState { ctx: ctx.clone(), rate_limiter, tls });
 
         let (public_server, public_addrs) = public_server(&state, public_listeners)?;
         let public = public_server.handle();
@@ -238,8 +203,7 @@ impl App {
             return Err(err);
         }
         state.migrating.store(false, std::sync::atomic::Ordering::Release);
-        let workers =
-            crate::queue::worker::start(&state.jobs, Arc::new(crate::jobs::AppJobs { state: state.clone() }), grace)?;
+        let workers = crate::queue::worker::start(&state.jobs, Arc::new(crate::jobs::AppJobs { ctx }), grace)?;
         let control_socket = crate::queue::control::socket_path(&state.state_dir);
         let control =
             crate::queue::control::serve(control_socket.clone(), state.jobs.queue().clone(), state.jobs.wake())
@@ -249,7 +213,7 @@ impl App {
                 })?;
         let background = vec![
             control,
-            tokio::spawn(http::idempotency::purge_periodically(state.clone())),
+            tokio::spawn(http::idempotency::purge_periodically(state.ctx.clone())),
             tokio::spawn(crate::queue::worker::export_stats_periodically(
                 state.jobs.clone(),
                 state.metrics.clone(),
@@ -286,7 +250,7 @@ impl App {
     }
 
     /// The shared state, for tests and commands.
-    pub fn state(&self) -> &AppState {
+    pub fn state(&self) -> &HttpState {
         &self.state
     }
 
@@ -342,7 +306,7 @@ impl App {
 }
 
 fn public_server(
-    state: &web::Data<AppState>,
+    state: &web::Data<HttpState>,
     listeners: Vec<Listener>,
 ) -> Result<(Server, Vec<SocketAddr>), StartError> {
     let config = &state.config;
@@ -352,12 +316,14 @@ fn public_server(
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
-            .wrap(from_fn(http::edge::edge))
-            .wrap(from_fn(http::middleware::observe))
+            .wrap(from_fn(crate::edge::head::edge))
+            .wrap(from_fn(crate::edge::middleware::observe))
             // Outermost, so it compresses the final body (including problem bodies `observe` writes).
             .wrap(actix_web::middleware::Compress::default())
-            .wrap(from_fn(http::edge::keep_secrets_uncompressed))
+            .wrap(from_fn(crate::edge::head::keep_secrets_uncompressed))
             .configure(|cfg| http::configure_public(cfg, max_body, serve_metrics))
+            // Last: the pages' scope answers every path the routes above did not take.
+            .configure(crate::web::configure)
     })
     .shutdown_timeout(config.server.shutdown_grace_seconds)
     .client_request_timeout(Duration::from_millis(config.server.client_request_timeout_ms))
@@ -394,13 +360,13 @@ fn public_server(
     Ok((server.run(), addrs))
 }
 
-fn admin_server(state: &web::Data<AppState>, listener: TcpListener) -> Result<Server, StartError> {
+fn admin_server(state: &web::Data<HttpState>, listener: TcpListener) -> Result<Server, StartError> {
     let app_state = state.clone();
     let addr = state.config.metrics.listen.clone();
     let server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
-            .wrap(from_fn(http::middleware::observe))
+            .wrap(from_fn(crate::edge::middleware::observe))
             .configure(http::configure_admin)
     })
     .workers(1)
@@ -421,14 +387,14 @@ pub fn public_host(config: &Config) -> String {
 
 /// The plain-HTTP listener of `tls.redirect_listen`: health checks answer, everything else is
 /// sent to HTTPS with a 308.
-fn redirect_server(state: &web::Data<AppState>, listener: TcpListener, https_port: u16) -> Result<Server, StartError> {
+fn redirect_server(state: &web::Data<HttpState>, listener: TcpListener, https_port: u16) -> Result<Server, StartError> {
     let app_state = state.clone();
     let addr = state.config.tls.redirect_listen.clone();
     let server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
             .app_data(web::Data::new(http::ops::HttpsPort(https_port)))
-            .wrap(from_fn(http::middleware::observe))
+            .wrap(from_fn(crate::edge::middleware::observe))
             .service(web::resource("/health/live").route(web::get().to(http::ops::live)))
             .service(web::resource("/health/ready").route(web::get().to(http::ops::ready)))
             .default_service(web::to(http::ops::redirect_to_https))

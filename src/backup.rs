@@ -9,7 +9,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use chrono::{DateTime, Datelike, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -162,41 +161,19 @@ fn run_tool(tool: &'static str, command: &mut Command) -> Result<String, BackupE
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-async fn connect(url: &str) -> Result<AsyncPgConnection, BackupError> {
-    AsyncPgConnection::establish(url).await.map_err(|err| BackupError::Database(err.to_string()))
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Version {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    version: String,
+async fn connect(url: &str) -> Result<crate::db::ops::DirectConn, BackupError> {
+    crate::db::ops::connect(url).await.map_err(|err| BackupError::Database(err.to_string()))
 }
 
 /// Rows per counted table; a table that does not exist counts as absent.
 async fn row_counts(url: &str) -> Result<std::collections::BTreeMap<String, i64>, BackupError> {
     let mut conn = connect(url).await?;
-    let mut rows = std::collections::BTreeMap::new();
-    for table in COUNTED_TABLES {
-        // Table names come from the constant list above, never from input.
-        let query = format!("SELECT count(*) AS n FROM {table}");
-        if let Ok(count) = diesel::sql_query(query).get_result::<Count>(&mut conn).await {
-            rows.insert(table.to_owned(), count.n);
-        }
-    }
-    Ok(rows)
+    Ok(crate::db::ops::row_counts(&mut conn, &COUNTED_TABLES).await)
 }
 
 async fn applied_migrations(url: &str) -> Result<Vec<String>, BackupError> {
     let mut conn = connect(url).await?;
-    let query = "SELECT version FROM __diesel_schema_migrations ORDER BY version";
-    let rows: Vec<Version> = diesel::sql_query(query).load(&mut conn).await.unwrap_or_default();
-    Ok(rows.into_iter().map(|r| r.version).collect())
+    Ok(crate::db::ops::applied_migrations(&mut conn).await)
 }
 
 /// Writes the queue export to `path`: through the running daemon's control socket when it
@@ -455,9 +432,7 @@ pub async fn verify_newest(database_url: &str, paths: &Paths) -> Result<PathBuf,
     let admin_url = with_database(database_url, &database_name(database_url));
     let mut admin = connect(&admin_url).await?;
     // The scratch name is generated here, never taken from input.
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {scratch}")).execute(&mut admin).await.ok();
-    diesel::sql_query(format!("CREATE DATABASE {scratch}"))
-        .execute(&mut admin)
+    crate::db::ops::recreate_database(&mut admin, &scratch)
         .await
         .map_err(|err| BackupError::Database(format!("creating the scratch database {scratch}: {err}")))?;
     let scratch_url = with_database(database_url, &scratch);
@@ -484,7 +459,7 @@ pub async fn verify_newest(database_url: &str, paths: &Paths) -> Result<PathBuf,
         Ok(())
     }
     .await;
-    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {scratch}")).execute(&mut admin).await;
+    crate::db::ops::drop_database(&mut admin, &scratch).await;
     checked?;
     let mut status = Status::read(&paths.backup_dir);
     status.last_verify_at = Some(Utc::now());

@@ -341,7 +341,7 @@ pub struct EmailConfig {
     /// SMTP user name; empty sends without authentication.
     pub smtp_username: String,
     /// SMTP password.
-    pub smtp_password: String,
+    pub smtp_password: Secret,
     /// Read the SMTP password from this file instead.
     pub smtp_password_file: String,
     /// Extra CA certificate (PEM) trusted for the SMTP server, e.g. a private CA.
@@ -359,7 +359,7 @@ impl Default for EmailConfig {
             smtp_port: 587,
             smtp_security: SmtpSecurity::Starttls,
             smtp_username: String::new(),
-            smtp_password: String::new(),
+            smtp_password: Secret::default(),
             smtp_password_file: String::new(),
             ca_file: String::new(),
             from: "Agora <agora@localhost>".to_owned(),
@@ -375,7 +375,7 @@ impl EmailConfig {
     }
 
     /// The SMTP password, from the file when one is named.
-    pub fn password(&self) -> std::io::Result<String> {
+    pub fn password(&self) -> std::io::Result<Secret> {
         secret(&self.smtp_password, &self.smtp_password_file)
     }
 }
@@ -443,7 +443,7 @@ pub struct SummariesConfig {
     /// Base URL of an OpenAI-compatible chat completions API (…/v1).
     pub openai_base_url: String,
     /// Its API key (empty for local servers that need none).
-    pub openai_api_key: String,
+    pub openai_api_key: Secret,
     /// Read the key from this file instead.
     pub openai_api_key_file: String,
     /// The model.
@@ -455,7 +455,7 @@ pub struct SummariesConfig {
     /// Base URL of the Anthropic API.
     pub anthropic_base_url: String,
     /// Its API key.
-    pub anthropic_api_key: String,
+    pub anthropic_api_key: Secret,
     /// Read the key from this file instead.
     pub anthropic_api_key_file: String,
     /// The model.
@@ -485,13 +485,13 @@ impl Default for SummariesConfig {
             breaker_min_calls: 4,
             breaker_open_seconds: 60,
             openai_base_url: "https://api.openai.com/v1".to_owned(),
-            openai_api_key: String::new(),
+            openai_api_key: Secret::default(),
             openai_api_key_file: String::new(),
             openai_model: "gpt-4o-mini".to_owned(),
             openai_input_usd_per_mtok: 0.15,
             openai_output_usd_per_mtok: 0.60,
             anthropic_base_url: "https://api.anthropic.com".to_owned(),
-            anthropic_api_key: String::new(),
+            anthropic_api_key: Secret::default(),
             anthropic_api_key_file: String::new(),
             anthropic_model: "claude-3-5-haiku-latest".to_owned(),
             anthropic_input_usd_per_mtok: 0.80,
@@ -501,8 +501,50 @@ impl Default for SummariesConfig {
 }
 
 /// Reads a secret from `file` when it is named, else returns `inline`.
-pub fn secret(inline: &str, file: &str) -> std::io::Result<String> {
-    if file.is_empty() { Ok(inline.to_owned()) } else { Ok(std::fs::read_to_string(file)?.trim_end().to_owned()) }
+pub fn secret(inline: &Secret, file: &str) -> std::io::Result<Secret> {
+    if file.is_empty() { Ok(inline.clone()) } else { Ok(Secret(std::fs::read_to_string(file)?.trim_end().to_owned())) }
+}
+
+/// A password or API key: read from the configuration like a string, but `Debug` and
+/// `Display` print `****`, so no log line or `{:?}` of the configuration shows it. Only
+/// [`Secret::expose`] gives the value, at the one place that sends it.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the code that hands it to a server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no secret is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The masked form shown in dumps: `****` when set, empty otherwise.
+    pub fn masked(&self) -> Self {
+        if self.0.is_empty() { Self::default() } else { Self("****".to_owned()) }
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"****\"" })
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "" } else { "****" })
+    }
 }
 
 /// `[queue]`
@@ -606,19 +648,19 @@ impl Default for RateLimitConfig {
 
 impl RateLimitConfig {
     /// Quota of anonymous API calls.
-    pub fn anonymous(&self) -> crate::http::rate_limit::Quota {
+    pub fn anonymous(&self) -> Quota {
         quota(self.anonymous_per_minute, 60)
     }
     /// Quota of signed-in API calls.
-    pub fn signed_in(&self) -> crate::http::rate_limit::Quota {
+    pub fn signed_in(&self) -> Quota {
         quota(self.signed_in_per_minute, 60)
     }
     /// Quota of auth calls.
-    pub fn auth(&self) -> crate::http::rate_limit::Quota {
+    pub fn auth(&self) -> Quota {
         quota(self.auth_per_minute, 60)
     }
     /// Quota of new posts.
-    pub fn posts(&self) -> crate::http::rate_limit::Quota {
+    pub fn posts(&self) -> Quota {
         quota(self.posts_per_hour, 3600)
     }
 
@@ -628,8 +670,17 @@ impl RateLimitConfig {
     }
 }
 
-fn quota(requests: u32, seconds: u64) -> crate::http::rate_limit::Quota {
-    crate::http::rate_limit::Quota { requests, period: std::time::Duration::from_secs(seconds) }
+/// One rate-limit allowance: `requests` per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests allowed per period (also the largest burst).
+    pub requests: u32,
+    /// The period.
+    pub period: std::time::Duration,
+}
+
+fn quota(requests: u32, seconds: u64) -> Quota {
+    Quota { requests, period: std::time::Duration::from_secs(seconds) }
 }
 
 /// Whether `entry` (an address, or `address/prefix`) covers `ip`.
@@ -883,9 +934,7 @@ impl Config {
             &mut shown.summaries.openai_api_key,
             &mut shown.summaries.anthropic_api_key,
         ] {
-            if !secret.is_empty() {
-                *secret = "****".to_owned();
-            }
+            *secret = secret.masked();
         }
         toml::to_string(&shown).unwrap_or_else(|err| format!("# cannot render the configuration: {err}\n"))
     }
@@ -1267,6 +1316,24 @@ mod tests {
         let path = dir.path().join("agora.toml");
         std::fs::write(&path, text).map_err(|e| ConfigError::one("test", "", e.to_string()))?;
         Config::load_from(Some(&path), Path::new("/nonexistent"), &env(vars)).map(|l| l.config)
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_display_or_the_dump() -> Result<(), ConfigError> {
+        let text = "[email]\nsmtp_host = \"mail.example.org\"\nsmtp_password = \"hunter2-smtp\"\n";
+        let config = load_text(text, &[("AGORA_SUMMARIES__OPENAI_API_KEY", "sk-live-key")])?;
+        assert_eq!(config.email.smtp_password.expose(), "hunter2-smtp");
+        assert_eq!(config.summaries.openai_api_key.expose(), "sk-live-key");
+        for shown in [
+            format!("{config:?}"),
+            format!("{:?}", config.email),
+            format!("{}", config.summaries.openai_api_key),
+            config.masked_toml(),
+        ] {
+            assert!(!shown.contains("hunter2-smtp") && !shown.contains("sk-live-key"), "{shown}");
+        }
+        assert!(format!("{:?}", config.email).contains("smtp_password: \"****\""));
+        Ok(())
     }
 
     fn only_problem(result: Result<Config, ConfigError>) -> ConfigProblem {

@@ -4,8 +4,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-
 use crate::config::Loaded;
 
 /// How a check came out.
@@ -63,18 +61,6 @@ impl Check {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct ServerFacts {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    version: String,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    version_num: i32,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    max_connections: i32,
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    clock_skew: f64,
-}
-
 /// Runs every check. `database_url` is `None` when the private cluster is not running yet.
 pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
     let config = &loaded.config;
@@ -122,7 +108,7 @@ async fn database_check(config: &crate::config::Config, url: Option<&str>, extra
         };
     };
     let shown = crate::config::mask_url_password(url);
-    let connect = tokio::time::timeout(Duration::from_secs(5), AsyncPgConnection::establish(url)).await;
+    let connect = tokio::time::timeout(Duration::from_secs(5), crate::db::ops::connect(url)).await;
     let mut conn = match connect {
         Ok(Ok(conn)) => conn,
         Ok(Err(err)) => {
@@ -136,14 +122,8 @@ async fn database_check(config: &crate::config::Config, url: Option<&str>, extra
             return Check::fail("database", format!("{shown} did not answer in 5 s"), "check the network and server");
         }
     };
-    let query = "SELECT version(), current_setting('server_version_num')::int AS version_num, \
-                 current_setting('max_connections')::int AS max_connections, \
-                 abs(extract(epoch from now())::float8 - $1) AS clock_skew";
     let local_now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-    let facts = diesel::sql_query(query)
-        .bind::<diesel::sql_types::Double, _>(local_now)
-        .get_result::<ServerFacts>(&mut conn)
-        .await;
+    let facts = crate::db::ops::server_facts(&mut conn, local_now).await;
     let facts = match facts {
         Ok(facts) => facts,
         Err(err) => return Check::fail("database", format!("{shown}: {err}"), "check the role's rights"),

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -14,11 +12,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::config::{EmailConfig, SmtpSecurity};
-use crate::db::schema::{comments, email_deliveries, posts, users};
+use crate::db::notifications as db_notifications;
 use crate::domain::accounts::NotificationSettings;
 use crate::queue::worker::JobError;
+use crate::service::Context;
 
 /// What an email job sends. Serialized into the job payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +127,7 @@ impl Mailer {
             .timeout(Some(Duration::from_secs(config.timeout_seconds)));
         let password = config.password().map_err(|err| bad(&format!("email.smtp_password_file: {err}")))?;
         if !config.smtp_username.is_empty() {
-            builder = builder.credentials(Credentials::new(config.smtp_username.clone(), password));
+            builder = builder.credentials(Credentials::new(config.smtp_username.clone(), password.expose().to_owned()));
         }
         let describe = format!("{host}:{} ({})", config.smtp_port, config.smtp_security.as_str());
         Ok(Some(Self { transport: builder.build(), from, describe }))
@@ -221,7 +219,7 @@ fn button(href: &str, label: &str) -> String {
 }
 
 /// What a template needs besides the job.
-pub struct Context<'a> {
+pub struct Addressee<'a> {
     /// `server.public_url` without a trailing slash.
     pub base_url: &'a str,
     /// The recipient's username.
@@ -229,7 +227,7 @@ pub struct Context<'a> {
 }
 
 /// The welcome email.
-pub fn welcome(ctx: &Context<'_>) -> Rendered {
+pub fn welcome(ctx: &Addressee<'_>) -> Rendered {
     let subject = format!("Welcome to Agora, {}", ctx.username);
     let link = format!("{}/", ctx.base_url);
     let text = format!(
@@ -247,7 +245,7 @@ pub fn welcome(ctx: &Context<'_>) -> Rendered {
 }
 
 /// The password-reset email with its one-time link.
-pub fn password_reset(ctx: &Context<'_>, token: &str) -> Rendered {
+pub fn password_reset(ctx: &Addressee<'_>, token: &str) -> Rendered {
     let subject = "Reset your Agora password".to_owned();
     let link = format!("{}/reset-password?token={token}", ctx.base_url);
     let text = format!(
@@ -284,7 +282,7 @@ pub struct Notice<'a> {
 }
 
 /// A reply or mention notification.
-pub fn notification(ctx: &Context<'_>, notice: &Notice<'_>, mention: bool) -> Rendered {
+pub fn notification(ctx: &Addressee<'_>, notice: &Notice<'_>, mention: bool) -> Rendered {
     let (subject, what, setting) = if mention {
         (format!("{} mentioned you in “{}”", notice.author, notice.post_title), "mentioned you", "mentions")
     } else {
@@ -326,52 +324,36 @@ fn message_id(key: &str, base_url: &str) -> String {
     format!("<{id}@{host}>")
 }
 
-#[derive(Queryable)]
-struct Recipient {
-    username: String,
-    email: String,
-    notification_settings: serde_json::Value,
-}
-
 /// Runs an email job: skips what was already sent or is no longer wanted, renders, sends,
 /// records the delivery.
-pub async fn run(state: &AppState, payload: serde_json::Value) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, payload: serde_json::Value) -> Result<(), JobError> {
     let job: EmailJob =
         serde_json::from_value(payload).map_err(|err| JobError::Permanent(format!("bad email job: {err}")))?;
-    let Some(mailer) = &state.mailer else {
+    let Some(mailer) = &ctx.mailer else {
         return Err(JobError::Retry("email is off (no email.smtp_host); the job waits for it".into()));
     };
     let key = job.delivery_key();
     let template = job.template();
-    let mut conn = state.db.conn().await.map_err(|err| JobError::Retry(err.to_string()))?;
-    let already: Option<String> = email_deliveries::table
-        .find(&key)
-        .select(email_deliveries::delivery_key)
-        .first(&mut conn)
-        .await
-        .optional()
-        .map_err(retry)?;
-    if already.is_some() {
+    let mut conn = ctx.db.conn().await.map_err(|err| JobError::Retry(err.to_string()))?;
+    let delivered =
+        ctx.db.observe("email.delivered", &mut conn, async |conn| db_notifications::delivered(conn, &key).await);
+    if delivered.await.map_err(retry)? {
         tracing::info!(template, "email already sent: nothing to do");
         return Ok(());
     }
-    let recipient: Option<Recipient> = users::table
-        .find(job.recipient())
-        .select((users::username, users::email, users::notification_settings))
-        .first(&mut conn)
-        .await
-        .optional()
-        .map_err(retry)?;
-    let Some(recipient) = recipient else {
+    let found = ctx
+        .db
+        .observe("email.recipient", &mut conn, async |conn| db_notifications::recipient(conn, job.recipient()).await);
+    let Some(recipient) = found.await.map_err(retry)? else {
         tracing::info!(template, "the recipient's account is gone: email dropped");
         return Ok(());
     };
     let settings: NotificationSettings = serde_json::from_value(recipient.notification_settings).unwrap_or_default();
-    let base_url = state.config.server.public_url.trim_end_matches('/');
-    let ctx = Context { base_url, username: &recipient.username };
+    let base_url = ctx.config.server.public_url.trim_end_matches('/');
+    let addressee = Addressee { base_url, username: &recipient.username };
     let rendered = match &job {
-        EmailJob::Welcome { .. } => welcome(&ctx),
-        EmailJob::PasswordReset { token, .. } => password_reset(&ctx, token),
+        EmailJob::Welcome { .. } => welcome(&addressee),
+        EmailJob::PasswordReset { token, .. } => password_reset(&addressee, token),
         EmailJob::Reply { recipient_id, comment_id } | EmailJob::Mention { recipient_id, comment_id } => {
             let mention = matches!(job, EmailJob::Mention { .. });
             let wanted = if mention { settings.email_on_mention } else { settings.email_on_reply };
@@ -379,41 +361,29 @@ pub async fn run(state: &AppState, payload: serde_json::Value) -> Result<(), Job
                 tracing::info!(template, "the recipient turned these emails off: not sent");
                 return Ok(());
             }
-            let row: Option<(String, String, String, i64, bool)> = comments::table
-                .inner_join(posts::table)
-                .inner_join(users::table.on(users::id.eq(comments::author_id)))
-                .filter(comments::id.eq(comment_id))
-                .select((
-                    users::username,
-                    posts::title,
-                    comments::body,
-                    posts::id,
-                    comments::removed.or(comments::deleted),
-                ))
-                .first(&mut conn)
-                .await
-                .optional()
-                .map_err(retry)?;
-            let Some((author, title, body, post_id, _)) = row.filter(|(.., removed)| !removed) else {
+            let notice = ctx.db.observe("email.comment_notice", &mut conn, async |conn| {
+                db_notifications::comment_notice(conn, *comment_id).await
+            });
+            let Some(comment) = notice.await.map_err(retry)?.filter(|comment| !comment.gone) else {
                 tracing::info!(template, "the comment is gone or removed: not sent");
                 return Ok(());
             };
             let topic = if mention { "mentions" } else { "replies" };
-            let token = state
+            let token = ctx
                 .auth
                 .keys
                 .issue_unsubscribe(*recipient_id, topic)
                 .map_err(|err| JobError::Retry(err.to_string()))?;
-            let excerpt: String = body.chars().take(500).collect();
+            let excerpt: String = comment.body.chars().take(500).collect();
             let notice = Notice {
-                author: &author,
-                post_title: &title,
-                link: format!("{base_url}/p/{post_id}#c{comment_id}"),
+                author: &comment.author,
+                post_title: &comment.post_title,
+                link: format!("{base_url}/p/{}#c{comment_id}", comment.post_id),
                 excerpt: &excerpt,
                 unsubscribe: format!("{base_url}/api/v1/unsubscribe?token={token}"),
                 unsubscribe_page: format!("{base_url}/unsubscribe?token={token}"),
             };
-            notification(&ctx, &notice, mention)
+            notification(&addressee, &notice, mention)
         }
     };
     let to: Mailbox = format!("{} <{}>", recipient.username, recipient.email)
@@ -434,7 +404,7 @@ pub async fn run(state: &AppState, payload: serde_json::Value) -> Result<(), Job
     let started = std::time::Instant::now();
     let sent = mailer.transport.send(message).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let metrics = &state.metrics;
+    let metrics = &ctx.metrics;
     match sent {
         Ok(_) => {
             metrics.emails.with_label_values(&[template, "sent"]).inc();
@@ -449,22 +419,19 @@ pub async fn run(state: &AppState, payload: serde_json::Value) -> Result<(), Job
             return Err(JobError::Retry(format!("SMTP {}: {err}", mailer.describe)));
         }
     }
-    diesel::insert_into(email_deliveries::table)
-        .values((
-            email_deliveries::delivery_key.eq(&key),
-            email_deliveries::user_id.eq(job.recipient()),
-            email_deliveries::template.eq(template),
-        ))
-        .on_conflict_do_nothing()
-        .execute(&mut conn)
+    let recipient_id = job.recipient();
+    ctx.db
+        .observe("email.record_delivery", &mut conn, async |conn| {
+            db_notifications::record_delivery(conn, &key, recipient_id, template).await
+        })
         .await
         .map_err(retry)?;
     tracing::info!(template, "email sent");
     Ok(())
 }
 
-fn retry(err: diesel::result::Error) -> JobError {
-    JobError::Retry(format!("database: {err}"))
+fn retry(err: crate::db::DbError) -> JobError {
+    JobError::Retry(err.to_string())
 }
 
 /// The settings an unsubscribe topic turns off.

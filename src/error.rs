@@ -5,8 +5,6 @@
 
 use std::panic::Location;
 
-use crate::db::DbError;
-
 /// What went wrong, as clients need to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -139,6 +137,25 @@ impl AppError {
     }
 }
 
+/// Collects field errors so one response names every invalid field.
+#[derive(Default)]
+pub struct Fields(Vec<FieldError>);
+
+impl Fields {
+    /// The parsed value, or `None` after recording why `field` is invalid.
+    pub fn check<T, E: std::fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+        result.map_err(|err| self.0.push(FieldError { field: field.into(), message: err.to_string() })).ok()
+    }
+
+    /// The value when every field was valid, else a 422 naming all invalid fields.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, AppError> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(AppError::validation(self.0)),
+        }
+    }
+}
+
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.kind.code(), self.detail)?;
@@ -150,22 +167,3 @@ impl std::fmt::Display for AppError {
 }
 
 impl std::error::Error for AppError {}
-
-impl From<DbError> for AppError {
-    #[track_caller]
-    fn from(err: DbError) -> Self {
-        let kind = match &err {
-            DbError::Unavailable(_) | DbError::Timeout { .. } => ErrorKind::Unavailable,
-            DbError::Query { .. } => ErrorKind::Internal,
-        };
-        let detail = if kind == ErrorKind::Unavailable { "the database is unavailable" } else { "internal error" };
-        Self { source: Some(Box::new(err)), ..Self::new(kind, detail) }
-    }
-}
-
-impl From<diesel::result::Error> for AppError {
-    #[track_caller]
-    fn from(source: diesel::result::Error) -> Self {
-        AppError::from(DbError::Query { query: "transaction", source })
-    }
-}

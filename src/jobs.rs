@@ -1,25 +1,26 @@
 //! The job handlers of the running daemon: each queued kind mapped to the code that does it.
 
-use actix_web::web;
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 
-use crate::app::AppState;
 use crate::queue::worker::{Handler, JobError};
 use crate::queue::{Job, JobKind};
+use crate::service::Context;
 
-/// Runs jobs against the app's state.
+/// Runs jobs against the service context.
 pub struct AppJobs {
-    /// The state handlers use.
-    pub state: web::Data<AppState>,
+    /// The context handlers use.
+    pub ctx: Arc<Context>,
 }
 
 impl Handler for AppJobs {
     fn run(&self, job: Job) -> BoxFuture<'static, Result<(), JobError>> {
-        let state = self.state.clone();
+        let ctx = self.ctx.clone();
         Box::pin(async move {
             match job.kind {
-                JobKind::Email => crate::email::run(&state, job.payload).await,
-                JobKind::Summary => crate::summaries::run(&state, &state.summarizer, job.payload).await,
+                JobKind::Email => crate::email::run(&ctx, job.payload).await,
+                JobKind::Summary => crate::summaries::run(&ctx, &ctx.summarizer, job.payload).await,
             }
         })
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod doctor;
 pub mod domain;
+pub mod edge;
 pub mod email;
 pub mod error;
 pub mod http;

@@ -183,13 +183,10 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
 pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<(), RunError> {
     use crate::cli::{AdminCommand, RoleArg};
     use crate::service::admin::{self, AdminError, Role};
-    use diesel_async::AsyncConnection;
 
     let target = database_target(&loaded).await?;
     migrations::run_pending(&target.url).await.map_err(StartError::from)?;
-    let mut conn = diesel_async::AsyncPgConnection::establish(&target.url)
-        .await
-        .map_err(|err| StartError::Database(db::DbError::Unavailable(err.to_string())))?;
+    let mut conn = db::ops::connect(&target.url).await.map_err(StartError::Database)?;
     let role = |role: RoleArg, community: Option<String>| -> Result<Role, AdminError> {
         match (role, community) {
             (RoleArg::Admin, None) => Ok(Role::Admin),
@@ -238,13 +235,10 @@ pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<
 /// `agora seed`: applies migrations, then generates the synthetic data set into an empty database.
 pub async fn seed(loaded: Loaded, size: db::seed::SeedSize) -> Result<(), RunError> {
     use crate::service::admin::AdminError;
-    use diesel_async::AsyncConnection;
 
     let target = database_target(&loaded).await?;
     migrations::run_pending(&target.url).await.map_err(StartError::from)?;
-    let mut conn = diesel_async::AsyncPgConnection::establish(&target.url)
-        .await
-        .map_err(|err| StartError::Database(db::DbError::Unavailable(err.to_string())))?;
+    let mut conn = db::ops::connect(&target.url).await.map_err(StartError::Database)?;
     if !db::seed::is_empty(&mut conn).await.map_err(AdminError::from)? {
         return Err(
             AdminError::Invalid("the database already has users; seed only fills an empty database".into()).into()

@@ -212,6 +212,14 @@ fn parse_time(tag: u8, text: &str) -> Option<i64> {
     Some(time.and_utc().timestamp())
 }
 
+/// What reloading the certificate needs.
+pub struct TlsState {
+    /// The files to read again.
+    pub files: CertificateFiles,
+    /// The store new handshakes read from.
+    pub store: Arc<CertStore>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -287,3 +287,8 @@ pub async fn count_active_sessions(conn: &mut AsyncPgConnection) -> QueryResult<
         .get_result(conn)
         .await
 }
+
+/// Makes a user a site admin (`true`) or takes the role away.
+pub async fn set_admin(conn: &mut AsyncPgConnection, user_id: i64, admin: bool) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id)).set(users::is_admin.eq(admin)).execute(conn).await.map(drop)
+}

@@ -9,21 +9,25 @@ pub mod communities;
 pub mod idempotency;
 pub mod migrations;
 pub mod moderation;
+pub mod notifications;
+pub mod ops;
 pub mod posts;
 pub mod schema;
 pub mod seed;
+pub mod summaries;
 pub mod users;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use diesel_async::AsyncConnection;
-use diesel_async::AsyncPgConnection;
+use diesel::QueryResult;
 use diesel_async::RunQueryDsl;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 use tracing::Instrument;
 
+use crate::error::{AppError, ErrorKind};
 use crate::metrics::Metrics;
 
 #[diesel::declare_sql_function]
@@ -32,8 +36,10 @@ extern "SQL" {
     fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
-/// A pooled connection; derefs to [`AsyncPgConnection`].
-pub type DbConn = Object<AsyncPgConnection>;
+/// A pooled connection, opaque outside `db`: the only ways to run SQL on it are
+/// [`Database::observe`] and [`Database::transaction`], so an unobserved query does not
+/// compile.
+pub struct DbConn(Object<AsyncPgConnection>);
 
 /// Which server a pool talks to; a label on every database metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,22 +134,36 @@ impl Database {
 
     /// Takes a connection from the pool.
     pub async fn conn(&self) -> Result<DbConn, DbError> {
-        self.pool.get().await.map_err(|err| DbError::Unavailable(err.to_string()))
+        self.pool.get().await.map(DbConn).map_err(|err| DbError::Unavailable(err.to_string()))
     }
 
-    /// Runs `query` (a future over a connection of this pool) as the named query: a `db.query`
-    /// client span, a duration histogram sample and, on failure, an error count.
+    /// Runs `query` (one of this module's functions) on `conn` as the named query: a
+    /// `db.query` client span, a duration histogram sample and, on failure, an error count.
     pub async fn observe<T>(
         &self,
         name: &'static str,
-        query: impl Future<Output = Result<T, diesel::result::Error>>,
+        conn: &mut DbConn,
+        query: impl AsyncFnOnce(&mut AsyncPgConnection) -> QueryResult<T>,
     ) -> Result<T, DbError> {
-        self.timed(name, query).await.map_err(|source| DbError::Query { query: name, source })
+        self.timed(name, query(&mut conn.0)).await.map_err(|source| DbError::Query { query: name, source })
     }
 
-    /// [`Database::observe`] for a unit of work with its own error type, such as a
-    /// transaction of several queries.
-    pub async fn timed<T, E>(&self, name: &'static str, work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    /// Runs `work` in one transaction on `conn`, observed as one named unit of work: committed
+    /// when it returns `Ok`, rolled back when it returns an error (which is passed on).
+    pub async fn transaction<T, E>(
+        &self,
+        name: &'static str,
+        conn: &mut DbConn,
+        work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        self.timed(name, in_transaction(&mut conn.0, work)).await
+    }
+
+    /// Observes a unit of work: a `db.query` span, a duration sample, an error count.
+    async fn timed<T, E>(&self, name: &'static str, work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         let span = tracing::info_span!(
             "db.query",
             otel.name = name,
@@ -172,7 +192,9 @@ impl Database {
     pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
         let attempt = async {
             let mut conn = self.conn().await?;
-            self.observe("health.ping", diesel::sql_query("SELECT 1").execute(&mut conn)).await.map(drop)
+            self.observe("health.ping", &mut conn, async |conn| diesel::sql_query("SELECT 1").execute(conn).await)
+                .await
+                .map(drop)
         };
         let result = match tokio::time::timeout(timeout, attempt).await {
             Ok(result) => result,
@@ -192,6 +214,37 @@ impl Database {
         self.metrics.db_pool_waiting.with_label_values(&role).set(to_i64(status.waiting));
     }
 }
+
+/// Runs `work` in one transaction on `conn`: committed when it returns `Ok`, rolled back when it
+/// returns an error (which is passed on, as diesel's own `transaction` does).
+pub(crate) async fn in_transaction<T, E>(
+    conn: &mut AsyncPgConnection,
+    work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    type Manager = <AsyncPgConnection as AsyncConnection>::TransactionManager;
+    Manager::begin_transaction(conn).await?;
+    match work(&mut *conn).await {
+        Ok(value) => {
+            Manager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(error) => match Manager::rollback_transaction(conn).await {
+            // A broken transaction manager is most likely the error's own doing.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}
+
+/// The error of one query, as `db` functions return it.
+pub use diesel::result::Error as QueryError;
+
+/// A connection lent to `db` functions inside [`Database::observe`] or
+/// [`Database::transaction`]; services only pass it on.
+pub type Lent = AsyncPgConnection;
 
 /// Creates `database` on the server at `admin_url` when it does not exist yet.
 pub async fn create_database_if_missing(admin_url: &str, database: &str) -> Result<(), DbError> {
@@ -225,12 +278,31 @@ pub async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> diesel
     Ok(found.exists)
 }
 
+impl From<DbError> for AppError {
+    #[track_caller]
+    fn from(err: DbError) -> Self {
+        let kind = match &err {
+            DbError::Unavailable(_) | DbError::Timeout { .. } => ErrorKind::Unavailable,
+            DbError::Query { .. } => ErrorKind::Internal,
+        };
+        let detail = if kind == ErrorKind::Unavailable { "the database is unavailable" } else { "internal error" };
+        Self { source: Some(Box::new(err)), ..AppError::new(kind, detail) }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    #[track_caller]
+    fn from(source: diesel::result::Error) -> Self {
+        AppError::from(DbError::Query { query: "transaction", source })
+    }
+}
+
 tokio::task_local! {
     /// Units of work of the page view running on this task (see [`count_queries`]).
     static PAGE_QUERIES: std::cell::Cell<u32>;
 }
 
-/// Runs `work` and counts the database units of work ([`Database::timed`] calls) it made.
+/// Runs `work` and counts the database units of work (observed queries and transactions) it made.
 pub async fn count_queries<F: Future>(work: F) -> (F::Output, u32) {
     PAGE_QUERIES
         .scope(std::cell::Cell::new(0), async {

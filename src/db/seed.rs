@@ -2,6 +2,7 @@
 //! round trips per row): skewed community sizes and post activity, comment threads with a
 //! realistic depth profile, and votes that leave every counter exact.
 
+use crate::db::ops::DirectConn;
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
@@ -33,11 +34,12 @@ fn run(sql: &str) -> diesel::query_builder::SqlQuery {
 /// Generates the data set into an empty database; `password_hash` is every user's password hash.
 /// Calls `progress` with a line per step.
 pub async fn generate(
-    conn: &mut AsyncPgConnection,
+    conn: &mut DirectConn,
     size: SeedSize,
     password_hash: &str,
     mut progress: impl FnMut(&str),
 ) -> diesel::QueryResult<()> {
+    let conn = conn.pg();
     conn.batch_execute("SET synchronous_commit = off").await?;
 
     progress("users");
@@ -225,7 +227,8 @@ pub async fn recount(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
 }
 
 /// Whether the database holds no users yet.
-pub async fn is_empty(conn: &mut AsyncPgConnection) -> diesel::QueryResult<bool> {
+pub async fn is_empty(conn: &mut DirectConn) -> diesel::QueryResult<bool> {
+    let conn = conn.pg();
     #[derive(diesel::QueryableByName)]
     struct Empty {
         #[diesel(sql_type = diesel::sql_types::Bool)]

@@ -1,15 +1,16 @@
 //! `/api/v1/auth/*`, `/api/v1/me`: thin handlers over `service::accounts`.
 
-use crate::http::problem::Problem;
+use crate::edge::problem::Problem;
 use crate::service::accounts::{OwnUser, SignedIn, TokenPair};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::domain::{Bio, EmailAddress, NotificationSettings, Password, Username};
+use crate::edge::HttpState;
+use crate::edge::caller::user_agent;
 use crate::error::AppError;
-use crate::http::auth::{CurrentUser, user_agent};
-use crate::http::fields::Fields;
+use crate::error::Fields;
+use crate::http::auth::CurrentUser;
 use crate::service::accounts::{self, NewAccount, ProfileUpdate};
 
 /// Body of `POST /auth/register`.
@@ -74,7 +75,7 @@ pub struct UpdateMeBody {
     )
 )]
 pub async fn register(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     req: HttpRequest,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -104,7 +105,7 @@ pub async fn register(
     )
 )]
 pub async fn login(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     req: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -123,7 +124,7 @@ pub async fn login(
         (status = 401, description = "invalid_token; reusing a spent refresh token revokes every token of that login", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshBody>) -> Result<HttpResponse, AppError> {
+pub async fn refresh(state: web::Data<HttpState>, body: web::Json<RefreshBody>) -> Result<HttpResponse, AppError> {
     let pair = accounts::refresh(&state, &body.refresh_token).await?;
     Ok(HttpResponse::Ok().json(pair))
 }
@@ -139,7 +140,7 @@ pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshBody>) -
     ),
     security(("bearer" = []))
 )]
-pub async fn logout(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
+pub async fn logout(state: web::Data<HttpState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
     accounts::logout(&state, user.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -156,7 +157,7 @@ pub async fn logout(state: web::Data<AppState>, user: CurrentUser) -> Result<Htt
     )
 )]
 pub async fn request_password_reset(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     body: web::Json<ResetRequestBody>,
 ) -> Result<HttpResponse, AppError> {
     let email = EmailAddress::parse(&body.email).map_err(|err| AppError::invalid_field("email", err.to_string()))?;
@@ -177,7 +178,7 @@ pub async fn request_password_reset(
     )
 )]
 pub async fn confirm_password_reset(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     body: web::Json<ResetConfirmBody>,
 ) -> Result<HttpResponse, AppError> {
     let password =
@@ -197,7 +198,7 @@ pub async fn confirm_password_reset(
     ),
     security(("bearer" = []))
 )]
-pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
+pub async fn me(state: web::Data<HttpState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(accounts::me(&state, user.0).await?))
 }
 
@@ -215,7 +216,7 @@ pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpRes
     security(("bearer" = []))
 )]
 pub async fn update_me(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     body: web::Json<UpdateMeBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -250,7 +251,7 @@ pub struct UnsubscribeQuery {
     )
 )]
 pub async fn unsubscribe(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     query: web::Query<UnsubscribeQuery>,
 ) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(accounts::unsubscribe(&state, &query.token).await?))

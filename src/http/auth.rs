@@ -4,11 +4,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
-use crate::app::AppState;
+use crate::edge::HttpState;
+use crate::edge::caller::{access_claims, bearer_token};
 use crate::error::AppError;
-use crate::security::{AccessClaims, TokenKeys};
 use crate::service::accounts::{self, Authenticated};
 
 /// A signed-in caller. A handler taking this answers 401 `unauthorized` to anyone else.
@@ -20,7 +20,7 @@ impl FromRequest for CurrentUser {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let state = req.app_data::<web::Data<HttpState>>().cloned();
         let has_token = bearer_token(req).is_some();
         let claims = state.as_ref().and_then(|state| access_claims(req, &state.auth.keys));
         Box::pin(async move {
@@ -34,37 +34,10 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// The result of checking a request's bearer token, kept in the request's extensions so the
-/// rate limiter, the idempotency layer and the extractor verify the signature once.
-#[derive(Clone)]
-struct VerifiedToken(Option<AccessClaims>);
-
-/// The claims of the request's bearer token when its signature and expiry check out.
-pub fn access_claims(req: &HttpRequest, keys: &TokenKeys) -> Option<AccessClaims> {
-    if let Some(VerifiedToken(claims)) = req.extensions().get::<VerifiedToken>() {
-        return claims.clone();
-    }
-    let claims = bearer_token(req).and_then(|token| keys.verify(&token));
-    req.extensions_mut().insert(VerifiedToken(claims.clone()));
-    claims
-}
-
-/// The token of an `Authorization: Bearer …` header.
-pub fn bearer_token(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
-}
-
 /// The app state was not registered: a wiring bug, never a client error.
 #[derive(Debug, thiserror::Error)]
 #[error("application state is missing from the request")]
 struct MissingState;
-
-/// The `User-Agent` of a request, for naming login sessions.
-pub fn user_agent(req: &HttpRequest) -> String {
-    req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
-}
 
 /// A caller who may or may not be signed in. No `Authorization` header is anonymous; a header
 /// with a bad token is still a 401, so a client never silently loses its identity.

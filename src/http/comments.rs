@@ -1,13 +1,13 @@
 //! `/api/v1/posts/{id}/comments`, `/api/v1/comments/*`: thin handlers over `service::comments`.
 
-use crate::http::problem::Problem;
+use crate::edge::problem::Problem;
 use crate::service::comments::{Comment, Tree};
 use crate::service::posts::VoteResult;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
+use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::http::auth::{CurrentUser, MaybeUser};
 use crate::http::posts::VoteBody;
@@ -73,7 +73,7 @@ fn comment_body(text: &str) -> Result<Body, AppError> {
     security(("bearer" = []))
 )]
 pub async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     post: web::Path<i64>,
     body: web::Json<CreateBody>,
@@ -97,7 +97,7 @@ pub async fn create(
     )
 )]
 pub async fn tree(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     reader: MaybeUser,
     post: web::Path<i64>,
     query: web::Query<TreeQuery>,
@@ -122,7 +122,7 @@ pub async fn tree(
     )
 )]
 pub async fn subtree(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     reader: MaybeUser,
     id: web::Path<i64>,
     query: web::Query<TreeQuery>,
@@ -151,7 +151,7 @@ pub async fn subtree(
     security(("bearer" = []))
 )]
 pub async fn edit(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
     body: web::Json<EditBody>,
@@ -175,7 +175,7 @@ pub async fn edit(
     security(("bearer" = []))
 )]
 pub async fn delete(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
@@ -200,7 +200,7 @@ pub async fn delete(
     security(("bearer" = []))
 )]
 pub async fn vote(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
     body: web::Json<VoteBody>,

@@ -1,17 +1,17 @@
 //! `/api/v1/communities/*`: thin handlers over `service::communities`.
 
-use crate::db::communities::CommunityView;
-use crate::http::problem::Problem;
+use crate::edge::problem::Problem;
+use crate::service::communities::CommunityView;
 use crate::service::communities::Page;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::domain::{CommunityName, CommunitySort, CommunityTitle, Description, Limit, Reason, Rules, Username};
+use crate::domain::{CommunitySort, CommunityTitle, Description, Limit, Reason, Rules, Username};
+use crate::edge::HttpState;
 use crate::error::AppError;
+use crate::error::Fields;
 use crate::http::auth::{CurrentUser, MaybeUser};
-use crate::http::fields::Fields;
 use crate::service::communities::{self, CommunityEdit, NewBan, NewCommunity};
 
 /// Body of `POST /communities`.
@@ -71,12 +71,12 @@ pub struct ListQuery {
     security(("bearer" = []))
 )]
 pub async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, AppError> {
     let description = body.description.as_deref().unwrap_or("");
-    let input = new_community(&body.name, &body.title, description, body.rules.as_deref().unwrap_or(&[]))?;
+    let input = NewCommunity::parse(&body.name, &body.title, description, body.rules.as_deref().unwrap_or(&[]))?;
     let community = communities::create(&state, user.0, input).await?;
     Ok(HttpResponse::Created().json(community))
 }
@@ -93,7 +93,7 @@ pub async fn create(
     )
 )]
 pub async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     reader: MaybeUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -115,7 +115,7 @@ pub async fn list(
     )
 )]
 pub async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     reader: MaybeUser,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -139,7 +139,7 @@ pub async fn get(
     security(("bearer" = []))
 )]
 pub async fn edit(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     name: web::Path<String>,
     body: web::Json<EditBody>,
@@ -170,7 +170,7 @@ pub async fn edit(
     security(("bearer" = []))
 )]
 pub async fn join(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -192,7 +192,7 @@ pub async fn join(
     security(("bearer" = []))
 )]
 pub async fn leave(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -215,7 +215,7 @@ pub async fn leave(
     security(("bearer" = []))
 )]
 pub async fn add_moderator(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
@@ -239,7 +239,7 @@ pub async fn add_moderator(
     security(("bearer" = []))
 )]
 pub async fn remove_moderator(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
@@ -265,7 +265,7 @@ pub async fn remove_moderator(
     security(("bearer" = []))
 )]
 pub async fn ban(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     name: web::Path<String>,
     body: web::Json<BanBody>,
@@ -284,21 +284,4 @@ pub async fn ban(
     }))?;
     communities::ban(&state, user.0, &name, ban).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Validates a new community, naming every invalid field (the API and the page share it).
-pub fn new_community(name: &str, title: &str, description: &str, rules: &[String]) -> Result<NewCommunity, AppError> {
-    let mut fields = Fields::default();
-    let name = fields.check("name", CommunityName::parse(name));
-    let title = fields.check("title", CommunityTitle::parse(title));
-    let description = fields.check("description", Description::parse(description));
-    let rules = fields.check("rules", Rules::parse(rules));
-    fields.finish(
-        name.zip(title).zip(description).zip(rules).map(|(((name, title), description), rules)| NewCommunity {
-            name,
-            title,
-            description,
-            rules,
-        }),
-    )
 }

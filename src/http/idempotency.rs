@@ -13,10 +13,10 @@ use actix_web::{HttpMessage, HttpResponse, web};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::db::idempotency::{self as db_idempotency, KEY_TTL_HOURS, StoredKey};
+use crate::edge::HttpState;
+use crate::edge::caller::access_claims;
 use crate::error::{AppError, ErrorKind};
-use crate::http::auth::access_claims;
 
 /// The request header.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -33,7 +33,7 @@ pub async fn idempotency(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let applies = matches!(*req.method(), Method::POST | Method::PUT) && req.headers().contains_key(&IDEMPOTENCY_KEY);
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let state = req.app_data::<web::Data<HttpState>>().cloned();
     let (Some(state), true) = (state, applies) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
@@ -106,7 +106,9 @@ pub async fn idempotency(
         let status = status.as_u16() as i16;
         state
             .db
-            .observe("idempotency.complete", db_idempotency::complete(&mut conn, &scope, &key, status, &bytes, headers))
+            .observe("idempotency.complete", &mut conn, async |conn| {
+                db_idempotency::complete(conn, &scope, &key, status, &bytes, headers).await
+            })
             .await
     };
     if let Err(err) = stored.await {
@@ -117,7 +119,7 @@ pub async fn idempotency(
 }
 
 /// Whose key it is: a signed-in user's, or for anonymous calls the client's address.
-fn caller_scope(state: &AppState, req: &ServiceRequest) -> String {
+fn caller_scope(state: &HttpState, req: &ServiceRequest) -> String {
     let user = access_claims(req.request(), &state.auth.keys).map(|claims| claims.sub);
     match user {
         Some(user_id) => format!("user:{user_id}"),
@@ -132,7 +134,7 @@ enum Claim {
 
 /// Claims the key, or waits for the first request with it to finish and returns its answer.
 async fn claim_or_replay(
-    state: &AppState,
+    state: &HttpState,
     scope: &str,
     key: &str,
     method: &str,
@@ -145,17 +147,25 @@ async fn claim_or_replay(
         let mut conn = state.db.conn().await?;
         let claimed = state
             .db
-            .observe("idempotency.claim", db_idempotency::claim(&mut conn, scope, key, method, path, request_hash))
+            .observe("idempotency.claim", &mut conn, async |conn| {
+                db_idempotency::claim(conn, scope, key, method, path, request_hash).await
+            })
             .await?;
         if claimed {
             return Ok(Claim::Owned);
         }
-        let Some(stored) = state.db.observe("idempotency.find", db_idempotency::find(&mut conn, scope, key)).await?
+        let Some(stored) = state
+            .db
+            .observe("idempotency.find", &mut conn, async |conn| db_idempotency::find(conn, scope, key).await)
+            .await?
         else {
             continue; // Released in between: try to claim it again.
         };
         if stored.created_at < chrono::Utc::now() - chrono::Duration::hours(KEY_TTL_HOURS) {
-            state.db.observe("idempotency.release", db_idempotency::release(&mut conn, scope, key)).await?;
+            state
+                .db
+                .observe("idempotency.release", &mut conn, async |conn| db_idempotency::release(conn, scope, key).await)
+                .await?;
             continue;
         }
         if stored.request_hash != request_hash {
@@ -192,10 +202,13 @@ fn replay(stored: &StoredKey) -> HttpResponse {
     response.body(stored.response_body.clone().unwrap_or_default())
 }
 
-async fn forget(state: &AppState, scope: &str, key: &str) {
+async fn forget(state: &HttpState, scope: &str, key: &str) {
     let released = async {
         let mut conn = state.db.conn().await?;
-        state.db.observe("idempotency.release", db_idempotency::release(&mut conn, scope, key)).await
+        state
+            .db
+            .observe("idempotency.release", &mut conn, async |conn| db_idempotency::release(conn, scope, key).await)
+            .await
     };
     if let Err(err) = released.await {
         tracing::warn!(error = %err, "could not release an idempotency key");
@@ -203,14 +216,17 @@ async fn forget(state: &AppState, scope: &str, key: &str) {
 }
 
 /// Deletes expired keys every hour.
-pub async fn purge_periodically(state: web::Data<AppState>) {
+pub async fn purge_periodically(state: std::sync::Arc<crate::service::Context>) {
     let period = Duration::from_secs(3600);
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         every.tick().await;
         let purged = async {
             let mut conn = state.db.conn().await?;
-            state.db.observe("idempotency.purge_expired", db_idempotency::purge_expired(&mut conn)).await
+            state
+                .db
+                .observe("idempotency.purge_expired", &mut conn, async |conn| db_idempotency::purge_expired(conn).await)
+                .await
         };
         match purged.await {
             Ok(0) => {}

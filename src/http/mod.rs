@@ -5,19 +5,16 @@ pub mod accounts;
 pub mod auth;
 pub mod comments;
 pub mod communities;
-pub mod edge;
-pub mod fields;
 pub mod idempotency;
-pub mod middleware;
 pub mod moderation;
 pub mod openapi;
 pub mod ops;
 pub mod posts;
-pub mod problem;
-pub mod rate_limit;
 pub mod users;
 
 use actix_web::web;
+
+use crate::edge::{problem, rate_limit};
 
 /// Registers the public routes and the extractor settings every handler shares.
 pub fn configure_public(cfg: &mut web::ServiceConfig, max_body_bytes: usize, serve_metrics: bool) {
@@ -31,8 +28,6 @@ pub fn configure_public(cfg: &mut web::ServiceConfig, max_body_bytes: usize, ser
     if serve_metrics {
         cfg.service(web::resource("/metrics").route(web::get().to(ops::metrics)));
     }
-    // Last: the pages' scope answers every path the routes above did not take.
-    cfg.configure(crate::web::configure);
 }
 
 /// The JSON API: the route table of `/api/v1`.

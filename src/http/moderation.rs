@@ -1,17 +1,17 @@
 //! `/api/v1/mod/*`, reports and `/api/v1/modlog`: thin handlers over `service::moderation`.
 
-use crate::db::moderation::ReportView;
-use crate::http::problem::Problem;
+use crate::edge::problem::Problem;
 use crate::service::comments::Comment;
 use crate::service::communities::Page;
 use crate::service::moderation::ModlogItem;
+use crate::service::moderation::ReportView;
 use crate::service::posts::Post;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::domain::{CommentId, Limit, PostId, Reason};
+use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::http::auth::CurrentUser;
 use crate::service::moderation::{self, PostAction, ReportTarget, Why};
@@ -65,7 +65,7 @@ fn limit(query: &ScopeQuery) -> Result<Limit, AppError> {
     security(("bearer" = []))
 )]
 pub async fn post_action(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     path: web::Path<(i64, String)>,
     body: web::Json<WhyBody>,
@@ -93,7 +93,7 @@ pub async fn post_action(
     security(("bearer" = []))
 )]
 pub async fn comment_action(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     path: web::Path<(i64, String)>,
     body: web::Json<WhyBody>,
@@ -124,7 +124,7 @@ pub async fn comment_action(
     security(("bearer" = []))
 )]
 pub async fn report_post(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
     body: web::Json<WhyBody>,
@@ -149,7 +149,7 @@ pub async fn report_post(
     security(("bearer" = []))
 )]
 pub async fn report_comment(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
     body: web::Json<WhyBody>,
@@ -175,7 +175,7 @@ pub async fn report_comment(
     security(("bearer" = []))
 )]
 pub async fn reports(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     query: web::Query<ScopeQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -200,7 +200,7 @@ pub async fn reports(
     security(("bearer" = []))
 )]
 pub async fn resolve_report(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
@@ -224,7 +224,7 @@ pub async fn resolve_report(
     security(("bearer" = []))
 )]
 pub async fn modlog(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     query: web::Query<ScopeQuery>,
 ) -> Result<HttpResponse, AppError> {

@@ -5,16 +5,16 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::db::communities::CommunityView;
-use crate::db::moderation::{ModlogEntry, ReportView};
-use crate::db::posts::PostView;
 use crate::domain::{CommentSort, CommunitySort, NotificationSettings, PostSort, TimeWindow};
+use crate::edge::problem::Problem;
 use crate::error::FieldError;
-use crate::http::problem::Problem;
 use crate::http::{accounts, comments, communities, moderation, ops, posts, users};
 use crate::service::accounts::{OwnUser, SignedIn, TokenPair, Unsubscribed};
 use crate::service::comments::{Comment, Tree};
+use crate::service::communities::CommunityView;
 use crate::service::moderation::ModlogItem;
+use crate::service::moderation::{ModlogEntry, ReportView};
+use crate::service::posts::PostView;
 use crate::service::posts::{Post, VoteResult};
 use crate::service::users::PublicUser;
 

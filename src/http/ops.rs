@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::edge::HttpState;
 use crate::error::AppError;
 
 /// `GET /health/live`: 200 while the process serves at all.
@@ -29,7 +29,7 @@ pub async fn live() -> HttpResponse {
         (status = 503, description = "a check fails; it is named in checks", body = serde_json::Value)
     )
 )]
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+pub async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     let report = crate::service::health::readiness(&state).await;
     let body = json!({
         "status": if report.ready() { "ready" } else { "unready" },
@@ -54,7 +54,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         (status = 200, description = "Prometheus text exposition")
     )
 )]
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn metrics(state: web::Data<HttpState>) -> Result<HttpResponse, AppError> {
     state.db.export_pool_metrics();
     crate::service::health::export_storage_gauges(&state);
     crate::service::accounts::export_session_gauge(&state).await;

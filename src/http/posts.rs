@@ -1,17 +1,17 @@
 //! `/api/v1/posts/*`, `/api/v1/communities/{name}/posts`, `/api/v1/search`: thin handlers over
 //! `service::posts`.
 
-use crate::http::problem::Problem;
+use crate::edge::problem::Problem;
 use crate::service::communities::Page;
 use crate::service::posts::{Post, VoteResult};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::domain::{Body, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
+use crate::edge::HttpState;
 use crate::error::AppError;
+use crate::error::Fields;
 use crate::http::auth::{CurrentUser, MaybeUser};
-use crate::http::fields::Fields;
 use crate::service::posts::{self, ListRequest, NewPostInput, PostEdit};
 
 /// Body of `POST /communities/{name}/posts`.
@@ -82,7 +82,7 @@ pub struct SearchQuery {
     security(("bearer" = []))
 )]
 pub async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     community: web::Path<String>,
     body: web::Json<CreateBody>,
@@ -116,7 +116,7 @@ pub async fn create(
     )
 )]
 pub async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     reader: MaybeUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -144,7 +144,7 @@ pub async fn list(
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn get(state: web::Data<AppState>, reader: MaybeUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn get(state: web::Data<HttpState>, reader: MaybeUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(posts::get(&state, PostId(id.into_inner()), reader.0).await?))
 }
 
@@ -165,7 +165,7 @@ pub async fn get(state: web::Data<AppState>, reader: MaybeUser, id: web::Path<i6
     security(("bearer" = []))
 )]
 pub async fn edit(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
     body: web::Json<EditBody>,
@@ -194,7 +194,7 @@ pub async fn edit(
     security(("bearer" = []))
 )]
 pub async fn delete(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
@@ -219,7 +219,7 @@ pub async fn delete(
     security(("bearer" = []))
 )]
 pub async fn vote(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
     body: web::Json<VoteBody>,
@@ -241,7 +241,7 @@ pub async fn vote(
     )
 )]
 pub async fn search(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     reader: MaybeUser,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -267,31 +267,16 @@ pub async fn search(
     )
 )]
 pub async fn summary(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     reader: MaybeUser,
     id: web::Path<i64>,
     request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let requester = summary_requester(&request, &state, reader.0);
+    let requester = crate::edge::caller::summary_requester(&request, &state.config.rate_limits, reader.0);
     Ok(match crate::summaries::get(&state, id.into_inner(), &requester).await? {
         crate::summaries::SummaryAnswer::Ready(view) => HttpResponse::Ok().json(view),
         crate::summaries::SummaryAnswer::Pending => {
             HttpResponse::Accepted().insert_header(("retry-after", "2")).json(serde_json::json!({"status": "pending"}))
         }
     })
-}
-
-/// Whose daily summary quota a request spends: the signed-in user's, else its address's.
-pub fn summary_requester(
-    request: &actix_web::HttpRequest,
-    state: &AppState,
-    reader: Option<crate::service::accounts::Authenticated>,
-) -> crate::summaries::Requester {
-    match reader {
-        Some(user) => crate::summaries::Requester(format!("user:{}", user.user_id.0)),
-        None => {
-            let ip = crate::http::rate_limit::client_ip_of(request, &state.config.rate_limits);
-            crate::summaries::Requester(format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
-        }
-    }
 }

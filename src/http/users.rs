@@ -1,11 +1,11 @@
 //! `/api/v1/users/*`: public profiles.
 
-use crate::http::problem::Problem;
+use crate::edge::problem::Problem;
 use crate::service::users::PublicUser;
 use actix_web::{HttpResponse, web};
 
-use crate::app::AppState;
 use crate::domain::Username;
+use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::service;
 
@@ -20,7 +20,7 @@ use crate::service;
         (status = 404, description = "not_found: no such user", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn get_user(state: web::Data<AppState>, username: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn get_user(state: web::Data<HttpState>, username: web::Path<String>) -> Result<HttpResponse, AppError> {
     // A name that cannot be a username cannot name a user: that is a 404, not a 422.
     let username = Username::parse(&username).map_err(|_| AppError::not_found("user"))?;
     let user = service::users::profile(&state, &username).await?;

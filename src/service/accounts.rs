@@ -4,16 +4,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::db::accounts::{self as db_accounts, AccountRow, InsertUserError, SessionState};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::{DbConn, DbError};
 use crate::domain::{Bio, EmailAddress, NotificationSettings, Password, SessionId, UserId, Username};
 use crate::error::{AppError, ErrorKind};
 use crate::security::{self, AccessClaims, PasswordCheck, REFRESH_TOKEN_TTL, RESET_TOKEN_TTL, TokenKeys};
+use crate::service::Context;
 
 /// How long a session's state may be served from memory. Revocations by this process
 /// invalidate the entry at once.
@@ -127,18 +126,18 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work).await.map_err(internal)
 }
 
-fn query_error(query: &'static str) -> impl FnOnce(diesel::result::Error) -> AppError {
+fn query_error(query: &'static str) -> impl FnOnce(crate::db::QueryError) -> AppError {
     move |source| AppError::from(DbError::Query { query, source })
 }
 
 /// Creates an account and signs it in.
 #[tracing::instrument(name = "service.accounts.register", skip_all, fields(username = %input.username))]
-pub async fn register(state: &AppState, input: NewAccount, user_agent: &str) -> Result<SignedIn, AppError> {
+pub async fn register(ctx: &Context, input: NewAccount, user_agent: &str) -> Result<SignedIn, AppError> {
     let password = input.password.clone();
     let hash = blocking(move || security::hash_password(password.expose())).await?.map_err(internal)?;
-    let mut conn = state.db.conn().await?;
+    let mut conn = ctx.db.conn().await?;
     let user_agent = user_agent.to_owned();
-    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("accounts.register", &mut conn, async move |conn| {
         let account = db_accounts::insert_user(conn, input.username.as_str(), input.email.as_str(), &hash)
             .await
             .map_err(|err| match err {
@@ -150,13 +149,13 @@ pub async fn register(state: &AppState, input: NewAccount, user_agent: &str) -> 
                 }
                 InsertUserError::Other(source) => query_error("accounts.insert_user")(source),
             })?;
-        let pair = open_session(conn, &state.auth.keys, account.id, &user_agent).await?;
+        let pair = open_session(conn, &ctx.auth.keys, account.id, &user_agent).await?;
         Ok((account, pair))
     });
-    let (account, pair) = state.db.timed("accounts.register", work).await?;
-    state.metrics.registrations.inc();
+    let (account, pair) = work.await?;
+    ctx.metrics.registrations.inc();
     tracing::info!(user_id = account.id, "account registered");
-    crate::service::notifications::queue_email(state, crate::email::EmailJob::Welcome { user_id: account.id }).await;
+    crate::service::notifications::queue_email(ctx, crate::email::EmailJob::Welcome { user_id: account.id }).await;
     Ok(SignedIn {
         user: own_user(account, false),
         access_token: pair.access_token,
@@ -168,13 +167,17 @@ pub async fn register(state: &AppState, input: NewAccount, user_agent: &str) -> 
 /// Signs in with a username or email and a password. Unknown accounts and wrong passwords get
 /// the same answer after the same amount of work.
 #[tracing::instrument(name = "service.accounts.login", skip_all)]
-pub async fn login(state: &AppState, login: &str, password: &str, user_agent: &str) -> Result<SignedIn, AppError> {
-    let mut conn = state.db.conn().await?;
+pub async fn login(ctx: &Context, login: &str, password: &str, user_agent: &str) -> Result<SignedIn, AppError> {
+    let mut conn = ctx.db.conn().await?;
     // A NUL byte cannot be stored in PostgreSQL text, so no account can have it in its name.
     let found = if login.contains('\0') {
         None
     } else {
-        state.db.observe("accounts.credentials_by_login", db_accounts::credentials_by_login(&mut conn, login)).await?
+        ctx.db
+            .observe("accounts.credentials_by_login", &mut conn, async |conn| {
+                db_accounts::credentials_by_login(conn, login).await
+            })
+            .await?
     };
     let (user_id, stored_hash) = match &found {
         Some((id, hash)) => (Some(*id), hash.clone()),
@@ -185,11 +188,11 @@ pub async fn login(state: &AppState, login: &str, password: &str, user_agent: &s
     let user_id = match (user_id, check) {
         (Some(id), PasswordCheck::Valid | PasswordCheck::ValidNeedsRehash) => id,
         (target, _) => {
-            state.metrics.logins.with_label_values(&["failure"]).inc();
+            ctx.metrics.logins.with_label_values(&["failure"]).inc();
             let mut entry = NewAuditEntry::new("auth.login_failed");
             entry.target_user_id = target;
             entry.details = serde_json::json!({"known_account": target.is_some()});
-            state.db.observe("audit.append", audit::append(&mut conn, &entry)).await?;
+            ctx.db.observe("audit.append", &mut conn, async |conn| audit::append(conn, &entry).await).await?;
             return Err(AppError::new(
                 ErrorKind::Unauthorized("invalid_credentials"),
                 "wrong username, email or password",
@@ -199,26 +202,27 @@ pub async fn login(state: &AppState, login: &str, password: &str, user_agent: &s
     if check == PasswordCheck::ValidNeedsRehash {
         let candidate = password.to_owned();
         let new_hash = blocking(move || security::hash_password(&candidate)).await?.map_err(internal)?;
-        state
-            .db
-            .observe("accounts.set_password_hash", db_accounts::set_password_hash(&mut conn, user_id, &new_hash))
+        ctx.db
+            .observe("accounts.set_password_hash", &mut conn, async |conn| {
+                db_accounts::set_password_hash(conn, user_id, &new_hash).await
+            })
             .await?;
         tracing::info!(user_id, "password rehashed with current parameters");
     }
     let user_agent = user_agent.to_owned();
-    let keys = state.auth.keys.clone();
-    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+    let keys = ctx.auth.keys.clone();
+    let work = ctx.db.transaction::<_, AppError>("accounts.login", &mut conn, async move |conn| {
         let pair = open_session(conn, &keys, user_id, &user_agent).await?;
         let account = db_accounts::account_by_id(conn, user_id).await.map_err(query_error("accounts.account_by_id"))?;
         let moderator =
             db_accounts::is_moderator_anywhere(conn, user_id).await.map_err(query_error("accounts.is_moderator"))?;
         Ok((pair, account, moderator))
     });
-    let (pair, account, moderator) = state.db.timed("accounts.login", work).await?;
+    let (pair, account, moderator) = work.await?;
     let account = account.ok_or_else(|| {
         AppError::new(ErrorKind::Unauthorized("invalid_credentials"), "wrong username, email or password")
     })?;
-    state.metrics.logins.with_label_values(&["success"]).inc();
+    ctx.metrics.logins.with_label_values(&["success"]).inc();
     Ok(SignedIn {
         user: own_user(account, moderator),
         access_token: pair.access_token,
@@ -230,11 +234,11 @@ pub async fn login(state: &AppState, login: &str, password: &str, user_agent: &s
 /// Exchanges a refresh token for a new pair. A token that was already spent proves it leaked:
 /// the whole login (every token of the family) is revoked.
 #[tracing::instrument(name = "service.accounts.refresh", skip_all)]
-pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair, AppError> {
+pub async fn refresh(ctx: &Context, refresh_token: &str) -> Result<TokenPair, AppError> {
     let token_hash = security::hash_secret_token(refresh_token);
-    let mut conn = state.db.conn().await?;
-    let keys = state.auth.keys.clone();
-    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+    let mut conn = ctx.db.conn().await?;
+    let keys = ctx.auth.keys.clone();
+    let work = ctx.db.transaction::<_, AppError>("accounts.refresh", &mut conn, async move |conn| {
         let Some(row) = db_accounts::refresh_token_for_update(conn, &token_hash)
             .await
             .map_err(query_error("accounts.refresh_token_for_update"))?
@@ -260,19 +264,19 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair,
         let pair = rotate(conn, &keys, row.user_id, row.session_id).await?;
         Ok(RefreshOutcome::Refreshed(pair))
     });
-    match state.db.timed("accounts.refresh", work).await? {
+    match work.await? {
         RefreshOutcome::Refreshed(pair) => {
-            state.metrics.token_refreshes.with_label_values(&["success"]).inc();
+            ctx.metrics.token_refreshes.with_label_values(&["success"]).inc();
             Ok(pair)
         }
         RefreshOutcome::Reused(session_id) => {
-            state.metrics.token_refreshes.with_label_values(&["reuse"]).inc();
-            state.auth.sessions.invalidate(&session_id).await;
+            ctx.metrics.token_refreshes.with_label_values(&["reuse"]).inc();
+            ctx.auth.sessions.invalidate(&session_id).await;
             tracing::warn!(session_id, "a spent refresh token was reused: the login is revoked");
             Err(invalid_token())
         }
         RefreshOutcome::Invalid => {
-            state.metrics.token_refreshes.with_label_values(&["invalid"]).inc();
+            ctx.metrics.token_refreshes.with_label_values(&["invalid"]).inc();
             Err(invalid_token())
         }
     }
@@ -286,59 +290,60 @@ enum RefreshOutcome {
 
 /// Ends the caller's login: its access and refresh tokens stop working at once.
 #[tracing::instrument(name = "service.accounts.logout", skip_all, fields(session_id = auth.session_id.0))]
-pub async fn logout(state: &AppState, auth: Authenticated) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    state
-        .db
-        .observe("accounts.revoke_session", db_accounts::revoke_session(&mut conn, auth.session_id.0, "logout"))
+pub async fn logout(ctx: &Context, auth: Authenticated) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    ctx.db
+        .observe("accounts.revoke_session", &mut conn, async |conn| {
+            db_accounts::revoke_session(conn, auth.session_id.0, "logout").await
+        })
         .await?;
-    state.auth.sessions.invalidate(&auth.session_id.0).await;
+    ctx.auth.sessions.invalidate(&auth.session_id.0).await;
     Ok(())
 }
 
 /// Starts a password reset. Answers the same whether or not the address has an account.
 #[tracing::instrument(name = "service.accounts.request_password_reset", skip_all)]
-pub async fn request_password_reset(state: &AppState, email: &EmailAddress) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    let Some(user_id) =
-        state.db.observe("accounts.id_by_email", db_accounts::id_by_email(&mut conn, email.as_str())).await?
+pub async fn request_password_reset(ctx: &Context, email: &EmailAddress) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let Some(user_id) = ctx
+        .db
+        .observe("accounts.id_by_email", &mut conn, async |conn| db_accounts::id_by_email(conn, email.as_str()).await)
+        .await?
     else {
         tracing::info!("password reset requested for an address without an account");
         return Ok(());
     };
     let (token, token_hash) = security::new_secret_token().map_err(internal)?;
     let expires_at = Utc::now() + RESET_TOKEN_TTL;
-    state
-        .db
-        .observe(
-            "accounts.insert_reset_token",
-            db_accounts::insert_reset_token(&mut conn, &token_hash, user_id, expires_at),
-        )
+    ctx.db
+        .observe("accounts.insert_reset_token", &mut conn, async |conn| {
+            db_accounts::insert_reset_token(conn, &token_hash, user_id, expires_at).await
+        })
         .await?;
     let mut entry = NewAuditEntry::new("auth.password_reset_requested");
     entry.target_user_id = Some(user_id);
-    state.db.observe("audit.append", audit::append(&mut conn, &entry)).await?;
-    if state.auth.log_reset_links {
-        let link = format!("{}/reset-password?token={token}", state.config.server.public_url.trim_end_matches('/'));
+    ctx.db.observe("audit.append", &mut conn, async |conn| audit::append(conn, &entry).await).await?;
+    if ctx.auth.log_reset_links {
+        let link = format!("{}/reset-password?token={token}", ctx.config.server.public_url.trim_end_matches('/'));
         tracing::info!(user_id, %link, "password reset link (auth.log_reset_links is on)");
     } else {
         tracing::info!(user_id, "password reset token issued");
     }
-    if state.mailer.is_none() && !state.auth.log_reset_links {
+    if ctx.mailer.is_none() && !ctx.auth.log_reset_links {
         tracing::warn!(user_id, "a password reset was requested but email is off: no link can reach the user");
     }
-    crate::service::notifications::queue_email(state, crate::email::EmailJob::PasswordReset { user_id, token }).await;
+    crate::service::notifications::queue_email(ctx, crate::email::EmailJob::PasswordReset { user_id, token }).await;
     Ok(())
 }
 
 /// Completes a password reset: sets the new password and revokes every login of the user.
 #[tracing::instrument(name = "service.accounts.confirm_password_reset", skip_all)]
-pub async fn confirm_password_reset(state: &AppState, token: &str, new_password: &Password) -> Result<(), AppError> {
+pub async fn confirm_password_reset(ctx: &Context, token: &str, new_password: &Password) -> Result<(), AppError> {
     let password = new_password.clone();
     let hash = blocking(move || security::hash_password(password.expose())).await?.map_err(internal)?;
     let token_hash = security::hash_secret_token(token);
-    let mut conn = state.db.conn().await?;
-    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+    let mut conn = ctx.db.conn().await?;
+    let work = ctx.db.transaction::<_, AppError>("accounts.confirm_password_reset", &mut conn, async move |conn| {
         let Some(user_id) =
             db_accounts::use_reset_token(conn, &token_hash).await.map_err(query_error("accounts.use_reset_token"))?
         else {
@@ -359,9 +364,9 @@ pub async fn confirm_password_reset(state: &AppState, token: &str, new_password:
         audit::append(conn, &entry).await.map_err(query_error("audit.append"))?;
         Ok(revoked)
     });
-    let revoked = state.db.timed("accounts.confirm_password_reset", work).await?;
+    let revoked = work.await?;
     for session_id in revoked {
-        state.auth.sessions.invalidate(&session_id).await;
+        ctx.auth.sessions.invalidate(&session_id).await;
     }
     Ok(())
 }
@@ -371,19 +376,25 @@ pub async fn confirm_password_reset(state: &AppState, token: &str, new_password:
 /// the caller.
 #[tracing::instrument(name = "service.accounts.change_password", skip_all)]
 pub async fn change_password(
-    state: &AppState,
+    ctx: &Context,
     auth: Authenticated,
     current: &str,
     new_password: &Password,
     user_agent: &str,
 ) -> Result<SignedIn, AppError> {
-    let mut conn = state.db.conn().await?;
-    let account =
-        state.db.observe("accounts.account_by_id", db_accounts::account_by_id(&mut conn, auth.user_id.0)).await?;
-    let account = account.ok_or_else(|| AppError::unauthorized("the account is gone"))?;
-    let found = state
+    let mut conn = ctx.db.conn().await?;
+    let account = ctx
         .db
-        .observe("accounts.credentials_by_login", db_accounts::credentials_by_login(&mut conn, &account.username))
+        .observe("accounts.account_by_id", &mut conn, async |conn| {
+            db_accounts::account_by_id(conn, auth.user_id.0).await
+        })
+        .await?;
+    let account = account.ok_or_else(|| AppError::unauthorized("the account is gone"))?;
+    let found = ctx
+        .db
+        .observe("accounts.credentials_by_login", &mut conn, async |conn| {
+            db_accounts::credentials_by_login(conn, &account.username).await
+        })
         .await?;
     let stored_hash = found.map(|(_, hash)| hash).unwrap_or_else(|| security::dummy_password_hash().to_owned());
     let candidate = current.to_owned();
@@ -394,7 +405,7 @@ pub async fn change_password(
     let password = new_password.clone();
     let hash = blocking(move || security::hash_password(password.expose())).await?.map_err(internal)?;
     let user_id = auth.user_id.0;
-    let work = conn.transaction::<_, AppError, _>(async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("accounts.change_password", &mut conn, async move |conn| {
         db_accounts::set_password_hash(conn, user_id, &hash)
             .await
             .map_err(query_error("accounts.set_password_hash"))?;
@@ -408,33 +419,34 @@ pub async fn change_password(
         audit::append(conn, &entry).await.map_err(query_error("audit.append"))?;
         Ok(revoked)
     });
-    let revoked = state.db.timed("accounts.change_password", work).await?;
+    let revoked = work.await?;
     for session_id in revoked {
-        state.auth.sessions.invalidate(&session_id).await;
+        ctx.auth.sessions.invalidate(&session_id).await;
     }
     drop(conn);
-    login(state, &account.username, new_password.expose(), user_agent).await
+    login(ctx, &account.username, new_password.expose(), user_agent).await
 }
 
 /// The caller's own account.
 #[tracing::instrument(name = "service.accounts.me", skip_all)]
-pub async fn me(state: &AppState, auth: Authenticated) -> Result<OwnUser, AppError> {
-    let mut conn = state.db.conn().await?;
-    load_own_user(state, &mut conn, auth.user_id.0).await
+pub async fn me(ctx: &Context, auth: Authenticated) -> Result<OwnUser, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    load_own_user(ctx, &mut conn, auth.user_id.0).await
 }
 
 /// Changes the caller's bio and/or email preferences.
 #[tracing::instrument(name = "service.accounts.update_me", skip_all)]
-pub async fn update_me(state: &AppState, auth: Authenticated, update: ProfileUpdate) -> Result<OwnUser, AppError> {
-    let mut conn = state.db.conn().await?;
+pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate) -> Result<OwnUser, AppError> {
+    let mut conn = ctx.db.conn().await?;
     let settings =
         update.notification_settings.map(|s| serde_json::to_value(s).unwrap_or_else(|_| serde_json::json!({})));
     let bio = update.bio.as_ref().map(Bio::as_str);
-    state
-        .db
-        .observe("accounts.update_profile", db_accounts::update_profile(&mut conn, auth.user_id.0, bio, settings))
+    ctx.db
+        .observe("accounts.update_profile", &mut conn, async |conn| {
+            db_accounts::update_profile(conn, auth.user_id.0, bio, settings).await
+        })
         .await?;
-    load_own_user(state, &mut conn, auth.user_id.0).await
+    load_own_user(ctx, &mut conn, auth.user_id.0).await
 }
 
 /// What an unsubscribe link turned off.
@@ -449,14 +461,14 @@ pub struct Unsubscribed {
 /// Follows a signed unsubscribe link from an email: no sign-in needed, and following it again
 /// changes nothing.
 #[tracing::instrument(name = "service.accounts.unsubscribe", skip_all)]
-pub async fn unsubscribe(state: &AppState, token: &str) -> Result<Unsubscribed, AppError> {
+pub async fn unsubscribe(ctx: &Context, token: &str) -> Result<Unsubscribed, AppError> {
     let invalid =
         || AppError::new(ErrorKind::BadRequest("invalid_token"), "the unsubscribe link is invalid or expired");
-    let (user_id, topic) = state.auth.keys.verify_unsubscribe(token).ok_or_else(invalid)?;
-    let mut conn = state.db.conn().await?;
-    let account = state
+    let (user_id, topic) = ctx.auth.keys.verify_unsubscribe(token).ok_or_else(invalid)?;
+    let mut conn = ctx.db.conn().await?;
+    let account = ctx
         .db
-        .observe("accounts.account_by_id", db_accounts::account_by_id(&mut conn, user_id))
+        .observe("accounts.account_by_id", &mut conn, async |conn| db_accounts::account_by_id(conn, user_id).await)
         .await?
         .ok_or_else(invalid)?;
     let mut settings: NotificationSettings = serde_json::from_value(account.notification_settings).unwrap_or_default();
@@ -464,9 +476,10 @@ pub async fn unsubscribe(state: &AppState, token: &str) -> Result<Unsubscribed, 
         return Err(invalid());
     }
     let value = serde_json::to_value(settings).map_err(internal)?;
-    state
-        .db
-        .observe("accounts.update_profile", db_accounts::update_profile(&mut conn, user_id, None, Some(value)))
+    ctx.db
+        .observe("accounts.update_profile", &mut conn, async |conn| {
+            db_accounts::update_profile(conn, user_id, None, Some(value)).await
+        })
         .await?;
     tracing::info!(user_id, topic, "unsubscribed by email link");
     Ok(Unsubscribed { topic, notification_settings: settings })
@@ -474,16 +487,20 @@ pub async fn unsubscribe(state: &AppState, token: &str) -> Result<Unsubscribed, 
 
 /// Checks the claims of an access token whose signature and expiry were verified: its session
 /// must be neither revoked nor expired (from the session cache, else the database).
-pub async fn authenticate(state: &AppState, claims: &AccessClaims) -> Result<Authenticated, AppError> {
+pub async fn authenticate(ctx: &Context, claims: &AccessClaims) -> Result<Authenticated, AppError> {
     let user_id: i64 = claims.sub.parse().map_err(|_| AppError::unauthorized("the access token is invalid"))?;
-    let session = match state.auth.sessions.get(&claims.sid).await {
+    let session = match ctx.auth.sessions.get(&claims.sid).await {
         Some(session) => session,
         None => {
-            let mut conn = state.db.conn().await?;
-            let found =
-                state.db.observe("accounts.session_state", db_accounts::session_state(&mut conn, claims.sid)).await?;
+            let mut conn = ctx.db.conn().await?;
+            let found = ctx
+                .db
+                .observe("accounts.session_state", &mut conn, async |conn| {
+                    db_accounts::session_state(conn, claims.sid).await
+                })
+                .await?;
             let session = found.ok_or_else(|| AppError::unauthorized("the session no longer exists"))?;
-            state.auth.sessions.insert(claims.sid, session).await;
+            ctx.auth.sessions.insert(claims.sid, session).await;
             session
         }
     };
@@ -494,20 +511,29 @@ pub async fn authenticate(state: &AppState, claims: &AccessClaims) -> Result<Aut
 }
 
 /// Refreshes the active-sessions gauge (at scrape time; failures leave the last value).
-pub async fn export_session_gauge(state: &AppState) {
-    let Ok(mut conn) = state.db.conn().await else { return };
-    if let Ok(count) =
-        state.db.observe("accounts.count_active_sessions", db_accounts::count_active_sessions(&mut conn)).await
+pub async fn export_session_gauge(ctx: &Context) {
+    let Ok(mut conn) = ctx.db.conn().await else { return };
+    if let Ok(count) = ctx
+        .db
+        .observe("accounts.count_active_sessions", &mut conn, async |conn| {
+            db_accounts::count_active_sessions(conn).await
+        })
+        .await
     {
-        state.metrics.active_sessions.set(count);
+        ctx.metrics.active_sessions.set(count);
     }
 }
 
-async fn load_own_user(state: &AppState, conn: &mut DbConn, user_id: i64) -> Result<OwnUser, AppError> {
-    let account = state.db.observe("accounts.account_by_id", db_accounts::account_by_id(conn, user_id)).await?;
+async fn load_own_user(ctx: &Context, conn: &mut DbConn, user_id: i64) -> Result<OwnUser, AppError> {
+    let account = ctx
+        .db
+        .observe("accounts.account_by_id", conn, async |conn| db_accounts::account_by_id(conn, user_id).await)
+        .await?;
     let account = account.ok_or_else(|| AppError::unauthorized("the account no longer exists"))?;
-    let moderator =
-        state.db.observe("accounts.is_moderator", db_accounts::is_moderator_anywhere(conn, user_id)).await?;
+    let moderator = ctx
+        .db
+        .observe("accounts.is_moderator", conn, async |conn| db_accounts::is_moderator_anywhere(conn, user_id).await)
+        .await?;
     Ok(own_user(account, moderator))
 }
 
@@ -535,7 +561,7 @@ fn own_user(account: AccountRow, moderator: bool) -> OwnUser {
 
 /// Opens a login session with its first refresh token and access token.
 async fn open_session(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut crate::db::Lent,
     keys: &TokenKeys,
     user_id: i64,
     user_agent: &str,
@@ -550,7 +576,7 @@ async fn open_session(
 
 /// Issues the next refresh token of a session and a fresh access token.
 async fn rotate(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut crate::db::Lent,
     keys: &TokenKeys,
     user_id: i64,
     session_id: i64,

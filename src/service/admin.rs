@@ -1,13 +1,11 @@
 //! Operator use cases run from the command line: create users, grant and revoke roles, and
 //! verify the audit log's hash chain. Each takes a plain connection and writes its audit entry.
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-
 use crate::db::accounts::{self as db_accounts, InsertUserError};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::communities as db_communities;
-use crate::db::schema::users;
+use crate::db::ops::DirectConn;
+use crate::db::{DbError, QueryError};
 use crate::domain::{CommunityName, EmailAddress, Password, Username};
 use crate::security;
 
@@ -19,7 +17,10 @@ pub enum AdminError {
     Invalid(String),
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(#[from] QueryError),
+    /// The database could not be reached.
+    #[error(transparent)]
+    Unavailable(#[from] DbError),
     /// Hashing failed.
     #[error(transparent)]
     Security(#[from] security::SecurityError),
@@ -36,7 +37,7 @@ pub enum Role {
 
 /// Creates a user (optionally a site admin); returns its id.
 pub async fn create_user(
-    conn: &mut AsyncPgConnection,
+    conn: &mut DirectConn,
     username: &str,
     email: &str,
     password: &str,
@@ -46,7 +47,7 @@ pub async fn create_user(
     let email = EmailAddress::parse(email).map_err(|e| AdminError::Invalid(format!("email: {e}")))?;
     let password = Password::parse(password).map_err(|e| AdminError::Invalid(format!("password: {e}")))?;
     let hash = security::hash_password(password.expose())?;
-    conn.transaction::<_, AdminError, _>(async move |conn| {
+    conn.transaction::<_, AdminError>(async move |conn| {
         let account = db_accounts::insert_user(conn, username.as_str(), email.as_str(), &hash).await.map_err(
             |err| match err {
                 InsertUserError::UsernameTaken => AdminError::Invalid("that username is taken".into()),
@@ -55,7 +56,7 @@ pub async fn create_user(
             },
         )?;
         if admin {
-            diesel::update(users::table.find(account.id)).set(users::is_admin.eq(true)).execute(conn).await?;
+            db_accounts::set_admin(conn, account.id, true).await?;
         }
         let mut entry = NewAuditEntry::new("admin.create_user");
         entry.target_user_id = Some(account.id);
@@ -67,21 +68,17 @@ pub async fn create_user(
 }
 
 /// Grants (`grant = true`) or revokes a role.
-pub async fn set_role(
-    conn: &mut AsyncPgConnection,
-    username: &str,
-    role: &Role,
-    grant: bool,
-) -> Result<(), AdminError> {
-    let user_id = db_communities::user_id_by_name(conn, username)
+pub async fn set_role(conn: &mut DirectConn, username: &str, role: &Role, grant: bool) -> Result<(), AdminError> {
+    let user_id = conn
+        .run(async |conn| db_communities::user_id_by_name(conn, username).await)
         .await?
         .ok_or_else(|| AdminError::Invalid(format!("no user named {username}")))?;
-    conn.transaction::<_, AdminError, _>(async move |conn| {
+    conn.transaction::<_, AdminError>(async move |conn| {
         let mut entry = NewAuditEntry::new(if grant { "admin.grant" } else { "admin.revoke" });
         entry.target_user_id = Some(user_id);
         match role {
             Role::Admin => {
-                diesel::update(users::table.find(user_id)).set(users::is_admin.eq(grant)).execute(conn).await?;
+                db_accounts::set_admin(conn, user_id, grant).await?;
                 entry.details = serde_json::json!({"role": "admin", "via": "cli"});
             }
             Role::Moderator(community) => {
@@ -105,6 +102,6 @@ pub async fn set_role(
 }
 
 /// The id of the first audit entry that breaks the hash chain, `None` when intact.
-pub async fn verify_audit_log(conn: &mut AsyncPgConnection) -> Result<Option<i64>, AdminError> {
-    Ok(audit::first_broken_link(conn).await?)
+pub async fn verify_audit_log(conn: &mut DirectConn) -> Result<Option<i64>, AdminError> {
+    Ok(conn.run(async |conn| audit::first_broken_link(conn).await).await?)
 }

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::db::comments::{self as db_comments, CommentCursor, CommentRow, InsertCommentError};
 use crate::db::communities as db_communities;
 use crate::db::posts as db_posts;
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
 use crate::error::{AppError, ErrorKind};
+use crate::service::Context;
 use crate::service::accounts::Authenticated;
 use crate::service::communities::{banned, forbidden};
 use crate::service::posts::VoteResult;
@@ -84,17 +84,17 @@ fn reader_id(reader: Option<Authenticated>) -> i64 {
 /// than the configured cap are refused.
 #[tracing::instrument(name = "service.comments.create", skip_all, fields(post_id = post.0))]
 pub async fn create(
-    state: &AppState,
+    ctx: &Context,
     author: Authenticated,
     post: PostId,
     parent: Option<CommentId>,
     body: Body,
 ) -> Result<Comment, AppError> {
-    let max_depth = state.config.limits.max_comment_depth;
+    let max_depth = ctx.config.limits.max_comment_depth;
     let body_html = crate::markdown::render(&body.0);
     let body_text = body.0.clone();
-    let mut conn = state.db.conn().await?;
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let mut conn = ctx.db.conn().await?;
+    let work = ctx.db.transaction::<_, AppError>("comments.create", &mut conn, async move |conn| {
         let facts = db_posts::facts(conn, post.0, false).await?.ok_or_else(|| AppError::not_found("post"))?;
         if facts.locked || facts.deleted || facts.removed {
             return Err(AppError::forbidden("locked", "this post is locked: no new comments"));
@@ -122,13 +122,16 @@ pub async fn create(
             },
         )
     });
-    let id = state.db.timed("comments.create", work).await?;
-    state.metrics.comments_created.inc();
-    let notified = crate::service::notifications::after_comment(state, &mut conn, id, author.user_id.0, &body_text);
-    if let Err(err) = state.db.observe("notifications.after_comment", notified).await {
+    let id = work.await?;
+    ctx.metrics.comments_created.inc();
+    let notified = crate::service::notifications::after_comment(ctx, &mut conn, id, author.user_id.0, &body_text);
+    if let Err(err) = notified.await {
         tracing::error!(error = %err, comment_id = id, "cannot queue the reply and mention emails");
     }
-    let row = state.db.observe("comments.row_by_id", db_comments::row_by_id(&mut conn, author.user_id.0, id)).await?;
+    let row = ctx
+        .db
+        .observe("comments.row_by_id", &mut conn, async |conn| db_comments::row_by_id(conn, author.user_id.0, id).await)
+        .await?;
     let row = row.ok_or_else(|| AppError::not_found("comment"))?;
     Ok(build(vec![row], Vec::new(), TreeShape { sort: CommentSort::New, max_depth: 0 }).remove(0))
 }
@@ -137,7 +140,7 @@ pub async fn create(
 /// in two queries however large the thread.
 #[tracing::instrument(name = "service.comments.tree", skip_all, fields(post_id = post.0))]
 pub async fn tree(
-    state: &AppState,
+    ctx: &Context,
     post: PostId,
     shape: TreeShape,
     limit: Limit,
@@ -150,16 +153,20 @@ pub async fn tree(
         return Err(AppError::invalid_field("cursor", "belongs to another sort"));
     }
     let reader = reader_id(reader);
-    let mut conn = state.db.conn().await?;
-    if state.db.observe("posts.facts", db_posts::facts(&mut conn, post.0, false)).await?.is_none() {
+    let mut conn = ctx.db.conn().await?;
+    if ctx
+        .db
+        .observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post.0, false).await)
+        .await?
+        .is_none()
+    {
         return Err(AppError::not_found("post"));
     }
-    let mut roots = state
+    let mut roots = ctx
         .db
-        .observe(
-            "comments.top_level",
-            db_comments::top_level(&mut conn, reader, post.0, shape.sort, after, limit.0 + 1),
-        )
+        .observe("comments.top_level", &mut conn, async |conn| {
+            db_comments::top_level(conn, reader, post.0, shape.sort, after, limit.0 + 1).await
+        })
         .await?;
     let next_cursor = if roots.len() as i64 > limit.0 {
         roots.truncate(limit.0 as usize);
@@ -169,12 +176,10 @@ pub async fn tree(
     };
     let descendants = if shape.max_depth > 0 && !roots.is_empty() {
         let ids: Vec<i64> = roots.iter().map(|r| r.id).collect();
-        state
-            .db
-            .observe(
-                "comments.descendants",
-                db_comments::descendants_of_roots(&mut conn, reader, post.0, &ids, shape.max_depth),
-            )
+        ctx.db
+            .observe("comments.descendants", &mut conn, async |conn| {
+                db_comments::descendants_of_roots(conn, reader, post.0, &ids, shape.max_depth).await
+            })
             .await?
     } else {
         Vec::new()
@@ -185,18 +190,25 @@ pub async fn tree(
 /// One comment with its replies down to `shape.max_depth` levels: "continue this thread".
 #[tracing::instrument(name = "service.comments.subtree", skip_all, fields(comment_id = id.0))]
 pub async fn subtree(
-    state: &AppState,
+    ctx: &Context,
     id: CommentId,
     shape: TreeShape,
     reader: Option<Authenticated>,
 ) -> Result<Comment, AppError> {
     let reader = reader_id(reader);
-    let mut conn = state.db.conn().await?;
-    let root = state.db.observe("comments.row_by_id", db_comments::row_by_id(&mut conn, reader, id.0)).await?;
+    let mut conn = ctx.db.conn().await?;
+    let root = ctx
+        .db
+        .observe("comments.row_by_id", &mut conn, async |conn| db_comments::row_by_id(conn, reader, id.0).await)
+        .await?;
     let root = root.ok_or_else(|| AppError::not_found("comment"))?;
     let descendants = if shape.max_depth > 0 {
         let deepest = root.depth.saturating_add(shape.max_depth);
-        state.db.observe("comments.subtree", db_comments::subtree(&mut conn, reader, &root, deepest)).await?
+        ctx.db
+            .observe("comments.subtree", &mut conn, async |conn| {
+                db_comments::subtree(conn, reader, &root, deepest).await
+            })
+            .await?
     } else {
         Vec::new()
     };
@@ -216,8 +228,8 @@ pub fn without_replies(rows: Vec<CommentRow>) -> Vec<Comment> {
 }
 
 /// One comment without its replies.
-pub async fn one(state: &AppState, id: CommentId, reader: Option<Authenticated>) -> Result<Comment, AppError> {
-    subtree(state, id, TreeShape { sort: CommentSort::Best, max_depth: 0 }, reader).await
+pub async fn one(ctx: &Context, id: CommentId, reader: Option<Authenticated>) -> Result<Comment, AppError> {
+    subtree(ctx, id, TreeShape { sort: CommentSort::Best, max_depth: 0 }, reader).await
 }
 
 /// Assembles rows into trees, sorting every level, and counts what `max_depth` cut.
@@ -273,9 +285,10 @@ fn compare(sort: CommentSort, a: &CommentRow, b: &CommentRow) -> Ordering {
 
 /// Edits the author's own comment.
 #[tracing::instrument(name = "service.comments.edit", skip_all, fields(comment_id = id.0))]
-pub async fn edit(state: &AppState, editor: Authenticated, id: CommentId, body: Body) -> Result<Comment, AppError> {
-    let mut conn = state.db.conn().await?;
-    let facts = state.db.observe("comments.facts", db_comments::facts(&mut conn, id.0, false)).await?;
+pub async fn edit(ctx: &Context, editor: Authenticated, id: CommentId, body: Body) -> Result<Comment, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let facts =
+        ctx.db.observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, id.0, false).await).await?;
     let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
     if facts.author_id != editor.user_id.0 {
         return Err(forbidden("only the author can edit a comment"));
@@ -284,32 +297,38 @@ pub async fn edit(state: &AppState, editor: Authenticated, id: CommentId, body: 
         return Err(forbidden("a deleted comment cannot be edited"));
     }
     let html = crate::markdown::render(&body.0);
-    state.db.observe("comments.edit", db_comments::edit(&mut conn, id.0, &body.0, &html)).await?;
-    one(state, id, Some(editor)).await
+    ctx.db
+        .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id.0, &body.0, &html).await)
+        .await?;
+    one(ctx, id, Some(editor)).await
 }
 
 /// Deletes the author's own comment: blanked, `deleted: true`, replies kept.
 #[tracing::instrument(name = "service.comments.delete", skip_all, fields(comment_id = id.0))]
-pub async fn delete(state: &AppState, author: Authenticated, id: CommentId) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    let facts = state.db.observe("comments.facts", db_comments::facts(&mut conn, id.0, false)).await?;
+pub async fn delete(ctx: &Context, author: Authenticated, id: CommentId) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let facts =
+        ctx.db.observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, id.0, false).await).await?;
     let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
     if facts.author_id != author.user_id.0 {
         return Err(forbidden("only the author can delete a comment"));
     }
-    state.db.observe("comments.delete", db_comments::delete(&mut conn, id.0)).await.map_err(AppError::from)
+    ctx.db
+        .observe("comments.delete", &mut conn, async |conn| db_comments::delete(conn, id.0).await)
+        .await
+        .map_err(AppError::from)
 }
 
 /// Votes on a comment; concurrent votes on one comment are serialized by its row lock.
 #[tracing::instrument(name = "service.comments.vote", skip_all, fields(comment_id = id.0, value = value.0))]
 pub async fn vote(
-    state: &AppState,
+    ctx: &Context,
     voter: Authenticated,
     id: CommentId,
     value: VoteValue,
 ) -> Result<VoteResult, AppError> {
-    let mut conn = state.db.conn().await?;
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let mut conn = ctx.db.conn().await?;
+    let work = ctx.db.transaction::<_, AppError>("comments.vote", &mut conn, async move |conn| {
         let facts = db_comments::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("comment"))?;
         if facts.deleted || facts.removed {
             return Err(forbidden("this comment can no longer be voted on"));
@@ -319,7 +338,7 @@ pub async fn vote(
         }
         Ok(db_comments::vote(conn, id.0, facts.author_id, voter.user_id.0, value.0).await?)
     });
-    let (score, upvotes, downvotes) = state.db.timed("comments.vote", work).await?;
-    state.metrics.votes.with_label_values(&["comment"]).inc();
+    let (score, upvotes, downvotes) = work.await?;
+    ctx.metrics.votes.with_label_values(&["comment"]).inc();
     Ok(VoteResult { score, upvotes, downvotes, my_vote: value.0 })
 }

@@ -3,13 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::db::audit::{self, NewAuditEntry};
-use crate::db::communities::{self as db_communities, CommunityCursor, CommunityView, CreateCommunityError};
+pub use crate::db::communities::CommunityView;
+use crate::db::communities::{self as db_communities, CommunityCursor, CreateCommunityError};
 use crate::db::{DbConn, DbError};
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{CommunityName, CommunitySort, CommunityTitle, Description, Limit, Rules, Username};
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorKind, Fields};
+use crate::service::Context;
 use crate::service::accounts::Authenticated;
 
 /// One page of a listing, as every list endpoint answers.
@@ -32,6 +33,25 @@ pub struct NewCommunity {
     pub description: Description,
     /// Rules.
     pub rules: Rules,
+}
+
+impl NewCommunity {
+    /// Validates a new community, naming every invalid field (the API and the page share it).
+    pub fn parse(name: &str, title: &str, description: &str, rules: &[String]) -> Result<Self, AppError> {
+        let mut fields = Fields::default();
+        let name = fields.check("name", CommunityName::parse(name));
+        let title = fields.check("title", CommunityTitle::parse(title));
+        let description = fields.check("description", Description::parse(description));
+        let rules = fields.check("rules", Rules::parse(rules));
+        fields.finish(
+            name.zip(title).zip(description).zip(rules).map(|(((name, title), description), rules)| NewCommunity {
+                name,
+                title,
+                description,
+                rules,
+            }),
+        )
+    }
 }
 
 /// A validated community edit.
@@ -71,34 +91,43 @@ pub(crate) fn banned() -> AppError {
 }
 
 /// The id of the community with this name (any case), or 404.
-pub(crate) async fn find_id(state: &AppState, conn: &mut DbConn, name: &str) -> Result<i64, AppError> {
-    let found = state.db.observe("communities.id_and_rules", db_communities::id_and_rules(conn, name)).await?;
+pub(crate) async fn find_id(ctx: &Context, conn: &mut DbConn, name: &str) -> Result<i64, AppError> {
+    let found = ctx
+        .db
+        .observe("communities.id_and_rules", conn, async |conn| db_communities::id_and_rules(conn, name).await)
+        .await?;
     found.map(|(id, _)| id).ok_or_else(|| AppError::not_found("community"))
 }
 
 /// The community's id, rules and whether `user` moderates it (site admins moderate everywhere).
 pub(crate) async fn moderation_rights(
-    state: &AppState,
+    ctx: &Context,
     conn: &mut DbConn,
     community: &str,
     user_id: i64,
 ) -> Result<(i64, Vec<String>, bool), AppError> {
-    let (id, rules) = state
+    let (id, rules) = ctx
         .db
-        .observe("communities.id_and_rules", db_communities::id_and_rules(conn, community))
+        .observe("communities.id_and_rules", conn, async |conn| db_communities::id_and_rules(conn, community).await)
         .await?
         .ok_or_else(|| AppError::not_found("community"))?;
-    let may = state.db.observe("communities.is_moderator", db_communities::is_moderator(conn, id, user_id)).await?
-        || state.db.observe("communities.is_admin", db_communities::is_admin(conn, user_id)).await?;
+    let may = ctx
+        .db
+        .observe("communities.is_moderator", conn, async |conn| db_communities::is_moderator(conn, id, user_id).await)
+        .await?
+        || ctx
+            .db
+            .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, user_id).await)
+            .await?;
     Ok((id, rules, may))
 }
 
 /// Creates a community; the creator becomes its first moderator and member.
 #[tracing::instrument(name = "service.communities.create", skip_all, fields(name = input.name.as_str()))]
-pub async fn create(state: &AppState, creator: Authenticated, input: NewCommunity) -> Result<CommunityView, AppError> {
-    let mut conn = state.db.conn().await?;
+pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) -> Result<CommunityView, AppError> {
+    let mut conn = ctx.db.conn().await?;
     let name = input.name.as_str().to_owned();
-    let created = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let created = ctx.db.transaction::<_, AppError>("communities.create", &mut conn, async move |conn| {
         db_communities::create(
             conn,
             creator.user_id.0,
@@ -115,32 +144,33 @@ pub async fn create(state: &AppState, creator: Authenticated, input: NewCommunit
             CreateCommunityError::Other(source) => DbError::Query { query: "communities.create", source }.into(),
         })
     });
-    state.db.timed("communities.create", created).await?;
-    view(state, &mut conn, &name, Some(creator)).await
+    created.await?;
+    view(ctx, &mut conn, &name, Some(creator)).await
 }
 
 /// A community as `reader` sees it.
-pub async fn get(state: &AppState, name: &str, reader: Option<Authenticated>) -> Result<CommunityView, AppError> {
-    let mut conn = state.db.conn().await?;
-    view(state, &mut conn, name, reader).await
+pub async fn get(ctx: &Context, name: &str, reader: Option<Authenticated>) -> Result<CommunityView, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    view(ctx, &mut conn, name, reader).await
 }
 
 async fn view(
-    state: &AppState,
+    ctx: &Context,
     conn: &mut DbConn,
     name: &str,
     reader: Option<Authenticated>,
 ) -> Result<CommunityView, AppError> {
-    state
-        .db
-        .observe("communities.view_by_name", db_communities::view_by_name(conn, name, reader_id(reader)))
+    ctx.db
+        .observe("communities.view_by_name", conn, async |conn| {
+            db_communities::view_by_name(conn, name, reader_id(reader)).await
+        })
         .await?
         .ok_or_else(|| AppError::not_found("community"))
 }
 
 /// A page of communities, most popular or newest first.
 pub async fn list(
-    state: &AppState,
+    ctx: &Context,
     sort: CommunitySort,
     limit: Limit,
     cursor: Option<&str>,
@@ -149,10 +179,12 @@ pub async fn list(
     let after: Option<CommunityCursor> =
         cursor.map(decode_cursor).transpose().map_err(|err| AppError::invalid_field("cursor", err.to_string()))?;
     let popular = sort == CommunitySort::Popular;
-    let mut conn = state.db.conn().await?;
-    let mut rows = state
+    let mut conn = ctx.db.conn().await?;
+    let mut rows = ctx
         .db
-        .observe("communities.list", db_communities::list(&mut conn, popular, after, limit.0, reader_id(reader)))
+        .observe("communities.list", &mut conn, async |conn| {
+            db_communities::list(conn, popular, after, limit.0, reader_id(reader)).await
+        })
         .await?;
     let next_cursor = if rows.len() as i64 > limit.0 {
         rows.truncate(limit.0 as usize);
@@ -172,13 +204,13 @@ pub async fn list(
 /// Edits a community (moderators and admins).
 #[tracing::instrument(name = "service.communities.edit", skip_all, fields(community = name))]
 pub async fn edit(
-    state: &AppState,
+    ctx: &Context,
     editor: Authenticated,
     name: &str,
     edit: CommunityEdit,
 ) -> Result<CommunityView, AppError> {
-    let mut conn = state.db.conn().await?;
-    let (id, _, may) = moderation_rights(state, &mut conn, name, editor.user_id.0).await?;
+    let mut conn = ctx.db.conn().await?;
+    let (id, _, may) = moderation_rights(ctx, &mut conn, name, editor.user_id.0).await?;
     if !may {
         return Err(forbidden("only moderators can edit a community"));
     }
@@ -188,7 +220,7 @@ pub async fn edit(
         "rules": edit.rules.as_ref().map(|r| &r.0),
         "summaries_enabled": edit.summaries_enabled,
     });
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("communities.edit", &mut conn, async move |conn| {
         db_communities::update(
             conn,
             id,
@@ -205,52 +237,60 @@ pub async fn edit(
         audit::append(conn, &entry).await?;
         Ok(())
     });
-    state.db.timed("communities.edit", work).await?;
-    view(state, &mut conn, name, Some(editor)).await
+    work.await?;
+    view(ctx, &mut conn, name, Some(editor)).await
 }
 
 /// Joins a community (idempotent); banned users cannot.
-pub async fn join(state: &AppState, user: Authenticated, name: &str) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    let id = find_id(state, &mut conn, name).await?;
-    if state.db.observe("communities.is_banned", db_communities::is_banned(&mut conn, id, user.user_id.0)).await? {
+pub async fn join(ctx: &Context, user: Authenticated, name: &str) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let id = find_id(ctx, &mut conn, name).await?;
+    if ctx
+        .db
+        .observe("communities.is_banned", &mut conn, async |conn| {
+            db_communities::is_banned(conn, id, user.user_id.0).await
+        })
+        .await?
+    {
         return Err(banned());
     }
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("communities.join", &mut conn, async move |conn| {
         Ok(db_communities::join(conn, id, user.user_id.0).await?)
     });
-    state.db.timed("communities.join", work).await.map(drop)
+    work.await.map(drop)
 }
 
 /// Leaves a community (idempotent).
-pub async fn leave(state: &AppState, user: Authenticated, name: &str) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    let id = find_id(state, &mut conn, name).await?;
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+pub async fn leave(ctx: &Context, user: Authenticated, name: &str) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let id = find_id(ctx, &mut conn, name).await?;
+    let work = ctx.db.transaction::<_, AppError>("communities.leave", &mut conn, async move |conn| {
         Ok(db_communities::leave(conn, id, user.user_id.0).await?)
     });
-    state.db.timed("communities.leave", work).await.map(drop)
+    work.await.map(drop)
 }
 
 /// Adds (`add = true`) or removes a moderator (moderators and admins only).
 pub async fn set_moderator(
-    state: &AppState,
+    ctx: &Context,
     actor: Authenticated,
     name: &str,
     username: &str,
     add: bool,
 ) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    let (id, _, may) = moderation_rights(state, &mut conn, name, actor.user_id.0).await?;
+    let mut conn = ctx.db.conn().await?;
+    let (id, _, may) = moderation_rights(ctx, &mut conn, name, actor.user_id.0).await?;
     if !may {
         return Err(forbidden("only moderators can change moderators"));
     }
-    let target = state
+    let target = ctx
         .db
-        .observe("communities.user_id_by_name", db_communities::user_id_by_name(&mut conn, username))
+        .observe("communities.user_id_by_name", &mut conn, async |conn| {
+            db_communities::user_id_by_name(conn, username).await
+        })
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("communities.set_moderator", &mut conn, async move |conn| {
         let changed = if add {
             let added = db_communities::add_moderator(conn, id, target, actor.user_id.0).await?;
             db_communities::join(conn, id, target).await?;
@@ -271,22 +311,24 @@ pub async fn set_moderator(
         }
         Ok(())
     });
-    state.db.timed("communities.set_moderator", work).await
+    work.await
 }
 
 /// Bans a user from a community (moderators and admins only).
-pub async fn ban(state: &AppState, actor: Authenticated, name: &str, ban: NewBan) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    let (id, _, may) = moderation_rights(state, &mut conn, name, actor.user_id.0).await?;
+pub async fn ban(ctx: &Context, actor: Authenticated, name: &str, ban: NewBan) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let (id, _, may) = moderation_rights(ctx, &mut conn, name, actor.user_id.0).await?;
     if !may {
         return Err(forbidden("only moderators can ban"));
     }
-    let target = state
+    let target = ctx
         .db
-        .observe("communities.user_id_by_name", db_communities::user_id_by_name(&mut conn, ban.username.as_str()))
+        .observe("communities.user_id_by_name", &mut conn, async |conn| {
+            db_communities::user_id_by_name(conn, ban.username.as_str()).await
+        })
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("communities.ban", &mut conn, async move |conn| {
         db_communities::ban(conn, id, target, actor.user_id.0, &ban.reason, ban.expires_at).await?;
         let mut entry = NewAuditEntry::new("community.ban");
         entry.actor_id = Some(actor.user_id.0);
@@ -297,5 +339,5 @@ pub async fn ban(state: &AppState, actor: Authenticated, name: &str, ban: NewBan
         audit::append(conn, &entry).await?;
         Ok(())
     });
-    state.db.timed("communities.ban", work).await
+    work.await
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::app::AppState;
+use crate::service::Context;
 
 /// Free space in the state directory below which Agora reports itself unready.
 pub const DISK_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
@@ -51,24 +51,24 @@ impl Readiness {
 }
 
 /// Runs every readiness check; the database check is bounded by `database.health_timeout_ms`.
-pub async fn readiness(state: &AppState) -> Readiness {
-    let timeout = Duration::from_millis(state.config.database.health_timeout_ms);
-    let database_up = match state.db.ping(timeout).await {
+pub async fn readiness(ctx: &Context) -> Readiness {
+    let timeout = Duration::from_millis(ctx.config.database.health_timeout_ms);
+    let database_up = match ctx.db.ping(timeout).await {
         Ok(()) => true,
         Err(err) => {
             tracing::warn!(error = %err, "readiness: database check failed");
             false
         }
     };
-    let queue_ok = match state.jobs.queue().check() {
+    let queue_ok = match ctx.jobs.queue().check() {
         Ok(()) => true,
         Err(err) => {
             tracing::warn!(error = %err, "readiness: job queue check failed");
             false
         }
     };
-    let migrating = state.migrating.load(std::sync::atomic::Ordering::Acquire);
-    Readiness { database_up, disk: disk_state(&state.state_dir), queue_ok, migrating }
+    let migrating = ctx.migrating.load(std::sync::atomic::Ordering::Acquire);
+    Readiness { database_up, disk: disk_state(&ctx.state_dir), queue_ok, migrating }
 }
 
 fn disk_state(dir: &Path) -> DiskState {
@@ -102,10 +102,10 @@ pub fn filesystem(dir: &Path) -> Option<(u64, u64)> {
 
 /// Sets the storage and backup gauges (read at scrape time: `agora backup` runs as its own
 /// process and leaves its status in the backup directory).
-pub fn export_storage_gauges(state: &AppState) {
-    let backup_dir = state.config.backup.resolved_dir(&state.state_dir);
+pub fn export_storage_gauges(ctx: &Context) {
+    let backup_dir = ctx.config.backup.resolved_dir(&ctx.state_dir);
     let status = crate::backup::Status::read(&backup_dir);
-    let metrics = &state.metrics;
+    let metrics = &ctx.metrics;
     metrics.backup_last_success.set(status.last_success_at.map_or(0.0, |t| t.timestamp() as f64));
     metrics.backup_last_verify.set(status.last_verify_at.map_or(0.0, |t| t.timestamp() as f64));
     metrics.backup_duration.set(status.last_duration_seconds);
@@ -116,8 +116,8 @@ pub fn export_storage_gauges(state: &AppState) {
         .map(|m| m.len())
         .sum();
     metrics.backups_storage.set(i64::try_from(stored).unwrap_or(i64::MAX));
-    if let Some((available, size)) = filesystem(&state.state_dir) {
-        state.metrics.state_dir_fs_avail.set(i64::try_from(available).unwrap_or(i64::MAX));
-        state.metrics.state_dir_fs_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+    if let Some((available, size)) = filesystem(&ctx.state_dir) {
+        ctx.metrics.state_dir_fs_avail.set(i64::try_from(available).unwrap_or(i64::MAX));
+        ctx.metrics.state_dir_fs_size.set(i64::try_from(size).unwrap_or(i64::MAX));
     }
 }

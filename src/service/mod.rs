@@ -5,8 +5,13 @@ pub mod accounts;
 pub mod admin;
 pub mod comments;
 pub mod communities;
+pub mod context;
 pub mod health;
 pub mod moderation;
 pub mod notifications;
 pub mod posts;
 pub mod users;
+
+/// Counts the database units of work a future makes (the pages report it per view).
+pub use crate::db::count_queries as count_db_work;
+pub use context::{Caches, Context};

@@ -3,17 +3,18 @@
 
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::db::DbConn;
 use crate::db::accounts as db_accounts;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::comments as db_comments;
 use crate::db::communities as db_communities;
-use crate::db::moderation::{self as db_moderation, ModlogEntry, ModlogScope, NewReport, ReportView};
+use crate::db::moderation::{self as db_moderation, ModlogScope, NewReport};
+pub use crate::db::moderation::{ModlogEntry, ReportView};
 use crate::db::posts::{self as db_posts, PostFlag};
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{CommentId, Limit, PostId, Reason};
 use crate::error::AppError;
+use crate::service::Context;
 use crate::service::accounts::Authenticated;
 use crate::service::comments::{self, Comment};
 use crate::service::communities::{Page, forbidden};
@@ -100,26 +101,33 @@ fn check_rule(rules: &[String], why: &Why) -> Result<(), AppError> {
 }
 
 async fn community_rights(
-    state: &AppState,
+    ctx: &Context,
     conn: &mut DbConn,
     community_id: i64,
     user_id: i64,
 ) -> Result<(Vec<String>, bool), AppError> {
-    let rules: Vec<String> = state
+    let rules: Vec<String> = ctx
         .db
-        .observe("communities.rules_by_id", db_communities::rules_by_id(conn, community_id))
+        .observe("communities.rules_by_id", conn, async |conn| db_communities::rules_by_id(conn, community_id).await)
         .await?
         .unwrap_or_default();
-    let may =
-        state.db.observe("communities.is_moderator", db_communities::is_moderator(conn, community_id, user_id)).await?
-            || state.db.observe("communities.is_admin", db_communities::is_admin(conn, user_id)).await?;
+    let may = ctx
+        .db
+        .observe("communities.is_moderator", conn, async |conn| {
+            db_communities::is_moderator(conn, community_id, user_id).await
+        })
+        .await?
+        || ctx
+            .db
+            .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, user_id).await)
+            .await?;
     Ok((rules, may))
 }
 
 /// Whether `user` (named `username`) may moderate `community`, already read: its moderator
 /// list answers without a query; only others cost the site-admin check.
 pub async fn may_moderate_view(
-    state: &AppState,
+    ctx: &Context,
     user: Authenticated,
     username: &str,
     community: &crate::db::communities::CommunityView,
@@ -127,29 +135,33 @@ pub async fn may_moderate_view(
     if community.moderators.iter().any(|m| m.eq_ignore_ascii_case(username)) {
         return Ok(true);
     }
-    let mut conn = state.db.conn().await?;
-    Ok(state.db.observe("communities.is_admin", db_communities::is_admin(&mut conn, user.user_id.0)).await?)
+    let mut conn = ctx.db.conn().await?;
+    Ok(ctx
+        .db
+        .observe("communities.is_admin", &mut conn, async |conn| db_communities::is_admin(conn, user.user_id.0).await)
+        .await?)
 }
 
 /// Removes, restores, locks, unlocks, pins or unpins a post (its moderators and admins).
 #[tracing::instrument(name = "service.moderation.post", skip_all, fields(post_id = post.0, action = ?action))]
 pub async fn moderate_post(
-    state: &AppState,
+    ctx: &Context,
     actor: Authenticated,
     post: PostId,
     action: PostAction,
     why: Why,
 ) -> Result<Post, AppError> {
-    let mut conn = state.db.conn().await?;
-    let facts = state.db.observe("posts.facts", db_posts::facts(&mut conn, post.0, false)).await?;
+    let mut conn = ctx.db.conn().await?;
+    let facts =
+        ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post.0, false).await).await?;
     let facts = facts.ok_or_else(|| AppError::not_found("post"))?;
-    let (rules, may) = community_rights(state, &mut conn, facts.community_id, actor.user_id.0).await?;
+    let (rules, may) = community_rights(ctx, &mut conn, facts.community_id, actor.user_id.0).await?;
     if !may {
         return Err(forbidden("only moderators of this community can do that"));
     }
     check_rule(&rules, &why)?;
     let (flag, value, action_name) = action.flag();
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("moderation.post", &mut conn, async move |conn| {
         if db_posts::set_flag(conn, post.0, flag, value).await? {
             let mut entry = NewAuditEntry::new(action_name);
             entry.actor_id = Some(actor.user_id.0);
@@ -162,28 +174,32 @@ pub async fn moderate_post(
         }
         Ok(())
     });
-    state.db.timed("moderation.post", work).await?;
-    posts::get(state, post, Some(actor)).await
+    work.await?;
+    ctx.caches.invalidate_listings();
+    posts::get(ctx, post, Some(actor)).await
 }
 
 /// Removes or restores a comment (its community's moderators and admins).
 #[tracing::instrument(name = "service.moderation.comment", skip_all, fields(comment_id = comment.0, remove))]
 pub async fn moderate_comment(
-    state: &AppState,
+    ctx: &Context,
     actor: Authenticated,
     comment: CommentId,
     remove: bool,
     why: Why,
 ) -> Result<Comment, AppError> {
-    let mut conn = state.db.conn().await?;
-    let facts = state.db.observe("comments.facts", db_comments::facts(&mut conn, comment.0, false)).await?;
+    let mut conn = ctx.db.conn().await?;
+    let facts = ctx
+        .db
+        .observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, comment.0, false).await)
+        .await?;
     let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
-    let (rules, may) = community_rights(state, &mut conn, facts.community_id, actor.user_id.0).await?;
+    let (rules, may) = community_rights(ctx, &mut conn, facts.community_id, actor.user_id.0).await?;
     if !may {
         return Err(forbidden("only moderators of this community can do that"));
     }
     check_rule(&rules, &why)?;
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("moderation.comment", &mut conn, async move |conn| {
         if db_comments::set_removed(conn, comment.0, remove).await? {
             let mut entry = NewAuditEntry::new(if remove { "comment.remove" } else { "comment.restore" });
             entry.actor_id = Some(actor.user_id.0);
@@ -197,35 +213,38 @@ pub async fn moderate_comment(
         }
         Ok(())
     });
-    state.db.timed("moderation.comment", work).await?;
-    comments::one(state, comment, Some(actor)).await
+    work.await?;
+    comments::one(ctx, comment, Some(actor)).await
 }
 
 /// Files a report citing a rule or giving a reason (any signed-in user).
 #[tracing::instrument(name = "service.moderation.report", skip_all)]
-pub async fn report(
-    state: &AppState,
-    reporter: Authenticated,
-    target: ReportTarget,
-    why: Why,
-) -> Result<i64, AppError> {
+pub async fn report(ctx: &Context, reporter: Authenticated, target: ReportTarget, why: Why) -> Result<i64, AppError> {
     if why.rule_index.is_none() && why.reason.0.is_empty() {
         return Err(AppError::invalid_field("reason", "cite a rule (rule_index) or give a reason"));
     }
-    let mut conn = state.db.conn().await?;
+    let mut conn = ctx.db.conn().await?;
     let (community_id, post_id, comment_id) = match target {
         ReportTarget::Post(post) => {
-            let facts = state.db.observe("posts.facts", db_posts::facts(&mut conn, post.0, false)).await?;
+            let facts = ctx
+                .db
+                .observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post.0, false).await)
+                .await?;
             (facts.ok_or_else(|| AppError::not_found("post"))?.community_id, Some(post.0), None)
         }
         ReportTarget::Comment(comment) => {
-            let facts = state.db.observe("comments.facts", db_comments::facts(&mut conn, comment.0, false)).await?;
+            let facts = ctx
+                .db
+                .observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, comment.0, false).await)
+                .await?;
             (facts.ok_or_else(|| AppError::not_found("comment"))?.community_id, None, Some(comment.0))
         }
     };
-    let rules = state
+    let rules = ctx
         .db
-        .observe("communities.rules_by_id", db_communities::rules_by_id(&mut conn, community_id))
+        .observe("communities.rules_by_id", &mut conn, async |conn| {
+            db_communities::rules_by_id(conn, community_id).await
+        })
         .await?
         .unwrap_or_default();
     check_rule(&rules, &why)?;
@@ -237,27 +256,35 @@ pub async fn report(
         rule_index: why.rule_index,
         reason: why.reason.0,
     };
-    Ok(state.db.observe("moderation.insert_report", db_moderation::insert_report(&mut conn, &report)).await?)
+    Ok(ctx
+        .db
+        .observe("moderation.insert_report", &mut conn, async |conn| db_moderation::insert_report(conn, &report).await)
+        .await?)
 }
 
 /// Which entries `user` may read: one community they moderate, or all they moderate (all for admins).
 async fn scope(
-    state: &AppState,
+    ctx: &Context,
     conn: &mut DbConn,
     user: Authenticated,
     community: Option<&str>,
 ) -> Result<ModlogScope, AppError> {
-    let is_admin = state.db.observe("communities.is_admin", db_communities::is_admin(conn, user.user_id.0)).await?;
+    let is_admin = ctx
+        .db
+        .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, user.user_id.0).await)
+        .await?;
     match community {
         Some(name) => {
-            let (id, _) = state
+            let (id, _) = ctx
                 .db
-                .observe("communities.id_and_rules", db_communities::id_and_rules(conn, name))
+                .observe("communities.id_and_rules", conn, async |conn| db_communities::id_and_rules(conn, name).await)
                 .await?
                 .ok_or_else(|| AppError::not_found("community"))?;
-            let moderates = state
+            let moderates = ctx
                 .db
-                .observe("communities.is_moderator", db_communities::is_moderator(conn, id, user.user_id.0))
+                .observe("communities.is_moderator", conn, async |conn| {
+                    db_communities::is_moderator(conn, id, user.user_id.0).await
+                })
                 .await?;
             if is_admin || moderates {
                 Ok(ModlogScope::Community(id))
@@ -267,9 +294,11 @@ async fn scope(
         }
         None if is_admin => Ok(ModlogScope::All),
         None => {
-            let moderates = state
+            let moderates = ctx
                 .db
-                .observe("accounts.is_moderator", db_accounts::is_moderator_anywhere(conn, user.user_id.0))
+                .observe("accounts.is_moderator", conn, async |conn| {
+                    db_accounts::is_moderator_anywhere(conn, user.user_id.0).await
+                })
                 .await?;
             if moderates {
                 Ok(ModlogScope::ModeratedBy(user.user_id.0))
@@ -297,17 +326,21 @@ fn page<T>(mut rows: Vec<T>, limit: Limit, id: impl Fn(&T) -> i64) -> Page<T> {
 /// The modlog: moderators read their communities', admins everything.
 #[tracing::instrument(name = "service.moderation.modlog", skip_all)]
 pub async fn modlog(
-    state: &AppState,
+    ctx: &Context,
     reader: Authenticated,
     community: Option<&str>,
     limit: Limit,
     cursor: Option<&str>,
 ) -> Result<Page<ModlogItem>, AppError> {
     let before_id = before(cursor)?;
-    let mut conn = state.db.conn().await?;
-    let scope = scope(state, &mut conn, reader, community).await?;
-    let rows =
-        state.db.observe("moderation.modlog", db_moderation::modlog(&mut conn, scope, before_id, limit.0 + 1)).await?;
+    let mut conn = ctx.db.conn().await?;
+    let scope = scope(ctx, &mut conn, reader, community).await?;
+    let rows = ctx
+        .db
+        .observe("moderation.modlog", &mut conn, async |conn| {
+            db_moderation::modlog(conn, scope, before_id, limit.0 + 1).await
+        })
+        .await?;
     let items = rows
         .into_iter()
         .map(|entry| {
@@ -321,35 +354,39 @@ pub async fn modlog(
 /// The queue of open reports.
 #[tracing::instrument(name = "service.moderation.reports", skip_all)]
 pub async fn open_reports(
-    state: &AppState,
+    ctx: &Context,
     reader: Authenticated,
     community: Option<&str>,
     limit: Limit,
     cursor: Option<&str>,
 ) -> Result<Page<ReportView>, AppError> {
     let before_id = before(cursor)?;
-    let mut conn = state.db.conn().await?;
-    let scope = scope(state, &mut conn, reader, community).await?;
-    let rows = state
+    let mut conn = ctx.db.conn().await?;
+    let scope = scope(ctx, &mut conn, reader, community).await?;
+    let rows = ctx
         .db
-        .observe("moderation.open_reports", db_moderation::open_reports(&mut conn, scope, before_id, limit.0 + 1))
+        .observe("moderation.open_reports", &mut conn, async |conn| {
+            db_moderation::open_reports(conn, scope, before_id, limit.0 + 1).await
+        })
         .await?;
     Ok(page(rows, limit, |report: &ReportView| report.id))
 }
 
 /// Closes a report (its community's moderators and admins).
-pub async fn resolve_report(state: &AppState, actor: Authenticated, id: i64) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    let community_id = state
+pub async fn resolve_report(ctx: &Context, actor: Authenticated, id: i64) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let community_id = ctx
         .db
-        .observe("moderation.open_report_community", db_moderation::open_report_community(&mut conn, id))
+        .observe("moderation.open_report_community", &mut conn, async |conn| {
+            db_moderation::open_report_community(conn, id).await
+        })
         .await?
         .ok_or_else(|| AppError::not_found("open report"))?;
-    let (_, may) = community_rights(state, &mut conn, community_id, actor.user_id.0).await?;
+    let (_, may) = community_rights(ctx, &mut conn, community_id, actor.user_id.0).await?;
     if !may {
         return Err(forbidden("only moderators of this community can do that"));
     }
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("moderation.resolve_report", &mut conn, async move |conn| {
         db_moderation::resolve_report(conn, id, actor.user_id.0).await?;
         let mut entry = NewAuditEntry::new("report.resolve");
         entry.actor_id = Some(actor.user_id.0);
@@ -358,5 +395,5 @@ pub async fn resolve_report(state: &AppState, actor: Authenticated, id: i64) -> 
         audit::append(conn, &entry).await?;
         Ok(())
     });
-    state.db.timed("moderation.resolve_report", work).await
+    work.await
 }

@@ -1,21 +1,19 @@
 //! Who hears about what by email: welcome and reset emails, replies and mentions. Each is a
 //! queued job (the request never waits for SMTP); preferences are applied when the job runs.
 
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-
-use crate::app::AppState;
-use crate::db::schema::{comments, posts, users};
+use crate::db::notifications as db_notifications;
+use crate::db::{DbConn, DbError};
 use crate::email::EmailJob;
 use crate::queue::{JobKind, NewJob};
+use crate::service::Context;
 
 /// Most users one comment can notify by mention.
 const MAX_MENTIONS: usize = 10;
 
 /// Queues `email`, unless email is off. A failure is logged, never shown to the user: the
 /// action that caused the email (a sign-up, a reply) has already happened.
-pub async fn queue_email(state: &AppState, email: EmailJob) {
-    if state.mailer.is_none() {
+pub async fn queue_email(ctx: &Context, email: EmailJob) {
+    if ctx.mailer.is_none() {
         tracing::debug!(?email, "email is off: not queued");
         return;
     }
@@ -27,7 +25,7 @@ pub async fn queue_email(state: &AppState, email: EmailJob) {
             return;
         }
     };
-    if let Err(err) = state.jobs.enqueue(NewJob::new(JobKind::Email, payload).dedup(dedup)).await {
+    if let Err(err) = ctx.jobs.enqueue(NewJob::new(JobKind::Email, payload).dedup(dedup)).await {
         tracing::error!(error = %err, "cannot queue an email");
     }
 }
@@ -58,35 +56,32 @@ pub fn mentions(text: &str) -> Vec<String> {
 /// Queues the reply notification for the author of what `comment_id` answers, and mention
 /// notifications for users named in its body; never for the comment's own author.
 pub async fn after_comment(
-    state: &AppState,
-    conn: &mut AsyncPgConnection,
+    ctx: &Context,
+    conn: &mut DbConn,
     comment_id: i64,
     author_id: i64,
     body: &str,
-) -> Result<(), diesel::result::Error> {
-    if state.mailer.is_none() {
+) -> Result<(), DbError> {
+    if ctx.mailer.is_none() {
         return Ok(());
     }
-    let (post_id, parent_id): (i64, Option<i64>) =
-        comments::table.find(comment_id).select((comments::post_id, comments::parent_id)).first(conn).await?;
-    let replied_to: i64 = match parent_id {
-        Some(parent) => comments::table.find(parent).select(comments::author_id).first(conn).await?,
-        None => posts::table.find(post_id).select(posts::author_id).first(conn).await?,
-    };
+    let replied_to = ctx
+        .db
+        .observe("notifications.replied_to", conn, async |conn| db_notifications::replied_to(conn, comment_id).await)
+        .await?;
     if replied_to != author_id {
-        queue_email(state, EmailJob::Reply { recipient_id: replied_to, comment_id }).await;
+        queue_email(ctx, EmailJob::Reply { recipient_id: replied_to, comment_id }).await;
     }
     let names = mentions(body);
     if names.is_empty() {
         return Ok(());
     }
-    let mentioned: Vec<i64> = users::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(username)").eq_any(&names))
-        .select(users::id)
-        .load(conn)
+    let mentioned = ctx
+        .db
+        .observe("notifications.mentioned", conn, async |conn| db_notifications::user_ids_by_names(conn, &names).await)
         .await?;
     for recipient_id in mentioned.into_iter().filter(|id| *id != author_id && *id != replied_to) {
-        queue_email(state, EmailJob::Mention { recipient_id, comment_id }).await;
+        queue_email(ctx, EmailJob::Mention { recipient_id, comment_id }).await;
     }
     Ok(())
 }

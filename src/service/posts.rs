@@ -1,15 +1,19 @@
 //! Post use cases: read, list by every sort, search, create, edit, delete, vote.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::db::DbConn;
 use crate::db::communities as db_communities;
-use crate::db::posts::{self as db_posts, ListingQuery, NewPost, PostCursor, PostView, Tally};
+pub use crate::db::posts::PostView;
+use crate::db::posts::{self as db_posts, ListingQuery, NewPost, PostCursor, Tally};
 use crate::domain::content::{decode_cursor, encode_cursor, hot_rank};
 use crate::domain::{Body, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
 use crate::error::AppError;
+use crate::service::Context;
 use crate::service::accounts::Authenticated;
 use crate::service::communities::{Page, banned, find_id, forbidden};
 
@@ -74,26 +78,21 @@ fn bad_cursor() -> AppError {
 
 /// One post as `reader` sees it.
 #[tracing::instrument(name = "service.posts.get", skip_all, fields(post_id = id.0))]
-pub async fn get(state: &AppState, id: PostId, reader: Option<Authenticated>) -> Result<Post, AppError> {
-    let mut conn = state.db.conn().await?;
-    view(state, &mut conn, id.0, reader_id(reader)).await.map(Post::from)
+pub async fn get(ctx: &Context, id: PostId, reader: Option<Authenticated>) -> Result<Post, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    view(ctx, &mut conn, id.0, reader_id(reader)).await.map(Post::from)
 }
 
-pub(crate) async fn view(state: &AppState, conn: &mut DbConn, id: i64, reader: i64) -> Result<PostView, AppError> {
-    state
-        .db
-        .observe("posts.view_by_id", db_posts::view_by_id(conn, PostId(id), reader))
+pub(crate) async fn view(ctx: &Context, conn: &mut DbConn, id: i64, reader: i64) -> Result<PostView, AppError> {
+    ctx.db
+        .observe("posts.view_by_id", conn, async |conn| db_posts::view_by_id(conn, PostId(id), reader).await)
         .await?
         .ok_or_else(|| AppError::not_found("post"))
 }
 
 /// A page of posts: across all communities or one (pinned posts first on its first page).
 #[tracing::instrument(name = "service.posts.list", skip_all, fields(sort = ?request.sort))]
-pub async fn list(
-    state: &AppState,
-    request: ListRequest,
-    reader: Option<Authenticated>,
-) -> Result<Page<Post>, AppError> {
+pub async fn list(ctx: &Context, request: ListRequest, reader: Option<Authenticated>) -> Result<Page<Post>, AppError> {
     let sort = match request.sort {
         PostSort::Hot => PostCursor::Hot(0.0, 0),
         PostSort::New => PostCursor::New(0, 0),
@@ -106,9 +105,9 @@ pub async fn list(
     if after.is_some_and(|a| std::mem::discriminant(&a) != std::mem::discriminant(&sort)) {
         return Err(bad_cursor());
     }
-    let mut conn = state.db.conn().await?;
+    let mut conn = ctx.db.conn().await?;
     let community_id = match &request.community {
-        Some(name) => Some(find_id(state, &mut conn, name).await?),
+        Some(name) => Some(find_id(ctx, &mut conn, name).await?),
         None => None,
     };
     let windowed = matches!(request.sort, PostSort::Top | PostSort::Controversial);
@@ -121,7 +120,10 @@ pub async fn list(
         exclude_pinned: community_id.is_some(),
         limit: request.limit.0 + 1,
     };
-    let mut rows = state.db.observe(listing_query_name(request.sort), db_posts::list(&mut conn, &listing)).await?;
+    let mut rows = ctx
+        .db
+        .observe(listing_query_name(request.sort), &mut conn, async |conn| db_posts::list(conn, &listing).await)
+        .await?;
     let next_cursor = if rows.len() as i64 > request.limit.0 {
         rows.truncate(request.limit.0 as usize);
         rows.last().map(|last| encode_cursor(&sort.after(last)))
@@ -130,12 +132,48 @@ pub async fn list(
     };
     let mut items = Vec::with_capacity(rows.len() + 2);
     if let (Some(community_id), None) = (community_id, after) {
-        let pinned =
-            state.db.observe("posts.pinned", db_posts::pinned(&mut conn, community_id, listing.reader)).await?;
+        let pinned = ctx
+            .db
+            .observe("posts.pinned", &mut conn, async |conn| db_posts::pinned(conn, community_id, listing.reader).await)
+            .await?;
         items.extend(pinned.into_iter().map(Post::from));
     }
     items.extend(rows.into_iter().map(Post::from));
     Ok(Page { items, next_cursor })
+}
+
+/// A listing as an anonymous reader sees it, served from the listing cache (filled here,
+/// invalidated by the post writes below and by moderation).
+pub async fn list_anonymous_cached(ctx: &Context, request: ListRequest) -> Result<Arc<Page<Post>>, AppError> {
+    let key = format!(
+        "{}|{:?}|{:?}|{}|{}",
+        request.community.as_deref().unwrap_or(""),
+        request.sort,
+        request.window,
+        request.limit.0,
+        request.cursor.as_deref().unwrap_or("")
+    );
+    if let Some(page) = ctx.caches.listings.get(&key).await {
+        ctx.metrics.page_cache_requests.with_label_values(&["listings", "hit"]).inc();
+        return Ok(page);
+    }
+    ctx.metrics.page_cache_requests.with_label_values(&["listings", "miss"]).inc();
+    let page = Arc::new(list(ctx, request, None).await?);
+    ctx.caches.listings.insert(key, page.clone()).await;
+    Ok(page)
+}
+
+/// The reader's votes on the given posts (one query), by post id.
+pub async fn my_votes(ctx: &Context, reader: Authenticated, ids: &[i64]) -> Result<HashMap<i64, i16>, AppError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut conn = ctx.db.conn().await?;
+    let votes = ctx
+        .db
+        .observe("posts.my_votes", &mut conn, async |conn| db_posts::my_votes(conn, reader.user_id.0, ids).await)
+        .await?;
+    Ok(votes.into_iter().map(|v| (v.id, v.value)).collect())
 }
 
 fn listing_query_name(sort: PostSort) -> &'static str {
@@ -151,7 +189,7 @@ fn listing_query_name(sort: PostSort) -> &'static str {
 /// Full-text search, best match first.
 #[tracing::instrument(name = "service.posts.search", skip_all)]
 pub async fn search(
-    state: &AppState,
+    ctx: &Context,
     terms: &str,
     community: Option<&str>,
     limit: Limit,
@@ -166,15 +204,17 @@ pub async fn search(
         Some(_) => return Err(bad_cursor()),
         None => None,
     };
-    let mut conn = state.db.conn().await?;
+    let mut conn = ctx.db.conn().await?;
     let community_id = match community {
-        Some(name) => Some(find_id(state, &mut conn, name).await?),
+        Some(name) => Some(find_id(ctx, &mut conn, name).await?),
         None => None,
     };
     let reader = reader_id(reader);
-    let mut rows = state
+    let mut rows = ctx
         .db
-        .observe("posts.search", db_posts::search(&mut conn, reader, terms, community_id, after, limit.0 + 1))
+        .observe("posts.search", &mut conn, async |conn| {
+            db_posts::search(conn, reader, terms, community_id, after, limit.0 + 1).await
+        })
         .await?;
     let next_cursor = if rows.len() as i64 > limit.0 {
         rows.truncate(limit.0 as usize);
@@ -188,23 +228,25 @@ pub async fn search(
 /// Creates a post in a community; banned users cannot.
 #[tracing::instrument(name = "service.posts.create", skip_all, fields(community))]
 pub async fn create(
-    state: &AppState,
+    ctx: &Context,
     author: Authenticated,
     community: &str,
     input: NewPostInput,
 ) -> Result<Post, AppError> {
-    let mut conn = state.db.conn().await?;
-    let community_id = find_id(state, &mut conn, community).await?;
-    let is_banned = state
+    let mut conn = ctx.db.conn().await?;
+    let community_id = find_id(ctx, &mut conn, community).await?;
+    let is_banned = ctx
         .db
-        .observe("communities.is_banned", db_communities::is_banned(&mut conn, community_id, author.user_id.0))
+        .observe("communities.is_banned", &mut conn, async |conn| {
+            db_communities::is_banned(conn, community_id, author.user_id.0).await
+        })
         .await?;
     if is_banned {
         return Err(banned());
     }
     let body_html = crate::markdown::render(&input.body.0);
     let created_at = Utc::now();
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+    let work = ctx.db.transaction::<_, AppError>("posts.create", &mut conn, async move |conn| {
         let post = NewPost {
             community_id,
             author_id: author.user_id.0,
@@ -217,16 +259,17 @@ pub async fn create(
         };
         Ok(db_posts::insert(conn, &post).await?)
     });
-    let id = state.db.timed("posts.create", work).await?;
-    state.metrics.posts_created.inc();
-    view(state, &mut conn, id, author.user_id.0).await.map(Post::from)
+    let id = work.await?;
+    ctx.metrics.posts_created.inc();
+    ctx.caches.invalidate_listings();
+    view(ctx, &mut conn, id, author.user_id.0).await.map(Post::from)
 }
 
 /// Edits the author's own post.
 #[tracing::instrument(name = "service.posts.edit", skip_all, fields(post_id = id.0))]
-pub async fn edit(state: &AppState, editor: Authenticated, id: PostId, edit: PostEdit) -> Result<Post, AppError> {
-    let mut conn = state.db.conn().await?;
-    let facts = state.db.observe("posts.facts", db_posts::facts(&mut conn, id.0, false)).await?;
+pub async fn edit(ctx: &Context, editor: Authenticated, id: PostId, edit: PostEdit) -> Result<Post, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let facts = ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, id.0, false).await).await?;
     let facts = facts.ok_or_else(|| AppError::not_found("post"))?;
     if facts.author_id != editor.user_id.0 {
         return Err(forbidden("only the author can edit a post"));
@@ -239,21 +282,20 @@ pub async fn edit(state: &AppState, editor: Authenticated, id: PostId, edit: Pos
         (b.0, html)
     });
     let title = edit.title.map(|t| t.0);
-    state
-        .db
-        .observe(
-            "posts.edit",
-            db_posts::edit(&mut conn, id.0, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))),
-        )
+    ctx.db
+        .observe("posts.edit", &mut conn, async |conn| {
+            db_posts::edit(conn, id.0, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))).await
+        })
         .await?;
-    view(state, &mut conn, id.0, editor.user_id.0).await.map(Post::from)
+    ctx.caches.invalidate_listings();
+    view(ctx, &mut conn, id.0, editor.user_id.0).await.map(Post::from)
 }
 
 /// Deletes the author's own post: it stays, blanked, with `deleted: true`.
 #[tracing::instrument(name = "service.posts.delete", skip_all, fields(post_id = id.0))]
-pub async fn delete(state: &AppState, author: Authenticated, id: PostId) -> Result<(), AppError> {
-    let mut conn = state.db.conn().await?;
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+pub async fn delete(ctx: &Context, author: Authenticated, id: PostId) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let work = ctx.db.transaction::<_, AppError>("posts.delete", &mut conn, async move |conn| {
         let facts = db_posts::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("post"))?;
         if facts.author_id != author.user_id.0 {
             return Err(forbidden("only the author can delete a post"));
@@ -263,20 +305,17 @@ pub async fn delete(state: &AppState, author: Authenticated, id: PostId) -> Resu
         }
         Ok(())
     });
-    state.db.timed("posts.delete", work).await
+    work.await?;
+    ctx.caches.invalidate_listings();
+    Ok(())
 }
 
 /// Votes on a post: up, down or clear; repeating a vote changes nothing. Votes on one post
 /// are serialized by a row lock, so concurrent voters are all counted exactly once.
 #[tracing::instrument(name = "service.posts.vote", skip_all, fields(post_id = id.0, value = value.0))]
-pub async fn vote(
-    state: &AppState,
-    voter: Authenticated,
-    id: PostId,
-    value: VoteValue,
-) -> Result<VoteResult, AppError> {
-    let mut conn = state.db.conn().await?;
-    let work = diesel_async::AsyncConnection::transaction::<_, AppError, _>(&mut *conn, async move |conn| {
+pub async fn vote(ctx: &Context, voter: Authenticated, id: PostId, value: VoteValue) -> Result<VoteResult, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let work = ctx.db.transaction::<_, AppError>("posts.vote", &mut conn, async move |conn| {
         let facts = db_posts::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("post"))?;
         if facts.deleted || facts.removed {
             return Err(forbidden("this post can no longer be voted on"));
@@ -286,8 +325,8 @@ pub async fn vote(
         }
         Ok(db_posts::vote(conn, id.0, facts.author_id, voter.user_id.0, value.0).await?)
     });
-    let tally: Tally = state.db.timed("posts.vote", work).await?;
-    state.metrics.votes.with_label_values(&["post"]).inc();
+    let tally: Tally = work.await?;
+    ctx.metrics.votes.with_label_values(&["post"]).inc();
     Ok(VoteResult { score: tally.score, upvotes: tally.upvotes, downvotes: tally.downvotes, my_vote: value.0 })
 }
 

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::db;
-use crate::domain::Username;
+use crate::domain::{UserId, Username};
 use crate::error::AppError;
+use crate::service::Context;
 
 /// The API's public `user` object.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -28,9 +28,12 @@ pub struct PublicUser {
 
 /// A user's public profile.
 #[tracing::instrument(name = "service.users.profile", skip_all, fields(username = %username))]
-pub async fn profile(state: &AppState, username: &Username) -> Result<PublicUser, AppError> {
-    let mut conn = state.db.conn().await?;
-    let row = state.db.observe("users.by_username", db::users::by_username(&mut conn, username)).await?;
+pub async fn profile(ctx: &Context, username: &Username) -> Result<PublicUser, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let row = ctx
+        .db
+        .observe("users.by_username", &mut conn, async |conn| db::users::by_username(conn, username).await)
+        .await?;
     let row = row.ok_or_else(|| AppError::not_found("user"))?;
     Ok(PublicUser {
         id: row.id,
@@ -58,24 +61,23 @@ pub struct Activity {
 /// A profile and a page of the user's posts or comments: two queries.
 #[tracing::instrument(name = "service.users.activity", skip_all, fields(username = %username))]
 pub async fn activity(
-    state: &AppState,
+    ctx: &Context,
     username: &Username,
     comments: bool,
     before: Option<(DateTime<Utc>, i64)>,
     limit: i64,
     reader: Option<crate::service::accounts::Authenticated>,
 ) -> Result<Activity, AppError> {
-    let user = profile(state, username).await?;
+    let user = profile(ctx, username).await?;
     let reader = reader.map_or(0, |r| r.user_id.0);
-    let mut conn = state.db.conn().await?;
+    let mut conn = ctx.db.conn().await?;
     let mut activity = Activity { user, posts: Vec::new(), comments: Vec::new(), next: None };
     if comments {
-        let mut rows = state
+        let mut rows = ctx
             .db
-            .observe(
-                "comments.by_author",
-                db::comments::by_author(&mut conn, reader, activity.user.id, before, limit + 1),
-            )
+            .observe("comments.by_author", &mut conn, async |conn| {
+                db::comments::by_author(conn, reader, activity.user.id, before, limit + 1).await
+            })
             .await?;
         if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
@@ -83,9 +85,11 @@ pub async fn activity(
         }
         activity.comments = crate::service::comments::without_replies(rows);
     } else {
-        let mut rows = state
+        let mut rows = ctx
             .db
-            .observe("posts.by_author", db::posts::by_author(&mut conn, reader, activity.user.id, before, limit + 1))
+            .observe("posts.by_author", &mut conn, async |conn| {
+                db::posts::by_author(conn, reader, activity.user.id, before, limit + 1).await
+            })
             .await?;
         if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
@@ -94,4 +98,20 @@ pub async fn activity(
         activity.posts = rows.into_iter().map(crate::service::posts::Post::from).collect();
     }
     Ok(activity)
+}
+
+/// The username of a signed-in user, through the username cache (most pages spend no query
+/// on their header).
+pub async fn username_of(ctx: &Context, user_id: UserId) -> Result<String, AppError> {
+    if let Some(name) = ctx.caches.usernames.get(&user_id.0).await {
+        return Ok(name.to_string());
+    }
+    let mut conn = ctx.db.conn().await?;
+    let account = ctx
+        .db
+        .observe("accounts.account_by_id", &mut conn, async |conn| db::accounts::account_by_id(conn, user_id.0).await)
+        .await?
+        .ok_or_else(|| AppError::unauthorized("the account is gone"))?;
+    ctx.caches.usernames.insert(user_id.0, std::sync::Arc::from(account.username.as_str())).await;
+    Ok(account.username)
 }

@@ -10,21 +10,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::config::{SummariesConfig, secret};
-use crate::db::schema::{comments, communities, post_summaries, posts};
+use crate::db::summaries as db_summaries;
+pub use crate::db::summaries::{Stored, Thread, ThreadComment};
+use crate::db::{DbConn, DbError};
 use crate::error::{AppError, ErrorKind};
 use crate::metrics::Metrics;
 use crate::queue::worker::JobError;
 use crate::queue::{Enqueued, JobKind, NewJob};
+use crate::service::Context;
 use breaker::{Breaker, BreakerSettings};
 use extractive::Passage;
 use providers::{Provider, Wire};
+
+/// Whether a thread offers a summary to its readers: summaries on, on in its community, and
+/// enough comments to be worth one.
+pub fn offered(
+    config: &crate::config::SummariesConfig,
+    community: &crate::db::communities::CommunityView,
+    comment_count: i32,
+) -> bool {
+    config.enabled
+        && community.summaries_enabled
+        && comment_count >= i32::try_from(config.page_min_comments).unwrap_or(i32::MAX)
+}
 
 /// The provider name of summaries written by the built-in summarizer.
 pub const EXTRACTIVE: &str = "extractive";
@@ -217,34 +229,6 @@ pub struct Generated {
     pub cost_usd: f64,
 }
 
-/// One comment a summary is made from.
-#[derive(Debug, Clone, Queryable)]
-pub struct ThreadComment {
-    /// Its id.
-    pub id: i64,
-    /// Its Markdown text.
-    pub body: String,
-    /// Its score.
-    pub score: i32,
-}
-
-/// What a summary is made from: the post and its highest-rated comments.
-#[derive(Debug, Clone)]
-pub struct Thread {
-    /// The post.
-    pub post_id: i64,
-    /// Its title.
-    pub title: String,
-    /// Its text.
-    pub body: String,
-    /// Comments on the post (not removed or deleted).
-    pub comment_count: i32,
-    /// Whether the post's community allows summaries.
-    pub summaries_enabled: bool,
-    /// The highest-rated comments, best first.
-    pub comments: Vec<ThreadComment>,
-}
-
 impl Thread {
     /// `post-hash:comments-hash`, so an edit of the post can be told from new comments.
     pub fn content_hash(&self) -> String {
@@ -283,59 +267,6 @@ impl Thread {
 
 fn clip(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect::<String>().replace('\n', " ")
-}
-
-/// Loads the thread of a visible post, or `None` when the post does not exist or is hidden.
-pub async fn load_thread(conn: &mut AsyncPgConnection, post_id: i64, max_comments: i64) -> QueryResult<Option<Thread>> {
-    let post: Option<(String, String, i32, bool)> = posts::table
-        .inner_join(communities::table)
-        .filter(posts::id.eq(post_id).and(posts::deleted.eq(false)).and(posts::removed.eq(false)))
-        .select((posts::title, posts::body, posts::comment_count, communities::summaries_enabled))
-        .first(conn)
-        .await
-        .optional()?;
-    let Some((title, body, comment_count, summaries_enabled)) = post else { return Ok(None) };
-    let comments = comments::table
-        .filter(comments::post_id.eq(post_id).and(comments::deleted.eq(false)).and(comments::removed.eq(false)))
-        .order((comments::score.desc(), comments::id))
-        .limit(max_comments)
-        .select((comments::id, comments::body, comments::score))
-        .load(conn)
-        .await?;
-    Ok(Some(Thread { post_id, title, body, comment_count, summaries_enabled, comments }))
-}
-
-/// A stored summary.
-#[derive(Debug, Clone, Queryable)]
-pub struct Stored {
-    /// The hash of the content it was made from.
-    pub content_hash: String,
-    /// The text.
-    pub summary: String,
-    /// Who wrote it.
-    pub provider: String,
-    /// The comments it drew on.
-    pub source_comment_ids: Vec<i64>,
-    /// Comments on the post when it was made.
-    pub comment_count: i32,
-    /// When it was made.
-    pub generated_at: DateTime<Utc>,
-}
-
-async fn stored(conn: &mut AsyncPgConnection, post_id: i64) -> QueryResult<Option<Stored>> {
-    post_summaries::table
-        .find(post_id)
-        .select((
-            post_summaries::content_hash,
-            post_summaries::summary,
-            post_summaries::provider,
-            post_summaries::source_comment_ids,
-            post_summaries::comment_count,
-            post_summaries::generated_at,
-        ))
-        .first(conn)
-        .await
-        .optional()
 }
 
 /// The body of a ready summary.
@@ -386,22 +317,25 @@ enum Freshness {
 /// Serves the summary of a post, queueing a new one (once) when there is none or the thread
 /// changed materially; a stale summary keeps serving while its replacement is made.
 #[tracing::instrument(name = "service.summaries.get", skip_all, fields(post_id))]
-pub async fn get(state: &AppState, post_id: i64, requester: &Requester) -> Result<SummaryAnswer, AppError> {
-    let config = &state.config.summaries;
+pub async fn get(ctx: &Context, post_id: i64, requester: &Requester) -> Result<SummaryAnswer, AppError> {
+    let config = &ctx.config.summaries;
     if !config.enabled {
         return Err(AppError::new(ErrorKind::NotFound, "summaries are switched off on this site"));
     }
-    let mut conn = state.db.conn().await?;
+    let mut conn = ctx.db.conn().await?;
     let max_comments = i64::from(config.max_comments);
-    let thread = state
+    let thread = ctx
         .db
-        .observe("summaries.load_thread", load_thread(&mut conn, post_id, max_comments))
+        .observe("summaries.load_thread", &mut conn, async |conn| {
+            db_summaries::thread(conn, post_id, max_comments).await
+        })
         .await?
         .ok_or_else(|| AppError::not_found("post"))?;
     if !thread.summaries_enabled {
         return Err(AppError::forbidden("summaries_disabled", "this community has switched summaries off"));
     }
-    let stored = state.db.observe("summaries.stored", stored(&mut conn, post_id)).await?;
+    let stored =
+        ctx.db.observe("summaries.stored", &mut conn, async |conn| db_summaries::stored(conn, post_id).await).await?;
     let view = stored.as_ref().map(|s| SummaryView {
         status: "ready",
         summary: s.summary.clone(),
@@ -411,53 +345,43 @@ pub async fn get(state: &AppState, post_id: i64, requester: &Requester) -> Resul
     });
     let fresh = stored.as_ref().is_some_and(|s| freshness(s, &thread, config, Utc::now()) == Freshness::Fresh);
     if fresh && let Some(view) = view {
-        state.metrics.summary_requests.with_label_values(&["hit"]).inc();
+        ctx.metrics.summary_requests.with_label_values(&["hit"]).inc();
         return Ok(SummaryAnswer::Ready(view));
     }
     let dedup = format!("summary:{post_id}:{}", thread.content_hash());
-    let pending = state.jobs.queue().is_pending(&dedup).map_err(AppError::internal)?;
+    let pending = ctx.jobs.queue().is_pending(&dedup).map_err(AppError::internal)?;
     if !pending {
-        charge_quota(state, &mut conn, requester).await?;
+        charge_quota(ctx, &mut conn, requester).await?;
         let job = NewJob::new(JobKind::Summary, serde_json::json!({"post_id": post_id})).dedup(dedup);
-        if let Enqueued::New(id) = state.jobs.enqueue(job).await.map_err(AppError::internal)? {
+        if let Enqueued::New(id) = ctx.jobs.enqueue(job).await.map_err(AppError::internal)? {
             tracing::info!(job.id = id, "summary queued");
         }
     }
     match view {
         Some(view) => {
-            state.metrics.summary_requests.with_label_values(&["stale"]).inc();
+            ctx.metrics.summary_requests.with_label_values(&["stale"]).inc();
             Ok(SummaryAnswer::Ready(view))
         }
         None => {
-            state.metrics.summary_requests.with_label_values(&["miss"]).inc();
+            ctx.metrics.summary_requests.with_label_values(&["miss"]).inc();
             Ok(SummaryAnswer::Pending)
         }
     }
 }
 
 /// Counts one new summary against the requester's daily quota, refusing past the limit.
-async fn charge_quota(state: &AppState, conn: &mut AsyncPgConnection, requester: &Requester) -> Result<(), AppError> {
-    let limit = i32::try_from(state.config.summaries.daily_limit_per_user).unwrap_or(i32::MAX);
+async fn charge_quota(ctx: &Context, conn: &mut DbConn, requester: &Requester) -> Result<(), AppError> {
+    let limit = i32::try_from(ctx.config.summaries.daily_limit_per_user).unwrap_or(i32::MAX);
     let today = Utc::now().date_naive();
-    #[derive(QueryableByName)]
-    struct Used {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        #[allow(dead_code)]
-        used: i32,
-    }
     // Counts and checks in one statement, so concurrent requests cannot both pass the limit.
-    let charge = diesel::sql_query(
-        "INSERT INTO summary_usage (subject, day, used) VALUES ($1, $2, 1) \
-         ON CONFLICT (subject, day) DO UPDATE SET used = summary_usage.used + 1 \
-         WHERE summary_usage.used < $3 RETURNING used",
-    )
-    .bind::<diesel::sql_types::Text, _>(&requester.0)
-    .bind::<diesel::sql_types::Date, _>(today)
-    .bind::<diesel::sql_types::Integer, _>(limit);
-    let charged: Option<Used> =
-        state.db.observe("summaries.charge_quota", async { charge.get_result::<Used>(conn).await.optional() }).await?;
-    if charged.is_none() {
-        state.metrics.rate_limited.with_label_values(&["summaries"]).inc();
+    let charged = ctx
+        .db
+        .observe("summaries.charge_quota", conn, async |conn| {
+            db_summaries::charge_quota(conn, &requester.0, today, limit).await
+        })
+        .await?;
+    if !charged {
+        ctx.metrics.rate_limited.with_label_values(&["summaries"]).inc();
         return Err(AppError::new(
             ErrorKind::RateLimited,
             format!("at most {limit} new summaries a day; try again tomorrow (UTC)"),
@@ -474,44 +398,48 @@ struct SummaryJob {
 
 /// Runs a summary job: makes the summary of the thread as it is now and stores it. Running it
 /// again for an unchanged thread does nothing.
-pub async fn run(state: &AppState, summarizer: &Arc<Summarizer>, payload: serde_json::Value) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, summarizer: &Arc<Summarizer>, payload: serde_json::Value) -> Result<(), JobError> {
     let job: SummaryJob =
         serde_json::from_value(payload).map_err(|err| JobError::Permanent(format!("bad summary job: {err}")))?;
-    let retry = |err: diesel::result::Error| JobError::Retry(format!("database: {err}"));
-    let mut conn = state.db.conn().await.map_err(|err| JobError::Retry(err.to_string()))?;
-    let max_comments = i64::from(state.config.summaries.max_comments);
-    let Some(thread) = load_thread(&mut conn, job.post_id, max_comments).await.map_err(retry)? else {
+    let retry = |err: DbError| JobError::Retry(err.to_string());
+    let mut conn = ctx.db.conn().await.map_err(|err| JobError::Retry(err.to_string()))?;
+    let max_comments = i64::from(ctx.config.summaries.max_comments);
+    let loaded = ctx.db.observe("summaries.load_thread", &mut conn, async |conn| {
+        db_summaries::thread(conn, job.post_id, max_comments).await
+    });
+    let Some(thread) = loaded.await.map_err(retry)? else {
         tracing::info!(post_id = job.post_id, "the post is gone: no summary");
         return Ok(());
     };
     let hash = thread.content_hash();
-    if stored(&mut conn, job.post_id).await.map_err(retry)?.is_some_and(|s| s.content_hash == hash) {
+    let stored = ctx
+        .db
+        .observe("summaries.stored", &mut conn, async |conn| db_summaries::stored(conn, job.post_id).await)
+        .await
+        .map_err(retry)?;
+    if stored.is_some_and(|s| s.content_hash == hash) {
         tracing::info!(post_id = job.post_id, "the summary is already up to date");
         return Ok(());
     }
-    let generated = summarizer.summarize(&thread, &state.metrics).await;
-    let values = (
-        post_summaries::post_id.eq(job.post_id),
-        post_summaries::content_hash.eq(&hash),
-        post_summaries::summary.eq(&generated.summary),
-        post_summaries::provider.eq(&generated.provider),
-        post_summaries::model.eq(&generated.model),
-        post_summaries::source_comment_ids.eq(&generated.source_comment_ids),
-        post_summaries::comment_count.eq(thread.comment_count),
-        post_summaries::input_tokens.eq(i32::try_from(generated.input_tokens).unwrap_or(i32::MAX)),
-        post_summaries::output_tokens.eq(i32::try_from(generated.output_tokens).unwrap_or(i32::MAX)),
-        post_summaries::cost_usd.eq(generated.cost_usd),
-        post_summaries::generated_at.eq(Utc::now()),
-    );
-    diesel::insert_into(post_summaries::table)
-        .values(values)
-        .on_conflict(post_summaries::post_id)
-        .do_update()
-        .set(values)
-        .execute(&mut conn)
+    let generated = summarizer.summarize(&thread, &ctx.metrics).await;
+    let row = db_summaries::NewSummary {
+        post_id: job.post_id,
+        content_hash: &hash,
+        summary: &generated.summary,
+        provider: &generated.provider,
+        model: &generated.model,
+        source_comment_ids: &generated.source_comment_ids,
+        comment_count: thread.comment_count,
+        input_tokens: i32::try_from(generated.input_tokens).unwrap_or(i32::MAX),
+        output_tokens: i32::try_from(generated.output_tokens).unwrap_or(i32::MAX),
+        cost_usd: generated.cost_usd,
+        generated_at: Utc::now(),
+    };
+    ctx.db
+        .observe("summaries.store", &mut conn, async |conn| db_summaries::store(conn, &row).await)
         .await
         .map_err(retry)?;
-    state.metrics.summaries_generated.with_label_values(&[&generated.provider]).inc();
+    ctx.metrics.summaries_generated.with_label_values(&[&generated.provider]).inc();
     tracing::info!(post_id = job.post_id, provider = %generated.provider, "summary generated");
     Ok(())
 }

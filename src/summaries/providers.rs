@@ -23,7 +23,7 @@ pub struct Provider {
     /// Base URL without a trailing slash.
     pub base_url: String,
     /// API key; may be empty for local OpenAI-compatible servers.
-    pub api_key: String,
+    pub api_key: crate::config::Secret,
     /// The model.
     pub model: String,
     /// US dollars per input token.
@@ -110,8 +110,10 @@ impl Provider {
             .body(serde_json::to_vec(&body).map_err(|err| CallError::Malformed(err.to_string()))?);
         request = match self.wire {
             Wire::OpenAi if self.api_key.is_empty() => request,
-            Wire::OpenAi => request.header("authorization", format!("Bearer {}", self.api_key)),
-            Wire::Anthropic => request.header("x-api-key", &self.api_key).header("anthropic-version", "2023-06-01"),
+            Wire::OpenAi => request.header("authorization", format!("Bearer {}", self.api_key.expose())),
+            Wire::Anthropic => {
+                request.header("x-api-key", self.api_key.expose()).header("anthropic-version", "2023-06-01")
+            }
         };
         let response = request.send().await.map_err(|err| {
             if err.is_timeout() { CallError::Timeout(timeout) } else { CallError::Transport(err.to_string()) }

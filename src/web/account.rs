@@ -6,10 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::domain::{EmailAddress, NotificationSettings, Password, Username};
+use crate::edge::HttpState;
 use crate::error::AppError;
-use crate::http::fields::Fields;
+use crate::error::Fields;
 use crate::service::accounts::{self, NewAccount, ProfileUpdate};
 use crate::web::session::{self, ACCESS_COOKIE, CsrfForm, REFRESH_COOKIE, Viewer};
 use crate::web::view::Layout;
@@ -34,7 +34,7 @@ struct SignupPage {
 /// `GET /signup`
 pub async fn signup_form(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<NextParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -65,7 +65,7 @@ pub struct SignupForm {
 /// `POST /signup`: creates the account and signs the browser in.
 pub async fn signup(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<SignupForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -80,7 +80,7 @@ pub async fn signup(
         password,
     }));
     let registered = match input {
-        Ok(input) => accounts::register(&state, input, &crate::http::auth::user_agent(&req)).await,
+        Ok(input) => accounts::register(&state, input, &crate::edge::caller::user_agent(&req)).await,
         Err(err) => Err(err),
     };
     match registered {
@@ -125,7 +125,7 @@ pub struct LoginParams {
 /// `GET /login`
 pub async fn login_form(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<LoginParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -153,12 +153,12 @@ pub struct LoginForm {
 /// `POST /login`
 pub async fn login(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.0;
-    match accounts::login(&state, form.login.trim(), &form.password, &crate::http::auth::user_agent(&req)).await {
+    match accounts::login(&state, form.login.trim(), &form.password, &crate::edge::caller::user_agent(&req)).await {
         Ok(signed_in) => Ok(signed_in_redirect(&signed_in, &form.next)),
         Err(err) => {
             let (status, errors) = form_problem(err)?;
@@ -176,7 +176,7 @@ pub async fn login(
 
 /// `POST /logout`: ends the login session everywhere it is used and clears the cookies.
 pub async fn logout(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     _form: CsrfForm<crate::web::thread::EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -202,7 +202,7 @@ struct ResetPage {
 /// `GET /reset`: ask for a reset link.
 pub async fn reset_form(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
 ) -> Result<HttpResponse, PageError> {
     render(&req, &ResetPage { layout: layout(&state, &viewer).await?, sent: false, errors: Vec::new() })
@@ -218,7 +218,7 @@ pub struct ResetForm {
 /// `POST /reset`: the same answer whether or not the address has an account.
 pub async fn reset(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<ResetForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -256,7 +256,7 @@ pub struct TokenParams {
 /// `GET /reset-password?token=`: the link of the reset email.
 pub async fn reset_confirm_form(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<TokenParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -277,7 +277,7 @@ pub struct ResetConfirmForm {
 /// `POST /reset-password`: sets the new password; every login of the account ends.
 pub async fn reset_confirm(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<ResetConfirmForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -316,7 +316,7 @@ pub struct SettingsParams {
 /// `GET /settings`
 pub async fn settings(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<SettingsParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -348,7 +348,7 @@ pub struct SettingsForm {
 
 /// `POST /settings`
 pub async fn save_settings(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<SettingsForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -371,7 +371,7 @@ pub struct ProfileForm {
 
 /// `POST /settings/profile`
 pub async fn save_profile(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<ProfileForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -394,7 +394,7 @@ pub struct PasswordForm {
 /// login and signs this browser in again.
 pub async fn change_password(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -402,8 +402,14 @@ pub async fn change_password(
     let form = form.0;
     let result = match Password::parse(&form.new_password) {
         Ok(new) => {
-            accounts::change_password(&state, auth, &form.current_password, &new, &crate::http::auth::user_agent(&req))
-                .await
+            accounts::change_password(
+                &state,
+                auth,
+                &form.current_password,
+                &new,
+                &crate::edge::caller::user_agent(&req),
+            )
+            .await
         }
         Err(err) => Err(AppError::invalid_field("new_password", err.to_string())),
     };
@@ -437,7 +443,7 @@ struct UnsubscribePage {
 /// mail scanner that follows every link changes nothing.
 pub async fn unsubscribe_form(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<TokenParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -448,7 +454,7 @@ pub async fn unsubscribe_form(
 /// `POST /unsubscribe`: no sign-in needed; the signed token says who and what.
 pub async fn unsubscribe(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<TokenParams>,
 ) -> Result<HttpResponse, PageError> {

@@ -1,7 +1,6 @@
 //! Reading pages: the front page, community pages and their about page, the community
 //! directory, search and user profiles.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,10 +8,10 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::db::communities::CommunityView;
 use crate::domain::{CommunitySort, Limit, PostSort, TimeWindow, Username};
+use crate::edge::HttpState;
 use crate::error::AppError;
+use crate::service::communities::CommunityView;
 use crate::service::communities::{self, Page};
 use crate::service::posts::{self, ListRequest, Post};
 use crate::service::users;
@@ -48,7 +47,7 @@ struct ListingPage {
 /// `GET /`: every community's posts.
 pub async fn front(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<ListingParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -72,7 +71,7 @@ pub async fn front(
 /// `GET /c/{name}`: one community's posts, pinned first, with its sidebar.
 pub async fn community(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
     params: web::Query<ListingParams>,
@@ -99,7 +98,7 @@ pub async fn community(
 
 /// Whether the viewer may moderate `community` (its moderators and site admins).
 pub async fn moderates(
-    state: &AppState,
+    state: &HttpState,
     viewer: &Viewer,
     layout: &Layout,
     community: &CommunityView,
@@ -112,44 +111,29 @@ pub async fn moderates(
     }
 }
 
-/// A listing page as an anonymous reader sees it, from the page cache.
+/// A listing page as an anonymous reader sees it (from the listing cache).
 async fn cached_listing(
-    state: &AppState,
+    state: &HttpState,
     community: Option<&str>,
     params: &ListingParams,
 ) -> Result<Arc<Page<Post>>, PageError> {
-    let sort = params.sort.unwrap_or_default();
-    let window = params.t.unwrap_or_default();
-    let key = format!("{}|{sort:?}|{window:?}|{}", community.unwrap_or(""), params.cursor.as_deref().unwrap_or(""));
-    if let Some(page) = state.pages.listings.get(&key).await {
-        state.metrics.page_cache_requests.with_label_values(&["listings", "hit"]).inc();
-        return Ok(page);
-    }
-    state.metrics.page_cache_requests.with_label_values(&["listings", "miss"]).inc();
     let request = ListRequest {
         community: community.map(str::to_owned),
-        sort,
-        window,
+        sort: params.sort.unwrap_or_default(),
+        window: params.t.unwrap_or_default(),
         limit: Limit(PAGE_SIZE),
         cursor: params.cursor.clone(),
     };
-    let page = Arc::new(posts::list(state, request, None).await?);
-    state.pages.listings.insert(key, page.clone()).await;
-    Ok(page)
+    Ok(posts::list_anonymous_cached(state, request).await?)
 }
 
 /// Prepares cached posts for a viewer: one query for their votes on the page.
-async fn with_my_votes(state: &AppState, viewer: &Viewer, items: &[Post]) -> Result<Vec<PostItem>, PageError> {
+async fn with_my_votes(state: &HttpState, viewer: &Viewer, items: &[Post]) -> Result<Vec<PostItem>, PageError> {
     let now = Utc::now();
     let mut posts: Vec<PostItem> = items.iter().cloned().map(|post| PostItem::new(post, now)).collect();
     let Some(auth) = viewer.auth else { return Ok(posts) };
-    if posts.is_empty() {
-        return Ok(posts);
-    }
     let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
-    let mut conn = state.db.conn().await?;
-    let votes = state.db.observe("posts.my_votes", crate::db::posts::my_votes(&mut conn, auth.user_id.0, &ids)).await?;
-    let votes: HashMap<i64, i16> = votes.into_iter().map(|v| (v.id, v.value)).collect();
+    let votes = posts::my_votes(state, auth, &ids).await?;
     for post in &mut posts {
         post.set_my_vote(votes.get(&post.id).copied().unwrap_or(0));
     }
@@ -264,7 +248,7 @@ struct AboutPage {
 /// `GET /c/{name}/about`: description, rules and moderators (the sidebar, on its own page).
 pub async fn about(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
@@ -298,7 +282,7 @@ struct DirectoryPage {
 /// `GET /communities`: every community, most members or newest first.
 pub async fn communities(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<DirectoryParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -343,7 +327,7 @@ struct SearchPage {
 /// `GET /search?q=`: posts matching the words, best match first.
 pub async fn search(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<SearchParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -387,7 +371,7 @@ struct ProfilePage {
 /// `GET /u/{username}`: karma and the user's posts or comments, newest first.
 pub async fn user(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     username: web::Path<String>,
     params: web::Query<ProfileParams>,

@@ -6,16 +6,16 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::db::communities::CommunityView;
-use crate::db::moderation::{ModlogEntry, ReportView};
 use crate::domain::{
     Body, CommentId, CommunityTitle, Description, LinkUrl, PostId, PostTitle, Reason, Rules, Username,
 };
+use crate::edge::HttpState;
 use crate::error::AppError;
-use crate::http::fields::Fields;
+use crate::error::Fields;
+use crate::service::communities::CommunityView;
 use crate::service::communities::{self, NewBan};
 use crate::service::moderation::{self, PostAction, Why};
+use crate::service::moderation::{ModlogEntry, ReportView};
 use crate::service::posts::{self, NewPostInput};
 use crate::web::session::{CsrfForm, Viewer};
 use crate::web::thread::EmptyForm;
@@ -52,7 +52,7 @@ pub struct SubmitParams {
 /// `GET /submit?community=`: the form for a text or link post.
 pub async fn submit_form(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<SubmitParams>,
 ) -> Result<HttpResponse, PageError> {
@@ -64,7 +64,7 @@ pub async fn submit_form(
 /// `POST /submit`
 pub async fn submit(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<SubmitForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -84,10 +84,7 @@ pub async fn submit(
         Err(err) => Err(err),
     };
     match created {
-        Ok(post) => {
-            state.pages.listings.invalidate_all();
-            Ok(see_other(&format!("/p/{}", post.view.id)))
-        }
+        Ok(post) => Ok(see_other(&format!("/p/{}", post.view.id))),
         Err(err) => {
             let (status, errors) = form_problem(err)?;
             let template = SubmitPage { layout: layout(&state, &viewer).await?, form, errors };
@@ -121,7 +118,7 @@ struct NewCommunityPage {
 /// `GET /communities/new`
 pub async fn new_community(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
 ) -> Result<HttpResponse, PageError> {
     viewer.require()?;
@@ -133,14 +130,15 @@ pub async fn new_community(
 /// `POST /communities/new`: the creator becomes its first moderator.
 pub async fn create_community(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     form: CsrfForm<CommunityForm>,
 ) -> Result<HttpResponse, PageError> {
     let creator = viewer.require()?;
     let form = form.0;
     let rules = one_per_line(&form.rules);
-    let input = crate::http::communities::new_community(form.name.trim(), &form.title, &form.description, &rules);
+    let input =
+        crate::service::communities::NewCommunity::parse(form.name.trim(), &form.title, &form.description, &rules);
     let created = match input {
         Ok(input) => communities::create(&state, creator, input).await,
         Err(err) => Err(err),
@@ -169,7 +167,7 @@ pub struct MembershipForm {
 
 /// `POST /c/{name}/membership` with `action=join|leave`.
 pub async fn membership(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
     form: CsrfForm<MembershipForm>,
@@ -199,7 +197,7 @@ fn why(form: &ModerationForm) -> Result<Why, PageError> {
 
 /// `POST /p/{id}/mod` with `action=remove|restore|lock|unlock|pin|unpin`.
 pub async fn moderate_post(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<ModerationForm>,
@@ -208,13 +206,12 @@ pub async fn moderate_post(
     let action = PostAction::parse(&form.0.action)
         .ok_or_else(|| AppError::invalid_field("action", "must be remove, restore, lock, unlock, pin or unpin"))?;
     let post = moderation::moderate_post(&state, actor, PostId(*id), action, why(&form.0)?).await?;
-    state.pages.listings.invalidate_all();
     Ok(see_other(&format!("/p/{}", post.view.id)))
 }
 
 /// `POST /comments/{id}/mod` with `action=remove|restore`.
 pub async fn moderate_comment(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<ModerationForm>,
@@ -247,7 +244,7 @@ pub struct ModParams {
 /// `GET /c/{name}/mod`: the open reports and the ban form (moderators and admins).
 pub async fn mod_queue(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
     params: web::Query<ModParams>,
@@ -280,7 +277,7 @@ pub struct BanForm {
 
 /// `POST /c/{name}/ban`
 pub async fn ban(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
     form: CsrfForm<BanForm>,
@@ -306,7 +303,7 @@ pub async fn ban(
 
 /// `POST /reports/{id}/resolve`
 pub async fn resolve_report(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     _form: CsrfForm<EmptyForm>,
@@ -337,7 +334,7 @@ pub struct ModlogParams {
 /// `GET /c/{name}/modlog`: what the community's moderators did, newest first.
 pub async fn modlog(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
     params: web::Query<ModlogParams>,
@@ -373,7 +370,7 @@ pub struct ReportForm {
 
 /// `POST /p/{id}/report`
 pub async fn report_post(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<ReportForm>,
@@ -386,7 +383,7 @@ pub async fn report_post(
 
 /// `POST /comments/{id}/report`
 pub async fn report_comment(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<ReportForm>,
@@ -399,7 +396,7 @@ pub async fn report_comment(
 
 /// Files the report; answers the post the reported thing belongs to.
 async fn report(
-    state: &AppState,
+    state: &HttpState,
     reporter: crate::service::accounts::Authenticated,
     target: moderation::ReportTarget,
     form: &ReportForm,
@@ -444,7 +441,7 @@ pub struct SavedParams {
 /// moderator list (moderators and admins).
 pub async fn community_settings(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
     params: web::Query<SavedParams>,
@@ -477,7 +474,7 @@ pub struct CommunitySettingsForm {
 /// `POST /c/{name}/settings`
 pub async fn save_community_settings(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
     form: CsrfForm<CommunitySettingsForm>,
@@ -529,7 +526,7 @@ pub struct ModeratorForm {
 
 /// `POST /c/{name}/moderators` with `action=add|remove`.
 pub async fn moderators(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     name: web::Path<String>,
     form: CsrfForm<ModeratorForm>,

@@ -13,9 +13,6 @@ pub mod session;
 pub mod thread;
 pub mod view;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
@@ -25,37 +22,10 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
+use crate::edge::{HttpState, rate_limit};
 use crate::error::{AppError, ErrorKind};
-use crate::service::communities::Page;
-use crate::service::posts::Post;
 use session::{CSRF_COOKIE, CsrfToken, PendingCookies, Viewer};
 use view::Layout;
-
-/// How long a listing page's data is served from memory. Writes made through the pages
-/// invalidate it at once; writes through the API show within this time.
-pub const LISTING_CACHE_TTL: Duration = Duration::from_secs(5);
-
-/// In-memory caches of the pages.
-#[derive(Clone)]
-pub struct PageCaches {
-    /// Listing pages as an anonymous reader sees them, by community, sort, window and cursor.
-    pub listings: moka::future::Cache<String, Arc<Page<Post>>>,
-    /// Usernames of signed-in viewers, for the page header.
-    pub usernames: moka::future::Cache<i64, Arc<str>>,
-}
-
-impl Default for PageCaches {
-    fn default() -> Self {
-        Self {
-            listings: moka::future::Cache::builder().max_capacity(2_000).time_to_live(LISTING_CACHE_TTL).build(),
-            usernames: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
-        }
-    }
-}
 
 /// The page routes. Registered after the API, so `/api/…` never reaches them.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -63,7 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let pages = web::scope("")
         .wrap(from_fn(guard))
         // Wrapped last, so it runs first: a refused form costs no body read and no query.
-        .wrap(from_fn(crate::http::rate_limit::rate_limit_forms))
+        .wrap(from_fn(rate_limit_forms))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| PageError::bad_query(&err).into()))
         .app_data(
             web::PathConfig::default().error_handler(|_err, _req| PageError::from(AppError::not_found("page")).into()),
@@ -137,7 +107,7 @@ async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    let Some(state) = req.app_data::<web::Data<HttpState>>().cloned() else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let existing = session::cookie(req.request(), CSRF_COOKIE);
@@ -163,7 +133,7 @@ async fn guard(
     }
 
     let wants_json = accepts_json(req.request());
-    let ((response, page), queries) = crate::db::count_queries(async {
+    let ((response, page), queries) = crate::service::count_db_work(async {
         let response = next.call(req).await;
         let page = response.as_ref().ok().and_then(|r| r.request().match_pattern());
         (response, page)
@@ -239,7 +209,7 @@ fn accepts_json(req: &HttpRequest) -> bool {
 /// How a form shows a refused action: the status to answer and the messages to list above
 /// the form. Failures that are not about the input (the database is down, a bug) stay errors.
 pub fn form_problem(error: AppError) -> Result<(StatusCode, Vec<String>), PageError> {
-    let status = crate::http::problem::status_of(&error.kind);
+    let status = crate::edge::problem::status_of(&error.kind);
     if status.is_server_error() {
         return Err(error.into());
     }
@@ -304,7 +274,7 @@ pub fn render_with_status(
 
 /// The page frame for `viewer`: their username comes from a cache, so most pages spend no
 /// query on it.
-pub async fn layout(state: &AppState, viewer: &Viewer) -> Result<Layout, PageError> {
+pub async fn layout(state: &HttpState, viewer: &Viewer) -> Result<Layout, PageError> {
     let username = match viewer.auth {
         None => None,
         Some(auth) => Some(username_of(state, auth.user_id.0).await?),
@@ -313,19 +283,8 @@ pub async fn layout(state: &AppState, viewer: &Viewer) -> Result<Layout, PageErr
 }
 
 /// The username of a user id, through the cache.
-pub async fn username_of(state: &AppState, user_id: i64) -> Result<String, PageError> {
-    if let Some(name) = state.pages.usernames.get(&user_id).await {
-        return Ok(name.to_string());
-    }
-    let mut conn = state.db.conn().await.map_err(AppError::from)?;
-    let account = state
-        .db
-        .observe("accounts.account_by_id", crate::db::accounts::account_by_id(&mut conn, user_id))
-        .await
-        .map_err(AppError::from)?
-        .ok_or_else(|| AppError::unauthorized("the account is gone"))?;
-    state.pages.usernames.insert(user_id, Arc::from(account.username.as_str())).await;
-    Ok(account.username)
+pub async fn username_of(state: &HttpState, user_id: i64) -> Result<String, PageError> {
+    Ok(crate::service::users::username_of(state, crate::domain::UserId(user_id)).await?)
 }
 
 /// A page that failed: rendered as a friendly HTML page with the right status.
@@ -335,12 +294,6 @@ pub struct PageError(pub AppError);
 impl From<AppError> for PageError {
     fn from(error: AppError) -> Self {
         Self(error)
-    }
-}
-
-impl From<crate::db::DbError> for PageError {
-    fn from(error: crate::db::DbError) -> Self {
-        Self(AppError::from(error))
     }
 }
 
@@ -372,11 +325,11 @@ struct ErrorPage {
 
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
-        crate::http::problem::status_of(&self.0.kind)
+        crate::edge::problem::status_of(&self.0.kind)
     }
 
     fn error_response(&self) -> HttpResponse {
-        crate::http::problem::log_error(&self.0);
+        crate::edge::problem::log_error(&self.0);
         let status = self.status_code();
         let (title, detail) = match &self.0.kind {
             ErrorKind::NotFound => {
@@ -419,4 +372,41 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         return AppError::not_found("route").error_response();
     }
     PageError::from(AppError::not_found("page")).error_response()
+}
+
+/// Rate limits on the pages' forms (every unsafe page request): the same budgets as the API,
+/// so signing in through a form or through `/api/v1/auth/login` spends one allowance. Page
+/// views (GET) are not limited: they are read-only and served largely from caches.
+pub async fn rate_limit_forms(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<HttpState>>().cloned();
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let Some(state) = state.filter(|s| s.config.rate_limits.enabled && unsafe_method) else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let config = &state.config.rate_limits;
+    let ip = rate_limit::client_ip(&req, config).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let user = session::cookie(req.request(), session::ACCESS_COOKIE)
+        .and_then(|token| state.auth.keys.verify(&token))
+        .map(|claims| claims.sub);
+    let path = req.path().to_owned();
+    let mut checks: Vec<(&'static str, String, crate::config::Quota)> = Vec::with_capacity(3);
+    match &user {
+        Some(user) => checks.push(("api", format!("api:u:{user}"), config.signed_in())),
+        None => checks.push(("api_anonymous", format!("api:ip:{ip}"), config.anonymous())),
+    }
+    if ["/login", "/signup", "/reset", "/reset-password", "/settings/password"].contains(&path.as_str()) {
+        checks.push(("auth", format!("auth:ip:{ip}"), config.auth()));
+    }
+    if path == "/submit"
+        && let Some(user) = &user
+    {
+        checks.push(("posts", format!("posts:u:{user}"), config.posts()));
+    }
+    match rate_limit::decide(&state, &ip, checks).await {
+        Err(refusal) => Ok(refusal.respond(req, |req, err| req.error_response(PageError::from(err)))),
+        Ok(_) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
+    }
 }

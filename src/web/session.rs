@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
+use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::security::REFRESH_TOKEN_TTL;
 use crate::service::accounts::{self, Authenticated, SignedIn, TokenPair};
@@ -111,7 +111,7 @@ impl FromRequest for Viewer {
         let req = req.clone();
         Box::pin(async move {
             let state = req
-                .app_data::<web::Data<AppState>>()
+                .app_data::<web::Data<HttpState>>()
                 .cloned()
                 .ok_or_else(|| PageError::from(AppError::internal(MissingState)))?;
             let csrf = req.extensions().get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default();
@@ -123,7 +123,7 @@ impl FromRequest for Viewer {
 
 /// Checks the access cookie; when it is missing or expired, spends the refresh cookie for a
 /// new pair. A revoked or unusable session reads as signed out and its cookies are cleared.
-async fn signed_in_user(state: &AppState, req: &HttpRequest) -> Result<Option<Authenticated>, PageError> {
+async fn signed_in_user(state: &HttpState, req: &HttpRequest) -> Result<Option<Authenticated>, PageError> {
     if let Some(claims) = cookie(req, ACCESS_COOKIE).and_then(|token| state.auth.keys.verify(&token)) {
         match accounts::authenticate(state, &claims).await {
             Ok(auth) => return Ok(Some(auth)),
@@ -156,7 +156,7 @@ async fn signed_in_user(state: &AppState, req: &HttpRequest) -> Result<Option<Au
     }
 }
 
-async fn authenticate_pair(state: &AppState, pair: &TokenPair) -> Result<Option<Authenticated>, PageError> {
+async fn authenticate_pair(state: &HttpState, pair: &TokenPair) -> Result<Option<Authenticated>, PageError> {
     let Some(claims) = state.auth.keys.verify(&pair.access_token) else {
         return Ok(None);
     };

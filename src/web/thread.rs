@@ -6,8 +6,8 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, PostTitle, VoteValue};
+use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::service::comments::{self, TreeShape};
 use crate::service::posts::{self, PostEdit};
@@ -33,7 +33,7 @@ pub struct ThreadParams {
 struct PostPage {
     layout: Layout,
     post: PostItem,
-    community: crate::db::communities::CommunityView,
+    community: crate::service::communities::CommunityView,
     moderates: bool,
     comments: Vec<CommentNode>,
     sorts: Vec<Tab>,
@@ -48,7 +48,7 @@ struct PostPage {
 /// `GET /p/{id}`: the post and a page of its comment tree, in a constant number of queries.
 pub async fn post_page(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     params: web::Query<ThreadParams>,
@@ -69,9 +69,7 @@ pub async fn post_page(
     let layout = layout(&state, &viewer).await?;
     let template = PostPage {
         moderates: crate::web::browse::moderates(&state, &viewer, &layout, &community).await?,
-        summary_box: state.config.summaries.enabled
-            && community.summaries_enabled
-            && post.comment_count >= i32::try_from(state.config.summaries.page_min_comments).unwrap_or(i32::MAX),
+        summary_box: crate::summaries::offered(&state.config.summaries, &community, post.comment_count),
         community,
         layout,
         sorts: comment_sort_tabs(id.0, sort),
@@ -87,7 +85,7 @@ pub async fn post_page(
 /// `GET /p/{id}/comments/{comment}`: "continue this thread" — one comment and its replies.
 pub async fn continue_thread(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     path: web::Path<(i64, i64)>,
     params: web::Query<ThreadParams>,
@@ -150,7 +148,7 @@ pub struct ReplyForm {
 
 /// `POST /p/{id}/reply`
 pub async fn reply(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<ReplyForm>,
@@ -182,7 +180,7 @@ fn parse_vote(form: &VoteForm) -> Result<VoteValue, PageError> {
 /// `POST /p/{id}/vote`: JSON for the script, a redirect back without it.
 pub async fn vote_post(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<VoteForm>,
@@ -196,7 +194,7 @@ pub async fn vote_post(
 /// `POST /comments/{id}/vote`
 pub async fn vote_comment(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<VoteForm>,
@@ -236,7 +234,7 @@ struct EditPage {
 /// `GET /p/{id}/edit`: the author's edit form.
 pub async fn edit_post_form(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
@@ -270,7 +268,7 @@ pub struct PostEditForm {
 /// `POST /p/{id}/edit`
 pub async fn edit_post(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<PostEditForm>,
@@ -297,7 +295,6 @@ pub async fn edit_post(
         }
     };
     posts::edit(&state, author, PostId(id), PostEdit { title: Some(title), body: Some(body) }).await?;
-    state.pages.listings.invalidate_all();
     Ok(see_other(&format!("/p/{id}")))
 }
 
@@ -307,7 +304,7 @@ pub struct EmptyForm {}
 
 /// `POST /p/{id}/delete`: the author deletes their post.
 pub async fn delete_post(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     _form: CsrfForm<EmptyForm>,
@@ -315,14 +312,13 @@ pub async fn delete_post(
     let author = viewer.require()?;
     let id = id.into_inner();
     posts::delete(&state, author, PostId(id)).await?;
-    state.pages.listings.invalidate_all();
     Ok(see_other(&format!("/p/{id}")))
 }
 
 /// `GET /comments/{id}/edit`: the author's edit form.
 pub async fn edit_comment_form(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
@@ -354,7 +350,7 @@ pub struct CommentEditForm {
 /// `POST /comments/{id}/edit`
 pub async fn edit_comment(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     form: CsrfForm<CommentEditForm>,
@@ -382,7 +378,7 @@ pub async fn edit_comment(
 
 /// `POST /comments/{id}/delete`: the author deletes their comment; replies stay.
 pub async fn delete_comment(
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
     _form: CsrfForm<EmptyForm>,
@@ -406,12 +402,12 @@ struct SummaryPage {
 /// the same thing in place).
 pub async fn summary_page(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<HttpState>,
     viewer: Viewer,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let post = posts::get(&state, PostId(*id), viewer.auth).await?;
-    let requester = crate::http::posts::summary_requester(&req, &state, viewer.auth);
+    let requester = crate::edge::caller::summary_requester(&req, &state.config.rate_limits, viewer.auth);
     let summary = match crate::summaries::get(&state, post.view.id, &requester).await? {
         crate::summaries::SummaryAnswer::Ready(view) => Some(view),
         crate::summaries::SummaryAnswer::Pending => None,

@@ -15,19 +15,10 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 
-use crate::app::AppState;
-use crate::config::RateLimitConfig;
+use crate::config::{Quota, RateLimitConfig};
+use crate::edge::HttpState;
+use crate::edge::caller::access_claims;
 use crate::error::{AppError, ErrorKind};
-use crate::http::auth::access_claims;
-
-/// One allowance: `requests` per `period`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    /// Requests allowed per period (also the largest burst).
-    pub requests: u32,
-    /// The period.
-    pub period: Duration,
-}
 
 impl Quota {
     fn emission_interval(self) -> Duration {
@@ -101,7 +92,7 @@ fn ceil_seconds(nanos: u64) -> u64 {
 
 /// The client's address: the peer, or the left-most untrusted hop of `X-Forwarded-For` when the
 /// peer is a trusted proxy.
-fn client_ip(req: &ServiceRequest, config: &RateLimitConfig) -> Option<IpAddr> {
+pub(crate) fn client_ip(req: &ServiceRequest, config: &RateLimitConfig) -> Option<IpAddr> {
     client_address(req.peer_addr(), req.headers(), config)
 }
 
@@ -131,7 +122,7 @@ pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let state = req.app_data::<web::Data<HttpState>>().cloned();
     let Some(state) = state.filter(|s| s.config.rate_limits.enabled) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
@@ -166,51 +157,14 @@ pub async fn rate_limit(
     }
 }
 
-/// Rate limits on the pages' forms (every unsafe page request): the same budgets as the API,
-/// so signing in through a form or through `/api/v1/auth/login` spends one allowance. Page
-/// views (GET) are not limited: they are read-only and served largely from caches.
-pub async fn rate_limit_forms(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let Some(state) = state.filter(|s| s.config.rate_limits.enabled && unsafe_method) else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
-    };
-    let config = &state.config.rate_limits;
-    let ip = client_ip(&req, config).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let user = crate::web::session::cookie(req.request(), crate::web::session::ACCESS_COOKIE)
-        .and_then(|token| state.auth.keys.verify(&token))
-        .map(|claims| claims.sub);
-    let path = req.path().to_owned();
-    let mut checks: Vec<(&'static str, String, Quota)> = Vec::with_capacity(3);
-    match &user {
-        Some(user) => checks.push(("api", format!("api:u:{user}"), config.signed_in())),
-        None => checks.push(("api_anonymous", format!("api:ip:{ip}"), config.anonymous())),
-    }
-    if ["/login", "/signup", "/reset", "/reset-password", "/settings/password"].contains(&path.as_str()) {
-        checks.push(("auth", format!("auth:ip:{ip}"), config.auth()));
-    }
-    if path == "/submit"
-        && let Some(user) = &user
-    {
-        checks.push(("posts", format!("posts:u:{user}"), config.posts()));
-    }
-    match decide(&state, &ip, checks).await {
-        Err(refusal) => Ok(refusal.respond(req, |req, err| req.error_response(crate::web::PageError::from(err)))),
-        Ok(_) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
-    }
-}
-
 /// A refused request: the quota it ran out of and when to retry.
-struct Refusal {
+pub(crate) struct Refusal {
     quota: Quota,
     decision: Decision,
 }
 
 impl Refusal {
-    fn respond(
+    pub(crate) fn respond(
         self,
         req: ServiceRequest,
         error_response: impl FnOnce(ServiceRequest, AppError) -> ServiceResponse<BoxBody>,
@@ -234,8 +188,8 @@ impl Refusal {
 
 /// Counts the request against every check; the first refusal wins. Otherwise the tightest
 /// decision is the one reported in the headers.
-async fn decide(
-    state: &AppState,
+pub(crate) async fn decide(
+    state: &HttpState,
     ip: &str,
     checks: Vec<(&'static str, String, Quota)>,
 ) -> Result<Option<(Quota, Decision)>, Refusal> {

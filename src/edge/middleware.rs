@@ -15,8 +15,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::app::AppState;
-use crate::http::problem::{PROBLEM_JSON, Problem};
+use crate::edge::HttpState;
+use crate::edge::problem::{PROBLEM_JSON, Problem};
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 
 /// The request id header, echoed when the client sent a usable one.
@@ -70,7 +70,7 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let metrics = req.app_data::<web::Data<AppState>>().map(|state| state.metrics.clone());
+    let metrics = req.app_data::<web::Data<HttpState>>().map(|state| state.metrics.clone());
     let request_id = RequestId::from_headers(req.headers());
     req.extensions_mut().insert(request_id.clone());
     let method = method_label(req.method());
@@ -126,7 +126,7 @@ pub async fn observe(
     add_security_headers(response.headers_mut());
     let hsts_max_age = response
         .request()
-        .app_data::<web::Data<AppState>>()
+        .app_data::<web::Data<HttpState>>()
         .filter(|state| state.tls.is_some())
         .map_or(0, |state| state.config.tls.hsts_max_age_seconds);
     if hsts_max_age > 0
@@ -237,5 +237,5 @@ fn add_security_headers(headers: &mut HeaderMap) {
         }
     }
     // Bodies are compressed by Accept-Encoding, so caches must key on it, compressed or not.
-    crate::http::edge::append_vary(headers, "accept-encoding");
+    crate::edge::head::append_vary(headers, "accept-encoding");
 }

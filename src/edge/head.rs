@@ -12,7 +12,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
 
-use crate::app::AppState;
+use crate::edge::HttpState;
 use crate::error::{AppError, ErrorKind};
 
 /// Methods an allowed origin may use on the API.
@@ -29,7 +29,7 @@ pub async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    let Some(state) = req.app_data::<web::Data<HttpState>>().cloned() else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let limit = state.config.server.max_header_bytes;

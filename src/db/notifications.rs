@@ -1,0 +1,95 @@
+//! Who hears about what: the people a comment notifies, the recipient of an email, and the
+//! record of each email delivered (so a retried job never sends twice).
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::db::schema::{comments, email_deliveries, posts, users};
+
+/// The author of what a comment answers: its parent comment's, else its post's.
+pub async fn replied_to(conn: &mut AsyncPgConnection, comment_id: i64) -> QueryResult<i64> {
+    let (post_id, parent_id): (i64, Option<i64>) =
+        comments::table.find(comment_id).select((comments::post_id, comments::parent_id)).first(conn).await?;
+    match parent_id {
+        Some(parent) => comments::table.find(parent).select(comments::author_id).first(conn).await,
+        None => posts::table.find(post_id).select(posts::author_id).first(conn).await,
+    }
+}
+
+/// The ids of the users with these (lower-cased) names.
+pub async fn user_ids_by_names(conn: &mut AsyncPgConnection, names: &[String]) -> QueryResult<Vec<i64>> {
+    users::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(username)").eq_any(names))
+        .select(users::id)
+        .load(conn)
+        .await
+}
+
+/// Whether the email with this delivery key was already sent.
+pub async fn delivered(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
+    let found: Option<String> =
+        email_deliveries::table.find(key).select(email_deliveries::delivery_key).first(conn).await.optional()?;
+    Ok(found.is_some())
+}
+
+/// Who an email goes to, as they are now.
+#[derive(Debug, Clone, Queryable)]
+pub struct Recipient {
+    /// Their username.
+    pub username: String,
+    /// Their address.
+    pub email: String,
+    /// Their notification settings (JSON).
+    pub notification_settings: serde_json::Value,
+}
+
+/// The recipient `user_id`, or `None` when the account is gone.
+pub async fn recipient(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<Option<Recipient>> {
+    users::table
+        .find(user_id)
+        .select((users::username, users::email, users::notification_settings))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// What a reply or mention email says about its comment.
+#[derive(Debug, Clone, Queryable)]
+pub struct CommentNotice {
+    /// The comment's author.
+    pub author: String,
+    /// The post's title.
+    pub post_title: String,
+    /// The comment's text.
+    pub body: String,
+    /// The post.
+    pub post_id: i64,
+    /// Whether the comment was removed or deleted since.
+    pub gone: bool,
+}
+
+/// The notice of a comment, or `None` when it no longer exists.
+pub async fn comment_notice(conn: &mut AsyncPgConnection, comment_id: i64) -> QueryResult<Option<CommentNotice>> {
+    comments::table
+        .inner_join(posts::table)
+        .inner_join(users::table.on(users::id.eq(comments::author_id)))
+        .filter(comments::id.eq(comment_id))
+        .select((users::username, posts::title, comments::body, posts::id, comments::removed.or(comments::deleted)))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Records that the email with this key was sent.
+pub async fn record_delivery(conn: &mut AsyncPgConnection, key: &str, user_id: i64, template: &str) -> QueryResult<()> {
+    diesel::insert_into(email_deliveries::table)
+        .values((
+            email_deliveries::delivery_key.eq(key),
+            email_deliveries::user_id.eq(user_id),
+            email_deliveries::template.eq(template),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+        .map(drop)
+}

@@ -1,0 +1,50 @@
+//! Who is calling and from where: the bearer token's claims (verified once per request), the
+//! `User-Agent`, and whose summary quota a request spends.
+
+use actix_web::{HttpMessage, HttpRequest, http::header};
+
+use crate::config::RateLimitConfig;
+use crate::security::{AccessClaims, TokenKeys};
+use crate::service::accounts::Authenticated;
+
+/// The result of checking a request's bearer token, kept in the request's extensions so the
+/// rate limiter, the idempotency layer and the extractor verify the signature once.
+#[derive(Clone)]
+struct VerifiedToken(Option<AccessClaims>);
+
+/// The claims of the request's bearer token when its signature and expiry check out.
+pub fn access_claims(req: &HttpRequest, keys: &TokenKeys) -> Option<AccessClaims> {
+    if let Some(VerifiedToken(claims)) = req.extensions().get::<VerifiedToken>() {
+        return claims.clone();
+    }
+    let claims = bearer_token(req).and_then(|token| keys.verify(&token));
+    req.extensions_mut().insert(VerifiedToken(claims.clone()));
+    claims
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+}
+
+/// The `User-Agent` of a request, for naming login sessions.
+pub fn user_agent(req: &HttpRequest) -> String {
+    req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// Whose daily summary quota a request spends: the signed-in user's, else its address's.
+pub fn summary_requester(
+    request: &HttpRequest,
+    config: &RateLimitConfig,
+    reader: Option<Authenticated>,
+) -> crate::summaries::Requester {
+    match reader {
+        Some(user) => crate::summaries::Requester(format!("user:{}", user.user_id.0)),
+        None => {
+            let ip = crate::edge::rate_limit::client_ip_of(request, config);
+            crate::summaries::Requester(format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
+        }
+    }
+}
