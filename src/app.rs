@@ -213,7 +213,7 @@ impl App {
                 })?;
         let background = vec![
             control,
-            tokio::spawn(http::idempotency::purge_periodically(state.ctx.clone())),
+            tokio::spawn(crate::service::idempotency::purge_periodically(state.ctx.clone())),
             tokio::spawn(crate::queue::worker::export_stats_periodically(
                 state.jobs.clone(),
                 state.metrics.clone(),

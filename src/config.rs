@@ -591,26 +591,6 @@ impl Default for QueueConfig {
     }
 }
 
-impl QueueConfig {
-    /// Jobs of `kind` run at once.
-    pub fn concurrency(&self, kind: crate::queue::JobKind) -> usize {
-        use crate::queue::JobKind;
-        match kind {
-            JobKind::Summary => self.summary_concurrency,
-            JobKind::Email => self.email_concurrency,
-        }
-    }
-
-    /// Attempts a job of `kind` gets.
-    pub fn max_attempts(&self, kind: crate::queue::JobKind) -> u32 {
-        use crate::queue::JobKind;
-        match kind {
-            JobKind::Summary => self.summary_max_attempts,
-            JobKind::Email => self.email_max_attempts,
-        }
-    }
-}
-
 /// `[rate_limits]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

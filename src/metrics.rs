@@ -374,7 +374,6 @@ impl Metrics {
         for outcome in ["success", "failure"] {
             tls_reloads.with_label_values(&[outcome]);
         }
-        let kinds: Vec<&str> = crate::queue::JobKind::BY_PRIORITY.iter().map(|k| k.as_str()).collect();
         let queue_jobs =
             IntGaugeVec::new(Opts::new(QUEUE_JOBS, "Jobs in the queue by kind and state."), &["kind", "state"])?;
         let queue_oldest_ready_age = GaugeVec::new(
@@ -393,16 +392,6 @@ impl Metrics {
             &["kind", "outcome"],
         )?;
         let queue_storage = IntGauge::new(QUEUE_STORAGE, "Bytes the job queue occupies in the state directory.")?;
-        for kind in &kinds {
-            for state in crate::queue::JobState::ALL {
-                queue_jobs.with_label_values(&[kind, state.as_str()]);
-            }
-            queue_oldest_ready_age.with_label_values(&[kind]);
-            for counter in [&queue_enqueued, &queue_completed, &queue_failed, &queue_retried, &queue_dead_lettered] {
-                counter.with_label_values(&[kind]);
-            }
-            queue_job_duration.with_label_values(&[kind, "completed"]);
-        }
         let emails =
             IntCounterVec::new(Opts::new(EMAILS, "Emails by template and outcome."), &["template", "outcome"])?;
         for template in ["welcome", "password_reset", "reply", "mention"] {

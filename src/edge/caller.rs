@@ -1,6 +1,9 @@
 //! Who is calling and from where: the bearer token's claims (verified once per request), the
 //! `User-Agent`, and whose summary quota a request spends.
 
+use std::net::IpAddr;
+
+use actix_web::dev::ServiceRequest;
 use actix_web::{HttpMessage, HttpRequest, http::header};
 
 use crate::config::RateLimitConfig;
@@ -43,8 +46,35 @@ pub fn summary_requester(
     match reader {
         Some(user) => crate::summaries::Requester(format!("user:{}", user.user_id.0)),
         None => {
-            let ip = crate::edge::rate_limit::client_ip_of(request, config);
+            let ip = client_ip_of(request, config);
             crate::summaries::Requester(format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
         }
     }
+}
+
+/// The client's address: the peer, or the left-most untrusted hop of `X-Forwarded-For` when the
+/// peer is a trusted proxy.
+pub(crate) fn client_ip(req: &ServiceRequest, config: &RateLimitConfig) -> Option<IpAddr> {
+    client_address(req.peer_addr(), req.headers(), config)
+}
+
+/// [`client_ip`] for a handler's request.
+pub fn client_ip_of(req: &actix_web::HttpRequest, config: &RateLimitConfig) -> Option<IpAddr> {
+    client_address(req.peer_addr(), req.headers(), config)
+}
+
+fn client_address(
+    peer: Option<std::net::SocketAddr>,
+    headers: &actix_web::http::header::HeaderMap,
+    config: &RateLimitConfig,
+) -> Option<IpAddr> {
+    let peer = peer?.ip();
+    if !config.trusts(peer) {
+        return Some(peer);
+    }
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let hops: Vec<IpAddr> =
+        forwarded.map(|v| v.split(',').filter_map(|hop| hop.trim().parse().ok()).collect()).unwrap_or_default();
+    // Walk from the nearest hop back; the first address we do not trust is the client.
+    Some(hops.iter().rev().find(|hop| !config.trusts(**hop)).copied().unwrap_or(peer))
 }

@@ -4,7 +4,6 @@
 //! cannot grow it without limit. Refusals are 429 `rate_limited` with `Retry-After` and the
 //! `RateLimit-*` headers.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use actix_web::web;
 
 use crate::config::{Quota, RateLimitConfig};
 use crate::edge::HttpState;
-use crate::edge::caller::access_claims;
+use crate::edge::caller::{access_claims, client_ip};
 use crate::error::{AppError, ErrorKind};
 
 impl Quota {
@@ -88,33 +87,6 @@ impl RateLimiter {
 
 fn ceil_seconds(nanos: u64) -> u64 {
     nanos.div_ceil(1_000_000_000).max(1)
-}
-
-/// The client's address: the peer, or the left-most untrusted hop of `X-Forwarded-For` when the
-/// peer is a trusted proxy.
-pub(crate) fn client_ip(req: &ServiceRequest, config: &RateLimitConfig) -> Option<IpAddr> {
-    client_address(req.peer_addr(), req.headers(), config)
-}
-
-/// [`client_ip`] for a handler's request.
-pub fn client_ip_of(req: &actix_web::HttpRequest, config: &RateLimitConfig) -> Option<IpAddr> {
-    client_address(req.peer_addr(), req.headers(), config)
-}
-
-fn client_address(
-    peer: Option<std::net::SocketAddr>,
-    headers: &actix_web::http::header::HeaderMap,
-    config: &RateLimitConfig,
-) -> Option<IpAddr> {
-    let peer = peer?.ip();
-    if !config.trusts(peer) {
-        return Some(peer);
-    }
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let hops: Vec<IpAddr> =
-        forwarded.map(|v| v.split(',').filter_map(|hop| hop.trim().parse().ok()).collect()).unwrap_or_default();
-    // Walk from the nearest hop back; the first address we do not trust is the client.
-    Some(hops.iter().rev().find(|hop| !config.trusts(**hop)).copied().unwrap_or(peer))
 }
 
 /// See the module documentation.

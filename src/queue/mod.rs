@@ -49,6 +49,24 @@ impl JobKind {
     }
 }
 
+impl crate::config::QueueConfig {
+    /// Jobs of `kind` run at once.
+    pub fn concurrency(&self, kind: JobKind) -> usize {
+        match kind {
+            JobKind::Summary => self.summary_concurrency,
+            JobKind::Email => self.email_concurrency,
+        }
+    }
+
+    /// Attempts a job of `kind` gets.
+    pub fn max_attempts(&self, kind: JobKind) -> u32 {
+        match kind {
+            JobKind::Summary => self.summary_max_attempts,
+            JobKind::Email => self.email_max_attempts,
+        }
+    }
+}
+
 /// One job as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {

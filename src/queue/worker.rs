@@ -66,6 +66,7 @@ impl Injector for TraceparentInjector {
 impl Jobs {
     /// A producer over `queue`.
     pub fn new(queue: Queue, config: Arc<QueueConfig>, metrics: Metrics) -> Self {
+        prime_series(&metrics);
         Self { queue, config, metrics, wake: Arc::new(Notify::new()) }
     }
 
@@ -361,5 +362,26 @@ pub async fn export_stats_periodically(jobs: Jobs, metrics: Metrics, every: Dura
             Err(err) => tracing::error!(error = %err, "job queue statistics task failed"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Creates every queue series at zero, so `rate()` and alerts see them before the first job.
+fn prime_series(metrics: &Metrics) {
+    for kind in JobKind::BY_PRIORITY {
+        let kind = kind.as_str();
+        for state in super::JobState::ALL {
+            metrics.queue_jobs.with_label_values(&[kind, state.as_str()]);
+        }
+        metrics.queue_oldest_ready_age.with_label_values(&[kind]);
+        for counter in [
+            &metrics.queue_enqueued,
+            &metrics.queue_completed,
+            &metrics.queue_failed,
+            &metrics.queue_retried,
+            &metrics.queue_dead_lettered,
+        ] {
+            counter.with_label_values(&[kind]);
+        }
+        metrics.queue_job_duration.with_label_values(&[kind, "completed"]);
     }
 }

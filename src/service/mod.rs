@@ -7,6 +7,7 @@ pub mod comments;
 pub mod communities;
 pub mod context;
 pub mod health;
+pub mod idempotency;
 pub mod moderation;
 pub mod notifications;
 pub mod posts;

@@ -387,7 +387,7 @@ pub async fn rate_limit_forms(
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let config = &state.config.rate_limits;
-    let ip = rate_limit::client_ip(&req, config).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let ip = crate::edge::caller::client_ip(&req, config).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let user = session::cookie(req.request(), session::ACCESS_COOKIE)
         .and_then(|token| state.auth.keys.verify(&token))
         .map(|claims| claims.sub);

@@ -18,6 +18,7 @@ mod email;
 mod harness;
 mod health;
 mod idempotency;
+mod layering;
 mod lifecycle;
 mod metrics;
 mod migrations;
