@@ -27,7 +27,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 use tracing::Instrument;
 
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
 
 #[diesel::declare_sql_function]
@@ -282,10 +282,11 @@ impl From<DbError> for AppError {
     #[track_caller]
     fn from(err: DbError) -> Self {
         let kind = match &err {
-            DbError::Unavailable(_) | DbError::Timeout { .. } => ErrorKind::Unavailable,
-            DbError::Query { .. } => ErrorKind::Internal,
+            DbError::Unavailable(_) | DbError::Timeout { .. } => ErrorCode::ServiceUnavailable,
+            DbError::Query { .. } => ErrorCode::InternalError,
         };
-        let detail = if kind == ErrorKind::Unavailable { "the database is unavailable" } else { "internal error" };
+        let detail =
+            if kind == ErrorCode::ServiceUnavailable { "the database is unavailable" } else { "internal error" };
         Self { source: Some(Box::new(err)), ..AppError::new(kind, detail) }
     }
 }

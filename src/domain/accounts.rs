@@ -11,10 +11,13 @@ pub struct EmailAddress(String);
 
 impl EmailAddress {
     /// Accepts a plausible email address (delivery is the real test).
-    pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
+    pub fn parse(sent: &str) -> Result<Self, ParseError> {
+        let text = sent.trim();
         let invalid = || ParseError("must be an email address such as name@example.com".into());
-        if !(3..=254).contains(&text.len()) || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if !(3..=254).contains(&text.chars().count())
+            || sent.chars().count() > 254
+            || text.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid());
         }
         let (local, domain) = text.rsplit_once('@').ok_or_else(invalid)?;

@@ -128,16 +128,18 @@ pub struct LinkUrl(pub String);
 
 impl LinkUrl {
     /// Accepts a valid link.
-    pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
+    pub fn parse(sent: &str) -> Result<Self, ParseError> {
+        let text = sent.trim();
         let lower = text.to_ascii_lowercase();
         let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
         let host_ok = rest.is_some_and(|rest| {
             let host = rest.split(['/', '?', '#']).next().unwrap_or("");
             !host.is_empty() && !host.contains(char::is_whitespace)
         });
-        if host_ok && text.len() <= 2000 && !text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            Ok(Self(text.to_owned()))
+        if host_ok && sent.chars().count() <= 2000 && !text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            // The scheme is case-insensitive; store it in lower case, as URLs are normalized.
+            let scheme = text.find("://").map_or(0, |at| at + 3);
+            Ok(Self(format!("{}{}", &lower[..scheme], &text[scheme..])))
         } else {
             Err(ParseError("must be an http:// or https:// URL".into()))
         }
@@ -290,6 +292,8 @@ mod tests {
         assert!(Body::parse_post(&"b".repeat(40_001)).is_err());
         assert!(Body::parse_post("nul\0").is_err());
         assert!(LinkUrl::parse("https://example.com/a?b=c").is_ok());
+        let shouted = LinkUrl::parse(" HTTPS://Example.org/Path ").map(|u| u.0);
+        assert_eq!(shouted.ok().as_deref(), Some("https://Example.org/Path"), "the scheme is stored in lower case");
         for bad in ["javascript:alert(1)", "ftp://x.org", "https://", "http://a b.com", "example.com"] {
             assert!(LinkUrl::parse(bad).is_err(), "{bad}");
         }

@@ -13,7 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::web;
 
 use crate::edge::HttpState;
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorCode};
 
 /// Methods an allowed origin may use on the API.
 const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
@@ -36,7 +36,7 @@ pub async fn edge(
     let head_bytes = head_size(&req);
     if head_bytes > limit {
         let error = AppError::new(
-            ErrorKind::HeadersTooLarge,
+            ErrorCode::HeadersTooLarge,
             format!("the request head is {head_bytes} bytes; at most {limit} are accepted"),
         );
         return Ok(req.error_response(error));
@@ -53,10 +53,7 @@ pub async fn edge(
 
     if preflight {
         if !allowed {
-            let error = AppError::new(
-                ErrorKind::Forbidden("origin_not_allowed"),
-                "this origin may not call the API from a browser",
-            );
+            let error = AppError::new(ErrorCode::OriginNotAllowed, "this origin may not call the API from a browser");
             return Ok(req.error_response(error));
         }
         let max_age = state.config.server.cors_max_age_seconds.to_string();

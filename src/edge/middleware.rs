@@ -177,41 +177,41 @@ impl Drop for ActiveRequest {
 }
 
 /// Gives every 4xx/5xx response a problem+json body carrying the request id: the [`Problem`]
-/// an [`crate::error::AppError`] left in the response, or one made from the bare status.
+/// an [`crate::error::AppError`] left in the response (serialized here, once), or for a bare
+/// framework error (an empty body, or actix's own plain-text one) a problem made from its
+/// status. Bodies a handler wrote itself (readiness, pages, replays) are left alone.
 fn with_problem_body(response: ServiceResponse<BoxBody>, request_id: &RequestId) -> ServiceResponse<BoxBody> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let existing = response.response().extensions().get::<Problem>().cloned();
-    let deliberate_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if existing.is_none() && deliberate_json {
-        // A handler's own JSON error body (e.g. readiness) is part of the contract.
-        return response;
-    }
-    let html_page = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    if html_page {
-        // Browser pages answer errors with a page of their own (`web::PageError`).
-        return response;
-    }
-    let mut problem = existing.unwrap_or_else(|| {
-        let request = response.request();
-        Problem::from_status(status, request.method().as_str(), request.path())
-    });
+    let mut problem = match existing {
+        Some(problem) => problem,
+        None if is_framework_body(&response) => {
+            let request = response.request();
+            Problem::from_status(status, request.method().as_str(), request.path())
+        }
+        None => return response,
+    };
     problem.request_id = Some(request_id.0.clone());
     let body = problem.to_body();
     response.map_body(move |head, _old_body| {
         head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         BoxBody::new(body)
     })
+}
+
+/// Whether an error response's body is actix's own: none at all, or its plain-text message.
+fn is_framework_body(response: &ServiceResponse<BoxBody>) -> bool {
+    use actix_web::body::BodySize;
+    let empty = matches!(response.response().body().size(), BodySize::None | BodySize::Sized(0));
+    let plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    empty || plain_text
 }
 
 /// Headers that keep browsers from sniffing, framing or leaking what Agora serves. Set on

@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error};
 use serde::Serialize;
 
-use crate::error::{AppError, ErrorKind, FieldError};
+use crate::error::{AppError, ErrorCode, FieldError};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -49,21 +49,20 @@ impl Problem {
     /// The problem for a bare error status produced by the framework (unknown route, wrong
     /// method, ...), where no [`AppError`] said more.
     pub fn from_status(status: StatusCode, method: &str, path: &str) -> Self {
-        let (code, detail) = match status {
-            StatusCode::NOT_FOUND => ("not_found", format!("no resource at {path}")),
-            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", format!("{path} does not accept {method}")),
-            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type".to_owned()),
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
-                ("headers_too_large", "the request headers are too large".to_owned())
-            }
-            StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required".to_owned()),
-            StatusCode::FORBIDDEN => ("forbidden", "not allowed".to_owned()),
-            StatusCode::SERVICE_UNAVAILABLE => ("service_unavailable", "temporarily unavailable".to_owned()),
-            s if s.is_server_error() => ("internal_error", "internal error".to_owned()),
-            _ => ("bad_request", "the request could not be processed".to_owned()),
+        let code = ErrorCode::for_status(status.as_u16());
+        let detail = match code {
+            ErrorCode::NotFound => format!("no resource at {path}"),
+            ErrorCode::MethodNotAllowed => format!("{path} does not accept {method}"),
+            ErrorCode::PayloadTooLarge => "the request body is too large".to_owned(),
+            ErrorCode::UnsupportedMediaType => "unsupported content type".to_owned(),
+            ErrorCode::HeadersTooLarge => "the request headers are too large".to_owned(),
+            ErrorCode::Unauthorized => "authentication required".to_owned(),
+            ErrorCode::Forbidden => "not allowed".to_owned(),
+            ErrorCode::ServiceUnavailable => "temporarily unavailable".to_owned(),
+            ErrorCode::InternalError => "internal error".to_owned(),
+            _ => "the request could not be processed".to_owned(),
         };
-        Self::new(status, code, detail)
+        Self::new(status, code.as_str(), detail)
     }
 
     /// Serializes the problem into a response body.
@@ -74,37 +73,26 @@ impl Problem {
     }
 }
 
-pub fn status_of(kind: &ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ErrorKind::Validation | ErrorKind::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden(_) => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorKind::Conflict(_) => StatusCode::CONFLICT,
-        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+/// The HTTP status of an error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
-        status_of(&self.kind)
+        status_of(self.code)
     }
 
+    /// The problem rides in the response's extensions; `edge::middleware::observe` adds the
+    /// request id and serializes it, once.
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         log_error(self);
-        let mut problem = Problem::new(status, self.kind.code(), &self.detail);
+        let mut problem = Problem::new(status, self.code.as_str(), &self.detail);
         problem.errors.clone_from(&self.errors);
         let mut response = HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)))
-            .body(problem.to_body());
+            .finish();
         response.extensions_mut().insert(problem);
         response
     }
@@ -112,13 +100,13 @@ impl ResponseError for AppError {
 
 /// Logs an error answered to a client: server errors with their cause chain, refusals at debug.
 pub fn log_error(error: &AppError) {
-    let status = status_of(&error.kind);
+    let status = status_of(error.code);
     let cause = error.source.as_ref().map(|s| error_chain(s.as_ref()));
     let location = format!("{}:{}", error.location.file(), error.location.line());
     if status.is_server_error() {
-        tracing::error!(code = error.kind.code(), detail = %error.detail, cause, location, "request failed");
+        tracing::error!(code = error.code.as_str(), detail = %error.detail, cause, location, "request failed");
     } else {
-        tracing::debug!(code = error.kind.code(), detail = %error.detail, cause, location, "request refused");
+        tracing::debug!(code = error.code.as_str(), detail = %error.detail, cause, location, "request refused");
     }
 }
 
@@ -137,9 +125,9 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 pub fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     use error::JsonPayloadError as E;
     let app_error = match &err {
-        E::ContentType => AppError::new(ErrorKind::UnsupportedMediaType, "the body must be application/json"),
+        E::ContentType => AppError::new(ErrorCode::UnsupportedMediaType, "the body must be application/json"),
         E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
-            AppError::new(ErrorKind::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
+            AppError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
         }
         E::Deserialize(json) if json.is_data() => {
             AppError::validation(vec![FieldError { field: "body".into(), message: json.to_string() }])

@@ -17,7 +17,7 @@ use actix_web::web;
 use crate::config::{Quota, RateLimitConfig};
 use crate::edge::HttpState;
 use crate::edge::caller::{access_claims, client_ip};
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorCode};
 
 impl Quota {
     fn emission_interval(self) -> Duration {
@@ -143,7 +143,7 @@ impl Refusal {
     ) -> ServiceResponse<BoxBody> {
         let Self { quota, decision } = self;
         let err = AppError::new(
-            ErrorKind::RateLimited,
+            ErrorCode::RateLimited,
             format!(
                 "too many requests: {} per {} s; retry in {} s",
                 quota.requests,

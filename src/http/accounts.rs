@@ -11,14 +11,24 @@ use crate::edge::caller::user_agent;
 use crate::error::AppError;
 use crate::error::Fields;
 use crate::http::auth::CurrentUser;
+use crate::http::body::JsonBody;
 use crate::service::accounts::{self, NewAccount, ProfileUpdate};
 
 /// Body of `POST /auth/register`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
+    /// 3 to 20 letters, digits or underscores.
+    #[schema(pattern = r"^[A-Za-z0-9_]{3,20}$")]
     username: String,
+    /// An address such as name@example.com.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]+@[^@.\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f][^@\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]*\.[^@\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]*[^@.\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     email: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, pattern = r"^[^\u0000]*$")]
     password: String,
 }
 
@@ -42,6 +52,11 @@ pub struct RefreshBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = PasswordResetBody)]
 pub struct ResetRequestBody {
+    /// The account's address.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]+@[^@.\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f][^@\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]*\.[^@\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]*[^@.\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     email: String,
 }
 
@@ -51,6 +66,8 @@ pub struct ResetRequestBody {
 #[schema(as = PasswordResetConfirmBody)]
 pub struct ResetConfirmBody {
     token: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, pattern = r"^[^\u0000]*$")]
     new_password: String,
 }
 
@@ -58,6 +75,8 @@ pub struct ResetConfirmBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeBody {
+    /// Markdown, at most 10,000 characters.
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     bio: Option<String>,
     notification_settings: Option<NotificationSettings>,
 }
@@ -77,7 +96,7 @@ pub struct UpdateMeBody {
 pub async fn register(
     state: web::Data<HttpState>,
     req: HttpRequest,
-    body: web::Json<RegisterBody>,
+    body: JsonBody<RegisterBody>,
 ) -> Result<HttpResponse, AppError> {
     let mut fields = Fields::default();
     let username = fields.check("username", Username::parse(&body.username));
@@ -107,7 +126,7 @@ pub async fn register(
 pub async fn login(
     state: web::Data<HttpState>,
     req: HttpRequest,
-    body: web::Json<LoginBody>,
+    body: JsonBody<LoginBody>,
 ) -> Result<HttpResponse, AppError> {
     let signed_in = accounts::login(&state, body.login.trim(), &body.password, &user_agent(&req)).await?;
     Ok(HttpResponse::Ok().json(signed_in))
@@ -124,7 +143,7 @@ pub async fn login(
         (status = 401, description = "invalid_token; reusing a spent refresh token revokes every token of that login", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn refresh(state: web::Data<HttpState>, body: web::Json<RefreshBody>) -> Result<HttpResponse, AppError> {
+pub async fn refresh(state: web::Data<HttpState>, body: JsonBody<RefreshBody>) -> Result<HttpResponse, AppError> {
     let pair = accounts::refresh(&state, &body.refresh_token).await?;
     Ok(HttpResponse::Ok().json(pair))
 }
@@ -135,8 +154,7 @@ pub async fn refresh(state: web::Data<HttpState>, body: web::Json<RefreshBody>) 
     path = "/api/v1/auth/logout",
     tag = "accounts",
     responses(
-        (status = 204, description = "signed out: the access and refresh tokens of this login stop working at once"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json")
+        (status = 204, description = "signed out: the access and refresh tokens of this login stop working at once")
     ),
     security(("bearer" = []))
 )]
@@ -158,7 +176,7 @@ pub async fn logout(state: web::Data<HttpState>, user: CurrentUser) -> Result<Ht
 )]
 pub async fn request_password_reset(
     state: web::Data<HttpState>,
-    body: web::Json<ResetRequestBody>,
+    body: JsonBody<ResetRequestBody>,
 ) -> Result<HttpResponse, AppError> {
     let email = EmailAddress::parse(&body.email).map_err(|err| AppError::invalid_field("email", err.to_string()))?;
     accounts::request_password_reset(&state, &email).await?;
@@ -179,7 +197,7 @@ pub async fn request_password_reset(
 )]
 pub async fn confirm_password_reset(
     state: web::Data<HttpState>,
-    body: web::Json<ResetConfirmBody>,
+    body: JsonBody<ResetConfirmBody>,
 ) -> Result<HttpResponse, AppError> {
     let password =
         Password::parse(&body.new_password).map_err(|err| AppError::invalid_field("new_password", err.to_string()))?;
@@ -193,8 +211,7 @@ pub async fn confirm_password_reset(
     path = "/api/v1/me",
     tag = "accounts",
     responses(
-        (status = 200, description = "the caller", body = OwnUser),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json")
+        (status = 200, description = "the caller", body = OwnUser)
     ),
     security(("bearer" = []))
 )]
@@ -210,7 +227,6 @@ pub async fn me(state: web::Data<HttpState>, user: CurrentUser) -> Result<HttpRe
     request_body = UpdateMeBody,
     responses(
         (status = 200, description = "the caller, updated", body = OwnUser),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
     ),
     security(("bearer" = []))
@@ -218,7 +234,7 @@ pub async fn me(state: web::Data<HttpState>, user: CurrentUser) -> Result<HttpRe
 pub async fn update_me(
     state: web::Data<HttpState>,
     user: CurrentUser,
-    body: web::Json<UpdateMeBody>,
+    body: JsonBody<UpdateMeBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     let bio = body
@@ -233,6 +249,7 @@ pub async fn update_me(
 
 /// Query of `/unsubscribe`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UnsubscribeQuery {
     /// The signed token from the email's link.
     token: String,
@@ -241,7 +258,7 @@ pub struct UnsubscribeQuery {
 /// `GET|POST /api/v1/unsubscribe?token=…`: the link in notification emails (POST is the
 /// one-click form of RFC 8058 that mail clients use).
 #[utoipa::path(
-    post,
+    method(get, post),
     path = "/api/v1/unsubscribe",
     tag = "accounts",
     params(UnsubscribeQuery),

@@ -10,6 +10,7 @@ use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
 use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::http::auth::{CurrentUser, MaybeUser};
+use crate::http::body::JsonBody;
 use crate::http::posts::VoteBody;
 use crate::service::comments::{self, TreeShape};
 
@@ -18,7 +19,14 @@ use crate::service::comments::{self, TreeShape};
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateCommentBody)]
 pub struct CreateBody {
+    /// Markdown, 1 to 40,000 characters, not blank.
+    #[schema(
+        max_length = 40000,
+        pattern = r"^[^\u0000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000][^\u0000]*$"
+    )]
     body: String,
+    /// The comment this one answers (none for a top-level comment).
+    #[serde(default, deserialize_with = "crate::http::integers::optional_integer")]
     parent_id: Option<i64>,
 }
 
@@ -27,6 +35,11 @@ pub struct CreateBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = EditCommentBody)]
 pub struct EditBody {
+    /// Markdown, 1 to 40,000 characters, not blank.
+    #[schema(
+        max_length = 40000,
+        pattern = r"^[^\u0000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000][^\u0000]*$"
+    )]
     body: String,
 }
 
@@ -36,20 +49,35 @@ pub struct EditBody {
 #[into_params(parameter_in = Query)]
 pub struct TreeQuery {
     sort: Option<CommentSort>,
+    /// Levels of replies below the top-level comments (default 10).
+    #[param(minimum = 0, maximum = 50)]
     max_depth: Option<i64>,
+    /// Top-level comments per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
-impl TreeQuery {
-    fn shape(&self) -> Result<TreeShape, AppError> {
-        let max_depth = match self.max_depth {
-            None => 10,
-            Some(depth @ 0..=50) => depth as i32,
-            Some(_) => return Err(AppError::invalid_field("max_depth", "must be between 0 and 50")),
-        };
-        Ok(TreeShape { sort: self.sort.unwrap_or_default(), max_depth })
-    }
+/// Query of `GET /comments/{id}`: a subtree is one piece, never paginated.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SubtreeQuery {
+    sort: Option<CommentSort>,
+    /// Levels of replies below the comment (default 10).
+    #[param(minimum = 0, maximum = 50)]
+    max_depth: Option<i64>,
+}
+
+fn tree_shape(sort: Option<CommentSort>, max_depth: Option<i64>) -> Result<TreeShape, AppError> {
+    let max_depth = match max_depth {
+        None => 10,
+        Some(depth @ 0..=50) => depth as i32,
+        Some(_) => return Err(AppError::invalid_field("max_depth", "must be between 0 and 50")),
+    };
+    Ok(TreeShape { sort: sort.unwrap_or_default(), max_depth })
 }
 
 fn comment_body(text: &str) -> Result<Body, AppError> {
@@ -65,7 +93,6 @@ fn comment_body(text: &str) -> Result<Body, AppError> {
     request_body = CreateBody,
     responses(
         (status = 201, description = "the new comment", body = Comment),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "locked or banned", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed, or max_depth_exceeded when the reply would pass the depth cap", body = Problem, content_type = "application/problem+json")
@@ -76,7 +103,7 @@ pub async fn create(
     state: web::Data<HttpState>,
     user: CurrentUser,
     post: web::Path<i64>,
-    body: web::Json<CreateBody>,
+    body: JsonBody<CreateBody>,
 ) -> Result<HttpResponse, AppError> {
     let text = comment_body(&body.body)?;
     let parent = body.parent_id.map(CommentId);
@@ -102,7 +129,7 @@ pub async fn tree(
     post: web::Path<i64>,
     query: web::Query<TreeQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let shape = query.shape()?;
+    let shape = tree_shape(query.sort, query.max_depth)?;
     let limit = Limit::parse(query.limit, 50, 500).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
     let tree =
         comments::tree(&state, PostId(post.into_inner()), shape, limit, query.cursor.as_deref(), reader.0).await?;
@@ -114,7 +141,7 @@ pub async fn tree(
     get,
     path = "/api/v1/comments/{id}",
     tag = "comments",
-    params(("id" = i64, Path), TreeQuery),
+    params(("id" = i64, Path), SubtreeQuery),
     responses(
         (status = 200, description = "the comment with its replies (continue this thread)", body = Comment),
         (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json"),
@@ -125,12 +152,10 @@ pub async fn subtree(
     state: web::Data<HttpState>,
     reader: MaybeUser,
     id: web::Path<i64>,
-    query: web::Query<TreeQuery>,
+    query: web::Query<SubtreeQuery>,
 ) -> Result<HttpResponse, AppError> {
-    if query.limit.is_some() || query.cursor.is_some() {
-        return Err(AppError::invalid_field("limit", "a subtree is not paginated"));
-    }
-    let comment = comments::subtree(&state, CommentId(id.into_inner()), query.shape()?, reader.0).await?;
+    let shape = tree_shape(query.sort, query.max_depth)?;
+    let comment = comments::subtree(&state, CommentId(id.into_inner()), shape, reader.0).await?;
     Ok(HttpResponse::Ok().json(comment))
 }
 
@@ -143,7 +168,6 @@ pub async fn subtree(
     request_body = EditBody,
     responses(
         (status = 200, description = "the comment, with edited_at set", body = Comment),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -154,7 +178,7 @@ pub async fn edit(
     state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
-    body: web::Json<EditBody>,
+    body: JsonBody<EditBody>,
 ) -> Result<HttpResponse, AppError> {
     let text = comment_body(&body.body)?;
     Ok(HttpResponse::Ok().json(comments::edit(&state, user.0, CommentId(id.into_inner()), text).await?))
@@ -168,7 +192,6 @@ pub async fn edit(
     params(("id" = i64, Path)),
     responses(
         (status = 204, description = "deleted: blanked, replies kept"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json")
     ),
@@ -192,7 +215,6 @@ pub async fn delete(
     request_body = crate::http::posts::VoteBody,
     responses(
         (status = 200, description = "the new tally", body = VoteResult),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden or banned", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -203,7 +225,7 @@ pub async fn vote(
     state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
-    body: web::Json<VoteBody>,
+    body: JsonBody<VoteBody>,
 ) -> Result<HttpResponse, AppError> {
     let value = VoteValue::parse(body.value).map_err(|err| AppError::invalid_field("value", err.to_string()))?;
     Ok(HttpResponse::Ok().json(comments::vote(&state, user.0, CommentId(id.into_inner()), value).await?))

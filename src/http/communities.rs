@@ -12,16 +12,33 @@ use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::error::Fields;
 use crate::http::auth::{CurrentUser, MaybeUser};
+use crate::http::body::JsonBody;
 use crate::service::communities::{self, CommunityEdit, NewBan, NewCommunity};
+
+/// One community rule: 1 to 500 characters (surrounding spaces are trimmed).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000](?:[^\u0000]{0,498}[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
+#[allow(dead_code)]
+pub struct RuleText(String);
 
 /// Body of `POST /communities`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateCommunityBody)]
 pub struct CreateBody {
+    /// 3 to 21 lowercase letters, digits or underscores.
+    #[schema(pattern = r"^[a-z0-9_]{3,21}$")]
     name: String,
+    /// 1 to 100 characters (surrounding spaces are trimmed).
+    #[schema(
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000](?:[^\u0000]{0,98}[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     title: String,
+    /// Markdown, at most 10,000 characters.
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     description: Option<String>,
+    /// At most 20 rules of 1 to 500 characters each.
+    #[schema(max_items = 20, inline, value_type = Option<Vec<RuleText>>)]
     rules: Option<Vec<String>>,
 }
 
@@ -30,8 +47,16 @@ pub struct CreateBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = EditCommunityBody)]
 pub struct EditBody {
+    /// 1 to 100 characters (surrounding spaces are trimmed).
+    #[schema(
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000](?:[^\u0000]{0,98}[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     title: Option<String>,
+    /// Markdown, at most 10,000 characters.
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     description: Option<String>,
+    /// At most 20 rules of 1 to 500 characters each.
+    #[schema(max_items = 20, inline, value_type = Option<Vec<RuleText>>)]
     rules: Option<Vec<String>>,
     /// Offer AI summaries of this community's threads.
     summaries_enabled: Option<bool>,
@@ -41,7 +66,13 @@ pub struct EditBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BanBody {
+    /// Who is banned.
+    #[schema(pattern = r"^[A-Za-z0-9_]{3,20}$")]
     username: String,
+    /// Why, at most 1,000 characters.
+    #[schema(
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000](?:[^\u0000]{0,998}[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?)?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     reason: String,
     expires_at: Option<DateTime<Utc>>,
 }
@@ -52,7 +83,11 @@ pub struct BanBody {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     sort: Option<CommunitySort>,
+    /// Items per page (default 25).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -64,7 +99,6 @@ pub struct ListQuery {
     request_body = CreateBody,
     responses(
         (status = 201, description = "created; the creator is its first moderator and a member", body = CommunityView),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "community_exists", body = Problem, content_type = "application/problem+json")
     ),
@@ -73,7 +107,7 @@ pub struct ListQuery {
 pub async fn create(
     state: web::Data<HttpState>,
     user: CurrentUser,
-    body: web::Json<CreateBody>,
+    body: JsonBody<CreateBody>,
 ) -> Result<HttpResponse, AppError> {
     let description = body.description.as_deref().unwrap_or("");
     let input = NewCommunity::parse(&body.name, &body.title, description, body.rules.as_deref().unwrap_or(&[]))?;
@@ -131,7 +165,6 @@ pub async fn get(
     request_body = EditBody,
     responses(
         (status = 200, description = "the community, updated", body = CommunityView),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -142,7 +175,7 @@ pub async fn edit(
     state: web::Data<HttpState>,
     user: CurrentUser,
     name: web::Path<String>,
-    body: web::Json<EditBody>,
+    body: JsonBody<EditBody>,
 ) -> Result<HttpResponse, AppError> {
     let mut fields = Fields::default();
     let edit = CommunityEdit {
@@ -163,7 +196,6 @@ pub async fn edit(
     params(("name" = String, Path)),
     responses(
         (status = 204, description = "joined (idempotent)"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "banned", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json")
     ),
@@ -186,7 +218,6 @@ pub async fn join(
     params(("name" = String, Path)),
     responses(
         (status = 204, description = "left (idempotent)"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json")
     ),
     security(("bearer" = []))
@@ -208,7 +239,6 @@ pub async fn leave(
     params(("name" = String, Path), ("username" = String, Path)),
     responses(
         (status = 204, description = "appointed"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community or user", body = Problem, content_type = "application/problem+json")
     ),
@@ -232,7 +262,6 @@ pub async fn add_moderator(
     params(("name" = String, Path), ("username" = String, Path)),
     responses(
         (status = 204, description = "removed"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community, user or moderator", body = Problem, content_type = "application/problem+json")
     ),
@@ -257,7 +286,6 @@ pub async fn remove_moderator(
     request_body = BanBody,
     responses(
         (status = 204, description = "banned (written to the modlog)"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community or user", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -268,7 +296,7 @@ pub async fn ban(
     state: web::Data<HttpState>,
     user: CurrentUser,
     name: web::Path<String>,
-    body: web::Json<BanBody>,
+    body: JsonBody<BanBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     let mut fields = Fields::default();

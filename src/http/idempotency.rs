@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::edge::HttpState;
 use crate::edge::caller::access_claims;
-use crate::error::{AppError, ErrorKind};
+use crate::edge::problem::Problem;
+use crate::error::{AppError, ErrorCode};
 use crate::service::idempotency::{self, Claim, StoredKey};
 
 /// The request header.
@@ -47,7 +48,7 @@ pub async fn idempotency(
     while let Some(chunk) = payload.next().await {
         let chunk = chunk?;
         if body.len() + chunk.len() > limit {
-            let err = AppError::new(ErrorKind::PayloadTooLarge, format!("the body is larger than {limit} bytes"));
+            let err = AppError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"));
             return Ok(req.error_response(err));
         }
         body.extend_from_slice(&chunk);
@@ -89,7 +90,12 @@ pub async fn idempotency(
     }
     let (request, response) = response.into_parts();
     let (head, body) = response.into_parts();
-    let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+    // An error's problem body is written by the outer middleware; store it as it will be sent.
+    let problem = head.extensions().get::<Problem>().map(Problem::to_body);
+    let bytes = match problem {
+        Some(problem) => actix_web::web::Bytes::from(problem),
+        None => actix_web::body::to_bytes(body).await.unwrap_or_default(),
+    };
     let headers: Vec<[String; 2]> = REPLAYED_HEADERS
         .iter()
         .filter_map(|name| {

@@ -3,9 +3,11 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod body;
 pub mod comments;
 pub mod communities;
 pub mod idempotency;
+pub mod integers;
 pub mod moderation;
 pub mod openapi;
 pub mod ops;
@@ -25,9 +27,9 @@ pub fn configure_public(cfg: &mut web::ServiceConfig, max_body_bytes: usize, ser
         .service(web::resource("/health/live").route(web::get().to(ops::live)))
         .service(web::resource("/health/ready").route(web::get().to(ops::ready)))
         .configure(api_v1);
-    if serve_metrics {
-        cfg.service(web::resource("/metrics").route(web::get().to(ops::metrics)));
-    }
+    // Always routed, so other methods get 405 and a public scrape learns where metrics are.
+    let metrics = if serve_metrics { web::get().to(ops::metrics) } else { web::get().to(ops::metrics_elsewhere) };
+    cfg.service(web::resource("/metrics").route(metrics));
 }
 
 /// The JSON API: the route table of `/api/v1`.

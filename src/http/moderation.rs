@@ -14,6 +14,7 @@ use crate::domain::{CommentId, Limit, PostId, Reason};
 use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::http::auth::CurrentUser;
+use crate::http::body::JsonBody;
 use crate::service::moderation::{self, PostAction, ReportTarget, Why};
 
 /// Body of moderation actions (`{}` when no reason is given) and reports: a rule of the
@@ -22,7 +23,14 @@ use crate::service::moderation::{self, PostAction, ReportTarget, Why};
 #[serde(deny_unknown_fields)]
 #[schema(as = ReasonBody)]
 pub struct WhyBody {
+    /// The index of a rule of the community (0 is the first).
+    #[schema(minimum = 0, maximum = 19)]
+    #[serde(default, deserialize_with = "crate::http::integers::optional_integer")]
     rule_index: Option<i32>,
+    /// Free text, at most 1,000 characters.
+    #[schema(
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000](?:[^\u0000]{0,998}[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?)?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     reason: Option<String>,
 }
 
@@ -40,7 +48,11 @@ impl WhyBody {
 #[into_params(parameter_in = Query)]
 pub struct ScopeQuery {
     community: Option<String>,
+    /// Items per page (default 25).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -57,7 +69,6 @@ fn limit(query: &ScopeQuery) -> Result<Limit, AppError> {
     request_body = WhyBody,
     responses(
         (status = 200, description = "the post after the action", body = Post),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post or action", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -68,7 +79,7 @@ pub async fn post_action(
     state: web::Data<HttpState>,
     user: CurrentUser,
     path: web::Path<(i64, String)>,
-    body: web::Json<WhyBody>,
+    body: JsonBody<WhyBody>,
 ) -> Result<HttpResponse, AppError> {
     let (id, action) = path.into_inner();
     let action = PostAction::parse(&action).ok_or_else(|| AppError::not_found("moderation action"))?;
@@ -85,7 +96,6 @@ pub async fn post_action(
     request_body = WhyBody,
     responses(
         (status = 200, description = "the comment after the action", body = Comment),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such comment or action", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -96,7 +106,7 @@ pub async fn comment_action(
     state: web::Data<HttpState>,
     user: CurrentUser,
     path: web::Path<(i64, String)>,
-    body: web::Json<WhyBody>,
+    body: JsonBody<WhyBody>,
 ) -> Result<HttpResponse, AppError> {
     let (id, action) = path.into_inner();
     let remove = match action.as_str() {
@@ -117,7 +127,6 @@ pub async fn comment_action(
     request_body = WhyBody,
     responses(
         (status = 201, description = "reported; the body holds the new report id", body = serde_json::Value),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
     ),
@@ -127,7 +136,7 @@ pub async fn report_post(
     state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
-    body: web::Json<WhyBody>,
+    body: JsonBody<WhyBody>,
 ) -> Result<HttpResponse, AppError> {
     let id = moderation::report(&state, user.0, ReportTarget::Post(PostId(id.into_inner())), body.parse()?).await?;
     Ok(HttpResponse::Created().json(json!({"id": id})))
@@ -142,7 +151,6 @@ pub async fn report_post(
     request_body = WhyBody,
     responses(
         (status = 201, description = "reported; the body holds the new report id", body = serde_json::Value),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such comment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
     ),
@@ -152,7 +160,7 @@ pub async fn report_comment(
     state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
-    body: web::Json<WhyBody>,
+    body: JsonBody<WhyBody>,
 ) -> Result<HttpResponse, AppError> {
     let target = ReportTarget::Comment(CommentId(id.into_inner()));
     let id = moderation::report(&state, user.0, target, body.parse()?).await?;
@@ -167,7 +175,6 @@ pub async fn report_comment(
     params(ScopeQuery),
     responses(
         (status = 200, description = "open reports, newest first", body = Page<ReportView>),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -193,7 +200,6 @@ pub async fn reports(
     params(("id" = i64, Path)),
     responses(
         (status = 204, description = "resolved"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such open report", body = Problem, content_type = "application/problem+json")
     ),
@@ -216,7 +222,6 @@ pub async fn resolve_report(
     params(ScopeQuery),
     responses(
         (status = 200, description = "audit-log entries, newest first", body = Page<ModlogItem>),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::domain::{CommentSort, CommunitySort, NotificationSettings, PostSort, TimeWindow};
 use crate::edge::problem::Problem;
-use crate::error::FieldError;
+use crate::error::{ErrorCode, FieldError};
 use crate::http::{accounts, comments, communities, moderation, ops, posts, users};
 use crate::service::accounts::{OwnUser, SignedIn, TokenPair, Unsubscribed};
 use crate::service::comments::{Comment, Tree};
@@ -44,7 +44,7 @@ use crate::service::users::PublicUser;
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
         CommentSort, CommunitySort, Unsubscribed, crate::summaries::SummaryView,
     )),
-    modifiers(&BearerAuth, &RateLimited),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "accounts", description = "Registration, sign-in, tokens and the caller's profile"),
         (name = "communities", description = "Communities, membership and moderators"),
@@ -68,28 +68,57 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every `/api/v1` operation is rate limited: document its 429.
-struct RateLimited;
+/// The answers every operation of a kind can give, documented once here rather than at each
+/// handler: malformed bodies and path parameters, sign-in, rate limits, a database outage.
+struct CommonResponses;
 
-impl Modify for RateLimited {
+impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let response = ResponseBuilder::new()
-            .description(
-                "rate_limited: too many requests; Retry-After and RateLimit-Limit/Remaining/Reset say when to retry",
-            )
-            .content(
-                "application/problem+json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
-            )
-            .build();
+        use utoipa::openapi::path::{Operation, ParameterIn};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        fn add(operation: &mut Operation, status: &str, code: ErrorCode, why: &str) {
+            let response = ResponseBuilder::new()
+                .description(format!("{}: {why}", code.as_str()))
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build();
+            operation.responses.responses.entry(status.to_owned()).or_insert(response.into());
+        }
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/api/v1/") {
                 continue;
             }
+            let templated = path.contains('{');
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
-                operation.responses.responses.insert("429".to_owned(), response.clone().into());
+                let has_body = operation.request_body.is_some();
+                let has_query = operation.parameters.iter().flatten().any(|parameter| match parameter {
+                    RefOr::T(parameter) => parameter.parameter_in == ParameterIn::Query,
+                    RefOr::Ref(_) => false,
+                });
+                if has_body {
+                    add(operation, "400", ErrorCode::BadRequest, "the body is not valid JSON");
+                    add(operation, "413", ErrorCode::PayloadTooLarge, "the body is larger than server.max_body_bytes");
+                    add(operation, "415", ErrorCode::UnsupportedMediaType, "the body must be application/json");
+                }
+                if templated {
+                    add(operation, "400", ErrorCode::BadRequest, "a path parameter does not parse");
+                }
+                if has_body || has_query {
+                    add(operation, "422", ErrorCode::ValidationFailed, "invalid fields, listed in `errors`");
+                }
+                if operation.security.is_some() {
+                    add(operation, "401", ErrorCode::Unauthorized, "missing or invalid access token");
+                }
+                add(
+                    operation,
+                    "429",
+                    ErrorCode::RateLimited,
+                    "too many requests; Retry-After and RateLimit-Limit/Remaining/Reset say when to retry",
+                );
+                add(operation, "503", ErrorCode::ServiceUnavailable, "the database is unavailable; retry later");
             }
         }
     }

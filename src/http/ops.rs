@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::edge::HttpState;
+use crate::edge::problem::Problem;
 use crate::error::AppError;
 
 /// `GET /health/live`: 200 while the process serves at all.
@@ -51,7 +52,8 @@ pub async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     path = "/metrics",
     tag = "operations",
     responses(
-        (status = 200, description = "Prometheus text exposition")
+        (status = 200, description = "Prometheus text exposition"),
+        (status = 404, description = "not_found: this daemon serves its metrics on the admin listener (`metrics.listen`)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn metrics(state: web::Data<HttpState>) -> Result<HttpResponse, AppError> {
@@ -60,6 +62,11 @@ pub async fn metrics(state: web::Data<HttpState>) -> Result<HttpResponse, AppErr
     crate::service::accounts::export_session_gauge(&state).await;
     let text = state.metrics.render().map_err(AppError::internal)?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
+}
+
+/// `GET /metrics` on the public listener when metrics are served on the admin listener.
+pub async fn metrics_elsewhere() -> Result<HttpResponse, AppError> {
+    Err(AppError::not_found("metrics on this listener (they are served on the admin listener, metrics.listen)"))
 }
 
 /// The port HTTPS is served on, for redirects.

@@ -12,6 +12,7 @@ use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::error::Fields;
 use crate::http::auth::{CurrentUser, MaybeUser};
+use crate::http::body::JsonBody;
 use crate::service::posts::{self, ListRequest, NewPostInput, PostEdit};
 
 /// Body of `POST /communities/{name}/posts`.
@@ -19,9 +20,22 @@ use crate::service::posts::{self, ListRequest, NewPostInput, PostEdit};
 #[serde(deny_unknown_fields)]
 #[schema(as = CreatePostBody)]
 pub struct CreateBody {
+    /// 1 to 300 characters (surrounding spaces are trimmed).
+    #[schema(
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000](?:[^\u0000]{0,298}[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     title: String,
+    /// Markdown, at most 40,000 characters.
+    #[schema(max_length = 40000, pattern = r"^[^\u0000]*$")]
     body: Option<String>,
+    /// An http:// or https:// link of at most 2,000 characters.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[hH][tT][tT][pP][sS]?://[^/?#\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]*[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     url: Option<String>,
+    /// Uploads arrive with media support; until then a post with an image is refused.
+    #[schema(ignore)]
     image_id: Option<i64>,
 }
 
@@ -30,7 +44,13 @@ pub struct CreateBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = EditPostBody)]
 pub struct EditBody {
+    /// 1 to 300 characters (surrounding spaces are trimmed).
+    #[schema(
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000](?:[^\u0000]{0,298}[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     title: Option<String>,
+    /// Markdown, at most 40,000 characters.
+    #[schema(max_length = 40000, pattern = r"^[^\u0000]*$")]
     body: Option<String>,
 }
 
@@ -39,6 +59,8 @@ pub struct EditBody {
 #[serde(deny_unknown_fields)]
 pub struct VoteBody {
     /// -1, 0 or 1.
+    #[schema(minimum = -1, maximum = 1)]
+    #[serde(deserialize_with = "crate::http::integers::integer")]
     pub value: i64,
 }
 
@@ -50,7 +72,11 @@ pub struct ListQuery {
     community: Option<String>,
     sort: Option<PostSort>,
     t: Option<TimeWindow>,
+    /// Items per page (default 25).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -59,9 +85,15 @@ pub struct ListQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// Search terms, 1 to 200 characters.
+    #[param(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$")]
     q: String,
     community: Option<String>,
+    /// Items per page (default 25).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -74,7 +106,6 @@ pub struct SearchQuery {
     request_body = CreateBody,
     responses(
         (status = 201, description = "the new post", body = Post),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "banned", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -85,7 +116,7 @@ pub async fn create(
     state: web::Data<HttpState>,
     user: CurrentUser,
     community: web::Path<String>,
-    body: web::Json<CreateBody>,
+    body: JsonBody<CreateBody>,
 ) -> Result<HttpResponse, AppError> {
     let mut fields = Fields::default();
     let title = fields.check("title", PostTitle::parse(&body.title));
@@ -140,7 +171,6 @@ pub async fn list(
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "the post", body = Post),
-        (status = 400, description = "malformed request (bad_request)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -157,7 +187,6 @@ pub async fn get(state: web::Data<HttpState>, reader: MaybeUser, id: web::Path<i
     request_body = EditBody,
     responses(
         (status = 200, description = "the post, with edited_at set", body = Post),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -168,7 +197,7 @@ pub async fn edit(
     state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
-    body: web::Json<EditBody>,
+    body: JsonBody<EditBody>,
 ) -> Result<HttpResponse, AppError> {
     let mut fields = Fields::default();
     let edit = PostEdit {
@@ -187,7 +216,6 @@ pub async fn edit(
     params(("id" = i64, Path)),
     responses(
         (status = 204, description = "deleted: the post stays, blanked, with deleted: true"),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json")
     ),
@@ -211,7 +239,6 @@ pub async fn delete(
     request_body = VoteBody,
     responses(
         (status = 200, description = "the new tally", body = VoteResult),
-        (status = 401, description = "unauthorized: missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden or banned", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -222,7 +249,7 @@ pub async fn vote(
     state: web::Data<HttpState>,
     user: CurrentUser,
     id: web::Path<i64>,
-    body: web::Json<VoteBody>,
+    body: JsonBody<VoteBody>,
 ) -> Result<HttpResponse, AppError> {
     let value = VoteValue::parse(body.value).map_err(|err| AppError::invalid_field("value", err.to_string()))?;
     Ok(HttpResponse::Ok().json(posts::vote(&state, user.0, PostId(id.into_inner()), value).await?))
@@ -261,7 +288,6 @@ pub async fn search(
     responses(
         (status = 200, description = "the summary (a stale one is served while a new one is made)", body = crate::summaries::SummaryView),
         (status = 202, description = "pending: the summary is queued (once); ask again", body = Object, example = json!({"status": "pending"})),
-        (status = 400, description = "malformed request (bad_request)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "summaries_disabled: the community switched summaries off", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json")
     )

@@ -10,7 +10,7 @@ use crate::db::accounts::{self as db_accounts, AccountRow, InsertUserError, Sess
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::{DbConn, DbError};
 use crate::domain::{Bio, EmailAddress, NotificationSettings, Password, SessionId, UserId, Username};
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorCode};
 use crate::security::{self, AccessClaims, PasswordCheck, REFRESH_TOKEN_TTL, RESET_TOKEN_TTL, TokenKeys};
 use crate::service::Context;
 
@@ -114,7 +114,7 @@ pub struct ProfileUpdate {
 }
 
 fn invalid_token() -> AppError {
-    AppError::new(ErrorKind::Unauthorized("invalid_token"), "the token is invalid, expired or already used")
+    AppError::new(ErrorCode::InvalidToken, "the token is invalid, expired or already used")
 }
 
 fn internal(err: impl std::error::Error + Send + Sync + 'static) -> AppError {
@@ -141,11 +141,9 @@ pub async fn register(ctx: &Context, input: NewAccount, user_agent: &str) -> Res
         let account = db_accounts::insert_user(conn, input.username.as_str(), input.email.as_str(), &hash)
             .await
             .map_err(|err| match err {
-                InsertUserError::UsernameTaken => {
-                    AppError::new(ErrorKind::Conflict("username_taken"), "that username is taken")
-                }
+                InsertUserError::UsernameTaken => AppError::new(ErrorCode::UsernameTaken, "that username is taken"),
                 InsertUserError::EmailTaken => {
-                    AppError::new(ErrorKind::Conflict("email_taken"), "an account with that email exists")
+                    AppError::new(ErrorCode::EmailTaken, "an account with that email exists")
                 }
                 InsertUserError::Other(source) => query_error("accounts.insert_user")(source),
             })?;
@@ -193,10 +191,7 @@ pub async fn login(ctx: &Context, login: &str, password: &str, user_agent: &str)
             entry.target_user_id = target;
             entry.details = serde_json::json!({"known_account": target.is_some()});
             ctx.db.observe("audit.append", &mut conn, async |conn| audit::append(conn, &entry).await).await?;
-            return Err(AppError::new(
-                ErrorKind::Unauthorized("invalid_credentials"),
-                "wrong username, email or password",
-            ));
+            return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username, email or password"));
         }
     };
     if check == PasswordCheck::ValidNeedsRehash {
@@ -219,9 +214,8 @@ pub async fn login(ctx: &Context, login: &str, password: &str, user_agent: &str)
         Ok((pair, account, moderator))
     });
     let (pair, account, moderator) = work.await?;
-    let account = account.ok_or_else(|| {
-        AppError::new(ErrorKind::Unauthorized("invalid_credentials"), "wrong username, email or password")
-    })?;
+    let account =
+        account.ok_or_else(|| AppError::new(ErrorCode::InvalidCredentials, "wrong username, email or password"))?;
     ctx.metrics.logins.with_label_values(&["success"]).inc();
     Ok(SignedIn {
         user: own_user(account, moderator),
@@ -348,7 +342,7 @@ pub async fn confirm_password_reset(ctx: &Context, token: &str, new_password: &P
             db_accounts::use_reset_token(conn, &token_hash).await.map_err(query_error("accounts.use_reset_token"))?
         else {
             return Err(AppError::new(
-                ErrorKind::BadRequest("invalid_token"),
+                ErrorCode::InvalidLinkToken,
                 "the reset link is invalid, expired or already used",
             ));
         };
@@ -462,8 +456,7 @@ pub struct Unsubscribed {
 /// changes nothing.
 #[tracing::instrument(name = "service.accounts.unsubscribe", skip_all)]
 pub async fn unsubscribe(ctx: &Context, token: &str) -> Result<Unsubscribed, AppError> {
-    let invalid =
-        || AppError::new(ErrorKind::BadRequest("invalid_token"), "the unsubscribe link is invalid or expired");
+    let invalid = || AppError::new(ErrorCode::InvalidLinkToken, "the unsubscribe link is invalid or expired");
     let (user_id, topic) = ctx.auth.keys.verify_unsubscribe(token).ok_or_else(invalid)?;
     let mut conn = ctx.db.conn().await?;
     let account = ctx

@@ -11,7 +11,7 @@ use crate::db::communities as db_communities;
 use crate::db::posts as db_posts;
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorCode};
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
 use crate::service::communities::{banned, forbidden};
@@ -97,7 +97,7 @@ pub async fn create(
     let work = ctx.db.transaction::<_, AppError>("comments.create", &mut conn, async move |conn| {
         let facts = db_posts::facts(conn, post.0, false).await?.ok_or_else(|| AppError::not_found("post"))?;
         if facts.locked || facts.deleted || facts.removed {
-            return Err(AppError::forbidden("locked", "this post is locked: no new comments"));
+            return Err(AppError::new(ErrorCode::Locked, "this post is locked: no new comments"));
         }
         if db_communities::is_banned(conn, facts.community_id, author.user_id.0).await? {
             return Err(banned());
@@ -108,7 +108,7 @@ pub async fn create(
                 .ok_or_else(|| AppError::invalid_field("parent_id", "is not a comment of this post"))?;
             if depth + 1 > max_depth {
                 return Err(AppError::new(
-                    ErrorKind::Unprocessable("max_depth_exceeded"),
+                    ErrorCode::MaxDepthExceeded,
                     format!("replies cannot go deeper than {max_depth} levels"),
                 ));
             }

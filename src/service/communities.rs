@@ -9,7 +9,7 @@ use crate::db::communities::{self as db_communities, CommunityCursor, CreateComm
 use crate::db::{DbConn, DbError};
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{CommunityName, CommunitySort, CommunityTitle, Description, Limit, Rules, Username};
-use crate::error::{AppError, ErrorKind, Fields};
+use crate::error::{AppError, ErrorCode, Fields};
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
 
@@ -83,11 +83,11 @@ fn reader_id(reader: Option<Authenticated>) -> i64 {
 }
 
 pub(crate) fn forbidden(detail: &str) -> AppError {
-    AppError::forbidden("forbidden", detail)
+    AppError::forbidden(detail)
 }
 
 pub(crate) fn banned() -> AppError {
-    AppError::forbidden("banned", "you are banned from this community")
+    AppError::new(ErrorCode::Banned, "you are banned from this community")
 }
 
 /// The id of the community with this name (any case), or 404.
@@ -139,7 +139,7 @@ pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) 
         .await
         .map_err(|err| match err {
             CreateCommunityError::Exists => {
-                AppError::new(ErrorKind::Conflict("community_exists"), "a community with that name exists")
+                AppError::new(ErrorCode::CommunityExists, "a community with that name exists")
             }
             CreateCommunityError::Other(source) => DbError::Query { query: "communities.create", source }.into(),
         })

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::db::idempotency::StoredKey;
 use crate::db::idempotency::{self as db_idempotency, KEY_TTL_HOURS};
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorCode};
 use crate::service::Context;
 
 /// How long a repeat waits for the first request to finish before giving up.
@@ -56,7 +56,7 @@ pub async fn claim_or_replay(
         }
         if stored.request_hash != request_hash {
             return Err(AppError::new(
-                ErrorKind::Unprocessable("idempotency_key_reused"),
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was used for a different request",
             ));
         }
@@ -65,7 +65,7 @@ pub async fn claim_or_replay(
         }
         if Instant::now() >= deadline {
             return Err(AppError::new(
-                ErrorKind::Conflict("idempotency_key_in_use"),
+                ErrorCode::IdempotencyKeyInUse,
                 "a request with this Idempotency-Key is still running",
             ));
         }

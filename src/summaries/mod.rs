@@ -17,7 +17,7 @@ use crate::config::{SummariesConfig, secret};
 use crate::db::summaries as db_summaries;
 pub use crate::db::summaries::{Stored, Thread, ThreadComment};
 use crate::db::{DbConn, DbError};
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::queue::worker::JobError;
 use crate::queue::{Enqueued, JobKind, NewJob};
@@ -320,7 +320,7 @@ enum Freshness {
 pub async fn get(ctx: &Context, post_id: i64, requester: &Requester) -> Result<SummaryAnswer, AppError> {
     let config = &ctx.config.summaries;
     if !config.enabled {
-        return Err(AppError::new(ErrorKind::NotFound, "summaries are switched off on this site"));
+        return Err(AppError::new(ErrorCode::NotFound, "summaries are switched off on this site"));
     }
     let mut conn = ctx.db.conn().await?;
     let max_comments = i64::from(config.max_comments);
@@ -332,7 +332,7 @@ pub async fn get(ctx: &Context, post_id: i64, requester: &Requester) -> Result<S
         .await?
         .ok_or_else(|| AppError::not_found("post"))?;
     if !thread.summaries_enabled {
-        return Err(AppError::forbidden("summaries_disabled", "this community has switched summaries off"));
+        return Err(AppError::new(ErrorCode::SummariesDisabled, "this community has switched summaries off"));
     }
     let stored =
         ctx.db.observe("summaries.stored", &mut conn, async |conn| db_summaries::stored(conn, post_id).await).await?;
@@ -383,7 +383,7 @@ async fn charge_quota(ctx: &Context, conn: &mut DbConn, requester: &Requester) -
     if !charged {
         ctx.metrics.rate_limited.with_label_values(&["summaries"]).inc();
         return Err(AppError::new(
-            ErrorKind::RateLimited,
+            ErrorCode::RateLimited,
             format!("at most {limit} new summaries a day; try again tomorrow (UTC)"),
         ));
     }

@@ -451,7 +451,7 @@ pub async fn community_settings(
     let layout = layout(&state, &viewer).await?;
     let username = layout.username.clone().unwrap_or_default();
     if !moderation::may_moderate_view(&state, editor, &username, &community).await? {
-        return Err(AppError::forbidden("forbidden", "only moderators can change this community").into());
+        return Err(AppError::forbidden("only moderators can change this community").into());
     }
     let notice = params.saved.as_ref().map(|_| "Saved.");
     let rules_text = community.rules.join("\n");

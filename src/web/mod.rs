@@ -23,7 +23,7 @@ use askama::Template;
 use sha2::{Digest, Sha256};
 
 use crate::edge::{HttpState, rate_limit};
-use crate::error::{AppError, ErrorKind};
+use crate::error::{AppError, ErrorCode};
 use session::{CSRF_COOKIE, CsrfToken, PendingCookies, Viewer};
 use view::Layout;
 
@@ -128,7 +128,7 @@ async fn guard(
         state.metrics.page_csrf_refusals.with_label_values(&["origin"]).inc();
         let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("none").to_owned();
         tracing::info!(origin, path = req.path(), "refused a page form from another origin");
-        let error = AppError::forbidden("cross_origin", "this form was sent from another site; nothing was changed");
+        let error = AppError::new(ErrorCode::CrossOrigin, "this form was sent from another site; nothing was changed");
         return Ok(req.error_response(PageError::from(error)));
     }
 
@@ -148,7 +148,7 @@ async fn guard(
         tracing::info!(path = response.request().path(), "refused a page form without a valid CSRF token");
     }
     let needs_sign_in =
-        response.response().extensions().get::<RefusalCode>().is_some_and(|code| code.0 == "unauthorized");
+        response.response().extensions().get::<RefusalCode>().is_some_and(|code| code.0 == ErrorCode::Unauthorized);
     if needs_sign_in && !wants_json {
         let request = response.request();
         let back = if request.method() == Method::GET { request.uri().to_string() } else { referer_path(request) };
@@ -162,7 +162,7 @@ async fn guard(
 }
 
 fn is_csrf_refusal(response: &ServiceResponse<BoxBody>) -> bool {
-    response.response().extensions().get::<RefusalCode>().is_some_and(|code| code.0 == "csrf_failed")
+    response.response().extensions().get::<RefusalCode>().is_some_and(|code| code.0 == ErrorCode::CsrfFailed)
 }
 
 /// Whether an unsafe request comes from a page of this site: its `Origin` (or, without one,
@@ -209,7 +209,7 @@ fn accepts_json(req: &HttpRequest) -> bool {
 /// How a form shows a refused action: the status to answer and the messages to list above
 /// the form. Failures that are not about the input (the database is down, a bug) stay errors.
 pub fn form_problem(error: AppError) -> Result<(StatusCode, Vec<String>), PageError> {
-    let status = crate::edge::problem::status_of(&error.kind);
+    let status = crate::edge::problem::status_of(error.code);
     if status.is_server_error() {
         return Err(error.into());
     }
@@ -311,7 +311,7 @@ impl std::fmt::Display for PageError {
 
 /// The `code` of a refusal, kept on the response for the guard's metrics.
 #[derive(Debug, Clone, Copy)]
-struct RefusalCode(&'static str);
+struct RefusalCode(ErrorCode);
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -325,25 +325,25 @@ struct ErrorPage {
 
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
-        crate::edge::problem::status_of(&self.0.kind)
+        crate::edge::problem::status_of(self.0.code)
     }
 
     fn error_response(&self) -> HttpResponse {
         crate::edge::problem::log_error(&self.0);
         let status = self.status_code();
-        let (title, detail) = match &self.0.kind {
-            ErrorKind::NotFound => {
+        let (title, detail) = match self.0.code {
+            ErrorCode::NotFound => {
                 ("Not found", "There is nothing here. It may have been deleted, or the link is wrong.".into())
             }
-            ErrorKind::Forbidden(_) => ("Not allowed", self.0.detail.clone()),
-            ErrorKind::Unauthorized(_) => ("Sign in needed", self.0.detail.clone()),
-            ErrorKind::RateLimited => {
+            code if code.status() == 403 => ("Not allowed", self.0.detail.clone()),
+            code if code.status() == 401 => ("Sign in needed", self.0.detail.clone()),
+            ErrorCode::RateLimited => {
                 ("Slow down", "Too many requests in a short time. Wait a moment and try again.".into())
             }
-            ErrorKind::Unavailable => {
+            ErrorCode::ServiceUnavailable => {
                 ("Temporarily unavailable", "Agora cannot reach its database right now. Try again shortly.".into())
             }
-            ErrorKind::Internal => (
+            ErrorCode::InternalError => (
                 "Something went wrong",
                 "This is a bug on our side; it has been logged. Try again, or go back to the front page.".into(),
             ),
@@ -361,7 +361,7 @@ impl ResponseError for PageError {
             .content_type("text/html; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .body(html);
-        response.extensions_mut().insert(RefusalCode(self.0.kind.code()));
+        response.extensions_mut().insert(RefusalCode(self.0.code));
         response
     }
 }

@@ -148,7 +148,7 @@ async fn signed_in_user(state: &HttpState, req: &HttpRequest) -> Result<Option<A
         }
         Err(err) if is_credentials_problem(&err) => {
             state.metrics.page_session_refreshes.with_label_values(&["failure"]).inc();
-            tracing::info!(code = err.kind.code(), "a browser's refresh token was refused; it is signed out");
+            tracing::info!(code = err.code.as_str(), "a browser's refresh token was refused; it is signed out");
             forget_session(req);
             Ok(None)
         }
@@ -164,7 +164,7 @@ async fn authenticate_pair(state: &HttpState, pair: &TokenPair) -> Result<Option
 }
 
 fn is_credentials_problem(err: &AppError) -> bool {
-    matches!(err.kind, crate::error::ErrorKind::Unauthorized(_))
+    err.code.status() == 401
 }
 
 fn forget_session(req: &HttpRequest) {
@@ -205,14 +205,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
         Box::pin(async move {
             if !form_type {
                 return Err(AppError::new(
-                    crate::error::ErrorKind::UnsupportedMediaType,
+                    crate::error::ErrorCode::UnsupportedMediaType,
                     "forms must be sent as application/x-www-form-urlencoded",
                 )
                 .into());
             }
             let body = body.await.map_err(|err| {
                 if err.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    AppError::new(crate::error::ErrorKind::PayloadTooLarge, "the form is larger than allowed")
+                    AppError::new(crate::error::ErrorCode::PayloadTooLarge, "the form is larger than allowed")
                 } else {
                     AppError::bad_request("the form could not be read")
                 }
@@ -223,8 +223,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
                 !expected.is_empty() && constant_time_eq(expected.as_bytes(), sent.csrf.as_bytes())
             });
             if !valid {
-                return Err(AppError::forbidden(
-                    "csrf_failed",
+                return Err(AppError::new(
+                    crate::error::ErrorCode::CsrfFailed,
                     "this form has expired or did not come from this site; reload the page and try again",
                 )
                 .into());

@@ -242,7 +242,7 @@ pub async fn edit_post_form(
     let post = posts::get(&state, PostId(*id), Some(author)).await?;
     let layout = layout(&state, &viewer).await?;
     if !layout.is(&post.view.author) || post.view.deleted {
-        return Err(AppError::forbidden("forbidden", "only its author can edit this post").into());
+        return Err(AppError::forbidden("only its author can edit this post").into());
     }
     let template = EditPage {
         layout,
@@ -326,7 +326,7 @@ pub async fn edit_comment_form(
     let comment = comments::one(&state, CommentId(*id), Some(author)).await?;
     let layout = layout(&state, &viewer).await?;
     if !layout.is(&comment.author) || comment.deleted || comment.removed {
-        return Err(AppError::forbidden("forbidden", "only its author can edit this comment").into());
+        return Err(AppError::forbidden("only its author can edit this comment").into());
     }
     let template = EditPage {
         layout,

@@ -255,3 +255,32 @@ fn percent_encode(text: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+#[tokio::test]
+async fn a_link_with_an_upper_case_scheme_is_stored_in_lower_case_not_a_500() {
+    let app = spawn_app().await;
+    let token = community_with_owner(&app, "links").await;
+    let post =
+        create_post(&app, "links", &token, json!({"title": "Shouted", "url": " HTTPS://Example.org/A?b=C "})).await;
+    assert_eq!(post["url"], "https://Example.org/A?b=C", "the scheme is normalized, the rest kept");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let token = community_with_owner(&app, "shapes").await;
+    let post = create_post(&app, "shapes", &token, json!({"title": "Kept"})).await;
+    let path = format!("/api/v1/posts/{}", post["id"]);
+    for body in [json!([null, null]), json!(["Replaced", "text"]), json!("Replaced"), json!(3)] {
+        let refused = app.send_as(Method::PATCH, &path, Some(body.clone()), &token).await;
+        assert_eq!(problem_code(refused).await, (422, "validation_failed".into()), "{body}");
+    }
+    let vote = app.send_as(Method::PUT, &format!("{path}/vote"), Some(json!({"value": 1.0})), &token).await;
+    assert_eq!(vote.status(), 200, "JSON Schema's integer 1.0 is a vote of 1");
+    let fraction = app.send_as(Method::PUT, &format!("{path}/vote"), Some(json!({"value": 0.5})), &token).await;
+    assert_eq!(problem_code(fraction).await, (422, "validation_failed".into()));
+    let read: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!((read["title"].as_str(), read["score"].as_i64()), (Some("Kept"), Some(1)));
+    app.stop().await;
+}
