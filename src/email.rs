@@ -326,9 +326,7 @@ fn message_id(key: &str, base_url: &str) -> String {
 
 /// Runs an email job: skips what was already sent or is no longer wanted, renders, sends,
 /// records the delivery.
-pub async fn run(ctx: &Context, payload: serde_json::Value) -> Result<(), JobError> {
-    let job: EmailJob =
-        serde_json::from_value(payload).map_err(|err| JobError::Permanent(format!("bad email job: {err}")))?;
+pub async fn run(ctx: &Context, job: EmailJob) -> Result<(), JobError> {
     let Some(mailer) = &ctx.mailer else {
         return Err(JobError::Retry("email is off (no email.smtp_host); the job waits for it".into()));
     };

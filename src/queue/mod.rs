@@ -316,11 +316,23 @@ impl Queue {
         default_attempts: u32,
         traceparent: Option<String>,
     ) -> Result<Enqueued, QueueError> {
-        let outcome = self.insert(new, default_attempts, traceparent)?;
+        let outcome = self.off_runtime(move |queue| queue.insert(new, default_attempts, traceparent)).await?;
         if matches!(outcome, Enqueued::New(_)) {
             self.flusher.flush().await?;
         }
         Ok(outcome)
+    }
+
+    /// Runs `work` on the blocking pool: a sled call may wait on the disk, and must not hold
+    /// an async worker thread while it does.
+    pub async fn off_runtime<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Queue) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let queue = self.clone();
+        tokio::task::spawn_blocking(move || work(&queue))
+            .await
+            .map_err(|err| QueueError::Storage(sled::Error::Io(std::io::Error::other(err.to_string()))))?
     }
 
     fn insert(&self, new: NewJob, default_attempts: u32, traceparent: Option<String>) -> Result<Enqueued, QueueError> {
@@ -361,11 +373,21 @@ impl Queue {
         default_attempts: impl Fn(JobKind) -> u32,
         traceparent: Option<String>,
     ) -> Result<Vec<Enqueued>, QueueError> {
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for new in batch {
-            let attempts = default_attempts(new.kind);
-            outcomes.push(self.insert(new, attempts, traceparent.clone())?);
-        }
+        let batch: Vec<(NewJob, u32)> = batch
+            .into_iter()
+            .map(|new| {
+                let attempts = default_attempts(new.kind);
+                (new, attempts)
+            })
+            .collect();
+        let outcomes = self
+            .off_runtime(move |queue| {
+                batch
+                    .into_iter()
+                    .map(|(new, attempts)| queue.insert(new, attempts, traceparent.clone()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
         if outcomes.iter().any(|o| matches!(o, Enqueued::New(_))) {
             self.flusher.flush().await?;
         }

@@ -190,12 +190,13 @@ impl Dispatcher {
             if *stopped.borrow() {
                 break;
             }
-            self.fill(&mut in_flight, visibility);
+            self.fill(&mut in_flight, visibility).await;
             if last_sweep.elapsed() >= visibility / 2 {
                 last_sweep = Instant::now();
                 let running = self.running.clone();
                 let held = move |id: u64| running.lock().is_ok_and(|set| set.contains_key(&id));
-                match self.jobs.queue.release_expired(now_ms(), false, &held) {
+                let swept = self.jobs.queue.off_runtime(move |queue| queue.release_expired(now_ms(), false, &held));
+                match swept.await {
                     Ok(0) => {}
                     Ok(released) => tracing::warn!(released, "expired job leases were put back in the queue"),
                     Err(err) => tracing::error!(error = %err, "cannot sweep expired job leases"),
@@ -227,7 +228,7 @@ impl Dispatcher {
 
     /// Leases jobs while workers are free, always from the highest-priority kind that has a
     /// ready job and a free slot, so a flood of low-priority jobs never delays a summary.
-    fn fill(&self, in_flight: &mut JoinSet<()>, visibility: Duration) {
+    async fn fill(&self, in_flight: &mut JoinSet<()>, visibility: Duration) {
         let config = self.jobs.config.clone();
         loop {
             let busy: Vec<JobKind> = self.running.lock().map(|r| r.values().copied().collect()).unwrap_or_default();
@@ -239,7 +240,7 @@ impl Dispatcher {
                 if busy.iter().filter(|k| **k == kind).count() >= config.concurrency(kind) {
                     continue;
                 }
-                match self.jobs.queue.lease(kind, visibility) {
+                match self.jobs.queue.off_runtime(move |queue| queue.lease(kind, visibility)).await {
                     Ok(Some(job)) => {
                         leased = Some(job);
                         break;
@@ -290,11 +291,12 @@ async fn execute(jobs: Jobs, handler: Arc<dyn Handler>, _running: RunningGuard, 
     let elapsed = started.elapsed().as_secs_f64();
     let metrics = &jobs.metrics;
     let label = kind.as_str();
-    let outcome = span.in_scope(|| match result {
+    // Decide and log inside the job's span; the sled write then runs on the blocking pool.
+    let (outcome, retry_at, error) = span.in_scope(|| match result {
         Ok(()) => {
             metrics.queue_completed.with_label_values(&[label]).inc();
             tracing::info!(duration_ms = elapsed * 1000.0, "job completed");
-            jobs.queue.complete(&job).map(|()| "completed")
+            ("completed", None, None)
         }
         Err(error) => {
             metrics.queue_failed.with_label_values(&[label]).inc();
@@ -304,17 +306,25 @@ async fn execute(jobs: Jobs, handler: Arc<dyn Handler>, _running: RunningGuard, 
                 span.record("otel.status_code", "error");
                 metrics.queue_dead_lettered.with_label_values(&[label]).inc();
                 tracing::error!(error = %message, attempts = job.attempts, "job failed for good: moved to dead letters");
-                jobs.queue.fail(&job, &message, None).map(|()| "dead")
+                ("dead", None, Some(message))
             } else {
                 let delay = backoff(&jobs.config, job.attempts);
                 metrics.queue_retried.with_label_values(&[label]).inc();
                 tracing::warn!(error = %message, attempts = job.attempts, retry_in_ms = delay.as_millis() as u64, "job failed: will retry");
                 let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-                jobs.queue.fail(&job, &message, Some(at)).map(|()| "retry")
+                ("retry", Some(at), Some(message))
             }
         }
     });
-    let outcome = outcome.unwrap_or_else(|err| {
+    let recorded = jobs
+        .queue
+        .off_runtime(move |queue| match error {
+            None => queue.complete(&job),
+            Some(message) => queue.fail(&job, &message, retry_at),
+        })
+        .await
+        .map(|()| outcome);
+    let outcome = recorded.unwrap_or_else(|err| {
         span.in_scope(
             || tracing::error!(error = %err, "cannot record the job's outcome; it runs again after its lease"),
         );

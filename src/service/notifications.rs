@@ -4,7 +4,6 @@
 use crate::db::notifications as db_notifications;
 use crate::db::{DbConn, DbError};
 use crate::email::EmailJob;
-use crate::queue::{JobKind, NewJob};
 use crate::service::Context;
 
 /// Most users one comment can notify by mention.
@@ -18,14 +17,14 @@ pub async fn queue_email(ctx: &Context, email: EmailJob) {
         return;
     }
     let dedup = format!("email:{}", email.delivery_key());
-    let payload = match serde_json::to_value(&email) {
-        Ok(payload) => payload,
+    let job = match crate::jobs::Payload::Email(email).into_job() {
+        Ok(job) => job.dedup(dedup),
         Err(err) => {
             tracing::error!(error = %err, "cannot encode an email job");
             return;
         }
     };
-    if let Err(err) = ctx.jobs.enqueue(NewJob::new(JobKind::Email, payload).dedup(dedup)).await {
+    if let Err(err) = ctx.jobs.enqueue(job).await {
         tracing::error!(error = %err, "cannot queue an email");
     }
 }

@@ -19,8 +19,8 @@ pub use crate::db::summaries::{Stored, Thread, ThreadComment};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
+use crate::queue::Enqueued;
 use crate::queue::worker::JobError;
-use crate::queue::{Enqueued, JobKind, NewJob};
 use crate::service::Context;
 use breaker::{Breaker, BreakerSettings};
 use extractive::Passage;
@@ -349,10 +349,13 @@ pub async fn get(ctx: &Context, post_id: i64, requester: &Requester) -> Result<S
         return Ok(SummaryAnswer::Ready(view));
     }
     let dedup = format!("summary:{post_id}:{}", thread.content_hash());
-    let pending = ctx.jobs.queue().is_pending(&dedup).map_err(AppError::internal)?;
+    let key = dedup.clone();
+    let pending =
+        ctx.jobs.queue().off_runtime(move |queue| queue.is_pending(&key)).await.map_err(AppError::internal)?;
     if !pending {
         charge_quota(ctx, &mut conn, requester).await?;
-        let job = NewJob::new(JobKind::Summary, serde_json::json!({"post_id": post_id})).dedup(dedup);
+        let job =
+            crate::jobs::Payload::Summary(SummaryJob { post_id }).into_job().map_err(AppError::internal)?.dedup(dedup);
         if let Enqueued::New(id) = ctx.jobs.enqueue(job).await.map_err(AppError::internal)? {
             tracing::info!(job.id = id, "summary queued");
         }
@@ -390,17 +393,16 @@ async fn charge_quota(ctx: &Context, conn: &mut DbConn, requester: &Requester) -
     Ok(())
 }
 
-/// The payload of a summary job.
-#[derive(Debug, Serialize, Deserialize)]
-struct SummaryJob {
-    post_id: i64,
+/// The input of a summary job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryJob {
+    /// The post whose thread is summarized.
+    pub post_id: i64,
 }
 
 /// Runs a summary job: makes the summary of the thread as it is now and stores it. Running it
 /// again for an unchanged thread does nothing.
-pub async fn run(ctx: &Context, summarizer: &Arc<Summarizer>, payload: serde_json::Value) -> Result<(), JobError> {
-    let job: SummaryJob =
-        serde_json::from_value(payload).map_err(|err| JobError::Permanent(format!("bad summary job: {err}")))?;
+pub async fn run(ctx: &Context, summarizer: &Arc<Summarizer>, job: SummaryJob) -> Result<(), JobError> {
     let retry = |err: DbError| JobError::Retry(err.to_string());
     let mut conn = ctx.db.conn().await.map_err(|err| JobError::Retry(err.to_string()))?;
     let max_comments = i64::from(ctx.config.summaries.max_comments);
