@@ -39,8 +39,8 @@ async fn main() {
     let dir = std::env::args().nth(1).map(std::path::PathBuf::from).unwrap_or_else(|| {
         scratch.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_else(|| std::path::PathBuf::from("queue-bench"))
     });
-    let config =
-        Arc::new(QueueConfig { workers: 16, email_concurrency: 16, poll_interval_ms: 10, ..QueueConfig::default() });
+    let defaults = agora::config::Config::defaults().unwrap_or_else(|err| panic!("{err}")).queue;
+    let config = Arc::new(QueueConfig { workers: 16, email_concurrency: 16, poll_interval_ms: 10, ..defaults });
     let open = |name: &str| {
         let queue = Queue::open_with_cache(&dir.join(name), config.cache_mib).unwrap_or_else(|err| panic!("{err}"));
         Jobs::new(queue, config.clone(), Metrics::new().unwrap_or_else(|err| panic!("{err}")))

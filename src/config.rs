@@ -15,9 +15,14 @@ use serde::{Deserialize, Serialize};
 /// Where the packaged configuration lives; read when `--config` is not given and it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/agora/agora.toml";
 
+/// The reference configuration, compiled in: every key at its built-in default, with the
+/// comments that explain it. It is the one source of the defaults (the package installs the
+/// same file as /etc/agora/agora.toml); a file or variable only overrides what it names.
+const REFERENCE: &str = include_str!("../config/agora.toml");
+
 /// The whole configuration of one Agora daemon.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Public HTTP listeners and request handling.
     pub server: ServerConfig,
@@ -51,7 +56,7 @@ pub struct Config {
 
 /// `[server]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// `host:port` or `unix:/path` addresses of the public listeners.
     pub listen: Vec<ListenAddr>,
@@ -89,43 +94,17 @@ impl ServerConfig {
     }
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: vec![ListenAddr::Tcp("127.0.0.1:8080".to_owned())],
-            public_url: "http://localhost:8080".to_owned(),
-            max_body_bytes: 64 * 1024,
-            shutdown_grace_seconds: 30,
-            workers: 0,
-            client_request_timeout_ms: 5000,
-            client_disconnect_timeout_ms: 1000,
-            keep_alive_seconds: 75,
-            max_connections_per_worker: 25_000,
-            backlog: 2048,
-            max_header_bytes: 16 * 1024,
-            cors_allowed_origins: Vec::new(),
-            cors_max_age_seconds: 600,
-        }
-    }
-}
-
 /// `[metrics]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// `host:port` of the admin listener; empty serves `/metrics` on the public listeners.
     pub listen: String,
 }
 
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self { listen: "127.0.0.1:9464".to_owned() }
-    }
-}
-
 /// `[paths]`
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PathsConfig {
     /// State directory; empty picks `/var/lib/agora` when it is writable, else `./agora-data`.
     pub state_dir: String,
@@ -154,7 +133,7 @@ fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
 
 /// `[database]`
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// PostgreSQL URL of the primary; empty runs a private cluster under the state directory.
     pub url: String,
@@ -170,20 +149,6 @@ pub struct DatabaseConfig {
     pub connect_timeout_seconds: u64,
     /// How long `/health/ready` waits for the database to answer.
     pub health_timeout_ms: u64,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            url_file: String::new(),
-            replicas: Vec::new(),
-            pool_size: 16,
-            pool_timeout_seconds: 5,
-            connect_timeout_seconds: 5,
-            health_timeout_ms: 1000,
-        }
-    }
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -202,18 +167,12 @@ impl fmt::Debug for DatabaseConfig {
 
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `json`, `text`, or `auto` (text when stdout is a terminal, JSON otherwise).
     pub format: LogFormat,
     /// A tracing filter such as `info` or `info,agora=debug`; `RUST_LOG` overrides it.
     pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { format: LogFormat::Auto, level: "info".to_owned() }
-    }
 }
 
 /// How log lines are written.
@@ -230,7 +189,7 @@ pub enum LogFormat {
 
 /// `[tracing]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct TracingConfig {
     /// Export spans over OTLP/HTTP.
     pub enabled: bool,
@@ -242,18 +201,6 @@ pub struct TracingConfig {
     pub sample_ratio: f64,
     /// `service.name` of the exported resource.
     pub service_name: String,
-}
-
-impl Default for TracingConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            endpoint: "http://127.0.0.1:4318/v1/traces".to_owned(),
-            protocol: OtlpProtocol::HttpProtobuf,
-            sample_ratio: 1.0,
-            service_name: "agora".to_owned(),
-        }
-    }
 }
 
 /// Wire encoding of OTLP over HTTP.
@@ -268,8 +215,8 @@ pub enum OtlpProtocol {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// The Ed25519 secret (32 raw bytes) that signs access tokens; empty means
     /// `<state_dir>/keys/access-token.ed25519`, created on first start.
@@ -292,17 +239,11 @@ impl AuthConfig {
 
 /// `[limits]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Deepest reply level allowed (top-level comments are level 0); deeper replies get 422
     /// `max_depth_exceeded`.
     pub max_comment_depth: i32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self { max_comment_depth: 50 }
-    }
 }
 
 /// How the SMTP connection is protected.
@@ -330,7 +271,7 @@ impl SmtpSecurity {
 
 /// `[email]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// The SMTP server; empty switches email off.
     pub smtp_host: String,
@@ -352,22 +293,6 @@ pub struct EmailConfig {
     pub timeout_seconds: u64,
 }
 
-impl Default for EmailConfig {
-    fn default() -> Self {
-        Self {
-            smtp_host: String::new(),
-            smtp_port: 587,
-            smtp_security: SmtpSecurity::Starttls,
-            smtp_username: String::new(),
-            smtp_password: Secret::default(),
-            smtp_password_file: String::new(),
-            ca_file: String::new(),
-            from: "Agora <agora@localhost>".to_owned(),
-            timeout_seconds: 30,
-        }
-    }
-}
-
 impl EmailConfig {
     /// Whether email is configured at all.
     pub fn enabled(&self) -> bool {
@@ -382,7 +307,7 @@ impl EmailConfig {
 
 /// `[backup]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct BackupConfig {
     /// Where archives go; empty means `<state_dir>/backups`.
     pub dir: String,
@@ -390,12 +315,6 @@ pub struct BackupConfig {
     pub keep_daily: usize,
     /// Keep the newest archive of each of this many most recent weeks.
     pub keep_weekly: usize,
-}
-
-impl Default for BackupConfig {
-    fn default() -> Self {
-        Self { dir: String::new(), keep_daily: 7, keep_weekly: 4 }
-    }
 }
 
 impl BackupConfig {
@@ -407,7 +326,7 @@ impl BackupConfig {
 
 /// `[summaries]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct SummariesConfig {
     /// Offer summaries at all.
     pub enabled: bool,
@@ -466,40 +385,6 @@ pub struct SummariesConfig {
     pub anthropic_output_usd_per_mtok: f64,
 }
 
-impl Default for SummariesConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            daily_limit_per_user: 50,
-            cache_hours: 24,
-            max_comments: 30,
-            page_min_comments: 10,
-            regenerate_after_comments: 5,
-            extractive_sentences: 4,
-            primary: String::new(),
-            secondary: String::new(),
-            call_timeout_seconds: 30,
-            max_output_tokens: 400,
-            breaker_failure_ratio: 0.5,
-            breaker_window_seconds: 60,
-            breaker_min_calls: 4,
-            breaker_open_seconds: 60,
-            openai_base_url: "https://api.openai.com/v1".to_owned(),
-            openai_api_key: Secret::default(),
-            openai_api_key_file: String::new(),
-            openai_model: "gpt-4o-mini".to_owned(),
-            openai_input_usd_per_mtok: 0.15,
-            openai_output_usd_per_mtok: 0.60,
-            anthropic_base_url: "https://api.anthropic.com".to_owned(),
-            anthropic_api_key: Secret::default(),
-            anthropic_api_key_file: String::new(),
-            anthropic_model: "claude-3-5-haiku-latest".to_owned(),
-            anthropic_input_usd_per_mtok: 0.80,
-            anthropic_output_usd_per_mtok: 4.0,
-        }
-    }
-}
-
 /// Reads a secret from `file` when it is named, else returns `inline`.
 pub fn secret(inline: &Secret, file: &str) -> std::io::Result<Secret> {
     if file.is_empty() { Ok(inline.clone()) } else { Ok(Secret(std::fs::read_to_string(file)?.trim_end().to_owned())) }
@@ -549,7 +434,7 @@ impl std::fmt::Display for Secret {
 
 /// `[queue]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     /// Jobs run at once, all kinds together.
     pub workers: usize,
@@ -574,26 +459,9 @@ pub struct QueueConfig {
     pub email_max_attempts: u32,
 }
 
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self {
-            workers: 8,
-            visibility_timeout_seconds: 300,
-            poll_interval_ms: 1000,
-            backoff_base_ms: 5000,
-            backoff_max_seconds: 900,
-            summary_concurrency: 4,
-            summary_max_attempts: 3,
-            cache_mib: 64,
-            email_concurrency: 2,
-            email_max_attempts: 3,
-        }
-    }
-}
-
 /// `[rate_limits]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Apply the limits at all.
     pub enabled: bool,
@@ -610,20 +478,6 @@ pub struct RateLimitConfig {
     /// Most clients tracked at once (about 380 bytes each); beyond that the least recently
     /// seen are forgotten first, which bounds memory under a flood of distinct addresses.
     pub max_tracked_clients: u64,
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            trusted_proxies: Vec::new(),
-            anonymous_per_minute: 20,
-            signed_in_per_minute: 100,
-            auth_per_minute: 5,
-            posts_per_hour: 10,
-            max_tracked_clients: 100_000,
-        }
-    }
 }
 
 impl RateLimitConfig {
@@ -680,7 +534,7 @@ fn cidr_contains(entry: &str, ip: std::net::IpAddr) -> bool {
 
 /// `[tls]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain for HTTPS.
     pub cert: String,
@@ -692,18 +546,6 @@ pub struct TlsConfig {
     pub redirect_listen: String,
     /// `max-age` of the Strict-Transport-Security header on HTTPS responses; 0 leaves it out.
     pub hsts_max_age_seconds: u64,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            cert: String::new(),
-            key: String::new(),
-            self_signed: false,
-            redirect_listen: String::new(),
-            hsts_max_age_seconds: 31_536_000,
-        }
-    }
 }
 
 impl TlsConfig {
@@ -870,7 +712,7 @@ impl Config {
             None if fallback.exists() => Some(fallback.to_path_buf()),
             None => None,
         };
-        let (source_name, mut table) = match &file {
+        let (source_name, file_table) = match &file {
             Some(path) => {
                 let name = path.display().to_string();
                 let text = std::fs::read_to_string(path)
@@ -880,6 +722,8 @@ impl Config {
             }
             None => ("built-in defaults".to_owned(), toml::Table::new()),
         };
+        let mut table = defaults_table()?;
+        merge(&mut table, file_table);
         let env_overrides = apply_env(&mut table, env)?;
         let config = deserialize(&source_name, &env_overrides, table)?;
         config.validate(&source_name, &env_overrides)?;
@@ -888,10 +732,16 @@ impl Config {
 
     /// Parses TOML text as a whole configuration without environment overrides.
     pub fn from_toml(source_name: &str, text: &str) -> Result<Config, ConfigError> {
-        let table = parse_toml(source_name, text)?;
+        let mut table = defaults_table()?;
+        merge(&mut table, parse_toml(source_name, text)?);
         let config = deserialize(source_name, &BTreeMap::new(), table)?;
         config.validate(source_name, &BTreeMap::new())?;
         Ok(config)
+    }
+
+    /// The built-in defaults: the compiled-in reference configuration.
+    pub fn defaults() -> Result<Config, ConfigError> {
+        deserialize("built-in defaults", &BTreeMap::new(), defaults_table()?)
     }
 
     /// The database URL, read from `database.url_file` when that is set.
@@ -1122,6 +972,23 @@ impl Config {
     }
 }
 
+/// The reference configuration as a table: the base every file and variable is laid over.
+fn defaults_table() -> Result<toml::Table, ConfigError> {
+    parse_toml("built-in defaults", REFERENCE)
+}
+
+/// Lays `over` onto `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => merge(inner, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 fn parse_toml(source_name: &str, text: &str) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>().map_err(|err| {
         let position = err.span().map(|span| line_col(text, span.start)).unwrap_or_default();
@@ -1149,8 +1016,7 @@ fn deserialize(source_name: &str, env: &BTreeMap<String, String>, table: toml::T
 /// Applies `AGORA_<SECTION>__<KEY>` variables onto the table, typed by the defaults, and
 /// returns which keys they set. Variables without `__` are not configuration.
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<BTreeMap<String, String>, ConfigError> {
-    let defaults = toml::Table::try_from(Config::default())
-        .map_err(|err| ConfigError::one("built-in defaults", "", err.to_string()))?;
+    let defaults = defaults_table()?;
     let mut overrides = BTreeMap::new();
     let mut problems = Vec::new();
 
@@ -1327,17 +1193,23 @@ mod tests {
     }
 
     #[test]
-    fn reference_config_equals_built_in_defaults() {
-        let text = include_str!("../config/agora.toml");
-        let parsed = Config::from_toml("config/agora.toml", text).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(parsed, Config::default());
+    fn the_reference_file_is_the_defaults_and_an_empty_file_changes_nothing() {
+        // No serde defaults exist: a key missing from the reference fails this outright.
+        let defaults = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        let empty = Config::from_toml("empty.toml", "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(empty, defaults);
+        let partial = Config::from_toml("partial.toml", "[server]\nworkers = 3\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(partial.server.workers, 3);
+        assert_eq!(partial.server.listen, defaults.server.listen, "keys a file leaves out keep their default");
+        assert_eq!(partial.email, defaults.email);
     }
 
     #[test]
     fn reference_config_mentions_every_key() {
         let text = include_str!("../config/agora.toml");
         let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}"));
-        let defaults = toml::Table::try_from(Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        let defaults = toml::Table::try_from(Config::defaults().unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
         for (section, fields) in &defaults {
             let Some(fields) = fields.as_table() else {
                 continue;
@@ -1434,7 +1306,7 @@ mod tests {
 
     #[test]
     fn masked_dump_hides_passwords() {
-        let mut config = Config::default();
+        let mut config = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
         config.database.url = "postgres://agora:hunter2@db/agora".into();
         let dump = config.masked_toml();
         assert!(!dump.contains("hunter2"));

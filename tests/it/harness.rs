@@ -285,7 +285,7 @@ pub struct TestApp {
 
 /// A configuration for tests: random ports, the given database, a temporary state directory.
 pub fn test_config(database_url: &str, state_dir: &Path) -> Config {
-    let mut config = Config::default();
+    let mut config = Config::defaults().expect("the built-in defaults");
     config.server.listen = vec![ListenAddr::Tcp("127.0.0.1:0".into())];
     config.metrics.listen = "127.0.0.1:0".into();
     config.server.workers = 2;

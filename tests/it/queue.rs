@@ -36,7 +36,12 @@ impl Handler for Shared {
 }
 
 fn fast_config() -> QueueConfig {
-    QueueConfig { poll_interval_ms: 20, backoff_base_ms: 200, backoff_max_seconds: 5, ..QueueConfig::default() }
+    QueueConfig {
+        poll_interval_ms: 20,
+        backoff_base_ms: 200,
+        backoff_max_seconds: 5,
+        ..agora::config::Config::defaults().expect("the built-in defaults").queue
+    }
 }
 
 fn open(dir: &std::path::Path, config: QueueConfig) -> (Jobs, Metrics) {
