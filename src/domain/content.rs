@@ -47,9 +47,19 @@ impl CommunityName {
 
 /// A community title: 1–100 characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommunityTitle(pub String);
+pub struct CommunityTitle(String);
 
 impl CommunityTitle {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// Accepts a valid title.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         bounded(text.trim(), 1, 100, "a title").map(Self)
@@ -58,9 +68,19 @@ impl CommunityTitle {
 
 /// A community description: up to 10,000 characters of Markdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Description(pub String);
+pub struct Description(String);
 
 impl Description {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// Accepts a valid description.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         bounded(text, 0, 10_000, "a description").map(Self)
@@ -69,9 +89,19 @@ impl Description {
 
 /// A community's rules: up to 20, each 1–500 characters. Reports and removals cite them by index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rules(pub Vec<String>);
+pub struct Rules(Vec<String>);
 
 impl Rules {
+    /// The rules, in order.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The rules, owned.
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+
     /// Accepts a valid rule list.
     pub fn parse(rules: &[String]) -> Result<Self, ParseError> {
         if rules.len() > 20 {
@@ -83,9 +113,19 @@ impl Rules {
 
 /// A moderation reason (bans, removals, reports): up to 1,000 characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Reason(pub String);
+pub struct Reason(String);
 
 impl Reason {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// Accepts a reason (may be empty where a rule is cited instead).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         bounded(text.trim(), 0, 1000, "a reason").map(Self)
@@ -94,9 +134,19 @@ impl Reason {
 
 /// A post title: 1–300 characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostTitle(pub String);
+pub struct PostTitle(String);
 
 impl PostTitle {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// Accepts a valid title.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         bounded(text.trim(), 1, 300, "a title").map(Self)
@@ -105,9 +155,19 @@ impl PostTitle {
 
 /// A post or comment body: Markdown, up to 40,000 characters (a comment needs at least one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Body(pub String);
+pub struct Body(String);
 
 impl Body {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// Accepts a post body (may be empty).
     pub fn parse_post(text: &str) -> Result<Self, ParseError> {
         bounded(text, 0, 40_000, "a body").map(Self)
@@ -124,9 +184,19 @@ impl Body {
 
 /// The link of a link post: an absolute `http(s)` URL of at most 2,000 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkUrl(pub String);
+pub struct LinkUrl(String);
 
 impl LinkUrl {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// Accepts a valid link.
     pub fn parse(sent: &str) -> Result<Self, ParseError> {
         let text = sent.trim();
@@ -148,9 +218,14 @@ impl LinkUrl {
 
 /// A vote: -1 (down), 0 (clear) or 1 (up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VoteValue(pub i16);
+pub struct VoteValue(i16);
 
 impl VoteValue {
+    /// -1, 0 or 1.
+    pub fn get(self) -> i16 {
+        self.0
+    }
+
     /// Accepts -1, 0 or 1.
     pub fn parse(value: i64) -> Result<Self, ParseError> {
         match value {
@@ -162,9 +237,19 @@ impl VoteValue {
 
 /// A page size within bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit(pub i64);
+pub struct Limit(i64);
 
 impl Limit {
+    /// A page size the code chose itself (at least 1).
+    pub const fn fixed(size: i64) -> Self {
+        Self(if size < 1 { 1 } else { size })
+    }
+
+    /// The page size.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
     /// `value` or `default`, refusing anything outside `1..=max`.
     pub fn parse(value: Option<i64>, default: i64, max: i64) -> Result<Self, ParseError> {
         match value {

@@ -301,7 +301,7 @@ pub async fn ban(
     let body = body.into_inner();
     let mut fields = Fields::default();
     let username = fields.check("username", Username::parse(&body.username));
-    let reason = fields.check("reason", Reason::parse(&body.reason)).map(|r| r.0);
+    let reason = fields.check("reason", Reason::parse(&body.reason)).map(Reason::into_string);
     if body.expires_at.is_some_and(|at| at <= Utc::now()) {
         fields.check::<(), _>("expires_at", Err("must be in the future"));
     }

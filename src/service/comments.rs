@@ -91,8 +91,8 @@ pub async fn create(
     body: Body,
 ) -> Result<Comment, AppError> {
     let max_depth = ctx.config.limits.max_comment_depth;
-    let body_html = crate::markdown::render(&body.0);
-    let body_text = body.0.clone();
+    let body_html = crate::markdown::render(body.as_str());
+    let body_text = body.as_str().to_owned();
     let mut conn = ctx.db.conn().await?;
     let work = ctx.db.transaction::<_, AppError>("comments.create", &mut conn, async move |conn| {
         let facts = db_posts::facts(conn, post.0, false).await?.ok_or_else(|| AppError::not_found("post"))?;
@@ -113,7 +113,7 @@ pub async fn create(
                 ));
             }
         }
-        db_comments::insert(conn, post.0, parent.map(|p| p.0), author.user_id.0, &body.0, &body_html).await.map_err(
+        db_comments::insert(conn, post.0, parent.map(|p| p.0), author.user_id.0, &body.as_str(), &body_html).await.map_err(
             |err| match err {
                 InsertCommentError::ParentNotInPost => {
                     AppError::invalid_field("parent_id", "is not a comment of this post")
@@ -165,11 +165,11 @@ pub async fn tree(
     let mut roots = ctx
         .db
         .observe("comments.top_level", &mut conn, async |conn| {
-            db_comments::top_level(conn, reader, post.0, shape.sort, after, limit.0 + 1).await
+            db_comments::top_level(conn, reader, post.0, shape.sort, after, limit.get() + 1).await
         })
         .await?;
-    let next_cursor = if roots.len() as i64 > limit.0 {
-        roots.truncate(limit.0 as usize);
+    let next_cursor = if roots.len() as i64 > limit.get() {
+        roots.truncate(limit.get() as usize);
         roots.last().map(|last| encode_cursor(&CommentCursor::after(shape.sort, last)))
     } else {
         None
@@ -296,9 +296,9 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: CommentId, body: Bod
     if facts.deleted {
         return Err(forbidden("a deleted comment cannot be edited"));
     }
-    let html = crate::markdown::render(&body.0);
+    let html = crate::markdown::render(body.as_str());
     ctx.db
-        .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id.0, &body.0, &html).await)
+        .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id.0, &body.as_str(), &html).await)
         .await?;
     one(ctx, id, Some(editor)).await
 }
@@ -320,7 +320,7 @@ pub async fn delete(ctx: &Context, author: Authenticated, id: CommentId) -> Resu
 }
 
 /// Votes on a comment; concurrent votes on one comment are serialized by its row lock.
-#[tracing::instrument(name = "service.comments.vote", skip_all, fields(comment_id = id.0, value = value.0))]
+#[tracing::instrument(name = "service.comments.vote", skip_all, fields(comment_id = id.0, value = value.get()))]
 pub async fn vote(
     ctx: &Context,
     voter: Authenticated,
@@ -336,9 +336,9 @@ pub async fn vote(
         if db_communities::is_banned(conn, facts.community_id, voter.user_id.0).await? {
             return Err(banned());
         }
-        Ok(db_comments::vote(conn, id.0, facts.author_id, voter.user_id.0, value.0).await?)
+        Ok(db_comments::vote(conn, id.0, facts.author_id, voter.user_id.0, value.get()).await?)
     });
     let (score, upvotes, downvotes) = work.await?;
     ctx.metrics.votes.with_label_values(&["comment"]).inc();
-    Ok(VoteResult { score, upvotes, downvotes, my_vote: value.0 })
+    Ok(VoteResult { score, upvotes, downvotes, my_vote: value.get() })
 }

@@ -132,9 +132,9 @@ pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) 
             conn,
             creator.user_id.0,
             input.name.as_str(),
-            &input.title.0,
-            &input.description.0,
-            &input.rules.0,
+            &input.title.as_str(),
+            &input.description.as_str(),
+            &input.rules.as_slice(),
         )
         .await
         .map_err(|err| match err {
@@ -183,11 +183,11 @@ pub async fn list(
     let mut rows = ctx
         .db
         .observe("communities.list", &mut conn, async |conn| {
-            db_communities::list(conn, popular, after, limit.0, reader_id(reader)).await
+            db_communities::list(conn, popular, after, limit.get(), reader_id(reader)).await
         })
         .await?;
-    let next_cursor = if rows.len() as i64 > limit.0 {
-        rows.truncate(limit.0 as usize);
+    let next_cursor = if rows.len() as i64 > limit.get() {
+        rows.truncate(limit.get() as usize);
         rows.last().map(|last| {
             encode_cursor(&if popular {
                 CommunityCursor::Popular(last.member_count, last.id)
@@ -215,18 +215,18 @@ pub async fn edit(
         return Err(forbidden("only moderators can edit a community"));
     }
     let changes = serde_json::json!({
-        "title": edit.title.as_ref().map(|t| &t.0),
+        "title": edit.title.as_ref().map(|t| t.as_str()),
         "description": edit.description.is_some(),
-        "rules": edit.rules.as_ref().map(|r| &r.0),
+        "rules": edit.rules.as_ref().map(|r| r.as_slice()),
         "summaries_enabled": edit.summaries_enabled,
     });
     let work = ctx.db.transaction::<_, AppError>("communities.edit", &mut conn, async move |conn| {
         db_communities::update(
             conn,
             id,
-            edit.title.as_ref().map(|t| t.0.as_str()),
-            edit.description.as_ref().map(|d| d.0.as_str()),
-            edit.rules.as_ref().map(|r| r.0.as_slice()),
+            edit.title.as_ref().map(|t| t.as_str()),
+            edit.description.as_ref().map(|d| d.as_str()),
+            edit.rules.as_ref().map(|r| r.as_slice()),
             edit.summaries_enabled,
         )
         .await?;

@@ -169,7 +169,7 @@ pub async fn moderate_post(
             entry.target_user_id = Some(facts.author_id);
             entry.post_id = Some(post.0);
             entry.rule_index = why.rule_index;
-            entry.reason = why.reason.0;
+            entry.reason = why.reason.into_string();
             audit::append(conn, &entry).await?;
         }
         Ok(())
@@ -208,7 +208,7 @@ pub async fn moderate_comment(
             entry.post_id = Some(facts.post_id);
             entry.comment_id = Some(comment.0);
             entry.rule_index = why.rule_index;
-            entry.reason = why.reason.0;
+            entry.reason = why.reason.into_string();
             audit::append(conn, &entry).await?;
         }
         Ok(())
@@ -220,7 +220,7 @@ pub async fn moderate_comment(
 /// Files a report citing a rule or giving a reason (any signed-in user).
 #[tracing::instrument(name = "service.moderation.report", skip_all)]
 pub async fn report(ctx: &Context, reporter: Authenticated, target: ReportTarget, why: Why) -> Result<i64, AppError> {
-    if why.rule_index.is_none() && why.reason.0.is_empty() {
+    if why.rule_index.is_none() && why.reason.as_str().is_empty() {
         return Err(AppError::invalid_field("reason", "cite a rule (rule_index) or give a reason"));
     }
     let mut conn = ctx.db.conn().await?;
@@ -254,7 +254,7 @@ pub async fn report(ctx: &Context, reporter: Authenticated, target: ReportTarget
         post_id,
         comment_id,
         rule_index: why.rule_index,
-        reason: why.reason.0,
+        reason: why.reason.into_string(),
     };
     Ok(ctx
         .db
@@ -314,8 +314,8 @@ fn before(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
 }
 
 fn page<T>(mut rows: Vec<T>, limit: Limit, id: impl Fn(&T) -> i64) -> Page<T> {
-    let next_cursor = if rows.len() as i64 > limit.0 {
-        rows.truncate(limit.0 as usize);
+    let next_cursor = if rows.len() as i64 > limit.get() {
+        rows.truncate(limit.get() as usize);
         rows.last().map(|last| encode_cursor(&id(last)))
     } else {
         None
@@ -338,7 +338,7 @@ pub async fn modlog(
     let rows = ctx
         .db
         .observe("moderation.modlog", &mut conn, async |conn| {
-            db_moderation::modlog(conn, scope, before_id, limit.0 + 1).await
+            db_moderation::modlog(conn, scope, before_id, limit.get() + 1).await
         })
         .await?;
     let items = rows
@@ -366,7 +366,7 @@ pub async fn open_reports(
     let rows = ctx
         .db
         .observe("moderation.open_reports", &mut conn, async |conn| {
-            db_moderation::open_reports(conn, scope, before_id, limit.0 + 1).await
+            db_moderation::open_reports(conn, scope, before_id, limit.get() + 1).await
         })
         .await?;
     Ok(page(rows, limit, |report: &ReportView| report.id))

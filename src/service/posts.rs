@@ -118,14 +118,14 @@ pub async fn list(ctx: &Context, request: ListRequest, reader: Option<Authentica
         sort,
         after,
         exclude_pinned: community_id.is_some(),
-        limit: request.limit.0 + 1,
+        limit: request.limit.get() + 1,
     };
     let mut rows = ctx
         .db
         .observe(listing_query_name(request.sort), &mut conn, async |conn| db_posts::list(conn, &listing).await)
         .await?;
-    let next_cursor = if rows.len() as i64 > request.limit.0 {
-        rows.truncate(request.limit.0 as usize);
+    let next_cursor = if rows.len() as i64 > request.limit.get() {
+        rows.truncate(request.limit.get() as usize);
         rows.last().map(|last| encode_cursor(&sort.after(last)))
     } else {
         None
@@ -150,7 +150,7 @@ pub async fn list_anonymous_cached(ctx: &Context, request: ListRequest) -> Resul
         request.community.as_deref().unwrap_or(""),
         request.sort,
         request.window,
-        request.limit.0,
+        request.limit.get(),
         request.cursor.as_deref().unwrap_or("")
     );
     if let Some(page) = ctx.caches.listings.get(&key).await {
@@ -213,11 +213,11 @@ pub async fn search(
     let mut rows = ctx
         .db
         .observe("posts.search", &mut conn, async |conn| {
-            db_posts::search(conn, reader, terms, community_id, after, limit.0 + 1).await
+            db_posts::search(conn, reader, terms, community_id, after, limit.get() + 1).await
         })
         .await?;
-    let next_cursor = if rows.len() as i64 > limit.0 {
-        rows.truncate(limit.0 as usize);
+    let next_cursor = if rows.len() as i64 > limit.get() {
+        rows.truncate(limit.get() as usize);
         rows.last().map(|last| encode_cursor(&PostCursor::Rank(last.rank, last.id)))
     } else {
         None
@@ -244,16 +244,16 @@ pub async fn create(
     if is_banned {
         return Err(banned());
     }
-    let body_html = crate::markdown::render(&input.body.0);
+    let body_html = crate::markdown::render(&input.body.as_str());
     let created_at = Utc::now();
     let work = ctx.db.transaction::<_, AppError>("posts.create", &mut conn, async move |conn| {
         let post = NewPost {
             community_id,
             author_id: author.user_id.0,
-            title: &input.title.0,
-            body: &input.body.0,
+            title: input.title.as_str(),
+            body: input.body.as_str(),
             body_html: &body_html,
-            url: input.url.as_ref().map(|u| u.0.as_str()),
+            url: input.url.as_ref().map(|u| u.as_str()),
             created_at,
             hot_rank: hot_rank(0, created_at),
         };
@@ -278,10 +278,10 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: PostId, edit: PostEd
         return Err(forbidden("a deleted post cannot be edited"));
     }
     let body = edit.body.map(|b| {
-        let html = crate::markdown::render(&b.0);
-        (b.0, html)
+        let html = crate::markdown::render(b.as_str());
+        (b.into_string(), html)
     });
-    let title = edit.title.map(|t| t.0);
+    let title = edit.title.map(|t| t.into_string());
     ctx.db
         .observe("posts.edit", &mut conn, async |conn| {
             db_posts::edit(conn, id.0, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))).await
@@ -312,7 +312,7 @@ pub async fn delete(ctx: &Context, author: Authenticated, id: PostId) -> Result<
 
 /// Votes on a post: up, down or clear; repeating a vote changes nothing. Votes on one post
 /// are serialized by a row lock, so concurrent voters are all counted exactly once.
-#[tracing::instrument(name = "service.posts.vote", skip_all, fields(post_id = id.0, value = value.0))]
+#[tracing::instrument(name = "service.posts.vote", skip_all, fields(post_id = id.0, value = value.get()))]
 pub async fn vote(ctx: &Context, voter: Authenticated, id: PostId, value: VoteValue) -> Result<VoteResult, AppError> {
     let mut conn = ctx.db.conn().await?;
     let work = ctx.db.transaction::<_, AppError>("posts.vote", &mut conn, async move |conn| {
@@ -323,11 +323,11 @@ pub async fn vote(ctx: &Context, voter: Authenticated, id: PostId, value: VoteVa
         if db_communities::is_banned(conn, facts.community_id, voter.user_id.0).await? {
             return Err(banned());
         }
-        Ok(db_posts::vote(conn, id.0, facts.author_id, voter.user_id.0, value.0).await?)
+        Ok(db_posts::vote(conn, id.0, facts.author_id, voter.user_id.0, value.get()).await?)
     });
     let tally: Tally = work.await?;
     ctx.metrics.votes.with_label_values(&["post"]).inc();
-    Ok(VoteResult { score: tally.score, upvotes: tally.upvotes, downvotes: tally.downvotes, my_vote: value.0 })
+    Ok(VoteResult { score: tally.score, upvotes: tally.upvotes, downvotes: tally.downvotes, my_vote: value.get() })
 }
 
 /// The answer to a vote.

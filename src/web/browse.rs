@@ -121,7 +121,7 @@ async fn cached_listing(
         community: community.map(str::to_owned),
         sort: params.sort.unwrap_or_default(),
         window: params.t.unwrap_or_default(),
-        limit: Limit(PAGE_SIZE),
+        limit: Limit::fixed(PAGE_SIZE),
         cursor: params.cursor.clone(),
     };
     Ok(posts::list_anonymous_cached(state, request).await?)
@@ -287,7 +287,7 @@ pub async fn communities(
     params: web::Query<DirectoryParams>,
 ) -> Result<HttpResponse, PageError> {
     let sort = params.sort.unwrap_or_default();
-    let page = communities::list(&state, sort, Limit(50), params.cursor.as_deref(), viewer.auth).await?;
+    let page = communities::list(&state, sort, Limit::fixed(50), params.cursor.as_deref(), viewer.auth).await?;
     let name = |sort: CommunitySort| if sort == CommunitySort::New { "new" } else { "popular" };
     let sorts = [(CommunitySort::Popular, "Most members"), (CommunitySort::New, "Newest")]
         .into_iter()
@@ -337,7 +337,7 @@ pub async fn search(
     if terms.is_empty() {
         return render(&req, &SearchPage { layout, posts: Vec::new(), next_href: None, searched: false });
     }
-    let page = posts::search(&state, terms, None, Limit(PAGE_SIZE), params.cursor.as_deref(), viewer.auth).await?;
+    let page = posts::search(&state, terms, None, Limit::fixed(PAGE_SIZE), params.cursor.as_deref(), viewer.auth).await?;
     let now = Utc::now();
     let next_href = page.next_cursor.as_deref().map(|cursor| {
         format!("/search?{}", serde_urlencoded::to_string([("q", terms), ("cursor", cursor)]).unwrap_or_default())

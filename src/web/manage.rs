@@ -252,7 +252,7 @@ pub async fn mod_queue(
     let reader = viewer.require()?;
     let community = communities::get(&state, &name, Some(reader)).await?;
     let reports =
-        moderation::open_reports(&state, reader, Some(&community.name), crate::domain::Limit(100), None).await?;
+        moderation::open_reports(&state, reader, Some(&community.name), crate::domain::Limit::fixed(100), None).await?;
     let now = Utc::now();
     let reports = reports.items.into_iter().map(|r| (Time::at(r.created_at, now), r)).map(|(t, r)| (r, t)).collect();
     let notice = match params.notice.as_deref() {
@@ -341,7 +341,7 @@ pub async fn modlog(
 ) -> Result<HttpResponse, PageError> {
     let reader = viewer.require()?;
     let page =
-        moderation::modlog(&state, reader, Some(&name), crate::domain::Limit(50), params.cursor.as_deref()).await?;
+        moderation::modlog(&state, reader, Some(&name), crate::domain::Limit::fixed(50), params.cursor.as_deref()).await?;
     let now = Utc::now();
     let entries = page
         .items

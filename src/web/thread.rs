@@ -57,7 +57,7 @@ pub async fn post_page(
     let sort = params.sort.unwrap_or_default();
     let post = posts::get(&state, id, viewer.auth).await?;
     let shape = TreeShape { sort, max_depth: PAGE_DEPTH };
-    let limit = Limit(TOP_LEVEL_PER_PAGE);
+    let limit = Limit::fixed(TOP_LEVEL_PER_PAGE);
     let tree = comments::tree(&state, id, shape, limit, params.cursor.as_deref(), viewer.auth).await?;
     let now = Utc::now();
     let next_href = tree.next_cursor.as_deref().map(|cursor| {
