@@ -8,7 +8,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, SmallInt
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::db::schema::{comment_votes, comments, posts, users};
+use crate::db::schema::{comment_votes, comments, posts};
 use crate::domain::CommentSort;
 
 /// One comment as the API shows it, for one reader, without its children.
@@ -362,8 +362,7 @@ pub async fn vote(
                 .await?;
         }
     }
-    let up = i32::from(value == 1) - i32::from(previous == 1);
-    let down = i32::from(value == -1) - i32::from(previous == -1);
+    let (up, down) = crate::domain::content::vote_delta(previous, value);
     let tally: (i32, i32, i32) = diesel::update(comments::table.find(comment))
         .set((
             comments::upvotes.eq(comments::upvotes + up),
@@ -373,12 +372,7 @@ pub async fn vote(
         .returning((comments::score, comments::upvotes, comments::downvotes))
         .get_result(conn)
         .await?;
-    if up != down {
-        diesel::update(users::table.find(author))
-            .set(users::karma.eq(users::karma + i64::from(up - down)))
-            .execute(conn)
-            .await?;
-    }
+    crate::db::users::add_karma(conn, author, up - down).await?;
     Ok(tally)
 }
 

@@ -7,7 +7,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, SmallInt
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::db::schema::{communities, post_votes, posts, users};
+use crate::db::schema::{communities, post_votes, posts};
 use crate::domain::PostId;
 
 /// A post as the API shows it, for one reader.
@@ -419,26 +419,19 @@ pub async fn vote(conn: &mut AsyncPgConnection, post: i64, author: i64, user: i6
                 .await?;
         }
     }
-    let up = i32::from(value == 1) - i32::from(previous == 1);
-    let down = i32::from(value == -1) - i32::from(previous == -1);
-    let tally: Tally = diesel::sql_query(
+    let (up, down) = crate::domain::content::vote_delta(previous, value);
+    let tally: Tally = diesel::sql_query(format!(
         "UPDATE posts SET upvotes = upvotes + $2, downvotes = downvotes + $3, score = score + $2 - $3,
-             hot_rank = sign(score + $2 - $3) * log(greatest(abs(score + $2 - $3), 1))
-                        + extract(epoch FROM created_at) / 45000
-         WHERE id = $1 RETURNING score, upvotes, downvotes",
-    )
+             hot_rank = {} WHERE id = $1 RETURNING score, upvotes, downvotes",
+        hot_rank_sql("score + $2 - $3")
+    ))
     .bind::<BigInt, _>(post)
     .bind::<Integer, _>(up)
     .bind::<Integer, _>(down)
     .get_result::<TallyRow>(conn)
     .await
     .map(|row| Tally { score: row.score, upvotes: row.upvotes, downvotes: row.downvotes })?;
-    if up != down {
-        diesel::update(users::table.find(author))
-            .set(users::karma.eq(users::karma + i64::from(up - down)))
-            .execute(conn)
-            .await?;
-    }
+    crate::db::users::add_karma(conn, author, up - down).await?;
     Ok(tally)
 }
 
@@ -493,4 +486,10 @@ pub async fn by_author(
     .bind::<BigInt, _>(limit)
     .load(conn)
     .await
+}
+
+/// Reddit's hot rank in SQL over the score expression `score` (a constant of this module,
+/// never input): the formula of `domain::content::hot_rank`, which ranks a new post.
+pub(crate) fn hot_rank_sql(score: &str) -> String {
+    format!("sign({score}) * log(greatest(abs({score}), 1)) + extract(epoch FROM created_at) / 45000")
 }

@@ -196,12 +196,13 @@ async fn comment_count(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64>
 
 /// Recomputes every denormalized counter from the rows: votes, scores, ranks, karma, counts.
 pub async fn recount(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
-    conn.batch_execute(
+    let hot_rank = crate::db::posts::hot_rank_sql("score");
+    conn.batch_execute(&format!(
         "UPDATE posts p SET upvotes = v.up, downvotes = v.down, score = v.up - v.down
            FROM (SELECT post_id, count(*) FILTER (WHERE value = 1) AS up, count(*) FILTER (WHERE value = -1) AS down
                  FROM post_votes GROUP BY post_id) v
           WHERE v.post_id = p.id;
-         UPDATE posts SET hot_rank = sign(score) * log(greatest(abs(score), 1)) + extract(epoch FROM created_at) / 45000;
+         UPDATE posts SET hot_rank = {hot_rank};
          UPDATE comments c SET upvotes = v.up, downvotes = v.down, score = v.up - v.down
            FROM (SELECT comment_id, count(*) FILTER (WHERE value = 1) AS up, count(*) FILTER (WHERE value = -1) AS down
                  FROM comment_votes GROUP BY comment_id) v
@@ -221,8 +222,8 @@ pub async fn recount(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
            FROM users u2
            LEFT JOIN (SELECT p.author_id, sum(p.score) AS k FROM posts p GROUP BY p.author_id) pk ON pk.author_id = u2.id
            LEFT JOIN (SELECT c.author_id, sum(c.score) AS k FROM comments c GROUP BY c.author_id) ck ON ck.author_id = u2.id
-          WHERE u.id = u2.id;",
-    )
+          WHERE u.id = u2.id;"
+    ))
     .await
 }
 

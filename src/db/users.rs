@@ -35,3 +35,15 @@ pub async fn by_username(conn: &mut AsyncPgConnection, username: &Username) -> Q
         .await
         .optional()
 }
+
+/// Adds `delta` to a user's karma (a vote on their post or comment changed), in the
+/// caller's transaction.
+pub async fn add_karma(conn: &mut AsyncPgConnection, user: i64, delta: i32) -> QueryResult<()> {
+    if delta != 0 {
+        diesel::update(users::table.find(user))
+            .set(users::karma.eq(users::karma + i64::from(delta)))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}

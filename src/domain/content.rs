@@ -235,6 +235,14 @@ impl VoteValue {
     }
 }
 
+/// How a vote changes the up and down counts when `previous` (-1, 0, 1; 0 for none) becomes
+/// `value`: the same rule for posts and comments.
+pub fn vote_delta(previous: i16, value: i16) -> (i32, i32) {
+    let up = i32::from(value == 1) - i32::from(previous == 1);
+    let down = i32::from(value == -1) - i32::from(previous == -1);
+    (up, down)
+}
+
 /// A page size within bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit(i64);
@@ -411,6 +419,14 @@ mod tests {
         assert!(decode_cursor::<(f64, i64)>("not a cursor!").is_err());
         assert!(decode_cursor::<(f64, i64)>(&cursor[..cursor.len() - 3]).is_err());
         assert!(decode_cursor::<(f64, i64)>(&encode_cursor(&"text")).is_err());
+    }
+
+    #[test]
+    fn a_vote_moves_each_count_by_at_most_one() {
+        assert_eq!(vote_delta(0, 1), (1, 0));
+        assert_eq!(vote_delta(1, -1), (-1, 1), "a flip takes the up vote back and adds a down vote");
+        assert_eq!(vote_delta(-1, 0), (0, -1));
+        assert_eq!(vote_delta(1, 1), (0, 0));
     }
 
     #[test]

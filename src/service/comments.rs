@@ -14,6 +14,7 @@ use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
 use crate::error::{AppError, ErrorCode};
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
+use crate::service::communities::trim_to_page;
 use crate::service::communities::{banned, forbidden};
 use crate::service::posts::VoteResult;
 
@@ -113,14 +114,14 @@ pub async fn create(
                 ));
             }
         }
-        db_comments::insert(conn, post.0, parent.map(|p| p.0), author.user_id.0, &body.as_str(), &body_html).await.map_err(
-            |err| match err {
+        db_comments::insert(conn, post.0, parent.map(|p| p.0), author.user_id.0, body.as_str(), &body_html)
+            .await
+            .map_err(|err| match err {
                 InsertCommentError::ParentNotInPost => {
                     AppError::invalid_field("parent_id", "is not a comment of this post")
                 }
                 InsertCommentError::Other(source) => AppError::from(source),
-            },
-        )
+            })
     });
     let id = work.await?;
     ctx.metrics.comments_created.inc();
@@ -168,12 +169,8 @@ pub async fn tree(
             db_comments::top_level(conn, reader, post.0, shape.sort, after, limit.get() + 1).await
         })
         .await?;
-    let next_cursor = if roots.len() as i64 > limit.get() {
-        roots.truncate(limit.get() as usize);
-        roots.last().map(|last| encode_cursor(&CommentCursor::after(shape.sort, last)))
-    } else {
-        None
-    };
+    let next_cursor =
+        trim_to_page(&mut roots, limit.get()).map(|last| encode_cursor(&CommentCursor::after(shape.sort, last)));
     let descendants = if shape.max_depth > 0 && !roots.is_empty() {
         let ids: Vec<i64> = roots.iter().map(|r| r.id).collect();
         ctx.db
@@ -298,7 +295,7 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: CommentId, body: Bod
     }
     let html = crate::markdown::render(body.as_str());
     ctx.db
-        .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id.0, &body.as_str(), &html).await)
+        .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id.0, body.as_str(), &html).await)
         .await?;
     one(ctx, id, Some(editor)).await
 }

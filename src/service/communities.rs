@@ -22,6 +22,17 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Trims the `limit + 1` rows a keyset query fetched to one page, and returns the last row
+/// kept when there is a next page (the extra row only says that one exists).
+pub fn trim_to_page<T>(rows: &mut Vec<T>, limit: i64) -> Option<&T> {
+    if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        rows.last()
+    } else {
+        None
+    }
+}
+
 /// A validated new community.
 #[derive(Debug, Clone)]
 pub struct NewCommunity {
@@ -132,9 +143,9 @@ pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) 
             conn,
             creator.user_id.0,
             input.name.as_str(),
-            &input.title.as_str(),
-            &input.description.as_str(),
-            &input.rules.as_slice(),
+            input.title.as_str(),
+            input.description.as_str(),
+            input.rules.as_slice(),
         )
         .await
         .map_err(|err| match err {
@@ -186,18 +197,13 @@ pub async fn list(
             db_communities::list(conn, popular, after, limit.get(), reader_id(reader)).await
         })
         .await?;
-    let next_cursor = if rows.len() as i64 > limit.get() {
-        rows.truncate(limit.get() as usize);
-        rows.last().map(|last| {
-            encode_cursor(&if popular {
-                CommunityCursor::Popular(last.member_count, last.id)
-            } else {
-                CommunityCursor::New(last.created_at.timestamp_micros(), last.id)
-            })
+    let next_cursor = trim_to_page(&mut rows, limit.get()).map(|last| {
+        encode_cursor(&if popular {
+            CommunityCursor::Popular(last.member_count, last.id)
+        } else {
+            CommunityCursor::New(last.created_at.timestamp_micros(), last.id)
         })
-    } else {
-        None
-    };
+    });
     Ok(Page { items: rows, next_cursor })
 }
 

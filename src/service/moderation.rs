@@ -17,7 +17,7 @@ use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
 use crate::service::comments::{self, Comment};
-use crate::service::communities::{Page, forbidden};
+use crate::service::communities::{Page, forbidden, trim_to_page};
 use crate::service::posts::{self, Post};
 
 /// What a moderator does to a post.
@@ -314,12 +314,7 @@ fn before(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
 }
 
 fn page<T>(mut rows: Vec<T>, limit: Limit, id: impl Fn(&T) -> i64) -> Page<T> {
-    let next_cursor = if rows.len() as i64 > limit.get() {
-        rows.truncate(limit.get() as usize);
-        rows.last().map(|last| encode_cursor(&id(last)))
-    } else {
-        None
-    };
+    let next_cursor = trim_to_page(&mut rows, limit.get()).map(|last| encode_cursor(&id(last)));
     Page { items: rows, next_cursor }
 }
 

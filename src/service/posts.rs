@@ -15,7 +15,7 @@ use crate::domain::{Body, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindo
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
-use crate::service::communities::{Page, banned, find_id, forbidden};
+use crate::service::communities::{Page, banned, find_id, forbidden, trim_to_page};
 
 /// The API's `post` object: the stored view plus media (which arrives with uploads).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -124,12 +124,7 @@ pub async fn list(ctx: &Context, request: ListRequest, reader: Option<Authentica
         .db
         .observe(listing_query_name(request.sort), &mut conn, async |conn| db_posts::list(conn, &listing).await)
         .await?;
-    let next_cursor = if rows.len() as i64 > request.limit.get() {
-        rows.truncate(request.limit.get() as usize);
-        rows.last().map(|last| encode_cursor(&sort.after(last)))
-    } else {
-        None
-    };
+    let next_cursor = trim_to_page(&mut rows, request.limit.get()).map(|last| encode_cursor(&sort.after(last)));
     let mut items = Vec::with_capacity(rows.len() + 2);
     if let (Some(community_id), None) = (community_id, after) {
         let pinned = ctx
@@ -216,12 +211,8 @@ pub async fn search(
             db_posts::search(conn, reader, terms, community_id, after, limit.get() + 1).await
         })
         .await?;
-    let next_cursor = if rows.len() as i64 > limit.get() {
-        rows.truncate(limit.get() as usize);
-        rows.last().map(|last| encode_cursor(&PostCursor::Rank(last.rank, last.id)))
-    } else {
-        None
-    };
+    let next_cursor =
+        trim_to_page(&mut rows, limit.get()).map(|last| encode_cursor(&PostCursor::Rank(last.rank, last.id)));
     Ok(Page { items: rows.into_iter().map(Post::from).collect(), next_cursor })
 }
 
@@ -244,7 +235,7 @@ pub async fn create(
     if is_banned {
         return Err(banned());
     }
-    let body_html = crate::markdown::render(&input.body.as_str());
+    let body_html = crate::markdown::render(input.body.as_str());
     let created_at = Utc::now();
     let work = ctx.db.transaction::<_, AppError>("posts.create", &mut conn, async move |conn| {
         let post = NewPost {

@@ -7,6 +7,7 @@ use crate::db;
 use crate::domain::{UserId, Username};
 use crate::error::AppError;
 use crate::service::Context;
+use crate::service::communities::trim_to_page;
 
 /// The API's public `user` object.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -79,10 +80,7 @@ pub async fn activity(
                 db::comments::by_author(conn, reader, activity.user.id, before, limit + 1).await
             })
             .await?;
-        if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            activity.next = rows.last().map(|row| (row.created_at, row.id));
-        }
+        activity.next = trim_to_page(&mut rows, limit).map(|row| (row.created_at, row.id));
         activity.comments = crate::service::comments::without_replies(rows);
     } else {
         let mut rows = ctx
@@ -91,10 +89,7 @@ pub async fn activity(
                 db::posts::by_author(conn, reader, activity.user.id, before, limit + 1).await
             })
             .await?;
-        if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            activity.next = rows.last().map(|row| (row.created_at, row.id));
-        }
+        activity.next = trim_to_page(&mut rows, limit).map(|row| (row.created_at, row.id));
         activity.posts = rows.into_iter().map(crate::service::posts::Post::from).collect();
     }
     Ok(activity)

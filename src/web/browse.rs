@@ -337,7 +337,8 @@ pub async fn search(
     if terms.is_empty() {
         return render(&req, &SearchPage { layout, posts: Vec::new(), next_href: None, searched: false });
     }
-    let page = posts::search(&state, terms, None, Limit::fixed(PAGE_SIZE), params.cursor.as_deref(), viewer.auth).await?;
+    let page =
+        posts::search(&state, terms, None, Limit::fixed(PAGE_SIZE), params.cursor.as_deref(), viewer.auth).await?;
     let now = Utc::now();
     let next_href = page.next_cursor.as_deref().map(|cursor| {
         format!("/search?{}", serde_urlencoded::to_string([("q", terms), ("cursor", cursor)]).unwrap_or_default())

@@ -341,7 +341,8 @@ pub async fn modlog(
 ) -> Result<HttpResponse, PageError> {
     let reader = viewer.require()?;
     let page =
-        moderation::modlog(&state, reader, Some(&name), crate::domain::Limit::fixed(50), params.cursor.as_deref()).await?;
+        moderation::modlog(&state, reader, Some(&name), crate::domain::Limit::fixed(50), params.cursor.as_deref())
+            .await?;
     let now = Utc::now();
     let entries = page
         .items
