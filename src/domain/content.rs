@@ -39,6 +39,12 @@ impl CommunityName {
         }
     }
 
+    /// The name a lookup addresses (names are unique ignoring case), or `None` when no
+    /// community could have it.
+    pub fn lookup(text: &str) -> Option<Self> {
+        Self::parse(&text.to_ascii_lowercase()).ok()
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -7,6 +7,7 @@
 pub mod caller;
 pub mod head;
 pub mod middleware;
+pub mod names;
 pub mod problem;
 pub mod rate_limit;
 

@@ -153,7 +153,7 @@ pub async fn get(
     reader: MaybeUser,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(communities::get(&state, &name, reader.0).await?))
+    Ok(HttpResponse::Ok().json(communities::get(&state, &crate::edge::names::community(&name)?, reader.0).await?))
 }
 
 /// `PATCH /api/v1/communities/{name}`
@@ -185,7 +185,7 @@ pub async fn edit(
         summaries_enabled: body.summaries_enabled,
     };
     let edit = fields.finish(Some(edit))?;
-    Ok(HttpResponse::Ok().json(communities::edit(&state, user.0, &name, edit).await?))
+    Ok(HttpResponse::Ok().json(communities::edit(&state, user.0, &crate::edge::names::community(&name)?, edit).await?))
 }
 
 /// `PUT /api/v1/communities/{name}/membership`
@@ -206,7 +206,7 @@ pub async fn join(
     user: CurrentUser,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    communities::join(&state, user.0, &name).await?;
+    communities::join(&state, user.0, &crate::edge::names::community(&name)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -227,7 +227,7 @@ pub async fn leave(
     user: CurrentUser,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    communities::leave(&state, user.0, &name).await?;
+    communities::leave(&state, user.0, &crate::edge::names::community(&name)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -250,6 +250,7 @@ pub async fn add_moderator(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (name, username) = path.into_inner();
+    let (name, username) = (crate::edge::names::community(&name)?, crate::edge::names::user(&username)?);
     communities::set_moderator(&state, user.0, &name, &username, true).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -273,6 +274,7 @@ pub async fn remove_moderator(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (name, username) = path.into_inner();
+    let (name, username) = (crate::edge::names::community(&name)?, crate::edge::names::user(&username)?);
     communities::set_moderator(&state, user.0, &name, &username, false).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -310,6 +312,6 @@ pub async fn ban(
         reason,
         expires_at: body.expires_at,
     }))?;
-    communities::ban(&state, user.0, &name, ban).await?;
+    communities::ban(&state, user.0, &crate::edge::names::community(&name)?, ban).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -187,8 +187,14 @@ pub async fn reports(
     query: web::Query<ScopeQuery>,
 ) -> Result<HttpResponse, AppError> {
     let limit = limit(&query)?;
-    let page =
-        moderation::open_reports(&state, user.0, query.community.as_deref(), limit, query.cursor.as_deref()).await?;
+    let page = moderation::open_reports(
+        &state,
+        user.0,
+        crate::edge::names::optional_community(query.community.as_deref())?.as_ref(),
+        limit,
+        query.cursor.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -234,6 +240,13 @@ pub async fn modlog(
     query: web::Query<ScopeQuery>,
 ) -> Result<HttpResponse, AppError> {
     let limit = limit(&query)?;
-    let page = moderation::modlog(&state, user.0, query.community.as_deref(), limit, query.cursor.as_deref()).await?;
+    let page = moderation::modlog(
+        &state,
+        user.0,
+        crate::edge::names::optional_community(query.community.as_deref())?.as_ref(),
+        limit,
+        query.cursor.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }

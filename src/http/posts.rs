@@ -130,7 +130,7 @@ pub async fn create(
     }
     let input =
         fields.finish(title.zip(text).zip(url).map(|((title, body), url)| NewPostInput { title, body, url }))?;
-    let post = posts::create(&state, user.0, &community, input).await?;
+    let post = posts::create(&state, user.0, &crate::edge::names::community(&community)?, input).await?;
     Ok(HttpResponse::Created().json(post))
 }
 
@@ -154,7 +154,7 @@ pub async fn list(
     let query = query.into_inner();
     let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
     let request = ListRequest {
-        community: query.community,
+        community: crate::edge::names::optional_community(query.community.as_deref())?,
         sort: query.sort.unwrap_or_default(),
         window: query.t.unwrap_or_default(),
         limit,
@@ -274,8 +274,15 @@ pub async fn search(
 ) -> Result<HttpResponse, AppError> {
     let terms = query.q.trim();
     let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
-    let page =
-        posts::search(&state, terms, query.community.as_deref(), limit, query.cursor.as_deref(), reader.0).await?;
+    let page = posts::search(
+        &state,
+        terms,
+        crate::edge::names::optional_community(query.community.as_deref())?.as_ref(),
+        limit,
+        query.cursor.as_deref(),
+        reader.0,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 

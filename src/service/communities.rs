@@ -102,10 +102,10 @@ pub(crate) fn banned() -> AppError {
 }
 
 /// The id of the community with this name (any case), or 404.
-pub(crate) async fn find_id(ctx: &Context, conn: &mut DbConn, name: &str) -> Result<i64, AppError> {
+pub(crate) async fn find_id(ctx: &Context, conn: &mut DbConn, name: &CommunityName) -> Result<i64, AppError> {
     let found = ctx
         .db
-        .observe("communities.id_and_rules", conn, async |conn| db_communities::id_and_rules(conn, name).await)
+        .observe("communities.id_and_rules", conn, async |conn| db_communities::id_and_rules(conn, name.as_str()).await)
         .await?;
     found.map(|(id, _)| id).ok_or_else(|| AppError::not_found("community"))
 }
@@ -114,12 +114,14 @@ pub(crate) async fn find_id(ctx: &Context, conn: &mut DbConn, name: &str) -> Res
 pub(crate) async fn moderation_rights(
     ctx: &Context,
     conn: &mut DbConn,
-    community: &str,
+    community: &CommunityName,
     user_id: i64,
 ) -> Result<(i64, Vec<String>, bool), AppError> {
     let (id, rules) = ctx
         .db
-        .observe("communities.id_and_rules", conn, async |conn| db_communities::id_and_rules(conn, community).await)
+        .observe("communities.id_and_rules", conn, async |conn| {
+            db_communities::id_and_rules(conn, community.as_str()).await
+        })
         .await?
         .ok_or_else(|| AppError::not_found("community"))?;
     let may = ctx
@@ -137,7 +139,7 @@ pub(crate) async fn moderation_rights(
 #[tracing::instrument(name = "service.communities.create", skip_all, fields(name = input.name.as_str()))]
 pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) -> Result<CommunityView, AppError> {
     let mut conn = ctx.db.conn().await?;
-    let name = input.name.as_str().to_owned();
+    let name = input.name.clone();
     let created = ctx.db.transaction::<_, AppError>("communities.create", &mut conn, async move |conn| {
         db_communities::create(
             conn,
@@ -160,7 +162,11 @@ pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) 
 }
 
 /// A community as `reader` sees it.
-pub async fn get(ctx: &Context, name: &str, reader: Option<Authenticated>) -> Result<CommunityView, AppError> {
+pub async fn get(
+    ctx: &Context,
+    name: &CommunityName,
+    reader: Option<Authenticated>,
+) -> Result<CommunityView, AppError> {
     let mut conn = ctx.db.conn().await?;
     view(ctx, &mut conn, name, reader).await
 }
@@ -168,12 +174,12 @@ pub async fn get(ctx: &Context, name: &str, reader: Option<Authenticated>) -> Re
 async fn view(
     ctx: &Context,
     conn: &mut DbConn,
-    name: &str,
+    name: &CommunityName,
     reader: Option<Authenticated>,
 ) -> Result<CommunityView, AppError> {
     ctx.db
         .observe("communities.view_by_name", conn, async |conn| {
-            db_communities::view_by_name(conn, name, reader_id(reader)).await
+            db_communities::view_by_name(conn, name.as_str(), reader_id(reader)).await
         })
         .await?
         .ok_or_else(|| AppError::not_found("community"))
@@ -208,11 +214,11 @@ pub async fn list(
 }
 
 /// Edits a community (moderators and admins).
-#[tracing::instrument(name = "service.communities.edit", skip_all, fields(community = name))]
+#[tracing::instrument(name = "service.communities.edit", skip_all, fields(community = name.as_str()))]
 pub async fn edit(
     ctx: &Context,
     editor: Authenticated,
-    name: &str,
+    name: &CommunityName,
     edit: CommunityEdit,
 ) -> Result<CommunityView, AppError> {
     let mut conn = ctx.db.conn().await?;
@@ -248,7 +254,7 @@ pub async fn edit(
 }
 
 /// Joins a community (idempotent); banned users cannot.
-pub async fn join(ctx: &Context, user: Authenticated, name: &str) -> Result<(), AppError> {
+pub async fn join(ctx: &Context, user: Authenticated, name: &CommunityName) -> Result<(), AppError> {
     let mut conn = ctx.db.conn().await?;
     let id = find_id(ctx, &mut conn, name).await?;
     if ctx
@@ -267,7 +273,7 @@ pub async fn join(ctx: &Context, user: Authenticated, name: &str) -> Result<(), 
 }
 
 /// Leaves a community (idempotent).
-pub async fn leave(ctx: &Context, user: Authenticated, name: &str) -> Result<(), AppError> {
+pub async fn leave(ctx: &Context, user: Authenticated, name: &CommunityName) -> Result<(), AppError> {
     let mut conn = ctx.db.conn().await?;
     let id = find_id(ctx, &mut conn, name).await?;
     let work = ctx.db.transaction::<_, AppError>("communities.leave", &mut conn, async move |conn| {
@@ -280,8 +286,8 @@ pub async fn leave(ctx: &Context, user: Authenticated, name: &str) -> Result<(),
 pub async fn set_moderator(
     ctx: &Context,
     actor: Authenticated,
-    name: &str,
-    username: &str,
+    name: &CommunityName,
+    username: &Username,
     add: bool,
 ) -> Result<(), AppError> {
     let mut conn = ctx.db.conn().await?;
@@ -292,7 +298,7 @@ pub async fn set_moderator(
     let target = ctx
         .db
         .observe("communities.user_id_by_name", &mut conn, async |conn| {
-            db_communities::user_id_by_name(conn, username).await
+            db_communities::user_id_by_name(conn, username.as_str()).await
         })
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
@@ -321,7 +327,7 @@ pub async fn set_moderator(
 }
 
 /// Bans a user from a community (moderators and admins only).
-pub async fn ban(ctx: &Context, actor: Authenticated, name: &str, ban: NewBan) -> Result<(), AppError> {
+pub async fn ban(ctx: &Context, actor: Authenticated, name: &CommunityName, ban: NewBan) -> Result<(), AppError> {
     let mut conn = ctx.db.conn().await?;
     let (id, _, may) = moderation_rights(ctx, &mut conn, name, actor.user_id.0).await?;
     if !may {

@@ -12,7 +12,7 @@ use crate::db::moderation::{self as db_moderation, ModlogScope, NewReport};
 pub use crate::db::moderation::{ModlogEntry, ReportView};
 use crate::db::posts::{self as db_posts, PostFlag};
 use crate::domain::content::{decode_cursor, encode_cursor};
-use crate::domain::{CommentId, Limit, PostId, Reason};
+use crate::domain::{CommentId, CommunityName, Limit, PostId, Reason};
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
@@ -267,7 +267,7 @@ async fn scope(
     ctx: &Context,
     conn: &mut DbConn,
     user: Authenticated,
-    community: Option<&str>,
+    community: Option<&CommunityName>,
 ) -> Result<ModlogScope, AppError> {
     let is_admin = ctx
         .db
@@ -277,7 +277,9 @@ async fn scope(
         Some(name) => {
             let (id, _) = ctx
                 .db
-                .observe("communities.id_and_rules", conn, async |conn| db_communities::id_and_rules(conn, name).await)
+                .observe("communities.id_and_rules", conn, async |conn| {
+                    db_communities::id_and_rules(conn, name.as_str()).await
+                })
                 .await?
                 .ok_or_else(|| AppError::not_found("community"))?;
             let moderates = ctx
@@ -323,7 +325,7 @@ fn page<T>(mut rows: Vec<T>, limit: Limit, id: impl Fn(&T) -> i64) -> Page<T> {
 pub async fn modlog(
     ctx: &Context,
     reader: Authenticated,
-    community: Option<&str>,
+    community: Option<&CommunityName>,
     limit: Limit,
     cursor: Option<&str>,
 ) -> Result<Page<ModlogItem>, AppError> {
@@ -351,7 +353,7 @@ pub async fn modlog(
 pub async fn open_reports(
     ctx: &Context,
     reader: Authenticated,
-    community: Option<&str>,
+    community: Option<&CommunityName>,
     limit: Limit,
     cursor: Option<&str>,
 ) -> Result<Page<ReportView>, AppError> {

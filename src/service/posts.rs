@@ -11,7 +11,7 @@ use crate::db::communities as db_communities;
 pub use crate::db::posts::PostView;
 use crate::db::posts::{self as db_posts, ListingQuery, NewPost, PostCursor, Tally};
 use crate::domain::content::{decode_cursor, encode_cursor, hot_rank};
-use crate::domain::{Body, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
+use crate::domain::{Body, CommunityName, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
@@ -57,7 +57,7 @@ pub struct PostEdit {
 #[derive(Debug, Clone)]
 pub struct ListRequest {
     /// Only this community.
-    pub community: Option<String>,
+    pub community: Option<CommunityName>,
     /// Sort.
     pub sort: PostSort,
     /// Window of `top` and `controversial`.
@@ -142,7 +142,7 @@ pub async fn list(ctx: &Context, request: ListRequest, reader: Option<Authentica
 pub async fn list_anonymous_cached(ctx: &Context, request: ListRequest) -> Result<Arc<Page<Post>>, AppError> {
     let key = format!(
         "{}|{:?}|{:?}|{}|{}",
-        request.community.as_deref().unwrap_or(""),
+        request.community.as_ref().map_or("", CommunityName::as_str),
         request.sort,
         request.window,
         request.limit.get(),
@@ -186,7 +186,7 @@ fn listing_query_name(sort: PostSort) -> &'static str {
 pub async fn search(
     ctx: &Context,
     terms: &str,
-    community: Option<&str>,
+    community: Option<&CommunityName>,
     limit: Limit,
     cursor: Option<&str>,
     reader: Option<Authenticated>,
@@ -221,7 +221,7 @@ pub async fn search(
 pub async fn create(
     ctx: &Context,
     author: Authenticated,
-    community: &str,
+    community: &CommunityName,
     input: NewPostInput,
 ) -> Result<Post, AppError> {
     let mut conn = ctx.db.conn().await?;

@@ -77,7 +77,7 @@ pub async fn community(
     params: web::Query<ListingParams>,
 ) -> Result<HttpResponse, PageError> {
     let params = params.into_inner();
-    let community = communities::get(&state, &name, viewer.auth).await?;
+    let community = communities::get(&state, &crate::edge::names::community(&name)?, viewer.auth).await?;
     let page = cached_listing(&state, Some(&community.name), &params).await?;
     let posts = with_my_votes(&state, &viewer, &page.items).await?;
     let layout = layout(&state, &viewer).await?;
@@ -118,7 +118,7 @@ async fn cached_listing(
     params: &ListingParams,
 ) -> Result<Arc<Page<Post>>, PageError> {
     let request = ListRequest {
-        community: community.map(str::to_owned),
+        community: crate::edge::names::optional_community(community)?,
         sort: params.sort.unwrap_or_default(),
         window: params.t.unwrap_or_default(),
         limit: Limit::fixed(PAGE_SIZE),
@@ -252,7 +252,7 @@ pub async fn about(
     viewer: Viewer,
     name: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let community = communities::get(&state, &name, viewer.auth).await?;
+    let community = communities::get(&state, &crate::edge::names::community(&name)?, viewer.auth).await?;
     let layout = layout(&state, &viewer).await?;
     let template = AboutPage {
         moderates: moderates(&state, &viewer, &layout, &community).await?,

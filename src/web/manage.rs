@@ -80,7 +80,7 @@ pub async fn submit(
     let community = form.community.trim().trim_start_matches("c/").to_owned();
     let input = fields.finish(title.zip(body).zip(url).map(|((title, body), url)| NewPostInput { title, body, url }));
     let created = match input {
-        Ok(input) => posts::create(&state, author, &community, input).await,
+        Ok(input) => posts::create(&state, author, &crate::edge::names::community(&community)?, input).await,
         Err(err) => Err(err),
     };
     match created {
@@ -174,8 +174,8 @@ pub async fn membership(
 ) -> Result<HttpResponse, PageError> {
     let user = viewer.require()?;
     match form.0.action.as_str() {
-        "join" => communities::join(&state, user, &name).await?,
-        "leave" => communities::leave(&state, user, &name).await?,
+        "join" => communities::join(&state, user, &crate::edge::names::community(&name)?).await?,
+        "leave" => communities::leave(&state, user, &crate::edge::names::community(&name)?).await?,
         _ => return Err(AppError::invalid_field("action", "must be join or leave").into()),
     }
     Ok(see_other(&format!("/c/{name}")))
@@ -250,9 +250,15 @@ pub async fn mod_queue(
     params: web::Query<ModParams>,
 ) -> Result<HttpResponse, PageError> {
     let reader = viewer.require()?;
-    let community = communities::get(&state, &name, Some(reader)).await?;
-    let reports =
-        moderation::open_reports(&state, reader, Some(&community.name), crate::domain::Limit::fixed(100), None).await?;
+    let community = communities::get(&state, &crate::edge::names::community(&name)?, Some(reader)).await?;
+    let reports = moderation::open_reports(
+        &state,
+        reader,
+        Some(&crate::edge::names::community(&community.name)?),
+        crate::domain::Limit::fixed(100),
+        None,
+    )
+    .await?;
     let now = Utc::now();
     let reports = reports.items.into_iter().map(|r| (Time::at(r.created_at, now), r)).map(|(t, r)| (r, t)).collect();
     let notice = match params.notice.as_deref() {
@@ -297,7 +303,7 @@ pub async fn ban(
         reason: form.reason.clone(),
         expires_at,
     }))?;
-    communities::ban(&state, actor, &name, ban).await?;
+    communities::ban(&state, actor, &crate::edge::names::community(&name)?, ban).await?;
     Ok(see_other(&format!("/c/{name}/mod?notice=banned")))
 }
 
@@ -340,9 +346,14 @@ pub async fn modlog(
     params: web::Query<ModlogParams>,
 ) -> Result<HttpResponse, PageError> {
     let reader = viewer.require()?;
-    let page =
-        moderation::modlog(&state, reader, Some(&name), crate::domain::Limit::fixed(50), params.cursor.as_deref())
-            .await?;
+    let page = moderation::modlog(
+        &state,
+        reader,
+        Some(&crate::edge::names::community(&name)?),
+        crate::domain::Limit::fixed(50),
+        params.cursor.as_deref(),
+    )
+    .await?;
     let now = Utc::now();
     let entries = page
         .items
@@ -448,7 +459,7 @@ pub async fn community_settings(
     params: web::Query<SavedParams>,
 ) -> Result<HttpResponse, PageError> {
     let editor = viewer.require()?;
-    let community = communities::get(&state, &name, Some(editor)).await?;
+    let community = communities::get(&state, &crate::edge::names::community(&name)?, Some(editor)).await?;
     let layout = layout(&state, &viewer).await?;
     let username = layout.username.clone().unwrap_or_default();
     if !moderation::may_moderate_view(&state, editor, &username, &community).await? {
@@ -496,14 +507,14 @@ pub async fn save_community_settings(
         }
     }));
     let saved = match edit {
-        Ok(edit) => communities::edit(&state, editor, &name, edit).await,
+        Ok(edit) => communities::edit(&state, editor, &crate::edge::names::community(&name)?, edit).await,
         Err(err) => Err(err),
     };
     match saved {
         Ok(community) => Ok(see_other(&format!("/c/{}/settings?saved=1", community.name))),
         Err(err) => {
             let (status, errors) = form_problem(err)?;
-            let community = communities::get(&state, &name, Some(editor)).await?;
+            let community = communities::get(&state, &crate::edge::names::community(&name)?, Some(editor)).await?;
             let template = CommunitySettingsPage {
                 layout: layout(&state, &viewer).await?,
                 community,
@@ -540,6 +551,6 @@ pub async fn moderators(
     };
     let username =
         Username::parse(form.0.username.trim()).map_err(|err| AppError::invalid_field("username", err.to_string()))?;
-    communities::set_moderator(&state, actor, &name, username.as_str(), add).await?;
+    communities::set_moderator(&state, actor, &crate::edge::names::community(&name)?, &username, add).await?;
     Ok(see_other(&format!("/c/{name}/settings?saved=1")))
 }

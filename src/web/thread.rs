@@ -65,7 +65,8 @@ pub async fn post_page(
         format!("/p/{}?{query}#comments", id.0)
     });
     let post = PostItem::new(post, now);
-    let community = crate::service::communities::get(&state, &post.community, viewer.auth).await?;
+    let community =
+        crate::service::communities::get(&state, &crate::edge::names::community(&post.community)?, viewer.auth).await?;
     let layout = layout(&state, &viewer).await?;
     let template = PostPage {
         moderates: crate::web::browse::moderates(&state, &viewer, &layout, &community).await?,
@@ -100,7 +101,8 @@ pub async fn continue_thread(
     }
     let now = Utc::now();
     let post = PostItem::new(post, now);
-    let community = crate::service::communities::get(&state, &post.community, viewer.auth).await?;
+    let community =
+        crate::service::communities::get(&state, &crate::edge::names::community(&post.community)?, viewer.auth).await?;
     let layout = layout(&state, &viewer).await?;
     let template = PostPage {
         moderates: crate::web::browse::moderates(&state, &viewer, &layout, &community).await?,
