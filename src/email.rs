@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{EmailConfig, SmtpSecurity};
 use crate::db::notifications as db_notifications;
 use crate::domain::accounts::NotificationSettings;
+use crate::domain::{CommentId, UserId};
 use crate::queue::worker::JobError;
 use crate::service::Context;
 
@@ -339,9 +340,9 @@ pub async fn run(ctx: &Context, job: EmailJob) -> Result<(), JobError> {
         tracing::info!(template, "email already sent: nothing to do");
         return Ok(());
     }
-    let found = ctx
-        .db
-        .observe("email.recipient", &mut conn, async |conn| db_notifications::recipient(conn, job.recipient()).await);
+    let found = ctx.db.observe("email.recipient", &mut conn, async |conn| {
+        db_notifications::recipient(conn, UserId(job.recipient())).await
+    });
     let Some(recipient) = found.await.map_err(retry)? else {
         tracing::info!(template, "the recipient's account is gone: email dropped");
         return Ok(());
@@ -360,7 +361,7 @@ pub async fn run(ctx: &Context, job: EmailJob) -> Result<(), JobError> {
                 return Ok(());
             }
             let notice = ctx.db.observe("email.comment_notice", &mut conn, async |conn| {
-                db_notifications::comment_notice(conn, *comment_id).await
+                db_notifications::comment_notice(conn, CommentId(*comment_id)).await
             });
             let Some(comment) = notice.await.map_err(retry)?.filter(|comment| !comment.gone) else {
                 tracing::info!(template, "the comment is gone or removed: not sent");
@@ -420,7 +421,7 @@ pub async fn run(ctx: &Context, job: EmailJob) -> Result<(), JobError> {
     let recipient_id = job.recipient();
     ctx.db
         .observe("email.record_delivery", &mut conn, async |conn| {
-            db_notifications::record_delivery(conn, &key, recipient_id, template).await
+            db_notifications::record_delivery(conn, &key, UserId(recipient_id), template).await
         })
         .await
         .map_err(retry)?;

@@ -1,5 +1,6 @@
 //! SQL over `users`, `login_sessions`, `refresh_tokens` and `password_reset_tokens`.
 
+use crate::domain::{SessionId, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -82,19 +83,22 @@ pub async fn id_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryResu
 }
 
 /// A user's own view of their account.
-pub async fn account_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<AccountRow>> {
+pub async fn account_by_id(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<AccountRow>> {
+    let id = id.0;
     users::table.find(id).select(AccountRow::as_select()).first(conn).await.optional()
 }
 
 /// Whether the user moderates at least one community.
-pub async fn is_moderator_anywhere(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<bool> {
+pub async fn is_moderator_anywhere(conn: &mut AsyncPgConnection, user_id: UserId) -> QueryResult<bool> {
+    let user_id = user_id.0;
     diesel::select(diesel::dsl::exists(community_moderators::table.filter(community_moderators::user_id.eq(user_id))))
         .get_result(conn)
         .await
 }
 
 /// Stores a new password hash.
-pub async fn set_password_hash(conn: &mut AsyncPgConnection, user_id: i64, hash: &str) -> QueryResult<()> {
+pub async fn set_password_hash(conn: &mut AsyncPgConnection, user_id: UserId, hash: &str) -> QueryResult<()> {
+    let user_id = user_id.0;
     diesel::update(users::table.find(user_id))
         .set((users::password_hash.eq(hash), users::password_changed_at.eq(diesel::dsl::now)))
         .execute(conn)
@@ -105,26 +109,28 @@ pub async fn set_password_hash(conn: &mut AsyncPgConnection, user_id: i64, hash:
 /// Updates the bio and/or notification settings, returning the account.
 pub async fn update_profile(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
+    user_id: UserId,
     bio: Option<&str>,
     notification_settings: Option<serde_json::Value>,
 ) -> QueryResult<Option<AccountRow>> {
+    let user_id = user_id.0;
     if let Some(bio) = bio {
         diesel::update(users::table.find(user_id)).set(users::bio.eq(bio)).execute(conn).await?;
     }
     if let Some(settings) = notification_settings {
         diesel::update(users::table.find(user_id)).set(users::notification_settings.eq(settings)).execute(conn).await?;
     }
-    account_by_id(conn, user_id).await
+    account_by_id(conn, UserId(user_id)).await
 }
 
 /// Opens a login session and returns its id.
 pub async fn create_session(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
+    user_id: UserId,
     user_agent: &str,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<i64> {
+    let user_id = user_id.0;
     diesel::insert_into(login_sessions::table)
         .values((
             login_sessions::user_id.eq(user_id),
@@ -148,7 +154,8 @@ pub struct SessionState {
 }
 
 /// The state of a session.
-pub async fn session_state(conn: &mut AsyncPgConnection, session_id: i64) -> QueryResult<Option<SessionState>> {
+pub async fn session_state(conn: &mut AsyncPgConnection, session_id: SessionId) -> QueryResult<Option<SessionState>> {
+    let session_id = session_id.0;
     login_sessions::table
         .find(session_id)
         .select((login_sessions::user_id, login_sessions::revoked_at.is_not_null(), login_sessions::expires_at))
@@ -158,7 +165,8 @@ pub async fn session_state(conn: &mut AsyncPgConnection, session_id: i64) -> Que
 }
 
 /// Revokes one session (idempotent).
-pub async fn revoke_session(conn: &mut AsyncPgConnection, session_id: i64, reason: &str) -> QueryResult<()> {
+pub async fn revoke_session(conn: &mut AsyncPgConnection, session_id: SessionId, reason: &str) -> QueryResult<()> {
+    let session_id = session_id.0;
     diesel::update(login_sessions::table.find(session_id).filter(login_sessions::revoked_at.is_null()))
         .set((login_sessions::revoked_at.eq(diesel::dsl::now), login_sessions::revoked_reason.eq(reason)))
         .execute(conn)
@@ -167,7 +175,12 @@ pub async fn revoke_session(conn: &mut AsyncPgConnection, session_id: i64, reaso
 }
 
 /// Revokes every live session of a user; returns their ids.
-pub async fn revoke_user_sessions(conn: &mut AsyncPgConnection, user_id: i64, reason: &str) -> QueryResult<Vec<i64>> {
+pub async fn revoke_user_sessions(
+    conn: &mut AsyncPgConnection,
+    user_id: UserId,
+    reason: &str,
+) -> QueryResult<Vec<i64>> {
+    let user_id = user_id.0;
     diesel::update(
         login_sessions::table.filter(login_sessions::user_id.eq(user_id)).filter(login_sessions::revoked_at.is_null()),
     )
@@ -181,9 +194,10 @@ pub async fn revoke_user_sessions(conn: &mut AsyncPgConnection, user_id: i64, re
 pub async fn insert_refresh_token(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
-    session_id: i64,
+    session_id: SessionId,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<()> {
+    let session_id = session_id.0;
     diesel::insert_into(refresh_tokens::table)
         .values((
             refresh_tokens::token_hash.eq(token_hash),
@@ -249,9 +263,10 @@ pub async fn spend_refresh_token(conn: &mut AsyncPgConnection, token_hash: &[u8]
 pub async fn insert_reset_token(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
-    user_id: i64,
+    user_id: UserId,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<()> {
+    let user_id = user_id.0;
     diesel::insert_into(password_reset_tokens::table)
         .values((
             password_reset_tokens::token_hash.eq(token_hash),
@@ -289,6 +304,7 @@ pub async fn count_active_sessions(conn: &mut AsyncPgConnection) -> QueryResult<
 }
 
 /// Makes a user a site admin (`true`) or takes the role away.
-pub async fn set_admin(conn: &mut AsyncPgConnection, user_id: i64, admin: bool) -> QueryResult<()> {
+pub async fn set_admin(conn: &mut AsyncPgConnection, user_id: UserId, admin: bool) -> QueryResult<()> {
+    let user_id = user_id.0;
     diesel::update(users::table.find(user_id)).set(users::is_admin.eq(admin)).execute(conn).await.map(drop)
 }

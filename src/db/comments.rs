@@ -1,6 +1,7 @@
 //! SQL over `comments` and `comment_votes`. A tree (or subtree) loads in two queries: the
 //! listed comments, then every descendant down to the depth asked for, by materialized path.
 
+use crate::domain::{CommentId, PostId, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -124,11 +125,12 @@ impl CommentCursor {
 pub async fn top_level(
     conn: &mut AsyncPgConnection,
     reader: i64,
-    post_id: i64,
+    post_id: PostId,
     sort: CommentSort,
     after: Option<CommentCursor>,
     limit: i64,
 ) -> QueryResult<Vec<CommentRow>> {
+    let post_id = post_id.0;
     let query = diesel::sql_query(format!("{ROW_SELECT} WHERE c.post_id = $2 AND c.parent_id IS NULL"))
         .into_boxed()
         .bind::<BigInt, _>(reader)
@@ -157,10 +159,11 @@ pub async fn top_level(
 pub async fn descendants_of_roots(
     conn: &mut AsyncPgConnection,
     reader: i64,
-    post_id: i64,
+    post_id: PostId,
     roots: &[i64],
     max_depth: i32,
 ) -> QueryResult<Vec<CommentRow>> {
+    let post_id = post_id.0;
     diesel::sql_query(format!("{ROW_SELECT} WHERE c.post_id = $2 AND c.path[1] = ANY($3) AND c.depth BETWEEN 1 AND $4"))
         .bind::<BigInt, _>(reader)
         .bind::<BigInt, _>(post_id)
@@ -171,7 +174,8 @@ pub async fn descendants_of_roots(
 }
 
 /// One comment.
-pub async fn row_by_id(conn: &mut AsyncPgConnection, reader: i64, id: i64) -> QueryResult<Option<CommentRow>> {
+pub async fn row_by_id(conn: &mut AsyncPgConnection, reader: i64, id: CommentId) -> QueryResult<Option<CommentRow>> {
+    let id = id.0;
     diesel::sql_query(format!("{ROW_SELECT} WHERE c.id = $2"))
         .bind::<BigInt, _>(reader)
         .bind::<BigInt, _>(id)
@@ -219,7 +223,8 @@ pub struct CommentFacts {
 }
 
 /// The facts of a comment; with `lock`, its row stays locked until the transaction ends.
-pub async fn facts(conn: &mut AsyncPgConnection, id: i64, lock: bool) -> QueryResult<Option<CommentFacts>> {
+pub async fn facts(conn: &mut AsyncPgConnection, id: CommentId, lock: bool) -> QueryResult<Option<CommentFacts>> {
+    let id = id.0;
     let query = comments::table.inner_join(posts::table).filter(comments::id.eq(id)).select((
         comments::author_id,
         comments::post_id,
@@ -239,7 +244,9 @@ pub async fn facts(conn: &mut AsyncPgConnection, id: i64, lock: bool) -> QueryRe
 }
 
 /// The depth of a comment of `post_id`, `None` when it is not a comment of that post.
-pub async fn depth_in_post(conn: &mut AsyncPgConnection, id: i64, post_id: i64) -> QueryResult<Option<i32>> {
+pub async fn depth_in_post(conn: &mut AsyncPgConnection, id: CommentId, post_id: PostId) -> QueryResult<Option<i32>> {
+    let id = id.0;
+    let post_id = post_id.0;
     comments::table
         .filter(comments::id.eq(id))
         .filter(comments::post_id.eq(post_id))
@@ -264,12 +271,14 @@ pub enum InsertCommentError {
 /// the post, bumps the post's activity and the parent's reply count; returns its id.
 pub async fn insert(
     conn: &mut AsyncPgConnection,
-    post_id: i64,
+    post_id: PostId,
     parent_id: Option<i64>,
-    author_id: i64,
+    author_id: UserId,
     body: &str,
     body_html: &str,
 ) -> Result<i64, InsertCommentError> {
+    let post_id = post_id.0;
+    let author_id = author_id.0;
     let id: i64 = diesel::insert_into(comments::table)
         .values((
             comments::post_id.eq(post_id),
@@ -304,7 +313,8 @@ pub async fn insert(
 }
 
 /// Replaces a comment's body and marks it edited.
-pub async fn edit(conn: &mut AsyncPgConnection, id: i64, body: &str, body_html: &str) -> QueryResult<()> {
+pub async fn edit(conn: &mut AsyncPgConnection, id: CommentId, body: &str, body_html: &str) -> QueryResult<()> {
+    let id = id.0;
     diesel::update(comments::table.find(id))
         .set((comments::body.eq(body), comments::body_html.eq(body_html), comments::edited_at.eq(diesel::dsl::now)))
         .execute(conn)
@@ -313,7 +323,8 @@ pub async fn edit(conn: &mut AsyncPgConnection, id: i64, body: &str, body_html: 
 }
 
 /// Marks a comment deleted and blanks it; its replies stay.
-pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
+pub async fn delete(conn: &mut AsyncPgConnection, id: CommentId) -> QueryResult<()> {
+    let id = id.0;
     diesel::update(comments::table.find(id))
         .set((comments::deleted.eq(true), comments::body.eq(""), comments::body_html.eq("")))
         .execute(conn)
@@ -322,7 +333,8 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
 }
 
 /// Removes (or restores) a comment; returns whether it changed.
-pub async fn set_removed(conn: &mut AsyncPgConnection, id: i64, removed: bool) -> QueryResult<bool> {
+pub async fn set_removed(conn: &mut AsyncPgConnection, id: CommentId, removed: bool) -> QueryResult<bool> {
+    let id = id.0;
     diesel::update(comments::table.find(id).filter(comments::removed.ne(removed)))
         .set(comments::removed.eq(removed))
         .execute(conn)
@@ -333,11 +345,14 @@ pub async fn set_removed(conn: &mut AsyncPgConnection, id: i64, removed: bool) -
 /// Records `user`'s vote on a locked comment row, updating counts and the author's karma.
 pub async fn vote(
     conn: &mut AsyncPgConnection,
-    comment: i64,
-    author: i64,
-    user: i64,
+    comment: CommentId,
+    author: UserId,
+    user: UserId,
     value: i16,
 ) -> QueryResult<(i32, i32, i32)> {
+    let comment = comment.0;
+    let author = author.0;
+    let user = user.0;
     let previous: i16 = comment_votes::table
         .find((comment, user))
         .select(comment_votes::value)
@@ -372,7 +387,7 @@ pub async fn vote(
         .returning((comments::score, comments::upvotes, comments::downvotes))
         .get_result(conn)
         .await?;
-    crate::db::users::add_karma(conn, author, up - down).await?;
+    crate::db::users::add_karma(conn, UserId(author), up - down).await?;
     Ok(tally)
 }
 
@@ -380,10 +395,11 @@ pub async fn vote(
 pub async fn by_author(
     conn: &mut AsyncPgConnection,
     reader: i64,
-    author_id: i64,
+    author_id: UserId,
     before: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> QueryResult<Vec<CommentRow>> {
+    let author_id = author_id.0;
     let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
     diesel::sql_query(format!(
         "{ROW_SELECT} WHERE c.author_id = $2 AND NOT c.deleted AND NOT c.removed AND (c.created_at, c.id) < ($3, $4)

@@ -1,5 +1,6 @@
 //! SQL over `communities` and their members, moderators and bans.
 
+use crate::domain::{CommunityId, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -127,12 +128,13 @@ pub enum CreateCommunityError {
 /// Creates a community with its creator as first moderator and member; returns its id.
 pub async fn create(
     conn: &mut AsyncPgConnection,
-    creator_id: i64,
+    creator_id: UserId,
     name: &str,
     title: &str,
     description: &str,
     rules: &[String],
 ) -> Result<i64, CreateCommunityError> {
+    let creator_id = creator_id.0;
     let id: i64 = diesel::insert_into(communities::table)
         .values((
             communities::name.eq(name),
@@ -181,12 +183,13 @@ pub async fn id_and_rules(conn: &mut AsyncPgConnection, name: &str) -> QueryResu
 /// Changes a community's title, description and/or rules.
 pub async fn update(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: CommunityId,
     title: Option<&str>,
     description: Option<&str>,
     rules: Option<&[String]>,
     summaries_enabled: Option<bool>,
 ) -> QueryResult<()> {
+    let id = id.0;
     if let Some(title) = title {
         diesel::update(communities::table.find(id)).set(communities::title.eq(title)).execute(conn).await?;
     }
@@ -206,7 +209,13 @@ pub async fn update(
 }
 
 /// Whether the user moderates the community.
-pub async fn is_moderator(conn: &mut AsyncPgConnection, community_id: i64, user_id: i64) -> QueryResult<bool> {
+pub async fn is_moderator(
+    conn: &mut AsyncPgConnection,
+    community_id: CommunityId,
+    user_id: UserId,
+) -> QueryResult<bool> {
+    let community_id = community_id.0;
+    let user_id = user_id.0;
     diesel::select(diesel::dsl::exists(
         community_moderators::table
             .filter(community_moderators::community_id.eq(community_id))
@@ -217,12 +226,15 @@ pub async fn is_moderator(conn: &mut AsyncPgConnection, community_id: i64, user_
 }
 
 /// Whether the user is a site administrator.
-pub async fn is_admin(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<bool> {
+pub async fn is_admin(conn: &mut AsyncPgConnection, user_id: UserId) -> QueryResult<bool> {
+    let user_id = user_id.0;
     users::table.find(user_id).select(users::is_admin).first(conn).await.optional().map(|a| a.unwrap_or(false))
 }
 
 /// Whether the user is banned from the community right now.
-pub async fn is_banned(conn: &mut AsyncPgConnection, community_id: i64, user_id: i64) -> QueryResult<bool> {
+pub async fn is_banned(conn: &mut AsyncPgConnection, community_id: CommunityId, user_id: UserId) -> QueryResult<bool> {
+    let community_id = community_id.0;
+    let user_id = user_id.0;
     diesel::select(diesel::dsl::exists(
         community_bans::table
             .filter(community_bans::community_id.eq(community_id))
@@ -234,7 +246,9 @@ pub async fn is_banned(conn: &mut AsyncPgConnection, community_id: i64, user_id:
 }
 
 /// Adds a member; returns whether they were not one already. Keeps `member_count` exact.
-pub async fn join(conn: &mut AsyncPgConnection, community_id: i64, user_id: i64) -> QueryResult<bool> {
+pub async fn join(conn: &mut AsyncPgConnection, community_id: CommunityId, user_id: UserId) -> QueryResult<bool> {
+    let community_id = community_id.0;
+    let user_id = user_id.0;
     let inserted = diesel::insert_into(community_members::table)
         .values((community_members::community_id.eq(community_id), community_members::user_id.eq(user_id)))
         .on_conflict_do_nothing()
@@ -250,7 +264,9 @@ pub async fn join(conn: &mut AsyncPgConnection, community_id: i64, user_id: i64)
 }
 
 /// Removes a member; returns whether they were one. Keeps `member_count` exact.
-pub async fn leave(conn: &mut AsyncPgConnection, community_id: i64, user_id: i64) -> QueryResult<bool> {
+pub async fn leave(conn: &mut AsyncPgConnection, community_id: CommunityId, user_id: UserId) -> QueryResult<bool> {
+    let community_id = community_id.0;
+    let user_id = user_id.0;
     let deleted = diesel::delete(
         community_members::table
             .filter(community_members::community_id.eq(community_id))
@@ -270,10 +286,13 @@ pub async fn leave(conn: &mut AsyncPgConnection, community_id: i64, user_id: i64
 /// Makes a user a moderator (idempotent); returns whether they were not one already.
 pub async fn add_moderator(
     conn: &mut AsyncPgConnection,
-    community_id: i64,
-    user_id: i64,
-    by: i64,
+    community_id: CommunityId,
+    user_id: UserId,
+    by: UserId,
 ) -> QueryResult<bool> {
+    let by = by.0;
+    let community_id = community_id.0;
+    let user_id = user_id.0;
     diesel::insert_into(community_moderators::table)
         .values((
             community_moderators::community_id.eq(community_id),
@@ -287,7 +306,13 @@ pub async fn add_moderator(
 }
 
 /// Removes a moderator; returns whether they were one.
-pub async fn remove_moderator(conn: &mut AsyncPgConnection, community_id: i64, user_id: i64) -> QueryResult<bool> {
+pub async fn remove_moderator(
+    conn: &mut AsyncPgConnection,
+    community_id: CommunityId,
+    user_id: UserId,
+) -> QueryResult<bool> {
+    let community_id = community_id.0;
+    let user_id = user_id.0;
     diesel::delete(
         community_moderators::table
             .filter(community_moderators::community_id.eq(community_id))
@@ -301,12 +326,15 @@ pub async fn remove_moderator(conn: &mut AsyncPgConnection, community_id: i64, u
 /// Bans (or re-bans with new terms) a user from a community.
 pub async fn ban(
     conn: &mut AsyncPgConnection,
-    community_id: i64,
-    user_id: i64,
-    by: i64,
+    community_id: CommunityId,
+    user_id: UserId,
+    by: UserId,
     reason: &str,
     expires_at: Option<DateTime<Utc>>,
 ) -> QueryResult<()> {
+    let by = by.0;
+    let community_id = community_id.0;
+    let user_id = user_id.0;
     diesel::insert_into(community_bans::table)
         .values((
             community_bans::community_id.eq(community_id),
@@ -334,6 +362,7 @@ pub async fn user_id_by_name(conn: &mut AsyncPgConnection, username: &str) -> Qu
 }
 
 /// The rules of a community.
-pub async fn rules_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Vec<String>>> {
+pub async fn rules_by_id(conn: &mut AsyncPgConnection, id: CommunityId) -> QueryResult<Option<Vec<String>>> {
+    let id = id.0;
     communities::table.find(id).select(communities::rules).first(conn).await.optional()
 }

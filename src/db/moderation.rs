@@ -1,5 +1,6 @@
 //! SQL over `reports` and the readable side of `audit_log` (the modlog).
 
+use crate::domain::UserId;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
@@ -184,7 +185,8 @@ pub async fn open_report_community(conn: &mut AsyncPgConnection, id: i64) -> Que
 }
 
 /// Closes a report.
-pub async fn resolve_report(conn: &mut AsyncPgConnection, id: i64, by: i64) -> QueryResult<()> {
+pub async fn resolve_report(conn: &mut AsyncPgConnection, id: i64, by: UserId) -> QueryResult<()> {
+    let by = by.0;
     diesel::update(reports::table.find(id))
         .set((reports::resolved_at.eq(diesel::dsl::now), reports::resolved_by.eq(by)))
         .execute(conn)

@@ -1,13 +1,15 @@
 //! Who hears about what: the people a comment notifies, the recipient of an email, and the
 //! record of each email delivered (so a retried job never sends twice).
 
+use crate::domain::{CommentId, UserId};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{comments, email_deliveries, posts, users};
 
 /// The author of what a comment answers: its parent comment's, else its post's.
-pub async fn replied_to(conn: &mut AsyncPgConnection, comment_id: i64) -> QueryResult<i64> {
+pub async fn replied_to(conn: &mut AsyncPgConnection, comment_id: CommentId) -> QueryResult<i64> {
+    let comment_id = comment_id.0;
     let (post_id, parent_id): (i64, Option<i64>) =
         comments::table.find(comment_id).select((comments::post_id, comments::parent_id)).first(conn).await?;
     match parent_id {
@@ -44,7 +46,8 @@ pub struct Recipient {
 }
 
 /// The recipient `user_id`, or `None` when the account is gone.
-pub async fn recipient(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<Option<Recipient>> {
+pub async fn recipient(conn: &mut AsyncPgConnection, user_id: UserId) -> QueryResult<Option<Recipient>> {
+    let user_id = user_id.0;
     users::table
         .find(user_id)
         .select((users::username, users::email, users::notification_settings))
@@ -69,7 +72,8 @@ pub struct CommentNotice {
 }
 
 /// The notice of a comment, or `None` when it no longer exists.
-pub async fn comment_notice(conn: &mut AsyncPgConnection, comment_id: i64) -> QueryResult<Option<CommentNotice>> {
+pub async fn comment_notice(conn: &mut AsyncPgConnection, comment_id: CommentId) -> QueryResult<Option<CommentNotice>> {
+    let comment_id = comment_id.0;
     comments::table
         .inner_join(posts::table)
         .inner_join(users::table.on(users::id.eq(comments::author_id)))
@@ -81,7 +85,13 @@ pub async fn comment_notice(conn: &mut AsyncPgConnection, comment_id: i64) -> Qu
 }
 
 /// Records that the email with this key was sent.
-pub async fn record_delivery(conn: &mut AsyncPgConnection, key: &str, user_id: i64, template: &str) -> QueryResult<()> {
+pub async fn record_delivery(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+    user_id: UserId,
+    template: &str,
+) -> QueryResult<()> {
+    let user_id = user_id.0;
     diesel::insert_into(email_deliveries::table)
         .values((
             email_deliveries::delivery_key.eq(key),

@@ -1,6 +1,7 @@
 //! SQL over `posts` and `post_votes`: the post view, keyset listings for every sort, search,
 //! writes, votes and moderation flags.
 
+use crate::domain::{CommunityId, PostId, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, SmallInt, Text, Timestamptz};
@@ -8,7 +9,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use crate::db::schema::{communities, post_votes, posts};
-use crate::domain::PostId;
 
 /// A post as the API shows it, for one reader.
 #[derive(Debug, Clone, QueryableByName, Serialize, utoipa::ToSchema)]
@@ -207,7 +207,12 @@ pub async fn list(conn: &mut AsyncPgConnection, listing: &ListingQuery) -> Query
 }
 
 /// The pinned posts of a community, newest first.
-pub async fn pinned(conn: &mut AsyncPgConnection, community_id: i64, reader: i64) -> QueryResult<Vec<PostView>> {
+pub async fn pinned(
+    conn: &mut AsyncPgConnection,
+    community_id: CommunityId,
+    reader: i64,
+) -> QueryResult<Vec<PostView>> {
+    let community_id = community_id.0;
     diesel::sql_query(format!(
         "{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM}
          WHERE p.community_id = $2 AND p.pinned AND NOT p.deleted AND NOT p.removed
@@ -313,7 +318,8 @@ pub struct PostFacts {
 
 /// The facts of a post; with `lock`, the row stays locked until the transaction ends, which
 /// serializes concurrent votes on it.
-pub async fn facts(conn: &mut AsyncPgConnection, id: i64, lock: bool) -> QueryResult<Option<PostFacts>> {
+pub async fn facts(conn: &mut AsyncPgConnection, id: PostId, lock: bool) -> QueryResult<Option<PostFacts>> {
+    let id = id.0;
     let query = posts::table.find(id).select((
         posts::author_id,
         posts::community_id,
@@ -327,10 +333,11 @@ pub async fn facts(conn: &mut AsyncPgConnection, id: i64, lock: bool) -> QueryRe
 /// Changes the title and/or body and marks the post edited.
 pub async fn edit(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: PostId,
     title: Option<&str>,
     body: Option<(&str, &str)>,
 ) -> QueryResult<()> {
+    let id = id.0;
     if let Some(title) = title {
         diesel::update(posts::table.find(id)).set(posts::title.eq(title)).execute(conn).await?;
     }
@@ -344,7 +351,9 @@ pub async fn edit(
 }
 
 /// Marks a post deleted, blanks its text and uncounts it from its community.
-pub async fn delete(conn: &mut AsyncPgConnection, id: i64, community_id: i64) -> QueryResult<()> {
+pub async fn delete(conn: &mut AsyncPgConnection, id: PostId, community_id: CommunityId) -> QueryResult<()> {
+    let id = id.0;
+    let community_id = community_id.0;
     diesel::update(posts::table.find(id))
         .set((
             posts::deleted.eq(true),
@@ -374,7 +383,8 @@ pub enum PostFlag {
 }
 
 /// Sets a moderation flag; returns whether it changed.
-pub async fn set_flag(conn: &mut AsyncPgConnection, id: i64, flag: PostFlag, value: bool) -> QueryResult<bool> {
+pub async fn set_flag(conn: &mut AsyncPgConnection, id: PostId, flag: PostFlag, value: bool) -> QueryResult<bool> {
+    let id = id.0;
     let target = posts::table.find(id);
     let changed = match flag {
         PostFlag::Removed => {
@@ -403,7 +413,16 @@ pub struct Tally {
 
 /// Records `user`'s vote (`0` clears it) on a locked post row, updating counts, hot rank and
 /// the author's karma in the caller's transaction.
-pub async fn vote(conn: &mut AsyncPgConnection, post: i64, author: i64, user: i64, value: i16) -> QueryResult<Tally> {
+pub async fn vote(
+    conn: &mut AsyncPgConnection,
+    post: PostId,
+    author: UserId,
+    user: UserId,
+    value: i16,
+) -> QueryResult<Tally> {
+    let post = post.0;
+    let author = author.0;
+    let user = user.0;
     let previous: i16 =
         post_votes::table.find((post, user)).select(post_votes::value).first(conn).await.optional()?.unwrap_or(0);
     if previous != value {
@@ -431,7 +450,7 @@ pub async fn vote(conn: &mut AsyncPgConnection, post: i64, author: i64, user: i6
     .get_result::<TallyRow>(conn)
     .await
     .map(|row| Tally { score: row.score, upvotes: row.upvotes, downvotes: row.downvotes })?;
-    crate::db::users::add_karma(conn, author, up - down).await?;
+    crate::db::users::add_karma(conn, UserId(author), up - down).await?;
     Ok(tally)
 }
 
@@ -469,10 +488,11 @@ pub struct VoteOf {
 pub async fn by_author(
     conn: &mut AsyncPgConnection,
     reader: i64,
-    author_id: i64,
+    author_id: UserId,
     before: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> QueryResult<Vec<PostView>> {
+    let author_id = author_id.0;
     let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
     diesel::sql_query(format!(
         "{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM}

@@ -1,5 +1,6 @@
 //! Thread summaries: what a summary is made from, the stored summaries, and the daily quota.
 
+use crate::domain::PostId;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -52,7 +53,8 @@ pub struct Stored {
 }
 
 /// Loads the thread of a visible post, or `None` when the post does not exist or is hidden.
-pub async fn thread(conn: &mut AsyncPgConnection, post_id: i64, max_comments: i64) -> QueryResult<Option<Thread>> {
+pub async fn thread(conn: &mut AsyncPgConnection, post_id: PostId, max_comments: i64) -> QueryResult<Option<Thread>> {
+    let post_id = post_id.0;
     let post: Option<(String, String, i32, bool)> = posts::table
         .inner_join(communities::table)
         .filter(posts::id.eq(post_id).and(posts::deleted.eq(false)).and(posts::removed.eq(false)))
@@ -72,7 +74,8 @@ pub async fn thread(conn: &mut AsyncPgConnection, post_id: i64, max_comments: i6
 }
 
 /// The stored summary of a post.
-pub async fn stored(conn: &mut AsyncPgConnection, post_id: i64) -> QueryResult<Option<Stored>> {
+pub async fn stored(conn: &mut AsyncPgConnection, post_id: PostId) -> QueryResult<Option<Stored>> {
+    let post_id = post_id.0;
     post_summaries::table
         .find(post_id)
         .select((

@@ -1,5 +1,6 @@
 //! SQL over `users`.
 
+use crate::domain::UserId;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -38,7 +39,8 @@ pub async fn by_username(conn: &mut AsyncPgConnection, username: &Username) -> Q
 
 /// Adds `delta` to a user's karma (a vote on their post or comment changed), in the
 /// caller's transaction.
-pub async fn add_karma(conn: &mut AsyncPgConnection, user: i64, delta: i32) -> QueryResult<()> {
+pub async fn add_karma(conn: &mut AsyncPgConnection, user: UserId, delta: i32) -> QueryResult<()> {
+    let user = user.0;
     if delta != 0 {
         diesel::update(users::table.find(user))
             .set(users::karma.eq(users::karma + i64::from(delta)))

@@ -27,6 +27,11 @@ pub struct CommentId(pub i64);
 #[serde(transparent)]
 pub struct UserId(pub i64);
 
+/// A community id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct CommunityId(pub i64);
+
 /// A login session (one refresh-token family) id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]

@@ -199,7 +199,7 @@ pub async fn login(ctx: &Context, login: &str, password: &str, user_agent: &str)
         let new_hash = blocking(move || security::hash_password(&candidate)).await?.map_err(internal)?;
         ctx.db
             .observe("accounts.set_password_hash", &mut conn, async |conn| {
-                db_accounts::set_password_hash(conn, user_id, &new_hash).await
+                db_accounts::set_password_hash(conn, UserId(user_id), &new_hash).await
             })
             .await?;
         tracing::info!(user_id, "password rehashed with current parameters");
@@ -208,9 +208,11 @@ pub async fn login(ctx: &Context, login: &str, password: &str, user_agent: &str)
     let keys = ctx.auth.keys.clone();
     let work = ctx.db.transaction::<_, AppError>("accounts.login", &mut conn, async move |conn| {
         let pair = open_session(conn, &keys, user_id, &user_agent).await?;
-        let account = db_accounts::account_by_id(conn, user_id).await.map_err(query_error("accounts.account_by_id"))?;
-        let moderator =
-            db_accounts::is_moderator_anywhere(conn, user_id).await.map_err(query_error("accounts.is_moderator"))?;
+        let account =
+            db_accounts::account_by_id(conn, UserId(user_id)).await.map_err(query_error("accounts.account_by_id"))?;
+        let moderator = db_accounts::is_moderator_anywhere(conn, UserId(user_id))
+            .await
+            .map_err(query_error("accounts.is_moderator"))?;
         Ok((pair, account, moderator))
     });
     let (pair, account, moderator) = work.await?;
@@ -240,7 +242,7 @@ pub async fn refresh(ctx: &Context, refresh_token: &str) -> Result<TokenPair, Ap
             return Ok(RefreshOutcome::Invalid);
         };
         if row.spent {
-            db_accounts::revoke_session(conn, row.session_id, "refresh token reuse")
+            db_accounts::revoke_session(conn, SessionId(row.session_id), "refresh token reuse")
                 .await
                 .map_err(query_error("accounts.revoke_session"))?;
             let mut entry = NewAuditEntry::new("auth.refresh_token_reuse");
@@ -288,7 +290,7 @@ pub async fn logout(ctx: &Context, auth: Authenticated) -> Result<(), AppError> 
     let mut conn = ctx.db.conn().await?;
     ctx.db
         .observe("accounts.revoke_session", &mut conn, async |conn| {
-            db_accounts::revoke_session(conn, auth.session_id.0, "logout").await
+            db_accounts::revoke_session(conn, auth.session_id, "logout").await
         })
         .await?;
     ctx.auth.sessions.invalidate(&auth.session_id.0).await;
@@ -311,7 +313,7 @@ pub async fn request_password_reset(ctx: &Context, email: &EmailAddress) -> Resu
     let expires_at = Utc::now() + RESET_TOKEN_TTL;
     ctx.db
         .observe("accounts.insert_reset_token", &mut conn, async |conn| {
-            db_accounts::insert_reset_token(conn, &token_hash, user_id, expires_at).await
+            db_accounts::insert_reset_token(conn, &token_hash, UserId(user_id), expires_at).await
         })
         .await?;
     let mut entry = NewAuditEntry::new("auth.password_reset_requested");
@@ -346,10 +348,10 @@ pub async fn confirm_password_reset(ctx: &Context, token: &str, new_password: &P
                 "the reset link is invalid, expired or already used",
             ));
         };
-        db_accounts::set_password_hash(conn, user_id, &hash)
+        db_accounts::set_password_hash(conn, UserId(user_id), &hash)
             .await
             .map_err(query_error("accounts.set_password_hash"))?;
-        let revoked = db_accounts::revoke_user_sessions(conn, user_id, "password reset")
+        let revoked = db_accounts::revoke_user_sessions(conn, UserId(user_id), "password reset")
             .await
             .map_err(query_error("accounts.revoke_user_sessions"))?;
         let mut entry = NewAuditEntry::new("auth.password_reset");
@@ -379,9 +381,7 @@ pub async fn change_password(
     let mut conn = ctx.db.conn().await?;
     let account = ctx
         .db
-        .observe("accounts.account_by_id", &mut conn, async |conn| {
-            db_accounts::account_by_id(conn, auth.user_id.0).await
-        })
+        .observe("accounts.account_by_id", &mut conn, async |conn| db_accounts::account_by_id(conn, auth.user_id).await)
         .await?;
     let account = account.ok_or_else(|| AppError::unauthorized("the account is gone"))?;
     let found = ctx
@@ -400,10 +400,10 @@ pub async fn change_password(
     let hash = blocking(move || security::hash_password(password.expose())).await?.map_err(internal)?;
     let user_id = auth.user_id.0;
     let work = ctx.db.transaction::<_, AppError>("accounts.change_password", &mut conn, async move |conn| {
-        db_accounts::set_password_hash(conn, user_id, &hash)
+        db_accounts::set_password_hash(conn, UserId(user_id), &hash)
             .await
             .map_err(query_error("accounts.set_password_hash"))?;
-        let revoked = db_accounts::revoke_user_sessions(conn, user_id, "password change")
+        let revoked = db_accounts::revoke_user_sessions(conn, UserId(user_id), "password change")
             .await
             .map_err(query_error("accounts.revoke_user_sessions"))?;
         let mut entry = NewAuditEntry::new("auth.password_change");
@@ -437,7 +437,7 @@ pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate
     let bio = update.bio.as_ref().map(Bio::as_str);
     ctx.db
         .observe("accounts.update_profile", &mut conn, async |conn| {
-            db_accounts::update_profile(conn, auth.user_id.0, bio, settings).await
+            db_accounts::update_profile(conn, auth.user_id, bio, settings).await
         })
         .await?;
     load_own_user(ctx, &mut conn, auth.user_id.0).await
@@ -461,7 +461,9 @@ pub async fn unsubscribe(ctx: &Context, token: &str) -> Result<Unsubscribed, App
     let mut conn = ctx.db.conn().await?;
     let account = ctx
         .db
-        .observe("accounts.account_by_id", &mut conn, async |conn| db_accounts::account_by_id(conn, user_id).await)
+        .observe("accounts.account_by_id", &mut conn, async |conn| {
+            db_accounts::account_by_id(conn, UserId(user_id)).await
+        })
         .await?
         .ok_or_else(invalid)?;
     let mut settings: NotificationSettings = serde_json::from_value(account.notification_settings).unwrap_or_default();
@@ -471,7 +473,7 @@ pub async fn unsubscribe(ctx: &Context, token: &str) -> Result<Unsubscribed, App
     let value = serde_json::to_value(settings).map_err(internal)?;
     ctx.db
         .observe("accounts.update_profile", &mut conn, async |conn| {
-            db_accounts::update_profile(conn, user_id, None, Some(value)).await
+            db_accounts::update_profile(conn, UserId(user_id), None, Some(value)).await
         })
         .await?;
     tracing::info!(user_id, topic, "unsubscribed by email link");
@@ -489,7 +491,7 @@ pub async fn authenticate(ctx: &Context, claims: &AccessClaims) -> Result<Authen
             let found = ctx
                 .db
                 .observe("accounts.session_state", &mut conn, async |conn| {
-                    db_accounts::session_state(conn, claims.sid).await
+                    db_accounts::session_state(conn, SessionId(claims.sid)).await
                 })
                 .await?;
             let session = found.ok_or_else(|| AppError::unauthorized("the session no longer exists"))?;
@@ -520,12 +522,14 @@ pub async fn export_session_gauge(ctx: &Context) {
 async fn load_own_user(ctx: &Context, conn: &mut DbConn, user_id: i64) -> Result<OwnUser, AppError> {
     let account = ctx
         .db
-        .observe("accounts.account_by_id", conn, async |conn| db_accounts::account_by_id(conn, user_id).await)
+        .observe("accounts.account_by_id", conn, async |conn| db_accounts::account_by_id(conn, UserId(user_id)).await)
         .await?;
     let account = account.ok_or_else(|| AppError::unauthorized("the account no longer exists"))?;
     let moderator = ctx
         .db
-        .observe("accounts.is_moderator", conn, async |conn| db_accounts::is_moderator_anywhere(conn, user_id).await)
+        .observe("accounts.is_moderator", conn, async |conn| {
+            db_accounts::is_moderator_anywhere(conn, UserId(user_id)).await
+        })
         .await?;
     Ok(own_user(account, moderator))
 }
@@ -561,7 +565,7 @@ async fn open_session(
 ) -> Result<TokenPair, AppError> {
     let expires_at = Utc::now() + REFRESH_TOKEN_TTL;
     let user_agent: String = user_agent.chars().take(300).collect();
-    let session_id = db_accounts::create_session(conn, user_id, &user_agent, expires_at)
+    let session_id = db_accounts::create_session(conn, UserId(user_id), &user_agent, expires_at)
         .await
         .map_err(query_error("accounts.create_session"))?;
     rotate(conn, keys, user_id, session_id).await
@@ -576,7 +580,7 @@ async fn rotate(
 ) -> Result<TokenPair, AppError> {
     let (refresh_token, refresh_hash) = security::new_secret_token().map_err(internal)?;
     let expires_at = Utc::now() + REFRESH_TOKEN_TTL;
-    db_accounts::insert_refresh_token(conn, &refresh_hash, session_id, expires_at)
+    db_accounts::insert_refresh_token(conn, &refresh_hash, SessionId(session_id), expires_at)
         .await
         .map_err(query_error("accounts.insert_refresh_token"))?;
     let access_token = keys.issue(user_id, session_id).map_err(internal)?;

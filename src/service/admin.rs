@@ -6,6 +6,7 @@ use crate::db::audit::{self, NewAuditEntry};
 use crate::db::communities as db_communities;
 use crate::db::ops::DirectConn;
 use crate::db::{DbError, QueryError};
+use crate::domain::{CommunityId, UserId};
 use crate::domain::{CommunityName, EmailAddress, Password, Username};
 use crate::security;
 
@@ -56,7 +57,7 @@ pub async fn create_user(
             },
         )?;
         if admin {
-            db_accounts::set_admin(conn, account.id, true).await?;
+            db_accounts::set_admin(conn, UserId(account.id), true).await?;
         }
         let mut entry = NewAuditEntry::new("admin.create_user");
         entry.target_user_id = Some(account.id);
@@ -78,7 +79,7 @@ pub async fn set_role(conn: &mut DirectConn, username: &str, role: &Role, grant:
         entry.target_user_id = Some(user_id);
         match role {
             Role::Admin => {
-                db_accounts::set_admin(conn, user_id, grant).await?;
+                db_accounts::set_admin(conn, UserId(user_id), grant).await?;
                 entry.details = serde_json::json!({"role": "admin", "via": "cli"});
             }
             Role::Moderator(community) => {
@@ -86,10 +87,11 @@ pub async fn set_role(conn: &mut DirectConn, username: &str, role: &Role, grant:
                     .await?
                     .ok_or_else(|| AdminError::Invalid(format!("no community named {}", community.as_str())))?;
                 if grant {
-                    db_communities::add_moderator(conn, community_id, user_id, user_id).await?;
-                    db_communities::join(conn, community_id, user_id).await?;
+                    db_communities::add_moderator(conn, CommunityId(community_id), UserId(user_id), UserId(user_id))
+                        .await?;
+                    db_communities::join(conn, CommunityId(community_id), UserId(user_id)).await?;
                 } else {
-                    db_communities::remove_moderator(conn, community_id, user_id).await?;
+                    db_communities::remove_moderator(conn, CommunityId(community_id), UserId(user_id)).await?;
                 }
                 entry.community_id = Some(community_id);
                 entry.details = serde_json::json!({"role": "moderator", "via": "cli"});

@@ -11,6 +11,7 @@ use crate::db::communities as db_communities;
 use crate::db::posts as db_posts;
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
+use crate::domain::{CommunityId, UserId};
 use crate::error::{AppError, ErrorCode};
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
@@ -96,15 +97,15 @@ pub async fn create(
     let body_text = body.as_str().to_owned();
     let mut conn = ctx.db.conn().await?;
     let work = ctx.db.transaction::<_, AppError>("comments.create", &mut conn, async move |conn| {
-        let facts = db_posts::facts(conn, post.0, false).await?.ok_or_else(|| AppError::not_found("post"))?;
+        let facts = db_posts::facts(conn, post, false).await?.ok_or_else(|| AppError::not_found("post"))?;
         if facts.locked || facts.deleted || facts.removed {
             return Err(AppError::new(ErrorCode::Locked, "this post is locked: no new comments"));
         }
-        if db_communities::is_banned(conn, facts.community_id, author.user_id.0).await? {
+        if db_communities::is_banned(conn, CommunityId(facts.community_id), author.user_id).await? {
             return Err(banned());
         }
         if let Some(parent) = parent {
-            let depth = db_comments::depth_in_post(conn, parent.0, post.0)
+            let depth = db_comments::depth_in_post(conn, CommentId(parent.0), post)
                 .await?
                 .ok_or_else(|| AppError::invalid_field("parent_id", "is not a comment of this post"))?;
             if depth + 1 > max_depth {
@@ -114,14 +115,14 @@ pub async fn create(
                 ));
             }
         }
-        db_comments::insert(conn, post.0, parent.map(|p| p.0), author.user_id.0, body.as_str(), &body_html)
-            .await
-            .map_err(|err| match err {
+        db_comments::insert(conn, post, parent.map(|p| p.0), author.user_id, body.as_str(), &body_html).await.map_err(
+            |err| match err {
                 InsertCommentError::ParentNotInPost => {
                     AppError::invalid_field("parent_id", "is not a comment of this post")
                 }
                 InsertCommentError::Other(source) => AppError::from(source),
-            })
+            },
+        )
     });
     let id = work.await?;
     ctx.metrics.comments_created.inc();
@@ -131,7 +132,9 @@ pub async fn create(
     }
     let row = ctx
         .db
-        .observe("comments.row_by_id", &mut conn, async |conn| db_comments::row_by_id(conn, author.user_id.0, id).await)
+        .observe("comments.row_by_id", &mut conn, async |conn| {
+            db_comments::row_by_id(conn, author.user_id.0, CommentId(id)).await
+        })
         .await?;
     let row = row.ok_or_else(|| AppError::not_found("comment"))?;
     Ok(build(vec![row], Vec::new(), TreeShape { sort: CommentSort::New, max_depth: 0 }).remove(0))
@@ -155,18 +158,14 @@ pub async fn tree(
     }
     let reader = reader_id(reader);
     let mut conn = ctx.db.conn().await?;
-    if ctx
-        .db
-        .observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post.0, false).await)
-        .await?
-        .is_none()
+    if ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post, false).await).await?.is_none()
     {
         return Err(AppError::not_found("post"));
     }
     let mut roots = ctx
         .db
         .observe("comments.top_level", &mut conn, async |conn| {
-            db_comments::top_level(conn, reader, post.0, shape.sort, after, limit.get() + 1).await
+            db_comments::top_level(conn, reader, post, shape.sort, after, limit.get() + 1).await
         })
         .await?;
     let next_cursor =
@@ -175,7 +174,7 @@ pub async fn tree(
         let ids: Vec<i64> = roots.iter().map(|r| r.id).collect();
         ctx.db
             .observe("comments.descendants", &mut conn, async |conn| {
-                db_comments::descendants_of_roots(conn, reader, post.0, &ids, shape.max_depth).await
+                db_comments::descendants_of_roots(conn, reader, post, &ids, shape.max_depth).await
             })
             .await?
     } else {
@@ -196,7 +195,7 @@ pub async fn subtree(
     let mut conn = ctx.db.conn().await?;
     let root = ctx
         .db
-        .observe("comments.row_by_id", &mut conn, async |conn| db_comments::row_by_id(conn, reader, id.0).await)
+        .observe("comments.row_by_id", &mut conn, async |conn| db_comments::row_by_id(conn, reader, id).await)
         .await?;
     let root = root.ok_or_else(|| AppError::not_found("comment"))?;
     let descendants = if shape.max_depth > 0 {
@@ -285,7 +284,7 @@ fn compare(sort: CommentSort, a: &CommentRow, b: &CommentRow) -> Ordering {
 pub async fn edit(ctx: &Context, editor: Authenticated, id: CommentId, body: Body) -> Result<Comment, AppError> {
     let mut conn = ctx.db.conn().await?;
     let facts =
-        ctx.db.observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, id.0, false).await).await?;
+        ctx.db.observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, id, false).await).await?;
     let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
     if facts.author_id != editor.user_id.0 {
         return Err(forbidden("only the author can edit a comment"));
@@ -295,7 +294,7 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: CommentId, body: Bod
     }
     let html = crate::markdown::render(body.as_str());
     ctx.db
-        .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id.0, body.as_str(), &html).await)
+        .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id, body.as_str(), &html).await)
         .await?;
     one(ctx, id, Some(editor)).await
 }
@@ -305,13 +304,13 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: CommentId, body: Bod
 pub async fn delete(ctx: &Context, author: Authenticated, id: CommentId) -> Result<(), AppError> {
     let mut conn = ctx.db.conn().await?;
     let facts =
-        ctx.db.observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, id.0, false).await).await?;
+        ctx.db.observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, id, false).await).await?;
     let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
     if facts.author_id != author.user_id.0 {
         return Err(forbidden("only the author can delete a comment"));
     }
     ctx.db
-        .observe("comments.delete", &mut conn, async |conn| db_comments::delete(conn, id.0).await)
+        .observe("comments.delete", &mut conn, async |conn| db_comments::delete(conn, id).await)
         .await
         .map_err(AppError::from)
 }
@@ -326,14 +325,14 @@ pub async fn vote(
 ) -> Result<VoteResult, AppError> {
     let mut conn = ctx.db.conn().await?;
     let work = ctx.db.transaction::<_, AppError>("comments.vote", &mut conn, async move |conn| {
-        let facts = db_comments::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("comment"))?;
+        let facts = db_comments::facts(conn, id, true).await?.ok_or_else(|| AppError::not_found("comment"))?;
         if facts.deleted || facts.removed {
             return Err(forbidden("this comment can no longer be voted on"));
         }
-        if db_communities::is_banned(conn, facts.community_id, voter.user_id.0).await? {
+        if db_communities::is_banned(conn, CommunityId(facts.community_id), voter.user_id).await? {
             return Err(banned());
         }
-        Ok(db_comments::vote(conn, id.0, facts.author_id, voter.user_id.0, value.get()).await?)
+        Ok(db_comments::vote(conn, id, UserId(facts.author_id), voter.user_id, value.get()).await?)
     });
     let (score, upvotes, downvotes) = work.await?;
     ctx.metrics.votes.with_label_values(&["comment"]).inc();

@@ -8,6 +8,7 @@ pub use crate::db::communities::CommunityView;
 use crate::db::communities::{self as db_communities, CommunityCursor, CreateCommunityError};
 use crate::db::{DbConn, DbError};
 use crate::domain::content::{decode_cursor, encode_cursor};
+use crate::domain::{CommunityId, UserId};
 use crate::domain::{CommunityName, CommunitySort, CommunityTitle, Description, Limit, Rules, Username};
 use crate::error::{AppError, ErrorCode, Fields};
 use crate::service::Context;
@@ -126,11 +127,13 @@ pub(crate) async fn moderation_rights(
         .ok_or_else(|| AppError::not_found("community"))?;
     let may = ctx
         .db
-        .observe("communities.is_moderator", conn, async |conn| db_communities::is_moderator(conn, id, user_id).await)
+        .observe("communities.is_moderator", conn, async |conn| {
+            db_communities::is_moderator(conn, CommunityId(id), UserId(user_id)).await
+        })
         .await?
         || ctx
             .db
-            .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, user_id).await)
+            .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, UserId(user_id)).await)
             .await?;
     Ok((id, rules, may))
 }
@@ -143,7 +146,7 @@ pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) 
     let created = ctx.db.transaction::<_, AppError>("communities.create", &mut conn, async move |conn| {
         db_communities::create(
             conn,
-            creator.user_id.0,
+            creator.user_id,
             input.name.as_str(),
             input.title.as_str(),
             input.description.as_str(),
@@ -235,7 +238,7 @@ pub async fn edit(
     let work = ctx.db.transaction::<_, AppError>("communities.edit", &mut conn, async move |conn| {
         db_communities::update(
             conn,
-            id,
+            CommunityId(id),
             edit.title.as_ref().map(|t| t.as_str()),
             edit.description.as_ref().map(|d| d.as_str()),
             edit.rules.as_ref().map(|r| r.as_slice()),
@@ -260,14 +263,14 @@ pub async fn join(ctx: &Context, user: Authenticated, name: &CommunityName) -> R
     if ctx
         .db
         .observe("communities.is_banned", &mut conn, async |conn| {
-            db_communities::is_banned(conn, id, user.user_id.0).await
+            db_communities::is_banned(conn, CommunityId(id), user.user_id).await
         })
         .await?
     {
         return Err(banned());
     }
     let work = ctx.db.transaction::<_, AppError>("communities.join", &mut conn, async move |conn| {
-        Ok(db_communities::join(conn, id, user.user_id.0).await?)
+        Ok(db_communities::join(conn, CommunityId(id), user.user_id).await?)
     });
     work.await.map(drop)
 }
@@ -277,7 +280,7 @@ pub async fn leave(ctx: &Context, user: Authenticated, name: &CommunityName) -> 
     let mut conn = ctx.db.conn().await?;
     let id = find_id(ctx, &mut conn, name).await?;
     let work = ctx.db.transaction::<_, AppError>("communities.leave", &mut conn, async move |conn| {
-        Ok(db_communities::leave(conn, id, user.user_id.0).await?)
+        Ok(db_communities::leave(conn, CommunityId(id), user.user_id).await?)
     });
     work.await.map(drop)
 }
@@ -304,11 +307,11 @@ pub async fn set_moderator(
         .ok_or_else(|| AppError::not_found("user"))?;
     let work = ctx.db.transaction::<_, AppError>("communities.set_moderator", &mut conn, async move |conn| {
         let changed = if add {
-            let added = db_communities::add_moderator(conn, id, target, actor.user_id.0).await?;
-            db_communities::join(conn, id, target).await?;
+            let added = db_communities::add_moderator(conn, CommunityId(id), UserId(target), actor.user_id).await?;
+            db_communities::join(conn, CommunityId(id), UserId(target)).await?;
             added
         } else {
-            db_communities::remove_moderator(conn, id, target).await?
+            db_communities::remove_moderator(conn, CommunityId(id), UserId(target)).await?
         };
         if !add && !changed {
             return Err(AppError::not_found("moderator"));
@@ -341,7 +344,7 @@ pub async fn ban(ctx: &Context, actor: Authenticated, name: &CommunityName, ban:
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
     let work = ctx.db.transaction::<_, AppError>("communities.ban", &mut conn, async move |conn| {
-        db_communities::ban(conn, id, target, actor.user_id.0, &ban.reason, ban.expires_at).await?;
+        db_communities::ban(conn, CommunityId(id), UserId(target), actor.user_id, &ban.reason, ban.expires_at).await?;
         let mut entry = NewAuditEntry::new("community.ban");
         entry.actor_id = Some(actor.user_id.0);
         entry.community_id = Some(id);

@@ -13,6 +13,7 @@ pub use crate::db::moderation::{ModlogEntry, ReportView};
 use crate::db::posts::{self as db_posts, PostFlag};
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{CommentId, CommunityName, Limit, PostId, Reason};
+use crate::domain::{CommunityId, UserId};
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
@@ -108,18 +109,20 @@ async fn community_rights(
 ) -> Result<(Vec<String>, bool), AppError> {
     let rules: Vec<String> = ctx
         .db
-        .observe("communities.rules_by_id", conn, async |conn| db_communities::rules_by_id(conn, community_id).await)
+        .observe("communities.rules_by_id", conn, async |conn| {
+            db_communities::rules_by_id(conn, CommunityId(community_id)).await
+        })
         .await?
         .unwrap_or_default();
     let may = ctx
         .db
         .observe("communities.is_moderator", conn, async |conn| {
-            db_communities::is_moderator(conn, community_id, user_id).await
+            db_communities::is_moderator(conn, CommunityId(community_id), UserId(user_id)).await
         })
         .await?
         || ctx
             .db
-            .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, user_id).await)
+            .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, UserId(user_id)).await)
             .await?;
     Ok((rules, may))
 }
@@ -138,7 +141,7 @@ pub async fn may_moderate_view(
     let mut conn = ctx.db.conn().await?;
     Ok(ctx
         .db
-        .observe("communities.is_admin", &mut conn, async |conn| db_communities::is_admin(conn, user.user_id.0).await)
+        .observe("communities.is_admin", &mut conn, async |conn| db_communities::is_admin(conn, user.user_id).await)
         .await?)
 }
 
@@ -152,8 +155,7 @@ pub async fn moderate_post(
     why: Why,
 ) -> Result<Post, AppError> {
     let mut conn = ctx.db.conn().await?;
-    let facts =
-        ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post.0, false).await).await?;
+    let facts = ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post, false).await).await?;
     let facts = facts.ok_or_else(|| AppError::not_found("post"))?;
     let (rules, may) = community_rights(ctx, &mut conn, facts.community_id, actor.user_id.0).await?;
     if !may {
@@ -162,7 +164,7 @@ pub async fn moderate_post(
     check_rule(&rules, &why)?;
     let (flag, value, action_name) = action.flag();
     let work = ctx.db.transaction::<_, AppError>("moderation.post", &mut conn, async move |conn| {
-        if db_posts::set_flag(conn, post.0, flag, value).await? {
+        if db_posts::set_flag(conn, post, flag, value).await? {
             let mut entry = NewAuditEntry::new(action_name);
             entry.actor_id = Some(actor.user_id.0);
             entry.community_id = Some(facts.community_id);
@@ -191,7 +193,7 @@ pub async fn moderate_comment(
     let mut conn = ctx.db.conn().await?;
     let facts = ctx
         .db
-        .observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, comment.0, false).await)
+        .observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, comment, false).await)
         .await?;
     let facts = facts.ok_or_else(|| AppError::not_found("comment"))?;
     let (rules, may) = community_rights(ctx, &mut conn, facts.community_id, actor.user_id.0).await?;
@@ -200,7 +202,7 @@ pub async fn moderate_comment(
     }
     check_rule(&rules, &why)?;
     let work = ctx.db.transaction::<_, AppError>("moderation.comment", &mut conn, async move |conn| {
-        if db_comments::set_removed(conn, comment.0, remove).await? {
+        if db_comments::set_removed(conn, comment, remove).await? {
             let mut entry = NewAuditEntry::new(if remove { "comment.remove" } else { "comment.restore" });
             entry.actor_id = Some(actor.user_id.0);
             entry.community_id = Some(facts.community_id);
@@ -226,16 +228,14 @@ pub async fn report(ctx: &Context, reporter: Authenticated, target: ReportTarget
     let mut conn = ctx.db.conn().await?;
     let (community_id, post_id, comment_id) = match target {
         ReportTarget::Post(post) => {
-            let facts = ctx
-                .db
-                .observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post.0, false).await)
-                .await?;
+            let facts =
+                ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post, false).await).await?;
             (facts.ok_or_else(|| AppError::not_found("post"))?.community_id, Some(post.0), None)
         }
         ReportTarget::Comment(comment) => {
             let facts = ctx
                 .db
-                .observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, comment.0, false).await)
+                .observe("comments.facts", &mut conn, async |conn| db_comments::facts(conn, comment, false).await)
                 .await?;
             (facts.ok_or_else(|| AppError::not_found("comment"))?.community_id, None, Some(comment.0))
         }
@@ -243,7 +243,7 @@ pub async fn report(ctx: &Context, reporter: Authenticated, target: ReportTarget
     let rules = ctx
         .db
         .observe("communities.rules_by_id", &mut conn, async |conn| {
-            db_communities::rules_by_id(conn, community_id).await
+            db_communities::rules_by_id(conn, CommunityId(community_id)).await
         })
         .await?
         .unwrap_or_default();
@@ -271,7 +271,7 @@ async fn scope(
 ) -> Result<ModlogScope, AppError> {
     let is_admin = ctx
         .db
-        .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, user.user_id.0).await)
+        .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, user.user_id).await)
         .await?;
     match community {
         Some(name) => {
@@ -285,7 +285,7 @@ async fn scope(
             let moderates = ctx
                 .db
                 .observe("communities.is_moderator", conn, async |conn| {
-                    db_communities::is_moderator(conn, id, user.user_id.0).await
+                    db_communities::is_moderator(conn, CommunityId(id), user.user_id).await
                 })
                 .await?;
             if is_admin || moderates {
@@ -299,7 +299,7 @@ async fn scope(
             let moderates = ctx
                 .db
                 .observe("accounts.is_moderator", conn, async |conn| {
-                    db_accounts::is_moderator_anywhere(conn, user.user_id.0).await
+                    db_accounts::is_moderator_anywhere(conn, user.user_id).await
                 })
                 .await?;
             if moderates {
@@ -384,7 +384,7 @@ pub async fn resolve_report(ctx: &Context, actor: Authenticated, id: i64) -> Res
         return Err(forbidden("only moderators of this community can do that"));
     }
     let work = ctx.db.transaction::<_, AppError>("moderation.resolve_report", &mut conn, async move |conn| {
-        db_moderation::resolve_report(conn, id, actor.user_id.0).await?;
+        db_moderation::resolve_report(conn, id, actor.user_id).await?;
         let mut entry = NewAuditEntry::new("report.resolve");
         entry.actor_id = Some(actor.user_id.0);
         entry.community_id = Some(community_id);

@@ -3,6 +3,7 @@
 
 use crate::db::notifications as db_notifications;
 use crate::db::{DbConn, DbError};
+use crate::domain::CommentId;
 use crate::email::EmailJob;
 use crate::service::Context;
 
@@ -66,7 +67,9 @@ pub async fn after_comment(
     }
     let replied_to = ctx
         .db
-        .observe("notifications.replied_to", conn, async |conn| db_notifications::replied_to(conn, comment_id).await)
+        .observe("notifications.replied_to", conn, async |conn| {
+            db_notifications::replied_to(conn, CommentId(comment_id)).await
+        })
         .await?;
     if replied_to != author_id {
         queue_email(ctx, EmailJob::Reply { recipient_id: replied_to, comment_id }).await;

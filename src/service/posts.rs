@@ -12,6 +12,7 @@ pub use crate::db::posts::PostView;
 use crate::db::posts::{self as db_posts, ListingQuery, NewPost, PostCursor, Tally};
 use crate::domain::content::{decode_cursor, encode_cursor, hot_rank};
 use crate::domain::{Body, CommunityName, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
+use crate::domain::{CommunityId, UserId};
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
@@ -129,7 +130,9 @@ pub async fn list(ctx: &Context, request: ListRequest, reader: Option<Authentica
     if let (Some(community_id), None) = (community_id, after) {
         let pinned = ctx
             .db
-            .observe("posts.pinned", &mut conn, async |conn| db_posts::pinned(conn, community_id, listing.reader).await)
+            .observe("posts.pinned", &mut conn, async |conn| {
+                db_posts::pinned(conn, CommunityId(community_id), listing.reader).await
+            })
             .await?;
         items.extend(pinned.into_iter().map(Post::from));
     }
@@ -229,7 +232,7 @@ pub async fn create(
     let is_banned = ctx
         .db
         .observe("communities.is_banned", &mut conn, async |conn| {
-            db_communities::is_banned(conn, community_id, author.user_id.0).await
+            db_communities::is_banned(conn, CommunityId(community_id), author.user_id).await
         })
         .await?;
     if is_banned {
@@ -260,7 +263,7 @@ pub async fn create(
 #[tracing::instrument(name = "service.posts.edit", skip_all, fields(post_id = id.0))]
 pub async fn edit(ctx: &Context, editor: Authenticated, id: PostId, edit: PostEdit) -> Result<Post, AppError> {
     let mut conn = ctx.db.conn().await?;
-    let facts = ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, id.0, false).await).await?;
+    let facts = ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, id, false).await).await?;
     let facts = facts.ok_or_else(|| AppError::not_found("post"))?;
     if facts.author_id != editor.user_id.0 {
         return Err(forbidden("only the author can edit a post"));
@@ -275,7 +278,7 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: PostId, edit: PostEd
     let title = edit.title.map(|t| t.into_string());
     ctx.db
         .observe("posts.edit", &mut conn, async |conn| {
-            db_posts::edit(conn, id.0, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))).await
+            db_posts::edit(conn, id, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))).await
         })
         .await?;
     ctx.caches.invalidate_listings();
@@ -287,12 +290,12 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: PostId, edit: PostEd
 pub async fn delete(ctx: &Context, author: Authenticated, id: PostId) -> Result<(), AppError> {
     let mut conn = ctx.db.conn().await?;
     let work = ctx.db.transaction::<_, AppError>("posts.delete", &mut conn, async move |conn| {
-        let facts = db_posts::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("post"))?;
+        let facts = db_posts::facts(conn, id, true).await?.ok_or_else(|| AppError::not_found("post"))?;
         if facts.author_id != author.user_id.0 {
             return Err(forbidden("only the author can delete a post"));
         }
         if !facts.deleted {
-            db_posts::delete(conn, id.0, facts.community_id).await?;
+            db_posts::delete(conn, id, CommunityId(facts.community_id)).await?;
         }
         Ok(())
     });
@@ -307,14 +310,14 @@ pub async fn delete(ctx: &Context, author: Authenticated, id: PostId) -> Result<
 pub async fn vote(ctx: &Context, voter: Authenticated, id: PostId, value: VoteValue) -> Result<VoteResult, AppError> {
     let mut conn = ctx.db.conn().await?;
     let work = ctx.db.transaction::<_, AppError>("posts.vote", &mut conn, async move |conn| {
-        let facts = db_posts::facts(conn, id.0, true).await?.ok_or_else(|| AppError::not_found("post"))?;
+        let facts = db_posts::facts(conn, id, true).await?.ok_or_else(|| AppError::not_found("post"))?;
         if facts.deleted || facts.removed {
             return Err(forbidden("this post can no longer be voted on"));
         }
-        if db_communities::is_banned(conn, facts.community_id, voter.user_id.0).await? {
+        if db_communities::is_banned(conn, CommunityId(facts.community_id), voter.user_id).await? {
             return Err(banned());
         }
-        Ok(db_posts::vote(conn, id.0, facts.author_id, voter.user_id.0, value.get()).await?)
+        Ok(db_posts::vote(conn, id, UserId(facts.author_id), voter.user_id, value.get()).await?)
     });
     let tally: Tally = work.await?;
     ctx.metrics.votes.with_label_values(&["post"]).inc();

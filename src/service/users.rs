@@ -77,7 +77,7 @@ pub async fn activity(
         let mut rows = ctx
             .db
             .observe("comments.by_author", &mut conn, async |conn| {
-                db::comments::by_author(conn, reader, activity.user.id, before, limit + 1).await
+                db::comments::by_author(conn, reader, UserId(activity.user.id), before, limit + 1).await
             })
             .await?;
         activity.next = trim_to_page(&mut rows, limit).map(|row| (row.created_at, row.id));
@@ -86,7 +86,7 @@ pub async fn activity(
         let mut rows = ctx
             .db
             .observe("posts.by_author", &mut conn, async |conn| {
-                db::posts::by_author(conn, reader, activity.user.id, before, limit + 1).await
+                db::posts::by_author(conn, reader, UserId(activity.user.id), before, limit + 1).await
             })
             .await?;
         activity.next = trim_to_page(&mut rows, limit).map(|row| (row.created_at, row.id));
@@ -104,7 +104,9 @@ pub async fn username_of(ctx: &Context, user_id: UserId) -> Result<String, AppEr
     let mut conn = ctx.db.conn().await?;
     let account = ctx
         .db
-        .observe("accounts.account_by_id", &mut conn, async |conn| db::accounts::account_by_id(conn, user_id.0).await)
+        .observe("accounts.account_by_id", &mut conn, async |conn| {
+            db::accounts::account_by_id(conn, UserId(user_id.0)).await
+        })
         .await?
         .ok_or_else(|| AppError::unauthorized("the account is gone"))?;
     ctx.caches.usernames.insert(user_id.0, std::sync::Arc::from(account.username.as_str())).await;

@@ -17,6 +17,7 @@ use crate::config::{SummariesConfig, secret};
 use crate::db::summaries as db_summaries;
 pub use crate::db::summaries::{Stored, Thread, ThreadComment};
 use crate::db::{DbConn, DbError};
+use crate::domain::PostId;
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::queue::Enqueued;
@@ -327,15 +328,17 @@ pub async fn get(ctx: &Context, post_id: i64, requester: &Requester) -> Result<S
     let thread = ctx
         .db
         .observe("summaries.load_thread", &mut conn, async |conn| {
-            db_summaries::thread(conn, post_id, max_comments).await
+            db_summaries::thread(conn, PostId(post_id), max_comments).await
         })
         .await?
         .ok_or_else(|| AppError::not_found("post"))?;
     if !thread.summaries_enabled {
         return Err(AppError::new(ErrorCode::SummariesDisabled, "this community has switched summaries off"));
     }
-    let stored =
-        ctx.db.observe("summaries.stored", &mut conn, async |conn| db_summaries::stored(conn, post_id).await).await?;
+    let stored = ctx
+        .db
+        .observe("summaries.stored", &mut conn, async |conn| db_summaries::stored(conn, PostId(post_id)).await)
+        .await?;
     let view = stored.as_ref().map(|s| SummaryView {
         status: "ready",
         summary: s.summary.clone(),
@@ -407,7 +410,7 @@ pub async fn run(ctx: &Context, summarizer: &Arc<Summarizer>, job: SummaryJob) -
     let mut conn = ctx.db.conn().await.map_err(|err| JobError::Retry(err.to_string()))?;
     let max_comments = i64::from(ctx.config.summaries.max_comments);
     let loaded = ctx.db.observe("summaries.load_thread", &mut conn, async |conn| {
-        db_summaries::thread(conn, job.post_id, max_comments).await
+        db_summaries::thread(conn, PostId(job.post_id), max_comments).await
     });
     let Some(thread) = loaded.await.map_err(retry)? else {
         tracing::info!(post_id = job.post_id, "the post is gone: no summary");
@@ -416,7 +419,7 @@ pub async fn run(ctx: &Context, summarizer: &Arc<Summarizer>, job: SummaryJob) -
     let hash = thread.content_hash();
     let stored = ctx
         .db
-        .observe("summaries.stored", &mut conn, async |conn| db_summaries::stored(conn, job.post_id).await)
+        .observe("summaries.stored", &mut conn, async |conn| db_summaries::stored(conn, PostId(job.post_id)).await)
         .await
         .map_err(retry)?;
     if stored.is_some_and(|s| s.content_hash == hash) {
