@@ -23,9 +23,16 @@ pub enum RunError {
     /// A backup, verification or restore failed.
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
-    /// An admin task failed.
-    #[error(transparent)]
-    Admin(#[from] crate::service::admin::AdminError),
+    /// An admin task failed; the operator reads the detail and, for a failure, its cause.
+    #[error("{}", operator_message(.0))]
+    Admin(#[from] crate::error::AppError),
+}
+
+fn operator_message(error: &crate::error::AppError) -> String {
+    match &error.source {
+        Some(cause) => format!("{}: {cause}", error.detail),
+        None => error.detail.clone(),
+    }
 }
 
 /// The database Agora uses: the configured server, or a private cluster kept alive by this value.
@@ -182,19 +189,20 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
 /// `agora admin …`: applies pending migrations, then runs the task on one connection.
 pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<(), RunError> {
     use crate::cli::{AdminCommand, RoleArg};
-    use crate::service::admin::{self, AdminError, Role};
+    use crate::error::AppError;
+    use crate::service::admin::{self, Role};
 
     let target = database_target(&loaded).await?;
     migrations::run_pending(&target.url).await.map_err(StartError::from)?;
     let mut conn = db::ops::connect(&target.url).await.map_err(StartError::Database)?;
-    let role = |role: RoleArg, community: Option<String>| -> Result<Role, AdminError> {
+    let role = |role: RoleArg, community: Option<String>| -> Result<Role, AppError> {
         match (role, community) {
             (RoleArg::Admin, None) => Ok(Role::Admin),
             (RoleArg::Moderator, Some(name)) => crate::domain::CommunityName::parse(&name)
                 .map(Role::Moderator)
-                .map_err(|e| AdminError::Invalid(format!("--community: {e}"))),
-            (RoleArg::Admin, Some(_)) => Err(AdminError::Invalid("admin is site-wide: drop --community".into())),
-            (RoleArg::Moderator, None) => Err(AdminError::Invalid("moderator needs --community NAME".into())),
+                .map_err(|e| AppError::bad_request(format!("--community: {e}"))),
+            (RoleArg::Admin, Some(_)) => Err(AppError::bad_request("admin is site-wide: drop --community")),
+            (RoleArg::Moderator, None) => Err(AppError::bad_request("moderator needs --community NAME")),
         }
     };
     match command {
@@ -204,8 +212,8 @@ pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<
                 std::io::stdin().read_line(&mut line).map(|_| line.trim_end_matches(['\r', '\n']).to_owned())
             })
             .await
-            .map_err(|err| AdminError::Invalid(err.to_string()))?
-            .map_err(|err| AdminError::Invalid(format!("cannot read the password from standard input: {err}")))?;
+            .map_err(AppError::internal)?
+            .map_err(|err| AppError::bad_request(format!("cannot read the password from standard input: {err}")))?;
             let id = admin::create_user(&mut conn, &username, &email, &password, make_admin).await?;
             println!("created user {username} (id {id}){}", if make_admin { " as site administrator" } else { "" });
         }
@@ -220,7 +228,7 @@ pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<
         AdminCommand::VerifyAuditLog => match admin::verify_audit_log(&mut conn).await? {
             None => println!("audit log intact"),
             Some(id) => {
-                return Err(AdminError::Invalid(format!(
+                return Err(AppError::bad_request(format!(
                     "audit log broken at entry {id}: it or the entry before it was altered or deleted"
                 ))
                 .into());
@@ -234,20 +242,18 @@ pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<
 
 /// `agora seed`: applies migrations, then generates the synthetic data set into an empty database.
 pub async fn seed(loaded: Loaded, size: db::seed::SeedSize) -> Result<(), RunError> {
-    use crate::service::admin::AdminError;
+    use crate::error::AppError;
 
     let target = database_target(&loaded).await?;
     migrations::run_pending(&target.url).await.map_err(StartError::from)?;
     let mut conn = db::ops::connect(&target.url).await.map_err(StartError::Database)?;
-    if !db::seed::is_empty(&mut conn).await.map_err(AdminError::from)? {
-        return Err(
-            AdminError::Invalid("the database already has users; seed only fills an empty database".into()).into()
-        );
+    if !db::seed::is_empty(&mut conn).await.map_err(AppError::from)? {
+        return Err(AppError::bad_request("the database already has users; seed only fills an empty database").into());
     }
     let hash = tokio::task::spawn_blocking(|| crate::security::hash_password("seed-password"))
         .await
-        .map_err(|err| AdminError::Invalid(err.to_string()))?
-        .map_err(AdminError::from)?;
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
     let started = std::time::Instant::now();
     let mut step_started = started;
     let mut last_step = String::new();
@@ -259,7 +265,7 @@ pub async fn seed(loaded: Loaded, size: db::seed::SeedSize) -> Result<(), RunErr
         step_started = std::time::Instant::now();
     })
     .await
-    .map_err(AdminError::from)?;
+    .map_err(AppError::from)?;
     println!("  {last_step}: {:.1} s", step_started.elapsed().as_secs_f64());
     println!(
         "seeded {} users, {} communities, {} posts, {} comments, up to {} votes in {:.1} s; every user's password is seed-password",

@@ -1,31 +1,16 @@
 //! Operator use cases run from the command line: create users, grant and revoke roles, and
-//! verify the audit log's hash chain. Each takes a plain connection and writes its audit entry.
+//! verify the audit log's hash chain. Each takes a direct connection (a running daemon owns
+//! the job queue, so the command line cannot build the whole service context), writes its
+//! audit entry, and fails with the same `AppError` as every other use case.
 
 use crate::db::accounts::{self as db_accounts, InsertUserError};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::communities as db_communities;
 use crate::db::ops::DirectConn;
-use crate::db::{DbError, QueryError};
 use crate::domain::{CommunityId, UserId};
 use crate::domain::{CommunityName, EmailAddress, Password, Username};
+use crate::error::{AppError, ErrorCode};
 use crate::security;
-
-/// Why an admin command failed, in words for the operator.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// Bad input.
-    #[error("{0}")]
-    Invalid(String),
-    /// The database failed.
-    #[error("database: {0}")]
-    Database(#[from] QueryError),
-    /// The database could not be reached.
-    #[error(transparent)]
-    Unavailable(#[from] DbError),
-    /// Hashing failed.
-    #[error(transparent)]
-    Security(#[from] security::SecurityError),
-}
 
 /// A role an operator can grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,17 +28,19 @@ pub async fn create_user(
     email: &str,
     password: &str,
     admin: bool,
-) -> Result<i64, AdminError> {
-    let username = Username::parse(username).map_err(|e| AdminError::Invalid(format!("username: {e}")))?;
-    let email = EmailAddress::parse(email).map_err(|e| AdminError::Invalid(format!("email: {e}")))?;
-    let password = Password::parse(password).map_err(|e| AdminError::Invalid(format!("password: {e}")))?;
-    let hash = security::hash_password(password.expose())?;
-    conn.transaction::<_, AdminError>(async move |conn| {
+) -> Result<i64, AppError> {
+    let username = Username::parse(username).map_err(|e| AppError::invalid_field("username", e.to_string()))?;
+    let email = EmailAddress::parse(email).map_err(|e| AppError::invalid_field("email", e.to_string()))?;
+    let password = Password::parse(password).map_err(|e| AppError::invalid_field("password", e.to_string()))?;
+    let hash = security::hash_password(password.expose()).map_err(AppError::internal)?;
+    conn.transaction::<_, AppError>(async move |conn| {
         let account = db_accounts::insert_user(conn, username.as_str(), email.as_str(), &hash).await.map_err(
             |err| match err {
-                InsertUserError::UsernameTaken => AdminError::Invalid("that username is taken".into()),
-                InsertUserError::EmailTaken => AdminError::Invalid("an account with that email exists".into()),
-                InsertUserError::Other(err) => AdminError::Database(err),
+                InsertUserError::UsernameTaken => AppError::new(ErrorCode::UsernameTaken, "that username is taken"),
+                InsertUserError::EmailTaken => {
+                    AppError::new(ErrorCode::EmailTaken, "an account with that email exists")
+                }
+                InsertUserError::Other(err) => AppError::from(err),
             },
         )?;
         if admin {
@@ -69,12 +56,12 @@ pub async fn create_user(
 }
 
 /// Grants (`grant = true`) or revokes a role.
-pub async fn set_role(conn: &mut DirectConn, username: &str, role: &Role, grant: bool) -> Result<(), AdminError> {
+pub async fn set_role(conn: &mut DirectConn, username: &str, role: &Role, grant: bool) -> Result<(), AppError> {
     let user_id = conn
         .run(async |conn| db_communities::user_id_by_name(conn, username).await)
         .await?
-        .ok_or_else(|| AdminError::Invalid(format!("no user named {username}")))?;
-    conn.transaction::<_, AdminError>(async move |conn| {
+        .ok_or_else(|| AppError::not_found(&format!("user {username}")))?;
+    conn.transaction::<_, AppError>(async move |conn| {
         let mut entry = NewAuditEntry::new(if grant { "admin.grant" } else { "admin.revoke" });
         entry.target_user_id = Some(user_id);
         match role {
@@ -85,7 +72,7 @@ pub async fn set_role(conn: &mut DirectConn, username: &str, role: &Role, grant:
             Role::Moderator(community) => {
                 let (community_id, _) = db_communities::id_and_rules(conn, community.as_str())
                     .await?
-                    .ok_or_else(|| AdminError::Invalid(format!("no community named {}", community.as_str())))?;
+                    .ok_or_else(|| AppError::not_found(&format!("community {}", community.as_str())))?;
                 if grant {
                     db_communities::add_moderator(conn, CommunityId(community_id), UserId(user_id), UserId(user_id))
                         .await?;
@@ -104,6 +91,6 @@ pub async fn set_role(conn: &mut DirectConn, username: &str, role: &Role, grant:
 }
 
 /// The id of the first audit entry that breaks the hash chain, `None` when intact.
-pub async fn verify_audit_log(conn: &mut DirectConn) -> Result<Option<i64>, AdminError> {
+pub async fn verify_audit_log(conn: &mut DirectConn) -> Result<Option<i64>, AppError> {
     Ok(conn.run(async |conn| audit::first_broken_link(conn).await).await?)
 }
