@@ -9,12 +9,16 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpServer, web};
+use futures_util::future::BoxFuture;
 
 use crate::config::{Config, ListenAddr};
 use crate::db::{Database, PoolSettings, migrations};
 use crate::edge::HttpState;
 use crate::http;
+use crate::jobs::Payload;
 use crate::metrics::Metrics;
+use crate::queue::Job;
+use crate::queue::worker::{Handler, JobError};
 use crate::security::TokenKeys;
 use crate::service::Context;
 use crate::service::accounts::AuthState;
@@ -41,6 +45,26 @@ async fn migrate(state: &HttpState, database_url: &str) -> Result<(), StartError
         tracing::info!(applied = ?applied, "applied database migrations");
     }
     Ok(())
+}
+
+/// Runs jobs against the service context.
+pub struct AppJobs {
+    /// The context handlers use.
+    pub ctx: Arc<Context>,
+}
+
+impl Handler for AppJobs {
+    fn run(&self, job: Job) -> BoxFuture<'static, Result<(), JobError>> {
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let payload = Payload::of(&job)
+                .map_err(|err| JobError::Permanent(format!("bad {} job: {err}", job.kind.as_str())))?;
+            match payload {
+                Payload::Email(email) => crate::email::run(&ctx, email).await,
+                Payload::Summary(summary) => crate::summaries::run(&ctx, &ctx.summarizer, summary).await,
+            }
+        })
+    }
 }
 
 /// Why Agora could not start.
@@ -203,7 +227,7 @@ impl App {
             return Err(err);
         }
         state.migrating.store(false, std::sync::atomic::Ordering::Release);
-        let workers = crate::queue::worker::start(&state.jobs, Arc::new(crate::jobs::AppJobs { ctx }), grace)?;
+        let workers = crate::queue::worker::start(&state.jobs, Arc::new(AppJobs { ctx }), grace)?;
         let control_socket = crate::queue::control::socket_path(&state.state_dir);
         let control =
             crate::queue::control::serve(control_socket.clone(), state.jobs.queue().clone(), state.jobs.wake())

@@ -210,7 +210,7 @@ pub fn run(cli: Cli) -> ExitCode {
             let size = crate::db::seed::SeedSize { users, communities, posts, comments, votes };
             with_runtime(&loaded, move |loaded| lifecycle::seed(loaded, size))
         }
-        Command::Admin { command } => with_runtime(&loaded, move |loaded| lifecycle::admin(loaded, command)),
+        Command::Admin { command } => with_runtime(&loaded, move |loaded| admin(loaded, command)),
         Command::Queue { command } => queue_command(&loaded, &command.op()),
         Command::Backup { verify } => with_runtime(&loaded, move |loaded| lifecycle::backup(loaded, verify)),
         Command::Restore { archive, force } => {
@@ -333,4 +333,57 @@ where
             }
         }
     }
+}
+
+/// `agora admin …`: applies pending migrations, then runs the task on one connection.
+async fn admin(loaded: Loaded, command: AdminCommand) -> Result<(), lifecycle::RunError> {
+    use crate::error::AppError;
+    use crate::service::admin::{self, Role};
+
+    let target = lifecycle::database_target(&loaded).await?;
+    crate::db::migrations::run_pending(&target.url).await.map_err(crate::app::StartError::from)?;
+    let mut conn = crate::db::ops::connect(&target.url).await.map_err(crate::app::StartError::Database)?;
+    let role = |role: RoleArg, community: Option<String>| -> Result<Role, AppError> {
+        match (role, community) {
+            (RoleArg::Admin, None) => Ok(Role::Admin),
+            (RoleArg::Moderator, Some(name)) => crate::domain::CommunityName::parse(&name)
+                .map(Role::Moderator)
+                .map_err(|e| AppError::bad_request(format!("--community: {e}"))),
+            (RoleArg::Admin, Some(_)) => Err(AppError::bad_request("admin is site-wide: drop --community")),
+            (RoleArg::Moderator, None) => Err(AppError::bad_request("moderator needs --community NAME")),
+        }
+    };
+    match command {
+        AdminCommand::CreateUser { username, email, admin: make_admin } => {
+            let password = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line.trim_end_matches(['\r', '\n']).to_owned())
+            })
+            .await
+            .map_err(AppError::internal)?
+            .map_err(|err| AppError::bad_request(format!("cannot read the password from standard input: {err}")))?;
+            let id = admin::create_user(&mut conn, &username, &email, &password, make_admin).await?;
+            println!("created user {username} (id {id}){}", if make_admin { " as site administrator" } else { "" });
+        }
+        AdminCommand::Grant { username, role: r, community } => {
+            admin::set_role(&mut conn, &username, &role(r, community)?, true).await?;
+            println!("granted");
+        }
+        AdminCommand::Revoke { username, role: r, community } => {
+            admin::set_role(&mut conn, &username, &role(r, community)?, false).await?;
+            println!("revoked");
+        }
+        AdminCommand::VerifyAuditLog => match admin::verify_audit_log(&mut conn).await? {
+            None => println!("audit log intact"),
+            Some(id) => {
+                return Err(AppError::bad_request(format!(
+                    "audit log broken at entry {id}: it or the entry before it was altered or deleted"
+                ))
+                .into());
+            }
+        },
+    }
+    drop(conn);
+    drop(target);
+    Ok(())
 }

@@ -1,16 +1,17 @@
-//! The jobs of the running daemon: one serde enum of every payload the queue carries, and
-//! the handler that runs each in the service context.
+//! The jobs of the daemon: one serde enum of every payload the queue carries, with the inputs
+//! it holds. The running app maps each to its handler (`app::AppJobs`).
 
-use std::sync::Arc;
-
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::email::EmailJob;
-use crate::queue::worker::{Handler, JobError};
+pub use crate::email::EmailJob;
 use crate::queue::{Job, JobKind, NewJob};
-use crate::service::Context;
-use crate::summaries::SummaryJob;
+
+/// The input of a summary job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryJob {
+    /// The post whose thread is summarized.
+    pub post_id: i64,
+}
 
 /// What a queued job does, with its input. The queue stores the kind beside the input's JSON
 /// (the same bytes as before this enum existed), so queues written by earlier versions run.
@@ -47,26 +48,6 @@ impl Payload {
         Ok(match job.kind {
             JobKind::Email => Self::Email(serde_json::from_value(input)?),
             JobKind::Summary => Self::Summary(serde_json::from_value(input)?),
-        })
-    }
-}
-
-/// Runs jobs against the service context.
-pub struct AppJobs {
-    /// The context handlers use.
-    pub ctx: Arc<Context>,
-}
-
-impl Handler for AppJobs {
-    fn run(&self, job: Job) -> BoxFuture<'static, Result<(), JobError>> {
-        let ctx = self.ctx.clone();
-        Box::pin(async move {
-            let payload = Payload::of(&job)
-                .map_err(|err| JobError::Permanent(format!("bad {} job: {err}", job.kind.as_str())))?;
-            match payload {
-                Payload::Email(email) => crate::email::run(&ctx, email).await,
-                Payload::Summary(summary) => crate::summaries::run(&ctx, &ctx.summarizer, summary).await,
-            }
         })
     }
 }

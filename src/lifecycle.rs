@@ -186,60 +186,6 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-/// `agora admin …`: applies pending migrations, then runs the task on one connection.
-pub async fn admin(loaded: Loaded, command: crate::cli::AdminCommand) -> Result<(), RunError> {
-    use crate::cli::{AdminCommand, RoleArg};
-    use crate::error::AppError;
-    use crate::service::admin::{self, Role};
-
-    let target = database_target(&loaded).await?;
-    migrations::run_pending(&target.url).await.map_err(StartError::from)?;
-    let mut conn = db::ops::connect(&target.url).await.map_err(StartError::Database)?;
-    let role = |role: RoleArg, community: Option<String>| -> Result<Role, AppError> {
-        match (role, community) {
-            (RoleArg::Admin, None) => Ok(Role::Admin),
-            (RoleArg::Moderator, Some(name)) => crate::domain::CommunityName::parse(&name)
-                .map(Role::Moderator)
-                .map_err(|e| AppError::bad_request(format!("--community: {e}"))),
-            (RoleArg::Admin, Some(_)) => Err(AppError::bad_request("admin is site-wide: drop --community")),
-            (RoleArg::Moderator, None) => Err(AppError::bad_request("moderator needs --community NAME")),
-        }
-    };
-    match command {
-        AdminCommand::CreateUser { username, email, admin: make_admin } => {
-            let password = tokio::task::spawn_blocking(|| {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map(|_| line.trim_end_matches(['\r', '\n']).to_owned())
-            })
-            .await
-            .map_err(AppError::internal)?
-            .map_err(|err| AppError::bad_request(format!("cannot read the password from standard input: {err}")))?;
-            let id = admin::create_user(&mut conn, &username, &email, &password, make_admin).await?;
-            println!("created user {username} (id {id}){}", if make_admin { " as site administrator" } else { "" });
-        }
-        AdminCommand::Grant { username, role: r, community } => {
-            admin::set_role(&mut conn, &username, &role(r, community)?, true).await?;
-            println!("granted");
-        }
-        AdminCommand::Revoke { username, role: r, community } => {
-            admin::set_role(&mut conn, &username, &role(r, community)?, false).await?;
-            println!("revoked");
-        }
-        AdminCommand::VerifyAuditLog => match admin::verify_audit_log(&mut conn).await? {
-            None => println!("audit log intact"),
-            Some(id) => {
-                return Err(AppError::bad_request(format!(
-                    "audit log broken at entry {id}: it or the entry before it was altered or deleted"
-                ))
-                .into());
-            }
-        },
-    }
-    drop(conn);
-    drop(target);
-    Ok(())
-}
-
 /// `agora seed`: applies migrations, then generates the synthetic data set into an empty database.
 pub async fn seed(loaded: Loaded, size: db::seed::SeedSize) -> Result<(), RunError> {
     use crate::error::AppError;

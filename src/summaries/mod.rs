@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{SummariesConfig, secret};
@@ -396,12 +396,7 @@ async fn charge_quota(ctx: &Context, conn: &mut DbConn, requester: &Requester) -
     Ok(())
 }
 
-/// The input of a summary job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SummaryJob {
-    /// The post whose thread is summarized.
-    pub post_id: i64,
-}
+pub use crate::jobs::SummaryJob;
 
 /// Runs a summary job: makes the summary of the thread as it is now and stores it. Running it
 /// again for an unchanged thread does nothing.
