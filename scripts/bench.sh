@@ -6,14 +6,16 @@
 # STATE_DIR (default /tmp/agora-bench) holds the private PostgreSQL cluster; it is seeded with
 # the default data set on first use (about three minutes). Needs wrk (apt-get install wrk) and
 # a release build (cargo build --release). Prints one line per endpoint: requests/s, p50, p99,
-# and the daemon's peak RSS at the end. Loopback only; stops by itself.
+# its share of the daemon's own /health/live measured first in the same run (the ceiling: this
+# machine is shared, so ratios hold where absolute numbers drift), and the daemon's peak RSS at
+# the end. Loopback only; stops by itself. AGORA_BIN overrides the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 state_dir="${1:-/tmp/agora-bench}"
-agora="${CARGO_TARGET_DIR:-target}/release/agora"
+agora="${AGORA_BIN:-${CARGO_TARGET_DIR:-target}/release/agora}"
 duration="${BENCH_DURATION:-10s}"
-connections="${BENCH_CONNECTIONS:-32}"
+connections="${BENCH_CONNECTIONS:-64}"
 port=18080
 
 export AGORA_CONFIG=/dev/null AGORA_PATHS__STATE_DIR="$state_dir" AGORA_LOG__LEVEL=warn
@@ -47,8 +49,13 @@ run() {
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
     errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-    printf '%-34s %10s req/s   p50 %-9s p99 %-9s non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}"
+    ceiling="${ceiling:-$rps}"
+    share=$(awk -v r="$rps" -v c="$ceiling" 'BEGIN { printf "%.1f", 100 * r / c }')
+    printf '%-34s %10s req/s %6s %%   p50 %-9s p99 %-9s non-2xx %s\n' "$name" "$rps" "$share" "$p50" "$p99" "${errors:-0}"
 }
+
+# The ceiling: what the daemon answers when a request does no work.
+run "/health/live (the ceiling)" "http://127.0.0.1:$port/health/live"
 
 # Tokens of 200 seeded users for the vote benchmark.
 tokens_file=$(mktemp)
