@@ -92,7 +92,7 @@ fn comment_body(text: &str) -> Result<Body, AppError> {
     params(("id" = i64, Path)),
     request_body = CreateBody,
     responses(
-        (status = 201, description = "the new comment", body = Comment),
+        (status = 201, description = "the new comment", body = Comment, headers(("location" = String, description = "the new comment: /api/v1/comments/{id}"))),
         (status = 403, description = "locked or banned", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed, or max_depth_exceeded when the reply would pass the depth cap", body = Problem, content_type = "application/problem+json")
@@ -108,7 +108,7 @@ pub async fn create(
     let text = comment_body(&body.body)?;
     let parent = body.parent_id.map(CommentId);
     let comment = comments::create(&state, user.0, PostId(post.into_inner()), parent, text).await?;
-    Ok(HttpResponse::Created().json(comment))
+    Ok(HttpResponse::Created().insert_header(("location", format!("/api/v1/comments/{}", comment.id))).json(comment))
 }
 
 /// `GET /api/v1/posts/{id}/comments`

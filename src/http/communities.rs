@@ -98,7 +98,7 @@ pub struct ListQuery {
     tag = "communities",
     request_body = CreateBody,
     responses(
-        (status = 201, description = "created; the creator is its first moderator and a member", body = CommunityView),
+        (status = 201, description = "created; the creator is its first moderator and a member", body = CommunityView, headers(("location" = String, description = "the new community: /api/v1/communities/{name}"))),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "community_exists", body = Problem, content_type = "application/problem+json")
     ),
@@ -112,7 +112,9 @@ pub async fn create(
     let description = body.description.as_deref().unwrap_or("");
     let input = NewCommunity::parse(&body.name, &body.title, description, body.rules.as_deref().unwrap_or(&[]))?;
     let community = communities::create(&state, user.0, input).await?;
-    Ok(HttpResponse::Created().json(community))
+    Ok(HttpResponse::Created()
+        .insert_header(("location", format!("/api/v1/communities/{}", community.name)))
+        .json(community))
 }
 
 /// `GET /api/v1/communities`

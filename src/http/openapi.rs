@@ -44,7 +44,7 @@ use crate::service::users::PublicUser;
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
         CommentSort, CommunitySort, Unsubscribed, crate::summaries::SummaryView,
     )),
-    modifiers(&BearerAuth, &CommonResponses),
+    modifiers(&BearerAuth, &CommonResponses, &Links),
     tags(
         (name = "accounts", description = "Registration, sign-in, tokens and the caller's profile"),
         (name = "communities", description = "Communities, membership and moderators"),
@@ -120,6 +120,119 @@ impl Modify for CommonResponses {
                 );
                 add(operation, "503", ErrorCode::ServiceUnavailable, "the database is unavailable; retry later");
             }
+        }
+    }
+}
+
+/// Links from what a create answers to the operations on the new resource, so clients (and
+/// schemathesis's stateful phase) can follow them: `(from path, method, link name, to path,
+/// to method, parameter, runtime expression)`. Deletes are left out: a deleted post or comment
+/// stays readable, blanked, by contract, which a generic "deleted means gone" check would flag.
+const LINKS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+    (
+        "/api/v1/communities",
+        "post",
+        "GetCommunity",
+        "/api/v1/communities/{name}",
+        "get",
+        "name",
+        "$response.body#/name",
+    ),
+    (
+        "/api/v1/communities",
+        "post",
+        "EditCommunity",
+        "/api/v1/communities/{name}",
+        "patch",
+        "name",
+        "$response.body#/name",
+    ),
+    (
+        "/api/v1/communities",
+        "post",
+        "JoinCommunity",
+        "/api/v1/communities/{name}/membership",
+        "put",
+        "name",
+        "$response.body#/name",
+    ),
+    (
+        "/api/v1/communities",
+        "post",
+        "PostInCommunity",
+        "/api/v1/communities/{name}/posts",
+        "post",
+        "name",
+        "$response.body#/name",
+    ),
+    ("/api/v1/communities/{name}/posts", "post", "GetPost", "/api/v1/posts/{id}", "get", "id", "$response.body#/id"),
+    ("/api/v1/communities/{name}/posts", "post", "EditPost", "/api/v1/posts/{id}", "patch", "id", "$response.body#/id"),
+    (
+        "/api/v1/communities/{name}/posts",
+        "post",
+        "VoteOnPost",
+        "/api/v1/posts/{id}/vote",
+        "put",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/communities/{name}/posts",
+        "post",
+        "CommentOnPost",
+        "/api/v1/posts/{id}/comments",
+        "post",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/communities/{name}/posts",
+        "post",
+        "ReadComments",
+        "/api/v1/posts/{id}/comments",
+        "get",
+        "id",
+        "$response.body#/id",
+    ),
+    ("/api/v1/posts/{id}/comments", "post", "GetComment", "/api/v1/comments/{id}", "get", "id", "$response.body#/id"),
+    (
+        "/api/v1/posts/{id}/comments",
+        "post",
+        "EditComment",
+        "/api/v1/comments/{id}",
+        "patch",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "/api/v1/posts/{id}/comments",
+        "post",
+        "VoteOnComment",
+        "/api/v1/comments/{id}/vote",
+        "put",
+        "id",
+        "$response.body#/id",
+    ),
+];
+
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        for (from, method, name, to, to_method, parameter, expression) in LINKS {
+            let Some(item) = openapi.paths.paths.get_mut(*from) else { continue };
+            let operation = match *method {
+                "post" => item.post.as_mut(),
+                _ => None,
+            };
+            let Some(operation) = operation else { continue };
+            let Some(RefOr::T(created)) = operation.responses.responses.get_mut("201") else { continue };
+            // A JSON Pointer to the target operation: `/` in the path is `~1`.
+            let target = format!("#/paths/{}/{to_method}", to.replace('~', "~0").replace('/', "~1"));
+            let link = LinkBuilder::new().operation_ref(target).parameter(*parameter, *expression).build();
+            created.links.insert((*name).to_owned(), link.into());
         }
     }
 }

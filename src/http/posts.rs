@@ -105,7 +105,7 @@ pub struct SearchQuery {
     params(("name" = String, Path)),
     request_body = CreateBody,
     responses(
-        (status = 201, description = "the new post", body = Post),
+        (status = 201, description = "the new post", body = Post, headers(("location" = String, description = "the new post: /api/v1/posts/{id}"))),
         (status = 403, description = "banned", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
@@ -131,7 +131,7 @@ pub async fn create(
     let input =
         fields.finish(title.zip(text).zip(url).map(|((title, body), url)| NewPostInput { title, body, url }))?;
     let post = posts::create(&state, user.0, &crate::edge::names::community(&community)?, input).await?;
-    Ok(HttpResponse::Created().json(post))
+    Ok(HttpResponse::Created().insert_header(("location", format!("/api/v1/posts/{}", post.view.id))).json(post))
 }
 
 /// `GET /api/v1/posts`

@@ -284,3 +284,25 @@ async fn a_body_that_is_not_a_json_object_is_refused_and_changes_nothing() {
     assert_eq!((read["title"].as_str(), read["score"].as_i64()), (Some("Kept"), Some(1)));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_create_says_where_the_new_resource_is_and_the_document_links_to_it() {
+    let app = spawn_app().await;
+    let token = app.token_for("placer").await;
+    let created =
+        app.post_json("/api/v1/communities", &json!({"name": "places", "title": "Places"}), Some(&token)).await;
+    assert_eq!(created.headers()["location"], "/api/v1/communities/places");
+    let post = app.post_json("/api/v1/communities/places/posts", &json!({"title": "Here"}), Some(&token)).await;
+    let location = post.headers()["location"].to_str().unwrap().to_owned();
+    let post: Value = post.json().await.unwrap();
+    assert_eq!(location, format!("/api/v1/posts/{}", post["id"]));
+    assert_eq!(app.get(&location).await.status(), 200);
+    let comment = app.post_json(&format!("{location}/comments"), &json!({"body": "there"}), Some(&token)).await;
+    let comment_location = comment.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(app.get(&comment_location).await.status(), 200);
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let link = &doc["paths"]["/api/v1/communities/{name}/posts"]["post"]["responses"]["201"]["links"]["GetPost"];
+    assert_eq!(link["operationRef"], "#/paths/~1api~1v1~1posts~1{id}/get");
+    assert_eq!(link["parameters"]["id"], "$response.body#/id");
+    app.stop().await;
+}
