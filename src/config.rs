@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/agora/agora.toml";
 
 /// The reference configuration, compiled in: every key at its built-in default, with the
-/// comments that explain it. It is the one source of the defaults (the package installs the
-/// same file as /etc/agora/agora.toml); a file or variable only overrides what it names.
+/// comments that explain it. It is the one source of the defaults (the package installs it as
+/// /etc/agora/agora.toml with three packaged settings); a file or variable only overrides what
+/// it names.
 const REFERENCE: &str = include_str!("../config/agora.toml");
 
 /// The whole configuration of one Agora daemon.

@@ -1,6 +1,14 @@
 //! PostgreSQL access: the connection pool, embedded migrations, query observation, and one
 //! module of free functions per aggregate. Nothing here knows about HTTP.
 
+/// Reddit's hot rank in SQL over the score expression `$score` (a literal), as a static string:
+/// the formula of `domain::content::hot_rank`, which ranks a new post in Rust.
+macro_rules! hot_rank_sql {
+    ($score:literal) => {
+        concat!("sign(", $score, ") * log(greatest(abs(", $score, "), 1)) + extract(epoch FROM created_at) / 45000")
+    };
+}
+
 pub mod accounts;
 pub mod audit;
 pub mod cluster;

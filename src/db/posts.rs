@@ -439,10 +439,10 @@ pub async fn vote(
         }
     }
     let (up, down) = crate::domain::content::vote_delta(previous, value);
-    let tally: Tally = diesel::sql_query(format!(
-        "UPDATE posts SET upvotes = upvotes + $2, downvotes = downvotes + $3, score = score + $2 - $3,
-             hot_rank = {} WHERE id = $1 RETURNING score, upvotes, downvotes",
-        hot_rank_sql("score + $2 - $3")
+    let tally: Tally = diesel::sql_query(concat!(
+        "UPDATE posts SET upvotes = upvotes + $2, downvotes = downvotes + $3, score = score + $2 - $3, hot_rank = ",
+        hot_rank_sql!("score + $2 - $3"),
+        " WHERE id = $1 RETURNING score, upvotes, downvotes"
     ))
     .bind::<BigInt, _>(post)
     .bind::<Integer, _>(up)
@@ -506,10 +506,4 @@ pub async fn by_author(
     .bind::<BigInt, _>(limit)
     .load(conn)
     .await
-}
-
-/// Reddit's hot rank in SQL over the score expression `score` (a constant of this module,
-/// never input): the formula of `domain::content::hot_rank`, which ranks a new post.
-pub(crate) fn hot_rank_sql(score: &str) -> String {
-    format!("sign({score}) * log(greatest(abs({score}), 1)) + extract(epoch FROM created_at) / 45000")
 }

@@ -196,13 +196,14 @@ async fn comment_count(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64>
 
 /// Recomputes every denormalized counter from the rows: votes, scores, ranks, karma, counts.
 pub async fn recount(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
-    let hot_rank = crate::db::posts::hot_rank_sql("score");
-    conn.batch_execute(&format!(
+    conn.batch_execute(concat!(
         "UPDATE posts p SET upvotes = v.up, downvotes = v.down, score = v.up - v.down
            FROM (SELECT post_id, count(*) FILTER (WHERE value = 1) AS up, count(*) FILTER (WHERE value = -1) AS down
                  FROM post_votes GROUP BY post_id) v
           WHERE v.post_id = p.id;
-         UPDATE posts SET hot_rank = {hot_rank};
+         UPDATE posts SET hot_rank = ",
+        hot_rank_sql!("score"),
+        ";
          UPDATE comments c SET upvotes = v.up, downvotes = v.down, score = v.up - v.down
            FROM (SELECT comment_id, count(*) FILTER (WHERE value = 1) AS up, count(*) FILTER (WHERE value = -1) AS down
                  FROM comment_votes GROUP BY comment_id) v

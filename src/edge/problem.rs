@@ -11,7 +11,7 @@ use crate::error::{AppError, ErrorCode, FieldError};
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// The body of an error response.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type: `urn:agora:problem:<code>`.
     #[serde(rename = "type")]
@@ -25,7 +25,7 @@ pub struct Problem {
     /// A stable machine-readable code.
     pub code: String,
     /// Invalid fields of a validation error.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     /// The request id, to quote when reporting the problem.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -130,5 +130,15 @@ fn replay(stored: &StoredKey) -> HttpResponse {
         }
     }
     response.insert_header((REPLAYED, HeaderValue::from_static("true")));
-    response.body(stored.response_body.clone().unwrap_or_default())
+    let body = stored.response_body.clone().unwrap_or_default();
+    // A replayed refusal is the same problem with this request's id: the observing middleware
+    // writes it, as it writes every problem.
+    if status.is_client_error()
+        && let Ok(problem) = serde_json::from_slice::<Problem>(&body)
+    {
+        let mut response = response.finish();
+        response.extensions_mut().insert(problem);
+        return response;
+    }
+    response.body(body)
 }

@@ -125,17 +125,28 @@ pub(crate) async fn moderation_rights(
         })
         .await?
         .ok_or_else(|| AppError::not_found("community"))?;
-    let may = ctx
+    let may = may_moderate(ctx, conn, CommunityId(id), UserId(user_id)).await?;
+    Ok((id, rules, may))
+}
+
+/// Whether `user` moderates the community: one of its moderators, or a site admin (asked only
+/// when the user is not a moderator).
+pub(crate) async fn may_moderate(
+    ctx: &Context,
+    conn: &mut DbConn,
+    community: CommunityId,
+    user: UserId,
+) -> Result<bool, AppError> {
+    let moderates = ctx
         .db
         .observe("communities.is_moderator", conn, async |conn| {
-            db_communities::is_moderator(conn, CommunityId(id), UserId(user_id)).await
+            db_communities::is_moderator(conn, community, user).await
         })
-        .await?
-        || ctx
-            .db
-            .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, UserId(user_id)).await)
-            .await?;
-    Ok((id, rules, may))
+        .await?;
+    if moderates {
+        return Ok(true);
+    }
+    Ok(ctx.db.observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, user).await).await?)
 }
 
 /// Creates a community; the creator becomes its first moderator and member.

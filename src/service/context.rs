@@ -13,8 +13,9 @@ use crate::service::accounts::AuthState;
 use crate::service::communities::Page;
 use crate::service::posts::Post;
 
-/// How long a listing page's data is served from memory. Writes made through any door (API,
-/// page, job) invalidate it at once in the service that committed them.
+/// How long a listing page's data is served from memory. A post created, edited, deleted or
+/// moderated invalidates it at once, in the service that committed the write, whatever door
+/// it came through; votes and new comments show within this time.
 pub const LISTING_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// The context services, jobs and the CLI take (no globals).

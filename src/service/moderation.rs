@@ -114,16 +114,7 @@ async fn community_rights(
         })
         .await?
         .unwrap_or_default();
-    let may = ctx
-        .db
-        .observe("communities.is_moderator", conn, async |conn| {
-            db_communities::is_moderator(conn, CommunityId(community_id), UserId(user_id)).await
-        })
-        .await?
-        || ctx
-            .db
-            .observe("communities.is_admin", conn, async |conn| db_communities::is_admin(conn, UserId(user_id)).await)
-            .await?;
+    let may = crate::service::communities::may_moderate(ctx, conn, CommunityId(community_id), UserId(user_id)).await?;
     Ok((rules, may))
 }
 

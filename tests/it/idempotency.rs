@@ -81,3 +81,20 @@ async fn refused_requests_are_replayed_too() {
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_replayed_refusal_keeps_its_code_and_carries_the_repeat_s_own_request_id() {
+    let app = spawn_app().await;
+    let token = app.token_for("alice").await;
+    let invalid = json!({"title": ""});
+    let first = post_with_key(&app, "/api/v1/communities/nowhere/posts", &invalid, &token, "r").await;
+    let first: Value = first.json().await.unwrap();
+    let again = post_with_key(&app, "/api/v1/communities/nowhere/posts", &invalid, &token, "r").await;
+    assert_eq!(again.headers()["content-type"], "application/problem+json");
+    let request_id = again.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let again: Value = again.json().await.unwrap();
+    assert_eq!((&again["code"], &again["errors"]), (&first["code"], &first["errors"]));
+    assert_eq!(again["request_id"], request_id.as_str());
+    assert_ne!(again["request_id"], first["request_id"], "each answer names its own request");
+    app.stop().await;
+}

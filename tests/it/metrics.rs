@@ -111,3 +111,18 @@ async fn scanning_random_paths_adds_no_series() {
     assert!(after_text.contains(r#"http_request_method="GET",http_response_status_code="404",http_route="unmatched""#));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_public_listener_says_where_metrics_are_when_the_admin_listener_serves_them() {
+    let app = spawn_app().await;
+    let scrape = app.get("/metrics").await;
+    assert_eq!(scrape.status(), 404);
+    assert_eq!(scrape.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = scrape.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("metrics.listen"), "{body}");
+    let other = app.client.delete(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(other.status(), 405);
+    assert_eq!(other.headers()["allow"], "GET");
+    assert!(app.scrape().await.contains("agora_build_info"), "the admin listener still serves them");
+    app.stop().await;
+}
