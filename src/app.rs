@@ -182,6 +182,7 @@ impl App {
         let summarizer = Arc::new(crate::summaries::Summarizer::from_config(&config.summaries)?);
         tracing::info!(providers = %summarizer.describe(), "AI summaries");
         let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+        let caches = crate::service::Caches::new(&config.cache, metrics.clone());
         let ctx = Arc::new(Context {
             config: Arc::new(config),
             db,
@@ -192,7 +193,7 @@ impl App {
             mailer,
             summarizer,
             migrating: std::sync::atomic::AtomicBool::new(true),
-            caches: crate::service::Caches::default(),
+            caches,
         });
         let state = web::Data::new(HttpState { ctx: ctx.clone(), rate_limiter, tls });
 
@@ -227,6 +228,7 @@ impl App {
             return Err(err);
         }
         state.migrating.store(false, std::sync::atomic::Ordering::Release);
+        let listener = crate::service::cache_sync::first_listener(&state).await;
         let workers = crate::queue::worker::start(&state.jobs, Arc::new(AppJobs { ctx }), grace)?;
         let control_socket = crate::queue::control::socket_path(&state.state_dir);
         let control =
@@ -238,6 +240,7 @@ impl App {
         let background = vec![
             control,
             tokio::spawn(crate::service::idempotency::purge_periodically(state.ctx.clone())),
+            tokio::spawn(crate::service::cache_sync::listen(state.ctx.clone(), listener)),
             tokio::spawn(crate::queue::worker::export_stats_periodically(
                 state.jobs.clone(),
                 state.metrics.clone(),

@@ -43,6 +43,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Content limits.
     pub limits: LimitsConfig,
+    /// The in-memory response cache.
+    pub cache: CacheConfig,
     /// Request rate limits on the API.
     pub rate_limits: RateLimitConfig,
     /// The durable job queue and its workers.
@@ -245,6 +247,18 @@ pub struct LimitsConfig {
     /// Deepest reply level allowed (top-level comments are level 0); deeper replies get 422
     /// `max_depth_exceeded`.
     pub max_comment_depth: i32,
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Memory all response caches may hold together, in MiB (entries weighed in bytes).
+    pub max_memory_mib: u64,
+    /// How long a cached value lives at most; writes invalidate it at once anyway.
+    pub ttl_seconds: u64,
+    /// How long a `hot` or `active` listing lives: their order drifts with time, not writes.
+    pub ranked_ttl_seconds: u64,
 }
 
 /// How the SMTP connection is protected.
@@ -785,6 +799,17 @@ impl Config {
             format!("`{}` must be an http:// or https:// URL", self.server.public_url),
         );
         check("server.max_body_bytes", self.server.max_body_bytes > 0, "must be greater than 0".into());
+        check(
+            "cache.max_memory_mib",
+            (1..=65_536).contains(&self.cache.max_memory_mib),
+            "must be between 1 and 65536".into(),
+        );
+        check("cache.ttl_seconds", self.cache.ttl_seconds >= 1, "must be at least 1".into());
+        check(
+            "cache.ranked_ttl_seconds",
+            (1..=self.cache.ttl_seconds.max(1)).contains(&self.cache.ranked_ttl_seconds),
+            "must be at least 1 and at most cache.ttl_seconds".into(),
+        );
         check(
             "server.client_request_timeout_ms",
             self.server.client_request_timeout_ms >= 100,

@@ -212,6 +212,8 @@ pub async fn seed(loaded: Loaded, size: db::seed::SeedSize) -> Result<(), RunErr
     })
     .await
     .map_err(AppError::from)?;
+    // A daemon already serving this database may have cached it empty.
+    crate::service::cache_sync::flush_everywhere(&mut conn).await.map_err(AppError::from)?;
     println!("  {last_step}: {:.1} s", step_started.elapsed().as_secs_f64());
     println!(
         "seeded {} users, {} communities, {} posts, {} comments, up to {} votes in {:.1} s; every user's password is seed-password",

@@ -132,8 +132,21 @@ metrics! {
     /// Database units of work one page view made, by page route (constant per page, whatever the
     /// thread size).
     page_db_queries: HistogramVec = ("agora_page_db_queries", "Database units of work per page view, by page route.", ["page"], buckets: PAGE_QUERY_BUCKETS),
-    /// Listing reads of the page cache, by cache (`listings`) and result (`hit`, `miss`).
-    page_cache_requests: IntCounterVec = ("agora_page_cache_requests_total", "Listing reads of the page cache, by cache and result.", ["cache", "result"]),
+    /// Reads of the response cache, by cache (`listings`, `posts`, `trees`, `subtrees`,
+    /// `communities`, `profiles`, `search`, `overlays`) and result (`hit`, `miss`).
+    cache_requests: IntCounterVec = ("agora_cache_requests_total", "Reads of the response cache, by cache and result.", ["cache", "result"]),
+    /// Entries that left the response cache, by cache and cause (`size`, `expired`, `explicit`, `replaced`).
+    cache_evictions: IntCounterVec = ("agora_cache_evictions_total", "Entries that left the response cache, by cache and cause.", ["cache", "cause"]),
+    /// Bytes each cache holds (entries weighed by their size), counted against `cache.max_memory_mib`.
+    cache_weighted_bytes: IntGaugeVec = ("agora_cache_weighted_bytes", "Bytes each response cache holds, counted against the memory budget.", ["cache"]),
+    /// The response caches' shared memory budget (`cache.max_memory_mib`), in bytes.
+    cache_max_bytes: IntGauge = ("agora_cache_max_bytes", "The response caches' shared memory budget, in bytes.", []),
+    /// Invalidations, by cache and source (`local`: a write here, `notify`: another daemon's).
+    cache_invalidations: IntCounterVec = ("agora_cache_invalidations_total", "Response cache invalidations, by cache and source.", ["cache", "source"]),
+    /// Whether the connection listening for other daemons' invalidations is up (1) or not (0).
+    cache_listener_up: IntGauge = ("agora_cache_listener_up", "Whether the connection listening for other daemons' cache invalidations is up.", []),
+    /// Times the invalidation listener reconnected (each one flushes this daemon's caches).
+    cache_listener_reconnects: IntCounter = ("agora_cache_listener_reconnects_total", "Times the cache invalidation listener reconnected, flushing the caches.", []),
     /// Transparent refreshes of a browser session's tokens, by outcome (`success`, `failure`).
     page_session_refreshes: IntCounterVec = ("agora_page_session_refreshes_total", "Transparent refreshes of browser sessions, by outcome.", ["outcome"]),
     /// Unsafe page requests refused by the CSRF defences, by reason (`origin`, `token`).
@@ -233,9 +246,6 @@ impl Metrics {
         }
         // The front page's series exists from the start, so dashboards show it before any view.
         self.page_db_queries.with_label_values(&["/"]);
-        for result in ["hit", "miss"] {
-            self.page_cache_requests.with_label_values(&["listings", result]);
-        }
         for (outcome, reason) in [("success", "origin"), ("failure", "token")] {
             self.page_session_refreshes.with_label_values(&[outcome]);
             self.page_csrf_refusals.with_label_values(&[reason]);

@@ -9,7 +9,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, SmallInt
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::db::schema::{comment_votes, comments, posts};
+use crate::db::schema::{comments, posts};
 use crate::domain::CommentSort;
 
 /// One comment as the API shows it, for one reader, without its children.
@@ -342,55 +342,6 @@ pub async fn set_removed(conn: &mut AsyncPgConnection, id: CommentId, removed: b
         .map(|n| n > 0)
 }
 
-/// Records `user`'s vote on a locked comment row, updating counts and the author's karma.
-pub async fn vote(
-    conn: &mut AsyncPgConnection,
-    comment: CommentId,
-    author: UserId,
-    user: UserId,
-    value: i16,
-) -> QueryResult<(i32, i32, i32)> {
-    let comment = comment.0;
-    let author = author.0;
-    let user = user.0;
-    let previous: i16 = comment_votes::table
-        .find((comment, user))
-        .select(comment_votes::value)
-        .first(conn)
-        .await
-        .optional()?
-        .unwrap_or(0);
-    if previous != value {
-        if value == 0 {
-            diesel::delete(comment_votes::table.find((comment, user))).execute(conn).await?;
-        } else {
-            diesel::insert_into(comment_votes::table)
-                .values((
-                    comment_votes::comment_id.eq(comment),
-                    comment_votes::user_id.eq(user),
-                    comment_votes::value.eq(value),
-                ))
-                .on_conflict((comment_votes::comment_id, comment_votes::user_id))
-                .do_update()
-                .set(comment_votes::value.eq(value))
-                .execute(conn)
-                .await?;
-        }
-    }
-    let (up, down) = crate::domain::content::vote_delta(previous, value);
-    let tally: (i32, i32, i32) = diesel::update(comments::table.find(comment))
-        .set((
-            comments::upvotes.eq(comments::upvotes + up),
-            comments::downvotes.eq(comments::downvotes + down),
-            comments::score.eq(comments::score + (up - down)),
-        ))
-        .returning((comments::score, comments::upvotes, comments::downvotes))
-        .get_result(conn)
-        .await?;
-    crate::db::users::add_karma(conn, UserId(author), up - down).await?;
-    Ok(tally)
-}
-
 /// A user's comments, newest first, continuing before `(created_at, id)`.
 pub async fn by_author(
     conn: &mut AsyncPgConnection,
@@ -410,6 +361,22 @@ pub async fn by_author(
     .bind::<Timestamptz, _>(at)
     .bind::<BigInt, _>(id)
     .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
+}
+
+/// The reader's votes on the comments of one post (only the comments they voted on).
+pub async fn my_votes_in_post(
+    conn: &mut AsyncPgConnection,
+    reader: i64,
+    post: PostId,
+) -> QueryResult<Vec<crate::db::posts::VoteOf>> {
+    diesel::sql_query(
+        "SELECT v.comment_id AS id, v.value FROM comment_votes v JOIN comments c ON c.id = v.comment_id
+         WHERE v.user_id = $1 AND c.post_id = $2",
+    )
+    .bind::<BigInt, _>(reader)
+    .bind::<BigInt, _>(post.0)
     .load(conn)
     .await
 }

@@ -366,3 +366,14 @@ pub async fn rules_by_id(conn: &mut AsyncPgConnection, id: CommunityId) -> Query
     let id = id.0;
     communities::table.find(id).select(communities::rules).first(conn).await.optional()
 }
+
+/// Whether `user_id` is a member of the community.
+pub async fn is_member(conn: &mut AsyncPgConnection, community_id: CommunityId, user_id: UserId) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        community_members::table
+            .filter(community_members::community_id.eq(community_id.0))
+            .filter(community_members::user_id.eq(user_id.0)),
+    ))
+    .get_result(conn)
+    .await
+}

@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod migrations;
 pub mod moderation;
 pub mod notifications;
+pub mod notify;
 pub mod ops;
 pub mod posts;
 pub mod schema;
@@ -92,6 +93,7 @@ pub enum DbError {
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
+    url: std::sync::Arc<str>,
     role: Role,
     metrics: Metrics,
 }
@@ -124,6 +126,7 @@ impl Database {
             })
         });
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
+        let url = std::sync::Arc::from(url);
         let pool = Pool::builder(manager)
             .max_size(settings.max_size)
             .wait_timeout(Some(settings.wait_timeout))
@@ -137,7 +140,12 @@ impl Database {
             .db_pool_max
             .with_label_values(&[role.as_str()])
             .set(i64::try_from(settings.max_size).unwrap_or(i64::MAX));
-        Ok(Self { pool, role, metrics })
+        Ok(Self { pool, url, role, metrics })
+    }
+
+    /// A dedicated connection (outside the pool) listening on `channel`.
+    pub async fn listen(&self, channel: &'static str) -> Result<notify::Listener, DbError> {
+        notify::Listener::connect(&self.url, channel).await
     }
 
     /// Takes a connection from the pool.

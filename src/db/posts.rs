@@ -8,7 +8,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, SmallInt
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::db::schema::{communities, post_votes, posts};
+use crate::db::schema::{communities, posts};
 
 /// A post as the API shows it, for one reader.
 #[derive(Debug, Clone, QueryableByName, Serialize, utoipa::ToSchema)]
@@ -401,7 +401,7 @@ pub async fn set_flag(conn: &mut AsyncPgConnection, id: PostId, flag: PostFlag, 
 }
 
 /// A post's tallies after a vote.
-#[derive(Debug, Clone, Copy, Queryable, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable, Serialize)]
 pub struct Tally {
     /// Upvotes minus downvotes.
     pub score: i32,
@@ -411,57 +411,94 @@ pub struct Tally {
     pub downvotes: i32,
 }
 
-/// Records `user`'s vote (`0` clears it) on a locked post row, updating counts, hot rank and
-/// the author's karma in the caller's transaction.
-pub async fn vote(
-    conn: &mut AsyncPgConnection,
-    post: PostId,
-    author: UserId,
-    user: UserId,
-    value: i16,
-) -> QueryResult<Tally> {
-    let post = post.0;
-    let author = author.0;
-    let user = user.0;
-    let previous: i16 =
-        post_votes::table.find((post, user)).select(post_votes::value).first(conn).await.optional()?.unwrap_or(0);
-    if previous != value {
-        if value == 0 {
-            diesel::delete(post_votes::table.find((post, user))).execute(conn).await?;
-        } else {
-            diesel::insert_into(post_votes::table)
-                .values((post_votes::post_id.eq(post), post_votes::user_id.eq(user), post_votes::value.eq(value)))
-                .on_conflict((post_votes::post_id, post_votes::user_id))
-                .do_update()
-                .set(post_votes::value.eq(value))
-                .execute(conn)
-                .await?;
-        }
-    }
-    let (up, down) = crate::domain::content::vote_delta(previous, value);
-    let tally: Tally = diesel::sql_query(concat!(
-        "UPDATE posts SET upvotes = upvotes + $2, downvotes = downvotes + $3, score = score + $2 - $3, hot_rank = ",
-        hot_rank_sql!("score + $2 - $3"),
-        " WHERE id = $1 RETURNING score, upvotes, downvotes"
-    ))
-    .bind::<BigInt, _>(post)
-    .bind::<Integer, _>(up)
-    .bind::<Integer, _>(down)
-    .get_result::<TallyRow>(conn)
-    .await
-    .map(|row| Tally { score: row.score, upvotes: row.upvotes, downvotes: row.downvotes })?;
-    crate::db::users::add_karma(conn, UserId(author), up - down).await?;
-    Ok(tally)
+/// How a vote ended, as the `agora_vote_*` functions report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoteOutcome {
+    /// Counted; `changed` is false for a repeat of the voter's current vote.
+    Counted {
+        /// The new tally.
+        tally: Tally,
+        /// Whether anything changed (and the notification was sent).
+        changed: bool,
+    },
+    /// No such post or comment.
+    NotFound,
+    /// Deleted or removed: no more votes.
+    Closed,
+    /// The voter is banned from the community.
+    Banned,
 }
 
 #[derive(QueryableByName)]
-struct TallyRow {
+struct VoteRow {
+    #[diesel(sql_type = Text)]
+    outcome: String,
     #[diesel(sql_type = Integer)]
     score: i32,
     #[diesel(sql_type = Integer)]
     upvotes: i32,
     #[diesel(sql_type = Integer)]
     downvotes: i32,
+}
+
+impl VoteRow {
+    fn outcome(self) -> VoteOutcome {
+        let tally = Tally { score: self.score, upvotes: self.upvotes, downvotes: self.downvotes };
+        match self.outcome.as_str() {
+            "ok" => VoteOutcome::Counted { tally, changed: true },
+            "unchanged" => VoteOutcome::Counted { tally, changed: false },
+            "closed" => VoteOutcome::Closed,
+            "banned" => VoteOutcome::Banned,
+            _ => VoteOutcome::NotFound,
+        }
+    }
+}
+
+/// Records `user`'s vote on a post in one statement (`agora_vote_post`): locks the post,
+/// checks it is open and the voter not banned, upserts the vote, updates the counters, the
+/// hot rank and the author's karma, and publishes `notify` on the cache channel when
+/// something changed. Concurrent voters on one post are serialized by the row lock.
+pub async fn vote(
+    conn: &mut AsyncPgConnection,
+    post: PostId,
+    user: UserId,
+    value: i16,
+    notify: Option<&str>,
+) -> QueryResult<VoteOutcome> {
+    diesel::sql_query("SELECT outcome, score, upvotes, downvotes FROM agora_vote_post($1, $2, $3, $4)")
+        .bind::<BigInt, _>(post.0)
+        .bind::<BigInt, _>(user.0)
+        .bind::<SmallInt, _>(value)
+        .bind::<Nullable<Text>, _>(notify)
+        .get_result::<VoteRow>(conn)
+        .await
+        .map(VoteRow::outcome)
+}
+
+/// Records `user`'s vote on a comment in one statement (`agora_vote_comment`, as [`vote`]);
+/// `{post}` in `notify` stands for the comment's post id. Returns the post id with the outcome.
+pub async fn vote_comment(
+    conn: &mut AsyncPgConnection,
+    comment: crate::domain::CommentId,
+    user: UserId,
+    value: i16,
+    notify: Option<&str>,
+) -> QueryResult<(i64, VoteOutcome)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        post_id: i64,
+        #[diesel(embed)]
+        vote: VoteRow,
+    }
+    diesel::sql_query("SELECT outcome, post_id, score, upvotes, downvotes FROM agora_vote_comment($1, $2, $3, $4)")
+        .bind::<BigInt, _>(comment.0)
+        .bind::<BigInt, _>(user.0)
+        .bind::<SmallInt, _>(value)
+        .bind::<Nullable<Text>, _>(notify)
+        .get_result::<Row>(conn)
+        .await
+        .map(|row| (row.post_id, row.vote.outcome()))
 }
 
 /// The reader's votes on the given posts (only the posts they voted on).

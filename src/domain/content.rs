@@ -287,7 +287,7 @@ pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Result<T, ParseError>
 }
 
 /// How a post listing is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PostSort {
     /// Reddit's hot rank.
@@ -304,7 +304,7 @@ pub enum PostSort {
 }
 
 /// The time window of `top` and `controversial`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeWindow {
     /// The last hour.
@@ -337,7 +337,7 @@ impl TimeWindow {
 }
 
 /// How comments are ordered at every level of a tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CommentSort {
     /// Lower bound of the Wilson score interval.

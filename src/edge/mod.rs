@@ -4,6 +4,7 @@
 //! limit, CORS and the observing middleware live here, so `http` and `web` never import each
 //! other.
 
+pub mod cached;
 pub mod caller;
 pub mod head;
 pub mod middleware;

@@ -124,6 +124,7 @@ pub async fn create(
     )
 )]
 pub async fn tree(
+    req: actix_web::HttpRequest,
     state: web::Data<HttpState>,
     reader: MaybeUser,
     post: web::Path<i64>,
@@ -131,9 +132,9 @@ pub async fn tree(
 ) -> Result<HttpResponse, AppError> {
     let shape = tree_shape(query.sort, query.max_depth)?;
     let limit = Limit::parse(query.limit, 50, 500).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
-    let tree =
-        comments::tree(&state, PostId(post.into_inner()), shape, limit, query.cursor.as_deref(), reader.0).await?;
-    Ok(HttpResponse::Ok().json(tree))
+    let post = PostId(post.into_inner());
+    let tree = comments::tree_cached(&state, post, shape, limit, query.cursor.as_deref(), reader.0).await?;
+    Ok(crate::edge::cached::json(&req, &tree))
 }
 
 /// `GET /api/v1/comments/{id}`
@@ -149,14 +150,15 @@ pub async fn tree(
     )
 )]
 pub async fn subtree(
+    req: actix_web::HttpRequest,
     state: web::Data<HttpState>,
     reader: MaybeUser,
     id: web::Path<i64>,
     query: web::Query<SubtreeQuery>,
 ) -> Result<HttpResponse, AppError> {
     let shape = tree_shape(query.sort, query.max_depth)?;
-    let comment = comments::subtree(&state, CommentId(id.into_inner()), shape, reader.0).await?;
-    Ok(HttpResponse::Ok().json(comment))
+    let comment = comments::subtree_cached(&state, CommentId(id.into_inner()), shape, reader.0).await?;
+    Ok(crate::edge::cached::json(&req, &comment))
 }
 
 /// `PATCH /api/v1/comments/{id}`

@@ -151,11 +151,13 @@ pub async fn list(
     )
 )]
 pub async fn get(
+    req: actix_web::HttpRequest,
     state: web::Data<HttpState>,
     reader: MaybeUser,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(communities::get(&state, &crate::edge::names::community(&name)?, reader.0).await?))
+    let community = communities::get_cached(&state, &crate::edge::names::community(&name)?, reader.0).await?;
+    Ok(crate::edge::cached::json(&req, &community))
 }
 
 /// `PATCH /api/v1/communities/{name}`

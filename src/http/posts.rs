@@ -147,6 +147,7 @@ pub async fn create(
     )
 )]
 pub async fn list(
+    req: actix_web::HttpRequest,
     state: web::Data<HttpState>,
     reader: MaybeUser,
     query: web::Query<ListQuery>,
@@ -160,7 +161,7 @@ pub async fn list(
         limit,
         cursor: query.cursor,
     };
-    Ok(HttpResponse::Ok().json(posts::list(&state, request, reader.0).await?))
+    Ok(crate::edge::cached::json(&req, &posts::list_cached(&state, request, reader.0).await?))
 }
 
 /// `GET /api/v1/posts/{id}`
@@ -174,8 +175,13 @@ pub async fn list(
         (status = 404, description = "not_found: no such post", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn get(state: web::Data<HttpState>, reader: MaybeUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(posts::get(&state, PostId(id.into_inner()), reader.0).await?))
+pub async fn get(
+    req: actix_web::HttpRequest,
+    state: web::Data<HttpState>,
+    reader: MaybeUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    Ok(crate::edge::cached::json(&req, &posts::get_cached(&state, PostId(id.into_inner()), reader.0).await?))
 }
 
 /// `PATCH /api/v1/posts/{id}`
@@ -268,13 +274,14 @@ pub async fn vote(
     )
 )]
 pub async fn search(
+    req: actix_web::HttpRequest,
     state: web::Data<HttpState>,
     reader: MaybeUser,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, AppError> {
     let terms = query.q.trim();
     let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
-    let page = posts::search(
+    let page = posts::search_cached(
         &state,
         terms,
         crate::edge::names::optional_community(query.community.as_deref())?.as_ref(),
@@ -283,7 +290,7 @@ pub async fn search(
         reader.0,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(crate::edge::cached::json(&req, &page))
 }
 
 /// `GET /api/v1/posts/{id}/summary`

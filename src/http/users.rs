@@ -20,9 +20,12 @@ use crate::service;
         (status = 404, description = "not_found: no such user", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn get_user(state: web::Data<HttpState>, username: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn get_user(
+    req: actix_web::HttpRequest,
+    state: web::Data<HttpState>,
+    username: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     // A name that cannot be a username cannot name a user: that is a 404, not a 422.
     let username = Username::parse(&username).map_err(|_| AppError::not_found("user"))?;
-    let user = service::users::profile(&state, &username).await?;
-    Ok(HttpResponse::Ok().json(user))
+    Ok(crate::edge::cached::json(&req, &service::users::profile_cached(&state, &username).await?))
 }

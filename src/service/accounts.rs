@@ -13,6 +13,8 @@ use crate::domain::{Bio, EmailAddress, NotificationSettings, Password, SessionId
 use crate::error::{AppError, ErrorCode};
 use crate::security::{self, AccessClaims, PasswordCheck, REFRESH_TOKEN_TTL, RESET_TOKEN_TTL, TokenKeys};
 use crate::service::Context;
+use crate::service::cache::Change;
+use crate::service::cache_sync;
 
 /// How long a session's state may be served from memory. Revocations by this process
 /// invalidate the entry at once.
@@ -440,6 +442,9 @@ pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate
             db_accounts::update_profile(conn, auth.user_id, bio, settings).await
         })
         .await?;
+    if bio.is_some() {
+        cache_sync::committed(ctx, &mut conn, &[Change::Profiles]).await;
+    }
     load_own_user(ctx, &mut conn, auth.user_id.0).await
 }
 

@@ -87,7 +87,10 @@ pub async fn set_role(conn: &mut DirectConn, username: &str, role: &Role, grant:
         audit::append(conn, &entry).await?;
         Ok(())
     })
-    .await
+    .await?;
+    // Profiles show admins and communities their moderators: running daemons must forget them.
+    crate::service::cache_sync::flush_everywhere(conn).await?;
+    Ok(())
 }
 
 /// The id of the first audit entry that breaks the hash chain, `None` when intact.

@@ -9,12 +9,14 @@ use serde::Serialize;
 use crate::db::comments::{self as db_comments, CommentCursor, CommentRow, InsertCommentError};
 use crate::db::communities as db_communities;
 use crate::db::posts as db_posts;
+use crate::domain::CommunityId;
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
-use crate::domain::{CommunityId, UserId};
 use crate::error::{AppError, ErrorCode};
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
+use crate::service::cache::{Change, Entry, Key, Served, Source};
+use crate::service::cache_sync;
 use crate::service::communities::trim_to_page;
 use crate::service::communities::{banned, forbidden};
 use crate::service::posts::VoteResult;
@@ -126,6 +128,7 @@ pub async fn create(
     });
     let id = work.await?;
     ctx.metrics.comments_created.inc();
+    cache_sync::committed(ctx, &mut conn, &[Change::Thread(post.0), Change::Post(post.0)]).await;
     let notified = crate::service::notifications::after_comment(ctx, &mut conn, id, author.user_id.0, &body_text);
     if let Err(err) = notified.await {
         tracing::error!(error = %err, comment_id = id, "cannot queue the reply and mention emails");
@@ -213,6 +216,133 @@ pub async fn subtree(
     Ok(build(vec![root], descendants, relative).remove(0))
 }
 
+/// A page of a post's tree through the response cache: the shared page (filled as an
+/// anonymous reader sees it) and, for a signed-in reader, their votes on the post's comments.
+pub async fn tree_cached(
+    ctx: &Context,
+    post: PostId,
+    shape: TreeShape,
+    limit: Limit,
+    cursor: Option<&str>,
+    reader: Option<Authenticated>,
+) -> Result<Served, AppError> {
+    let key = Key::Tree {
+        post: post.0,
+        sort: shape.sort,
+        depth: shape.max_depth,
+        limit: limit.get(),
+        cursor: cursor.map(Into::into),
+    };
+    let cached = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let tree = tree(ctx, post, shape, limit, cursor, None).await?;
+            let ids = depth_first_ids(&tree.items);
+            Entry::json(tree, ids)
+        })
+        .await?;
+    with_comment_votes(ctx, cached, reader, post).await
+}
+
+/// One comment with its replies through the response cache (see [`tree_cached`]).
+pub async fn subtree_cached(
+    ctx: &Context,
+    id: CommentId,
+    shape: TreeShape,
+    reader: Option<Authenticated>,
+) -> Result<Served, AppError> {
+    let key = Key::Subtree { comment: id.0, sort: shape.sort, depth: shape.max_depth };
+    let cached = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let comment = subtree(ctx, id, shape, None).await?;
+            let ids = depth_first_ids(std::slice::from_ref(&comment));
+            Entry::json(comment, ids)
+        })
+        .await?;
+    let post = cached.entry.data::<Comment>().map_or(0, |comment| comment.post_id);
+    with_comment_votes(ctx, cached, reader, PostId(post)).await
+}
+
+/// A page of a post's tree as `reader` sees it, from the cache (for pages).
+pub async fn tree_for(
+    ctx: &Context,
+    post: PostId,
+    shape: TreeShape,
+    limit: Limit,
+    cursor: Option<&str>,
+    reader: Option<Authenticated>,
+) -> Result<Tree, AppError> {
+    let served = tree_cached(ctx, post, shape, limit, cursor, reader).await?;
+    let mut tree = served.data::<Tree>().cloned().ok_or_else(|| AppError::not_found("post"))?;
+    set_my_votes(&mut tree.items, &served);
+    Ok(tree)
+}
+
+/// One comment with its replies as `reader` sees it, from the cache (for pages).
+pub async fn subtree_for(
+    ctx: &Context,
+    id: CommentId,
+    shape: TreeShape,
+    reader: Option<Authenticated>,
+) -> Result<Comment, AppError> {
+    let served = subtree_cached(ctx, id, shape, reader).await?;
+    let mut comment = served.data::<Comment>().cloned().ok_or_else(|| AppError::not_found("comment"))?;
+    set_my_votes(std::slice::from_mut(&mut comment), &served);
+    Ok(comment)
+}
+
+fn set_my_votes(comments: &mut [Comment], served: &Served) {
+    for comment in comments {
+        comment.my_vote = served.my_vote(comment.id);
+        set_my_votes(&mut comment.children, served);
+    }
+}
+
+/// The ids of `comments` and their replies in the order they serialize.
+fn depth_first_ids(comments: &[Comment]) -> Vec<i64> {
+    fn walk(comments: &[Comment], ids: &mut Vec<i64>) {
+        for comment in comments {
+            ids.push(comment.id);
+            walk(&comment.children, ids);
+        }
+    }
+    let mut ids = Vec::new();
+    walk(comments, &mut ids);
+    ids
+}
+
+/// Adds a signed-in reader's votes on the post's comments (a cached overlay, invalidated by
+/// their own votes).
+async fn with_comment_votes(
+    ctx: &Context,
+    cached: crate::service::cache::Cached,
+    reader: Option<Authenticated>,
+    post: PostId,
+) -> Result<Served, AppError> {
+    let Some(reader) = reader else { return Ok(Served::shared(cached)) };
+    let key = Key::CommentVotes { viewer: reader.user_id.0, post: post.0 };
+    let overlay = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let mut conn = ctx.db.conn().await?;
+            let votes = ctx
+                .db
+                .observe("comments.my_votes_in_post", &mut conn, async |conn| {
+                    db_comments::my_votes_in_post(conn, reader.user_id.0, post).await
+                })
+                .await?;
+            let votes: HashMap<i64, i16> = votes.into_iter().map(|v| (v.id, v.value)).collect();
+            let bytes = votes.len() * 32;
+            Ok(crate::service::cache::Entry::value(votes, bytes))
+        })
+        .await?;
+    Ok(Served::with_overlay(cached, overlay))
+}
+
 /// Comments shown on their own (a profile's list): no replies attached.
 pub fn without_replies(rows: Vec<CommentRow>) -> Vec<Comment> {
     rows.into_iter()
@@ -296,6 +426,7 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: CommentId, body: Bod
     ctx.db
         .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id, body.as_str(), &html).await)
         .await?;
+    cache_sync::committed(ctx, &mut conn, &[Change::Thread(facts.post_id)]).await;
     one(ctx, id, Some(editor)).await
 }
 
@@ -309,13 +440,12 @@ pub async fn delete(ctx: &Context, author: Authenticated, id: CommentId) -> Resu
     if facts.author_id != author.user_id.0 {
         return Err(forbidden("only the author can delete a comment"));
     }
-    ctx.db
-        .observe("comments.delete", &mut conn, async |conn| db_comments::delete(conn, id).await)
-        .await
-        .map_err(AppError::from)
+    ctx.db.observe("comments.delete", &mut conn, async |conn| db_comments::delete(conn, id).await).await?;
+    cache_sync::committed(ctx, &mut conn, &[Change::Thread(facts.post_id)]).await;
+    Ok(())
 }
 
-/// Votes on a comment; concurrent votes on one comment are serialized by its row lock.
+/// Votes on a comment, in one statement like a post vote (see `db::posts::vote_comment`).
 #[tracing::instrument(name = "service.comments.vote", skip_all, fields(comment_id = id.0, value = value.get()))]
 pub async fn vote(
     ctx: &Context,
@@ -323,18 +453,20 @@ pub async fn vote(
     id: CommentId,
     value: VoteValue,
 ) -> Result<VoteResult, AppError> {
+    // The post is known only once the statement ran: `{post}` stands for it.
+    let notify = format!("{} thread:{{post}} profiles viewer:{}", ctx.caches.origin, voter.user_id.0);
     let mut conn = ctx.db.conn().await?;
-    let work = ctx.db.transaction::<_, AppError>("comments.vote", &mut conn, async move |conn| {
-        let facts = db_comments::facts(conn, id, true).await?.ok_or_else(|| AppError::not_found("comment"))?;
-        if facts.deleted || facts.removed {
-            return Err(forbidden("this comment can no longer be voted on"));
-        }
-        if db_communities::is_banned(conn, CommunityId(facts.community_id), voter.user_id).await? {
-            return Err(banned());
-        }
-        Ok(db_comments::vote(conn, id, UserId(facts.author_id), voter.user_id, value.get()).await?)
-    });
-    let (score, upvotes, downvotes) = work.await?;
+    let (post, outcome) = ctx
+        .db
+        .observe("comments.vote", &mut conn, async |conn| {
+            db_posts::vote_comment(conn, id, voter.user_id, value.get(), Some(&notify)).await
+        })
+        .await?;
+    let (tally, changed) = crate::service::posts::counted(outcome, "comment")?;
+    if changed {
+        let changes = [Change::Thread(post), Change::Profiles, Change::Viewer(voter.user_id.0)];
+        ctx.caches.responses.apply(&changes, Source::Local);
+    }
     ctx.metrics.votes.with_label_values(&["comment"]).inc();
-    Ok(VoteResult { score, upvotes, downvotes, my_vote: value.get() })
+    Ok(VoteResult { score: tally.score, upvotes: tally.upvotes, downvotes: tally.downvotes, my_vote: value.get() })
 }

@@ -13,6 +13,8 @@ use crate::domain::{CommunityName, CommunitySort, CommunityTitle, Description, L
 use crate::error::{AppError, ErrorCode, Fields};
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
+use crate::service::cache::{Change, Entry, Key, Personal, Served};
+use crate::service::cache_sync;
 
 /// One page of a listing, as every list endpoint answers.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -172,6 +174,7 @@ pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) 
         })
     });
     created.await?;
+    cache_sync::committed(ctx, &mut conn, &[Change::Communities, Change::Viewer(creator.user_id.0)]).await;
     view(ctx, &mut conn, &name, Some(creator)).await
 }
 
@@ -197,6 +200,58 @@ async fn view(
         })
         .await?
         .ok_or_else(|| AppError::not_found("community"))
+}
+
+/// A community through the response cache: the shared view (filled as an anonymous reader
+/// sees it) and, for a signed-in reader, whether they are a member (a cached overlay).
+pub async fn get_cached(
+    ctx: &Context,
+    name: &CommunityName,
+    reader: Option<Authenticated>,
+) -> Result<Served, AppError> {
+    let cached = ctx
+        .caches
+        .responses
+        .get_or_fill(Key::Community(name.as_str().to_lowercase().into()), async {
+            Entry::json(get(ctx, name, None).await?, Vec::new())
+        })
+        .await?;
+    let Some(reader) = reader else { return Ok(Served::shared(cached)) };
+    let Some(community) = cached.entry.data::<CommunityView>().cloned() else { return Ok(Served::shared(cached)) };
+    let key = Key::Membership { viewer: reader.user_id.0, community: community.id };
+    let overlay = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let mut conn = ctx.db.conn().await?;
+            let member = ctx
+                .db
+                .observe("communities.is_member", &mut conn, async |conn| {
+                    db_communities::is_member(conn, CommunityId(community.id), reader.user_id).await
+                })
+                .await?;
+            Ok(Entry::value(member, 1))
+        })
+        .await?;
+    let member = overlay.entry.data::<bool>().copied().unwrap_or(false);
+    let personal = if member {
+        let view = CommunityView { is_member: true, ..community };
+        Some(Personal::of(&view)?)
+    } else {
+        None
+    };
+    Ok(Served::with_overlay(cached, overlay).with_personal(personal))
+}
+
+/// A community as `reader` sees it, from the cache (for pages).
+pub async fn get_for(
+    ctx: &Context,
+    name: &CommunityName,
+    reader: Option<Authenticated>,
+) -> Result<CommunityView, AppError> {
+    let served = get_cached(ctx, name, reader).await?;
+    let community = served.data::<CommunityView>().cloned().ok_or_else(|| AppError::not_found("community"))?;
+    Ok(CommunityView { is_member: served.overlay::<bool>().copied().unwrap_or(false), ..community })
 }
 
 /// A page of communities, most popular or newest first.
@@ -264,6 +319,7 @@ pub async fn edit(
         Ok(())
     });
     work.await?;
+    cache_sync::committed(ctx, &mut conn, &[Change::Communities]).await;
     view(ctx, &mut conn, name, Some(editor)).await
 }
 
@@ -283,7 +339,10 @@ pub async fn join(ctx: &Context, user: Authenticated, name: &CommunityName) -> R
     let work = ctx.db.transaction::<_, AppError>("communities.join", &mut conn, async move |conn| {
         Ok(db_communities::join(conn, CommunityId(id), user.user_id).await?)
     });
-    work.await.map(drop)
+    if work.await? {
+        cache_sync::committed(ctx, &mut conn, &[Change::Communities, Change::Viewer(user.user_id.0)]).await;
+    }
+    Ok(())
 }
 
 /// Leaves a community (idempotent).
@@ -293,7 +352,10 @@ pub async fn leave(ctx: &Context, user: Authenticated, name: &CommunityName) -> 
     let work = ctx.db.transaction::<_, AppError>("communities.leave", &mut conn, async move |conn| {
         Ok(db_communities::leave(conn, CommunityId(id), user.user_id).await?)
     });
-    work.await.map(drop)
+    if work.await? {
+        cache_sync::committed(ctx, &mut conn, &[Change::Communities, Change::Viewer(user.user_id.0)]).await;
+    }
+    Ok(())
 }
 
 /// Adds (`add = true`) or removes a moderator (moderators and admins only).
@@ -337,7 +399,9 @@ pub async fn set_moderator(
         }
         Ok(())
     });
-    work.await
+    work.await?;
+    cache_sync::committed(ctx, &mut conn, &[Change::Communities, Change::Viewer(target)]).await;
+    Ok(())
 }
 
 /// Bans a user from a community (moderators and admins only).

@@ -6,17 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use crate::config::CacheConfig;
 use crate::config::Config;
 use crate::db::Database;
 use crate::metrics::Metrics;
 use crate::service::accounts::AuthState;
-use crate::service::communities::Page;
-use crate::service::posts::Post;
-
-/// How long a listing page's data is served from memory. A post created, edited, deleted or
-/// moderated invalidates it at once, in the service that committed the write, whatever door
-/// it came through; votes and new comments show within this time.
-pub const LISTING_CACHE_TTL: Duration = Duration::from_secs(5);
+use crate::service::cache::ResponseCache;
 
 /// The context services, jobs and the CLI take (no globals).
 pub struct Context {
@@ -43,29 +38,25 @@ pub struct Context {
 }
 
 /// In-memory read caches; services fill them and invalidate them on the writes they commit.
-#[derive(Clone)]
 pub struct Caches {
-    /// Listing pages as an anonymous reader sees them, by community, sort, window and cursor.
-    pub listings: moka::future::Cache<String, Arc<Page<Post>>>,
-    /// Usernames by user id, for page headers.
+    /// Every cached API and page read, under one memory budget.
+    pub responses: ResponseCache,
+    /// Usernames by user id, for page headers (usernames never change).
     pub usernames: moka::future::Cache<i64, Arc<str>>,
+    /// This daemon's name on the invalidation channel, so it skips its own notifications.
+    pub origin: String,
 }
 
-impl Default for Caches {
-    fn default() -> Self {
+impl Caches {
+    /// Empty caches sized by the configuration.
+    pub fn new(config: &CacheConfig, metrics: Metrics) -> Self {
         Self {
-            listings: moka::future::Cache::builder().max_capacity(2_000).time_to_live(LISTING_CACHE_TTL).build(),
+            responses: ResponseCache::new(config, metrics),
             usernames: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
+            origin: uuid::Uuid::new_v4().simple().to_string(),
         }
-    }
-}
-
-impl Caches {
-    /// Forgets every cached listing page: a post, vote, comment or moderation action changed one.
-    pub fn invalidate_listings(&self) {
-        self.listings.invalidate_all();
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod cache;
+pub mod cache_sync;
 pub mod comments;
 pub mod communities;
 pub mod context;

@@ -17,6 +17,8 @@ use crate::domain::{CommunityId, UserId};
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
+use crate::service::cache::Change;
+use crate::service::cache_sync;
 use crate::service::comments::{self, Comment};
 use crate::service::communities::{Page, forbidden, trim_to_page};
 use crate::service::posts::{self, Post};
@@ -129,11 +131,10 @@ pub async fn may_moderate_view(
     if community.moderators.iter().any(|m| m.eq_ignore_ascii_case(username)) {
         return Ok(true);
     }
-    let mut conn = ctx.db.conn().await?;
-    Ok(ctx
-        .db
-        .observe("communities.is_admin", &mut conn, async |conn| db_communities::is_admin(conn, user.user_id).await)
-        .await?)
+    // Site admins moderate everywhere; the cached profile says who they are.
+    let Ok(name) = crate::domain::Username::parse(username) else { return Ok(false) };
+    let profile = crate::service::users::profile_cached(ctx, &name).await?;
+    Ok(profile.data::<crate::service::users::PublicUser>().is_some_and(|p| p.is_admin && p.id == user.user_id.0))
 }
 
 /// Removes, restores, locks, unlocks, pins or unpins a post (its moderators and admins).
@@ -168,7 +169,7 @@ pub async fn moderate_post(
         Ok(())
     });
     work.await?;
-    ctx.caches.invalidate_listings();
+    cache_sync::committed(ctx, &mut conn, &[Change::Post(post.0), Change::Thread(post.0)]).await;
     posts::get(ctx, post, Some(actor)).await
 }
 
@@ -207,6 +208,7 @@ pub async fn moderate_comment(
         Ok(())
     });
     work.await?;
+    cache_sync::committed(ctx, &mut conn, &[Change::Thread(facts.post_id)]).await;
     comments::one(ctx, comment, Some(actor)).await
 }
 

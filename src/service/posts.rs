@@ -1,7 +1,6 @@
 //! Post use cases: read, list by every sort, search, create, edit, delete, vote.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::Utc;
 use serde::Serialize;
@@ -9,13 +8,15 @@ use serde::Serialize;
 use crate::db::DbConn;
 use crate::db::communities as db_communities;
 pub use crate::db::posts::PostView;
-use crate::db::posts::{self as db_posts, ListingQuery, NewPost, PostCursor, Tally};
+use crate::db::posts::{self as db_posts, ListingQuery, NewPost, PostCursor, Tally, VoteOutcome};
+use crate::domain::CommunityId;
 use crate::domain::content::{decode_cursor, encode_cursor, hot_rank};
 use crate::domain::{Body, CommunityName, Limit, LinkUrl, PostId, PostSort, PostTitle, TimeWindow, VoteValue};
-use crate::domain::{CommunityId, UserId};
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
+use crate::service::cache::{Cached, Change, Entry, Key, Served, Source};
+use crate::service::cache_sync;
 use crate::service::communities::{Page, banned, find_id, forbidden, trim_to_page};
 
 /// The API's `post` object: the stored view plus media (which arrives with uploads).
@@ -140,32 +141,102 @@ pub async fn list(ctx: &Context, request: ListRequest, reader: Option<Authentica
     Ok(Page { items, next_cursor })
 }
 
-/// A listing as an anonymous reader sees it, served from the listing cache (filled here,
-/// invalidated by the post writes below and by moderation).
-pub async fn list_anonymous_cached(ctx: &Context, request: ListRequest) -> Result<Arc<Page<Post>>, AppError> {
-    let key = format!(
-        "{}|{:?}|{:?}|{}|{}",
-        request.community.as_ref().map_or("", CommunityName::as_str),
-        request.sort,
-        request.window,
-        request.limit.get(),
-        request.cursor.as_deref().unwrap_or("")
-    );
-    if let Some(page) = ctx.caches.listings.get(&key).await {
-        ctx.metrics.page_cache_requests.with_label_values(&["listings", "hit"]).inc();
-        return Ok(page);
-    }
-    ctx.metrics.page_cache_requests.with_label_values(&["listings", "miss"]).inc();
-    let page = Arc::new(list(ctx, request, None).await?);
-    ctx.caches.listings.insert(key, page.clone()).await;
-    Ok(page)
+/// A listing page through the response cache: the shared page (filled as an anonymous reader
+/// sees it) and, for a signed-in reader, their votes on the posts shown (one cached overlay).
+pub async fn list_cached(
+    ctx: &Context,
+    request: ListRequest,
+    reader: Option<Authenticated>,
+) -> Result<Served, AppError> {
+    let key = Key::Listing {
+        community: request.community.as_ref().map(|name| name.as_str().to_lowercase().into()),
+        sort: request.sort,
+        window: request.window,
+        limit: request.limit.get(),
+        cursor: request.cursor.as_deref().map(Into::into),
+    };
+    let cached = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let page = list(ctx, request, None).await?;
+            let ids = page.items.iter().map(|post| post.view.id).collect();
+            Entry::json(page, ids)
+        })
+        .await?;
+    let ids = cached.entry.data::<Page<Post>>().map(|page| page.items.iter().map(|p| p.view.id).collect());
+    with_post_votes(ctx, cached, reader, ids.unwrap_or_default()).await
+}
+
+/// One post through the response cache (see [`list_cached`]).
+pub async fn get_cached(ctx: &Context, id: PostId, reader: Option<Authenticated>) -> Result<Served, AppError> {
+    let cached = ctx
+        .caches
+        .responses
+        .get_or_fill(Key::Post(id.0), async { Entry::json(get(ctx, id, None).await?, vec![id.0]) })
+        .await?;
+    with_post_votes(ctx, cached, reader, vec![id.0]).await
+}
+
+/// One post as `reader` sees it, from the cache (for pages, which render the value).
+pub async fn get_for(ctx: &Context, id: PostId, reader: Option<Authenticated>) -> Result<Post, AppError> {
+    let served = get_cached(ctx, id, reader).await?;
+    let mut post = served.data::<Post>().cloned().ok_or_else(|| AppError::not_found("post"))?;
+    post.view.my_vote = served.my_vote(post.view.id);
+    Ok(post)
+}
+
+/// A page of search results through the response cache (see [`list_cached`]).
+pub async fn search_cached(
+    ctx: &Context,
+    terms: &str,
+    community: Option<&CommunityName>,
+    limit: Limit,
+    cursor: Option<&str>,
+    reader: Option<Authenticated>,
+) -> Result<Served, AppError> {
+    let key = Key::Search {
+        terms: terms.into(),
+        community: community.map(|name| name.as_str().to_lowercase().into()),
+        limit: limit.get(),
+        cursor: cursor.map(Into::into),
+    };
+    let cached = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let page = search(ctx, terms, community, limit, cursor, None).await?;
+            let ids = page.items.iter().map(|post| post.view.id).collect();
+            Entry::json(page, ids)
+        })
+        .await?;
+    let ids = cached.entry.data::<Page<Post>>().map(|page| page.items.iter().map(|p| p.view.id).collect());
+    with_post_votes(ctx, cached, reader, ids.unwrap_or_default()).await
+}
+
+/// Adds a signed-in reader's votes on `ids` (a cached overlay, invalidated by their own votes).
+async fn with_post_votes(
+    ctx: &Context,
+    cached: Cached,
+    reader: Option<Authenticated>,
+    ids: Vec<i64>,
+) -> Result<Served, AppError> {
+    let Some(reader) = reader.filter(|_| !ids.is_empty()) else { return Ok(Served::shared(cached)) };
+    let key = Key::PostVotes { viewer: reader.user_id.0, posts: ids.clone().into() };
+    let overlay = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let votes = my_votes(ctx, reader, &ids).await?;
+            let bytes = votes.len() * 32 + ids.len() * 8;
+            Ok(Entry::value(votes, bytes))
+        })
+        .await?;
+    Ok(Served::with_overlay(cached, overlay))
 }
 
 /// The reader's votes on the given posts (one query), by post id.
-pub async fn my_votes(ctx: &Context, reader: Authenticated, ids: &[i64]) -> Result<HashMap<i64, i16>, AppError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
+async fn my_votes(ctx: &Context, reader: Authenticated, ids: &[i64]) -> Result<HashMap<i64, i16>, AppError> {
     let mut conn = ctx.db.conn().await?;
     let votes = ctx
         .db
@@ -255,7 +326,7 @@ pub async fn create(
     });
     let id = work.await?;
     ctx.metrics.posts_created.inc();
-    ctx.caches.invalidate_listings();
+    cache_sync::committed(ctx, &mut conn, &[Change::Listings, Change::Communities]).await;
     view(ctx, &mut conn, id, author.user_id.0).await.map(Post::from)
 }
 
@@ -281,7 +352,7 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: PostId, edit: PostEd
             db_posts::edit(conn, id, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))).await
         })
         .await?;
-    ctx.caches.invalidate_listings();
+    cache_sync::committed(ctx, &mut conn, &[Change::Post(id.0)]).await;
     view(ctx, &mut conn, id.0, editor.user_id.0).await.map(Post::from)
 }
 
@@ -300,28 +371,40 @@ pub async fn delete(ctx: &Context, author: Authenticated, id: PostId) -> Result<
         Ok(())
     });
     work.await?;
-    ctx.caches.invalidate_listings();
+    cache_sync::committed(ctx, &mut conn, &[Change::Post(id.0), Change::Communities]).await;
     Ok(())
 }
 
-/// Votes on a post: up, down or clear; repeating a vote changes nothing. Votes on one post
-/// are serialized by a row lock, so concurrent voters are all counted exactly once.
+/// Votes on a post: up, down or clear; repeating a vote changes nothing. One statement does
+/// it all (see `db::posts::vote`), so a vote costs one round trip.
 #[tracing::instrument(name = "service.posts.vote", skip_all, fields(post_id = id.0, value = value.get()))]
 pub async fn vote(ctx: &Context, voter: Authenticated, id: PostId, value: VoteValue) -> Result<VoteResult, AppError> {
+    let changes = [Change::Post(id.0), Change::Profiles, Change::Viewer(voter.user_id.0)];
+    let notify = cache_sync::payload(ctx, &changes);
     let mut conn = ctx.db.conn().await?;
-    let work = ctx.db.transaction::<_, AppError>("posts.vote", &mut conn, async move |conn| {
-        let facts = db_posts::facts(conn, id, true).await?.ok_or_else(|| AppError::not_found("post"))?;
-        if facts.deleted || facts.removed {
-            return Err(forbidden("this post can no longer be voted on"));
-        }
-        if db_communities::is_banned(conn, CommunityId(facts.community_id), voter.user_id).await? {
-            return Err(banned());
-        }
-        Ok(db_posts::vote(conn, id, UserId(facts.author_id), voter.user_id, value.get()).await?)
-    });
-    let tally: Tally = work.await?;
+    let outcome = ctx
+        .db
+        .observe("posts.vote", &mut conn, async |conn| {
+            db_posts::vote(conn, id, voter.user_id, value.get(), Some(&notify)).await
+        })
+        .await?;
+    let (tally, changed) = counted(outcome, "post")?;
+    if changed {
+        ctx.caches.responses.apply(&changes, Source::Local);
+    }
     ctx.metrics.votes.with_label_values(&["post"]).inc();
     Ok(VoteResult { score: tally.score, upvotes: tally.upvotes, downvotes: tally.downvotes, my_vote: value.get() })
+}
+
+/// The tally of a counted vote and whether it changed anything, or the refusal as the API
+/// words it.
+pub(crate) fn counted(outcome: VoteOutcome, target: &'static str) -> Result<(Tally, bool), AppError> {
+    match outcome {
+        VoteOutcome::Counted { tally, changed } => Ok((tally, changed)),
+        VoteOutcome::NotFound => Err(AppError::not_found(target)),
+        VoteOutcome::Closed => Err(forbidden(&format!("this {target} can no longer be voted on"))),
+        VoteOutcome::Banned => Err(banned()),
+    }
 }
 
 /// The answer to a vote.

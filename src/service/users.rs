@@ -46,6 +46,16 @@ pub async fn profile(ctx: &Context, username: &Username) -> Result<PublicUser, A
     })
 }
 
+/// A public profile through the response cache (karma changes with every vote on the user's
+/// content; those votes invalidate it).
+pub async fn profile_cached(ctx: &Context, username: &Username) -> Result<crate::service::cache::Served, AppError> {
+    use crate::service::cache::{Entry, Key, Served};
+    let key = Key::Profile(username.as_str().to_lowercase().into());
+    let cached =
+        ctx.caches.responses.get_or_fill(key, async { Entry::json(profile(ctx, username).await?, Vec::new()) }).await?;
+    Ok(Served::shared(cached))
+}
+
 /// A user's profile with one page of their posts or comments.
 #[derive(Debug, Clone)]
 pub struct Activity {
@@ -69,7 +79,11 @@ pub async fn activity(
     limit: i64,
     reader: Option<crate::service::accounts::Authenticated>,
 ) -> Result<Activity, AppError> {
-    let user = profile(ctx, username).await?;
+    let user = profile_cached(ctx, username)
+        .await?
+        .data::<PublicUser>()
+        .cloned()
+        .ok_or_else(|| AppError::not_found("user"))?;
     let reader = reader.map_or(0, |r| r.user_id.0);
     let mut conn = ctx.db.conn().await?;
     let mut activity = Activity { user, posts: Vec::new(), comments: Vec::new(), next: None };

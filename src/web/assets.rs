@@ -65,15 +65,7 @@ fn brotli(bytes: &[u8]) -> Vec<u8> {
 pub async fn serve(req: HttpRequest, file: web::Path<String>) -> Result<HttpResponse, PageError> {
     let path = format!("/static/{file}");
     let asset = [&*CSS, &*JS].into_iter().find(|asset| asset.href == path).ok_or_else(not_found)?;
-    let accepts = req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let accepts = |coding: &str| {
-        accepts.split(',').any(|part| {
-            let mut pieces = part.split(';');
-            let name = pieces.next().unwrap_or("").trim();
-            let refused = pieces.any(|p| p.trim().replace(' ', "") == "q=0");
-            name.eq_ignore_ascii_case(coding) && !refused
-        })
-    };
+    let accepts = |coding: &str| crate::edge::cached::accepts_encoding(&req, coding);
     let (encoding, body) = if accepts("br") && !asset.brotli.is_empty() {
         (Some("br"), asset.brotli.clone())
     } else if accepts("gzip") && !asset.gzip.is_empty() {

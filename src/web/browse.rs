@@ -1,8 +1,6 @@
 //! Reading pages: the front page, community pages and their about page, the community
 //! directory, search and user profiles.
 
-use std::sync::Arc;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::Utc;
@@ -11,6 +9,7 @@ use serde::Deserialize;
 use crate::domain::{CommunitySort, Limit, PostSort, TimeWindow, Username};
 use crate::edge::HttpState;
 use crate::error::AppError;
+use crate::service::cache::Served;
 use crate::service::communities::CommunityView;
 use crate::service::communities::{self, Page};
 use crate::service::posts::{self, ListRequest, Post};
@@ -52,8 +51,7 @@ pub async fn front(
     params: web::Query<ListingParams>,
 ) -> Result<HttpResponse, PageError> {
     let params = params.into_inner();
-    let page = cached_listing(&state, None, &params).await?;
-    let posts = with_my_votes(&state, &viewer, &page.items).await?;
+    let (posts, next_cursor) = cached_listing(&state, None, &params, &viewer).await?;
     let template = ListingPage {
         layout: layout(&state, &viewer).await?,
         heading: "All communities".into(),
@@ -61,7 +59,7 @@ pub async fn front(
         moderates: false,
         sorts: sort_tabs("/", &params),
         windows: window_tabs("/", &params),
-        next_href: next_href("/", &params, page.next_cursor.as_deref()),
+        next_href: next_href("/", &params, next_cursor.as_deref()),
         posts,
         empty_text: "Nothing has been posted yet. Create a community and start the first thread.",
     };
@@ -77,9 +75,8 @@ pub async fn community(
     params: web::Query<ListingParams>,
 ) -> Result<HttpResponse, PageError> {
     let params = params.into_inner();
-    let community = communities::get(&state, &crate::edge::names::community(&name)?, viewer.auth).await?;
-    let page = cached_listing(&state, Some(&community.name), &params).await?;
-    let posts = with_my_votes(&state, &viewer, &page.items).await?;
+    let community = communities::get_for(&state, &crate::edge::names::community(&name)?, viewer.auth).await?;
+    let (posts, next_cursor) = cached_listing(&state, Some(&community.name), &params, &viewer).await?;
     let layout = layout(&state, &viewer).await?;
     let base = format!("/c/{}", community.name);
     let template = ListingPage {
@@ -88,7 +85,7 @@ pub async fn community(
         heading: community.title.clone(),
         sorts: sort_tabs(&base, &params),
         windows: window_tabs(&base, &params),
-        next_href: next_href(&base, &params, page.next_cursor.as_deref()),
+        next_href: next_href(&base, &params, next_cursor.as_deref()),
         community: Some(community),
         posts,
         empty_text: "No posts here yet. Be the first to submit one.",
@@ -111,12 +108,13 @@ pub async fn moderates(
     }
 }
 
-/// A listing page as an anonymous reader sees it (from the listing cache).
+/// A listing page for the viewer: the shared cached page and their cached votes on it.
 async fn cached_listing(
     state: &HttpState,
     community: Option<&str>,
     params: &ListingParams,
-) -> Result<Arc<Page<Post>>, PageError> {
+    viewer: &Viewer,
+) -> Result<(Vec<PostItem>, Option<String>), PageError> {
     let request = ListRequest {
         community: crate::edge::names::optional_community(community)?,
         sort: params.sort.unwrap_or_default(),
@@ -124,20 +122,24 @@ async fn cached_listing(
         limit: Limit::fixed(PAGE_SIZE),
         cursor: params.cursor.clone(),
     };
-    Ok(posts::list_anonymous_cached(state, request).await?)
+    let served = posts::list_cached(state, request, viewer.auth).await?;
+    Ok(post_items(&served))
 }
 
-/// Prepares cached posts for a viewer: one query for their votes on the page.
-async fn with_my_votes(state: &HttpState, viewer: &Viewer, items: &[Post]) -> Result<Vec<PostItem>, PageError> {
+/// The posts of a cached page prepared for display, with the viewer's votes.
+fn post_items(served: &Served) -> (Vec<PostItem>, Option<String>) {
+    let Some(page) = served.data::<Page<Post>>() else { return (Vec::new(), None) };
     let now = Utc::now();
-    let mut posts: Vec<PostItem> = items.iter().cloned().map(|post| PostItem::new(post, now)).collect();
-    let Some(auth) = viewer.auth else { return Ok(posts) };
-    let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
-    let votes = posts::my_votes(state, auth, &ids).await?;
-    for post in &mut posts {
-        post.set_my_vote(votes.get(&post.id).copied().unwrap_or(0));
-    }
-    Ok(posts)
+    let items = page
+        .items
+        .iter()
+        .map(|post| {
+            let mut item = PostItem::new(post.clone(), now);
+            item.set_my_vote(served.my_vote(item.id));
+            item
+        })
+        .collect();
+    (items, page.next_cursor.clone())
 }
 
 fn listing_href(base: &str, sort: PostSort, window: Option<TimeWindow>, cursor: Option<&str>) -> String {
@@ -252,7 +254,7 @@ pub async fn about(
     viewer: Viewer,
     name: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let community = communities::get(&state, &crate::edge::names::community(&name)?, viewer.auth).await?;
+    let community = communities::get_for(&state, &crate::edge::names::community(&name)?, viewer.auth).await?;
     let layout = layout(&state, &viewer).await?;
     let template = AboutPage {
         moderates: moderates(&state, &viewer, &layout, &community).await?,
@@ -337,13 +339,13 @@ pub async fn search(
     if terms.is_empty() {
         return render(&req, &SearchPage { layout, posts: Vec::new(), next_href: None, searched: false });
     }
-    let page =
-        posts::search(&state, terms, None, Limit::fixed(PAGE_SIZE), params.cursor.as_deref(), viewer.auth).await?;
-    let now = Utc::now();
-    let next_href = page.next_cursor.as_deref().map(|cursor| {
+    let served =
+        posts::search_cached(&state, terms, None, Limit::fixed(PAGE_SIZE), params.cursor.as_deref(), viewer.auth)
+            .await?;
+    let (posts, next_cursor) = post_items(&served);
+    let next_href = next_cursor.as_deref().map(|cursor| {
         format!("/search?{}", serde_urlencoded::to_string([("q", terms), ("cursor", cursor)]).unwrap_or_default())
     });
-    let posts = page.items.into_iter().map(|post| PostItem::new(post, now)).collect();
     render(&req, &SearchPage { layout, posts, next_href, searched: true })
 }
 

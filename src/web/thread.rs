@@ -55,10 +55,10 @@ pub async fn post_page(
 ) -> Result<HttpResponse, PageError> {
     let id = PostId(id.into_inner());
     let sort = params.sort.unwrap_or_default();
-    let post = posts::get(&state, id, viewer.auth).await?;
+    let post = posts::get_for(&state, id, viewer.auth).await?;
     let shape = TreeShape { sort, max_depth: PAGE_DEPTH };
     let limit = Limit::fixed(TOP_LEVEL_PER_PAGE);
-    let tree = comments::tree(&state, id, shape, limit, params.cursor.as_deref(), viewer.auth).await?;
+    let tree = comments::tree_for(&state, id, shape, limit, params.cursor.as_deref(), viewer.auth).await?;
     let now = Utc::now();
     let next_href = tree.next_cursor.as_deref().map(|cursor| {
         let query = serde_urlencoded::to_string([("sort", sort_name(sort)), ("cursor", cursor)]).unwrap_or_default();
@@ -66,7 +66,8 @@ pub async fn post_page(
     });
     let post = PostItem::new(post, now);
     let community =
-        crate::service::communities::get(&state, &crate::edge::names::community(&post.community)?, viewer.auth).await?;
+        crate::service::communities::get_for(&state, &crate::edge::names::community(&post.community)?, viewer.auth)
+            .await?;
     let layout = layout(&state, &viewer).await?;
     let template = PostPage {
         moderates: crate::web::browse::moderates(&state, &viewer, &layout, &community).await?,
@@ -93,16 +94,17 @@ pub async fn continue_thread(
 ) -> Result<HttpResponse, PageError> {
     let (post_id, comment_id) = path.into_inner();
     let sort = params.sort.unwrap_or_default();
-    let post = posts::get(&state, PostId(post_id), viewer.auth).await?;
+    let post = posts::get_for(&state, PostId(post_id), viewer.auth).await?;
     let shape = TreeShape { sort, max_depth: PAGE_DEPTH };
-    let subtree = comments::subtree(&state, CommentId(comment_id), shape, viewer.auth).await?;
+    let subtree = comments::subtree_for(&state, CommentId(comment_id), shape, viewer.auth).await?;
     if subtree.post_id != post_id {
         return Err(AppError::not_found("comment").into());
     }
     let now = Utc::now();
     let post = PostItem::new(post, now);
     let community =
-        crate::service::communities::get(&state, &crate::edge::names::community(&post.community)?, viewer.auth).await?;
+        crate::service::communities::get_for(&state, &crate::edge::names::community(&post.community)?, viewer.auth)
+            .await?;
     let layout = layout(&state, &viewer).await?;
     let template = PostPage {
         moderates: crate::web::browse::moderates(&state, &viewer, &layout, &community).await?,
@@ -408,7 +410,7 @@ pub async fn summary_page(
     viewer: Viewer,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let post = posts::get(&state, PostId(*id), viewer.auth).await?;
+    let post = posts::get_for(&state, PostId(*id), viewer.auth).await?;
     let requester = crate::edge::caller::summary_requester(&req, &state.config.rate_limits, viewer.auth);
     let summary = match crate::summaries::get(&state, post.view.id, &requester).await? {
         crate::summaries::SummaryAnswer::Ready(view) => Some(view),
