@@ -241,6 +241,7 @@ impl App {
             control,
             tokio::spawn(crate::service::idempotency::purge_periodically(state.ctx.clone())),
             tokio::spawn(crate::service::cache_sync::listen(state.ctx.clone(), listener)),
+            tokio::spawn(crate::service::cache_sync::probe_peers(state.ctx.clone())),
             tokio::spawn(crate::queue::worker::export_stats_periodically(
                 state.jobs.clone(),
                 state.metrics.clone(),

@@ -56,21 +56,27 @@ pub enum Command {
     /// Fill an empty database with a synthetic data set for benchmarks and demos. Every seeded
     /// user (`user_1` … `user_N`) has the password `seed-password`.
     Seed {
+        /// The data set's shape: `default` (10,000 users, 100 communities, 100,000 posts,
+        /// 1,000,000 comments, 2,000,000 votes; post 1 has 500 top-level comments) or
+        /// `small-community` (64 users, 1 community, 1,000 posts, 2,000 comments, 9,000 votes;
+        /// post 1 has exactly 300 comments nested five levels deep). The counts below override it.
+        #[arg(long, value_enum, default_value_t = SeedShape::Default)]
+        shape: SeedShape,
         /// Users to create.
-        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
-        users: i64,
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+        users: Option<i64>,
         /// Communities to create.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
-        communities: i64,
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        communities: Option<i64>,
         /// Posts to create.
-        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(i64).range(2..=100_000_000))]
-        posts: i64,
-        /// Comments to create (about 40 % top level, the rest replies down to 10 levels).
-        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
-        comments: i64,
+        #[arg(long, value_parser = clap::value_parser!(i64).range(2..=100_000_000))]
+        posts: Option<i64>,
+        /// Comments to create (about 40 % top level, the rest replies).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
+        comments: Option<i64>,
         /// Votes to cast (two thirds on posts); duplicates are dropped.
-        #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
-        votes: i64,
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
+        votes: Option<i64>,
     },
     /// Write a backup archive (database, job queue, media, manifest) to backup.dir and apply
     /// retention; with --verify, restore the newest archive into a scratch database instead and
@@ -195,6 +201,15 @@ pub enum RoleArg {
     Moderator,
 }
 
+/// The data set shapes of `agora seed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeedShape {
+    /// A large site.
+    Default,
+    /// A busy small community.
+    SmallCommunity,
+}
+
 /// Runs the parsed command line and returns the process exit status.
 pub fn run(cli: Cli) -> ExitCode {
     let loaded = match Config::load(cli.config.as_deref()) {
@@ -206,8 +221,19 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Doctor => doctor(&loaded),
         Command::Serve => with_runtime(&loaded, lifecycle::serve),
         Command::Migrate { dry_run } => with_runtime(&loaded, move |loaded| lifecycle::migrate(loaded, dry_run)),
-        Command::Seed { users, communities, posts, comments, votes } => {
-            let size = crate::db::seed::SeedSize { users, communities, posts, comments, votes };
+        Command::Seed { shape, users, communities, posts, comments, votes } => {
+            let base = match shape {
+                SeedShape::Default => crate::db::seed::SeedSize::DEFAULT,
+                SeedShape::SmallCommunity => crate::db::seed::SeedSize::SMALL_COMMUNITY,
+            };
+            let size = crate::db::seed::SeedSize {
+                users: users.unwrap_or(base.users),
+                communities: communities.unwrap_or(base.communities),
+                posts: posts.unwrap_or(base.posts),
+                comments: comments.unwrap_or(base.comments),
+                votes: votes.unwrap_or(base.votes),
+                ..base
+            };
             with_runtime(&loaded, move |loaded| lifecycle::seed(loaded, size))
         }
         Command::Admin { command } => with_runtime(&loaded, move |loaded| admin(loaded, command)),

@@ -64,6 +64,12 @@ pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartErr
 
 /// `agora serve`.
 pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
+    // Watch the signals first: a SIGTERM while the app starts (it serves, and may even answer
+    // ready, before start-up ends) stops it cleanly once started, instead of killing it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
     let state_dir = loaded.config.paths.resolved_state_dir();
     std::fs::create_dir_all(&state_dir).map_err(|source| StartError::Io {
         context: format!("creating the state directory {}", state_dir.display()),
@@ -100,10 +106,6 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
     });
     let watchdog = tokio::spawn(feed_watchdog(app.state().db.clone(), app.state().config.database.health_timeout_ms));
 
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
     loop {
         tokio::select! {
             _ = terminate.recv() => {

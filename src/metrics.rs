@@ -145,6 +145,9 @@ metrics! {
     cache_invalidations: IntCounterVec = ("agora_cache_invalidations_total", "Response cache invalidations, by cache and source.", ["cache", "source"]),
     /// Whether the connection listening for other daemons' invalidations is up (1) or not (0).
     cache_listener_up: IntGauge = ("agora_cache_listener_up", "Whether the connection listening for other daemons' cache invalidations is up.", []),
+    /// Other daemons listening for cache invalidations on this database (writes publish to them
+    /// only when there is at least one).
+    cache_peers: IntGauge = ("agora_cache_peer_daemons", "Other daemons listening for cache invalidations on this database.", []),
     /// Times the invalidation listener reconnected (each one flushes this daemon's caches).
     cache_listener_reconnects: IntCounter = ("agora_cache_listener_reconnects_total", "Times the cache invalidation listener reconnected, flushing the caches.", []),
     /// Transparent refreshes of a browser session's tokens, by outcome (`success`, `failure`).

@@ -24,6 +24,32 @@ pub async fn publish(conn: &mut AsyncPgConnection, channel: &str, payload: &str)
 /// A dedicated connection that listens on one channel.
 pub struct Listener {
     conn: AsyncPgConnection,
+    backend_pid: i32,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Listening connections on this database other than the backend `own_pid` (0: count all).
+pub async fn other_listeners(conn: &mut AsyncPgConnection, own_pid: i32) -> diesel::QueryResult<i64> {
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1 AND pid <> $2",
+    )
+    .bind::<Text, _>(LISTENER_APPLICATION_NAME)
+    .bind::<diesel::sql_types::Integer, _>(own_pid)
+    .get_result::<Count>(conn)
+    .await
+    .map(|row| row.n)
 }
 
 /// One notification received.
@@ -47,7 +73,16 @@ impl Listener {
             .execute(&mut conn)
             .await
             .map_err(|source| DbError::Query { query: "cache.listen", source })?;
-        Ok(Self { conn })
+        let backend = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result::<Pid>(&mut conn)
+            .await
+            .map_err(|source| DbError::Query { query: "cache.listener_setup", source })?;
+        Ok(Self { conn, backend_pid: backend.pid })
+    }
+
+    /// The server process of this connection.
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
     }
 
     /// The next notification; `None` once the connection is gone (the caller reconnects).

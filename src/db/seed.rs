@@ -19,13 +19,47 @@ pub struct SeedSize {
     pub comments: i64,
     /// Votes, split between posts and comments.
     pub votes: i64,
+    /// Comments of post 1, the known large thread (part of `comments`).
+    pub big_thread: i64,
+    /// Deepest reply level of the big thread (0: all top level).
+    pub big_thread_depth: i32,
+    /// Deepest reply level elsewhere.
+    pub max_depth: i32,
+}
+
+impl SeedSize {
+    /// `agora seed`'s defaults: a large site (100 communities, 100k posts, 1M comments), with
+    /// a flat 500-comment thread on post 1.
+    pub const DEFAULT: Self = Self {
+        users: 10_000,
+        communities: 100,
+        posts: 100_000,
+        comments: 1_000_000,
+        votes: 2_000_000,
+        big_thread: 500,
+        big_thread_depth: 0,
+        max_depth: 10,
+    };
+
+    /// A busy small community: 64 users, one community, 1,000 posts, 2,000 comments (post 1
+    /// with exactly 300, nested five levels deep), about 9,000 votes.
+    pub const SMALL_COMMUNITY: Self = Self {
+        users: 64,
+        communities: 1,
+        posts: 1_000,
+        comments: 2_000,
+        votes: 9_000,
+        big_thread: 300,
+        big_thread_depth: 5,
+        max_depth: 5,
+    };
 }
 
 /// Share of comments at each depth, top level first; the rest go deeper (down to 10 levels).
 const DEPTH_PROFILE: [f64; 6] = [0.40, 0.28, 0.15, 0.08, 0.04, 0.02];
 
-/// Comments given to post 1, so benchmarks have a known large thread.
-pub const BIG_THREAD_COMMENTS: i64 = 500;
+/// Share of the big thread at each level, top level first (the last level takes the rest).
+const BIG_THREAD_PROFILE: [f64; 6] = [0.40, 0.28, 0.15, 0.08, 0.05, 0.04];
 
 fn run(sql: &str) -> diesel::query_builder::SqlQuery {
     diesel::sql_query(sql.to_owned())
@@ -91,14 +125,14 @@ pub async fn generate(
     .await?;
 
     progress("comments");
-    let big_thread = BIG_THREAD_COMMENTS.min(size.comments / 2).min(size.posts.max(1) * 1000);
+    let big_thread = size.big_thread.min(size.comments / 2);
     let mut remaining = size.comments - big_thread;
     let mut depth: i32 = 0;
     while remaining > 0 {
         let wanted = match DEPTH_PROFILE.get(depth as usize) {
             Some(share) if depth == 0 => ((size.comments as f64 * share).round() as i64).clamp(1, remaining),
+            _ if depth >= size.max_depth => remaining,
             Some(share) => ((size.comments as f64 * share).round() as i64).clamp(0, remaining),
-            None if depth >= 10 => remaining,
             None => (remaining / 2).max(1),
         };
         let before = comment_count(conn).await?;
@@ -109,14 +143,7 @@ pub async fn generate(
         depth = if inserted < wanted { 0 } else { depth + 1 };
     }
     progress("the big thread on post 1");
-    run("INSERT INTO comments (post_id, parent_id, author_id, body, body_html, path, depth, created_at)
-         SELECT 1, NULL, 1 + floor($2 * random())::int8, 'Reply ' || g, '<p>Reply ' || g || '</p>', '{}', 0,
-                now() - random() * interval '1 day'
-         FROM generate_series(1, $1) g")
-    .bind::<BigInt, _>(big_thread)
-    .bind::<BigInt, _>(size.users)
-    .execute(conn)
-    .await?;
+    insert_big_thread(conn, big_thread, size).await?;
 
     progress("votes");
     let post_votes = size.votes * 2 / 3;
@@ -144,6 +171,40 @@ pub async fn generate(
     recount(conn).await?;
     progress("analyze");
     conn.batch_execute("ANALYZE").await
+}
+
+/// Gives post 1 exactly `total` comments, level by level down to `size.big_thread_depth`.
+async fn insert_big_thread(conn: &mut AsyncPgConnection, total: i64, size: SeedSize) -> diesel::QueryResult<()> {
+    let deepest = size.big_thread_depth.clamp(0, BIG_THREAD_PROFILE.len() as i32 - 1);
+    let mut remaining = total;
+    for depth in 0..=deepest {
+        let count = if depth == deepest {
+            remaining
+        } else {
+            let share: f64 = BIG_THREAD_PROFILE[depth as usize..=deepest as usize].iter().sum();
+            ((remaining as f64) * BIG_THREAD_PROFILE[depth as usize] / share).round() as i64
+        };
+        if count <= 0 {
+            continue;
+        }
+        // Parents come from the level above within post 1; each level is one statement.
+        run("WITH parents AS MATERIALIZED (
+                 SELECT id, row_number() OVER (ORDER BY id) AS n FROM comments WHERE post_id = 1 AND depth = $1 - 1
+             ), total AS (SELECT count(*) AS c FROM parents)
+             INSERT INTO comments (post_id, parent_id, author_id, body, body_html, path, depth, created_at)
+             SELECT 1, p.id, 1 + floor($2 * random())::int8, 'Reply ' || g || ' in the big thread.',
+                    '<p>Reply ' || g || ' in the big thread.</p>', '{}', 0, now() - random() * interval '1 day'
+             FROM generate_series(1, $3) g
+             LEFT JOIN total ON true
+             LEFT JOIN parents p ON $1 > 0 AND p.n = 1 + (g % greatest(total.c, 1))")
+        .bind::<Integer, _>(depth)
+        .bind::<BigInt, _>(size.users)
+        .bind::<BigInt, _>(count)
+        .execute(conn)
+        .await?;
+        remaining -= count;
+    }
+    Ok(())
 }
 
 /// Inserts `count` comments at `depth`: top-level ones on posts chosen with a heavy skew

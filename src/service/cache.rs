@@ -16,6 +16,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -370,7 +371,15 @@ pub struct Entry {
     vote_slots: Box<[(usize, i64)]>,
     gzip: OnceLock<Bytes>,
     brotli: OnceLock<Bytes>,
+    derived: std::sync::Mutex<Option<Derived>>,
     weight: u32,
+}
+
+/// A value made from an entry and others (an anonymous page's HTML).
+struct Derived {
+    made: Instant,
+    deps: Vec<Arc<Entry>>,
+    value: Arc<dyn Any + Send + Sync>,
 }
 
 /// The `"my_vote":0` member every post and comment serializes. JSON escapes `"` inside
@@ -392,7 +401,8 @@ impl Entry {
             from = digit + 1;
         }
         let etag = etag_of(&json);
-        let weight = u32::try_from(json.len().saturating_mul(2).saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX);
+        let weight = u32::try_from(json.len().saturating_mul(WEIGHT_PER_JSON_BYTE).saturating_add(ENTRY_OVERHEAD))
+            .unwrap_or(u32::MAX);
         Ok(Self {
             data: Arc::new(data),
             json: Bytes::from(json),
@@ -400,6 +410,7 @@ impl Entry {
             vote_slots: vote_slots.into(),
             gzip: OnceLock::new(),
             brotli: OnceLock::new(),
+            derived: std::sync::Mutex::new(None),
             weight,
         })
     }
@@ -413,6 +424,7 @@ impl Entry {
             vote_slots: Box::new([]),
             gzip: OnceLock::new(),
             brotli: OnceLock::new(),
+            derived: std::sync::Mutex::new(None),
             weight: u32::try_from(bytes.saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX),
         }
     }
@@ -464,14 +476,50 @@ impl Entry {
         let first = slots.next()?;
         let mut out = Vec::with_capacity(self.json.len() + 16);
         let mut copied = 0;
+        // The answer is a function of the shared bytes and the votes written in: its ETag is
+        // the shared one with a digest of those votes (no hash over the whole body).
+        let mut votes_digest = std::collections::hash_map::DefaultHasher::new();
         for (at, value) in std::iter::once(first).chain(slots) {
             out.extend_from_slice(&self.json[copied..at]);
             out.extend_from_slice(if value > 0 { b"1" } else { b"-1" });
+            (at, value).hash(&mut votes_digest);
             copied = at + 1;
         }
         out.extend_from_slice(&self.json[copied..]);
-        let etag = etag_of(&out);
+        let shared = self.etag.trim_end_matches('"');
+        let etag = format!("{shared}-{:016x}\"", votes_digest.finish());
         Some(Personal { body: Bytes::from(out), etag })
+    }
+
+    /// A value made from this entry and `deps` by `make`, kept while `deps` are the same entries
+    /// and for at most `max_age` (pages show relative times). Concurrent first calls may each
+    /// make it; one is kept.
+    pub fn derived<T: Send + Sync + 'static, E>(
+        &self,
+        deps: &[&Arc<Entry>],
+        max_age: Duration,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        let same_deps = |kept: &[Arc<Entry>]| {
+            kept.len() == deps.len() && kept.iter().zip(deps).all(|(kept, dep)| Arc::ptr_eq(kept, dep))
+        };
+        if let Ok(slot) = self.derived.lock()
+            && let Some(derived) = slot.as_ref()
+            && derived.made.elapsed() < max_age
+            && same_deps(&derived.deps)
+            && let Ok(value) = derived.value.clone().downcast::<T>()
+        {
+            return Ok(value);
+        }
+        let value = Arc::new(make()?);
+        if let Ok(mut slot) = self.derived.lock() {
+            *slot = Some(Derived {
+                made: Instant::now(),
+                deps: deps.iter().map(|dep| Arc::clone(dep)).collect(),
+                value: value.clone(),
+            });
+        }
+        Ok(value)
     }
 
     /// What the entry weighs against the budget.
@@ -499,6 +547,10 @@ impl Personal {
 
 /// Bytes an entry costs beyond its JSON (key, bookkeeping, moka's node).
 const ENTRY_OVERHEAD: usize = 512;
+
+/// What an entry weighs per byte of its JSON: the JSON, the structured value (about as large),
+/// and room for its compressed forms or an anonymous page's HTML made from it.
+const WEIGHT_PER_JSON_BYTE: usize = 3;
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|window| window == needle)

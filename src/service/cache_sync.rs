@@ -1,9 +1,16 @@
 //! Keeping the response caches of every daemon of one database true: a write's changes are
-//! applied here at once and published with `NOTIFY`; every daemon `LISTEN`s and applies the
-//! others'. A daemon whose listening connection drops flushes its caches (it may have missed
-//! notifications) and reconnects with backoff.
+//! applied here at once and, when other daemons listen, published with `NOTIFY` in the write's
+//! own statement or right after it; every daemon `LISTEN`s and applies the others'.
+//!
+//! `NOTIFY` serializes the commits of the transactions that send it (PostgreSQL takes one
+//! queue lock at commit), which halves the vote rate; so a daemon publishes only while it sees
+//! another daemon's listener (`pg_stat_activity`, probed every [`PROBE_INTERVAL`]). A daemon
+//! that starts listening flushes its caches at once and again after two probe intervals, by
+//! which time every other daemon publishes to it. A daemon whose listening connection drops
+//! flushes its caches (it may have missed notifications) and reconnects with backoff.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::db::DbConn;
@@ -14,12 +21,15 @@ use crate::service::cache::{Change, Source};
 /// The notification channel.
 pub const CHANNEL: &str = "agora_cache";
 
+/// How often a daemon looks for other daemons' listeners.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// After a write committed: makes what it changed stale here, then tells the other daemons.
 /// A failed publication is logged, not returned: the write stands, and the other daemons
 /// catch up when their entries expire (`cache.ttl_seconds`).
 pub async fn committed(ctx: &Context, conn: &mut DbConn, changes: &[Change]) {
     ctx.caches.responses.apply(changes, Source::Local);
-    let payload = payload(ctx, changes);
+    let Some(payload) = payload(ctx, changes) else { return };
     let published = ctx
         .db
         .observe("cache.notify", conn, async |conn| crate::db::notify::publish(conn, CHANNEL, &payload).await)
@@ -29,14 +39,46 @@ pub async fn committed(ctx: &Context, conn: &mut DbConn, changes: &[Change]) {
     }
 }
 
-/// The notification for `changes`: this daemon's origin, then each change.
-pub fn payload(ctx: &Context, changes: &[Change]) -> String {
+/// The notification for `changes` (this daemon's origin, then each change), or `None` while no
+/// other daemon listens.
+pub fn payload(ctx: &Context, changes: &[Change]) -> Option<String> {
+    if !ctx.caches.peers_listening.load(Ordering::Acquire) {
+        return None;
+    }
     let mut payload = ctx.caches.origin.clone();
     for change in changes {
         payload.push(' ');
         payload.push_str(&change.encode());
     }
-    payload
+    Some(payload)
+}
+
+/// Looks for other daemons' listeners until the process stops.
+pub async fn probe_peers(ctx: Arc<Context>) {
+    let mut interval = tokio::time::interval(PROBE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let own = ctx.caches.listener_pid.load(Ordering::Acquire);
+        let Ok(mut conn) = ctx.db.conn().await else { continue };
+        let others = ctx
+            .db
+            .observe("cache.other_listeners", &mut conn, async |conn| {
+                crate::db::notify::other_listeners(conn, own).await
+            })
+            .await;
+        // Unknown is treated as "someone listens": publishing needlessly is only slower.
+        let others = others.unwrap_or(1);
+        ctx.metrics.cache_peers.set(others);
+        let was = ctx.caches.peers_listening.swap(others > 0, Ordering::AcqRel);
+        if was != (others > 0) {
+            tracing::info!(
+                other_daemons = others,
+                "cache invalidations are {}",
+                if others > 0 { "published" } else { "kept local" }
+            );
+        }
+    }
 }
 
 /// Tells every running daemon to flush its caches: for writes made outside a daemon (the
@@ -82,8 +124,15 @@ pub async fn listen(ctx: Arc<Context>, first: Option<Listener>) {
         };
         match connected {
             Ok(mut listener) => {
-                // Whatever was written while nobody listened is unknown: start from empty.
+                ctx.caches.listener_pid.store(listener.backend_pid(), Ordering::Release);
+                // Whatever was written while nobody listened is unknown: start from empty, and
+                // again once every other daemon has seen this listener and publishes to it.
                 ctx.caches.responses.apply(&[Change::Everything], Source::Notify);
+                let settle = ctx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(PROBE_INTERVAL * 2 + Duration::from_millis(100)).await;
+                    settle.caches.responses.apply(&[Change::Everything], Source::Notify);
+                });
                 if connected_before {
                     ctx.metrics.cache_listener_reconnects.inc();
                     tracing::info!("the cache invalidation listener reconnected; the caches were flushed");
@@ -98,6 +147,7 @@ pub async fn listen(ctx: Arc<Context>, first: Option<Listener>) {
                     }
                 }
                 ctx.metrics.cache_listener_up.set(0);
+                ctx.caches.listener_pid.store(0, Ordering::Release);
                 ctx.caches.responses.apply(&[Change::Everything], Source::Notify);
                 tracing::warn!("the cache invalidation listener lost its connection; the caches were flushed");
             }

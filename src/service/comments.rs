@@ -454,12 +454,16 @@ pub async fn vote(
     value: VoteValue,
 ) -> Result<VoteResult, AppError> {
     // The post is known only once the statement ran: `{post}` stands for it.
-    let notify = format!("{} thread:{{post}} profiles viewer:{}", ctx.caches.origin, voter.user_id.0);
+    let notify = ctx
+        .caches
+        .peers_listening
+        .load(std::sync::atomic::Ordering::Acquire)
+        .then(|| format!("{} thread:{{post}} profiles viewer:{}", ctx.caches.origin, voter.user_id.0));
     let mut conn = ctx.db.conn().await?;
     let (post, outcome) = ctx
         .db
         .observe("comments.vote", &mut conn, async |conn| {
-            db_posts::vote_comment(conn, id, voter.user_id, value.get(), Some(&notify)).await
+            db_posts::vote_comment(conn, id, voter.user_id, value.get(), notify.as_deref()).await
         })
         .await?;
     let (tally, changed) = crate::service::posts::counted(outcome, "comment")?;

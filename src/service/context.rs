@@ -45,6 +45,10 @@ pub struct Caches {
     pub usernames: moka::future::Cache<i64, Arc<str>>,
     /// This daemon's name on the invalidation channel, so it skips its own notifications.
     pub origin: String,
+    /// Whether another daemon listens for invalidations (then writes publish them).
+    pub peers_listening: std::sync::atomic::AtomicBool,
+    /// The server process of this daemon's listening connection (0 while it is down).
+    pub listener_pid: std::sync::atomic::AtomicI32,
 }
 
 impl Caches {
@@ -57,6 +61,9 @@ impl Caches {
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             origin: uuid::Uuid::new_v4().simple().to_string(),
+            // Until the first probe answers, assume company: publishing needlessly is only slower.
+            peers_listening: std::sync::atomic::AtomicBool::new(true),
+            listener_pid: std::sync::atomic::AtomicI32::new(0),
         }
     }
 }

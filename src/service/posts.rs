@@ -385,7 +385,7 @@ pub async fn vote(ctx: &Context, voter: Authenticated, id: PostId, value: VoteVa
     let outcome = ctx
         .db
         .observe("posts.vote", &mut conn, async |conn| {
-            db_posts::vote(conn, id, voter.user_id, value.get(), Some(&notify)).await
+            db_posts::vote(conn, id, voter.user_id, value.get(), notify.as_deref()).await
         })
         .await?;
     let (tally, changed) = counted(outcome, "post")?;

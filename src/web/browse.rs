@@ -15,6 +15,7 @@ use crate::service::communities::{self, Page};
 use crate::service::posts::{self, ListRequest, Post};
 use crate::service::users;
 use crate::web::session::Viewer;
+use crate::web::shared_page::{self, SharedPage, anonymous_layout};
 use crate::web::view::{CommentNode, Layout, PostItem, Tab, Time, plural};
 use crate::web::{PageError, layout, render};
 
@@ -51,19 +52,27 @@ pub async fn front(
     params: web::Query<ListingParams>,
 ) -> Result<HttpResponse, PageError> {
     let params = params.into_inner();
-    let (posts, next_cursor) = cached_listing(&state, None, &params, &viewer).await?;
-    let template = ListingPage {
-        layout: layout(&state, &viewer).await?,
-        heading: "All communities".into(),
-        community: None,
-        moderates: false,
-        sorts: sort_tabs("/", &params),
-        windows: window_tabs("/", &params),
-        next_href: next_href("/", &params, next_cursor.as_deref()),
-        posts,
-        empty_text: "Nothing has been posted yet. Create a community and start the first thread.",
+    let served = posts::list_cached(&state, listing_request(None, &params)?, viewer.auth).await?;
+    let page = |layout: Layout| {
+        let (posts, next_cursor) = post_items(&served);
+        ListingPage {
+            layout,
+            heading: "All communities".into(),
+            community: None,
+            moderates: false,
+            sorts: sort_tabs("/", &params),
+            windows: window_tabs("/", &params),
+            next_href: next_href("/", &params, next_cursor.as_deref()),
+            posts,
+            empty_text: "Nothing has been posted yet. Create a community and start the first thread.",
+        }
     };
-    render(&req, &template)
+    if viewer.auth.is_none() {
+        let shared =
+            served.entry.derived(&[], shared_page::MAX_AGE, || SharedPage::render(&page(anonymous_layout())))?;
+        return Ok(shared.respond(&req, &viewer.csrf));
+    }
+    render(&req, &page(layout(&state, &viewer).await?))
 }
 
 /// `GET /c/{name}`: one community's posts, pinned first, with its sidebar.
@@ -75,22 +84,38 @@ pub async fn community(
     params: web::Query<ListingParams>,
 ) -> Result<HttpResponse, PageError> {
     let params = params.into_inner();
-    let community = communities::get_for(&state, &crate::edge::names::community(&name)?, viewer.auth).await?;
-    let (posts, next_cursor) = cached_listing(&state, Some(&community.name), &params, &viewer).await?;
-    let layout = layout(&state, &viewer).await?;
+    let name = crate::edge::names::community(&name)?;
+    let community_served = communities::get_cached(&state, &name, viewer.auth).await?;
+    let served = posts::list_cached(&state, listing_request(Some(name.as_str()), &params)?, viewer.auth).await?;
+    let community =
+        community_served.data::<CommunityView>().cloned().ok_or_else(|| AppError::not_found("community"))?;
+    let community =
+        CommunityView { is_member: community_served.overlay::<bool>().copied().unwrap_or(false), ..community };
     let base = format!("/c/{}", community.name);
-    let template = ListingPage {
-        moderates: moderates(&state, &viewer, &layout, &community).await?,
-        layout,
-        heading: community.title.clone(),
-        sorts: sort_tabs(&base, &params),
-        windows: window_tabs(&base, &params),
-        next_href: next_href(&base, &params, next_cursor.as_deref()),
-        community: Some(community),
-        posts,
-        empty_text: "No posts here yet. Be the first to submit one.",
+    let page = |layout: Layout, moderates: bool| {
+        let (posts, next_cursor) = post_items(&served);
+        ListingPage {
+            moderates,
+            layout,
+            heading: community.title.clone(),
+            sorts: sort_tabs(&base, &params),
+            windows: window_tabs(&base, &params),
+            next_href: next_href(&base, &params, next_cursor.as_deref()),
+            community: Some(community.clone()),
+            posts,
+            empty_text: "No posts here yet. Be the first to submit one.",
+        }
     };
-    render(&req, &template)
+    if viewer.auth.is_none() {
+        let deps = [&community_served.entry];
+        let shared = served
+            .entry
+            .derived(&deps, shared_page::MAX_AGE, || SharedPage::render(&page(anonymous_layout(), false)))?;
+        return Ok(shared.respond(&req, &viewer.csrf));
+    }
+    let layout = layout(&state, &viewer).await?;
+    let moderates = moderates(&state, &viewer, &layout, &community).await?;
+    render(&req, &page(layout, moderates))
 }
 
 /// Whether the viewer may moderate `community` (its moderators and site admins).
@@ -108,22 +133,15 @@ pub async fn moderates(
     }
 }
 
-/// A listing page for the viewer: the shared cached page and their cached votes on it.
-async fn cached_listing(
-    state: &HttpState,
-    community: Option<&str>,
-    params: &ListingParams,
-    viewer: &Viewer,
-) -> Result<(Vec<PostItem>, Option<String>), PageError> {
-    let request = ListRequest {
+/// The listing a page shows for its query.
+fn listing_request(community: Option<&str>, params: &ListingParams) -> Result<ListRequest, AppError> {
+    Ok(ListRequest {
         community: crate::edge::names::optional_community(community)?,
         sort: params.sort.unwrap_or_default(),
         window: params.t.unwrap_or_default(),
         limit: Limit::fixed(PAGE_SIZE),
         cursor: params.cursor.clone(),
-    };
-    let served = posts::list_cached(state, request, viewer.auth).await?;
-    Ok(post_items(&served))
+    })
 }
 
 /// The posts of a cached page prepared for display, with the viewer's votes.

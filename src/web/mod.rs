@@ -10,6 +10,7 @@ pub mod assets;
 pub mod browse;
 pub mod manage;
 pub mod session;
+pub mod shared_page;
 pub mod thread;
 pub mod view;
 
@@ -252,8 +253,19 @@ pub fn render_with_status(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let html = template.render().map_err(AppError::internal)?;
-    let digest = Sha256::digest(html.as_bytes());
-    let etag = format!("W/\"{}\"", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>());
+    let etag = etag_of(html.as_bytes());
+    Ok(html_response(req, status, etag, bytes::Bytes::from(html)))
+}
+
+/// A weak ETag naming `bytes`.
+pub fn etag_of(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    format!("W/\"{}\"", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// A page's answer: HTML with its ETag (a matching `If-None-Match` gets 304), revalidated by
+/// browsers and kept by no shared cache.
+pub fn html_response(req: &HttpRequest, status: StatusCode, etag: String, html: bytes::Bytes) -> HttpResponse {
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -267,9 +279,9 @@ pub fn render_with_status(
         .insert_header((header::CACHE_CONTROL, "private, no-cache"))
         .insert_header((header::VARY, "Cookie"));
     if matches && status == StatusCode::OK {
-        return Ok(response.finish());
+        return response.finish();
     }
-    Ok(response.content_type("text/html; charset=utf-8").body(html))
+    response.content_type("text/html; charset=utf-8").body(html)
 }
 
 /// The page frame for `viewer`: their username comes from a cache, so most pages spend no

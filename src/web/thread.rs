@@ -9,9 +9,12 @@ use serde::Deserialize;
 use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, PostTitle, VoteValue};
 use crate::edge::HttpState;
 use crate::error::AppError;
+use crate::service::comments::Tree;
 use crate::service::comments::{self, TreeShape};
-use crate::service::posts::{self, PostEdit};
+use crate::service::communities::CommunityView;
+use crate::service::posts::{self, Post, PostEdit};
 use crate::web::session::{CsrfForm, Viewer};
+use crate::web::shared_page::{self, SharedPage, anonymous_layout};
 use crate::web::view::{CommentNode, Layout, PostItem, Tab, flatten};
 use crate::web::{PageError, layout, render, see_other};
 
@@ -55,33 +58,69 @@ pub async fn post_page(
 ) -> Result<HttpResponse, PageError> {
     let id = PostId(id.into_inner());
     let sort = params.sort.unwrap_or_default();
-    let post = posts::get_for(&state, id, viewer.auth).await?;
     let shape = TreeShape { sort, max_depth: PAGE_DEPTH };
     let limit = Limit::fixed(TOP_LEVEL_PER_PAGE);
+    if viewer.auth.is_none() && params.reported.is_none() {
+        // Anonymous: the page is rendered once from the cached post, tree and community.
+        let post = posts::get_cached(&state, id, None).await?;
+        let tree = comments::tree_cached(&state, id, shape, limit, params.cursor.as_deref(), None).await?;
+        let post_view = post.data::<Post>().ok_or_else(|| AppError::not_found("post"))?;
+        let community_name = crate::edge::names::community(&post_view.view.community)?;
+        let community = crate::service::communities::get_cached(&state, &community_name, None).await?;
+        let deps = [&post.entry, &community.entry];
+        let shared = tree.entry.derived(&deps, shared_page::MAX_AGE, || {
+            let community =
+                community.data::<CommunityView>().cloned().ok_or_else(|| AppError::not_found("community"))?;
+            let tree = tree.data::<Tree>().cloned().ok_or_else(|| AppError::not_found("post"))?;
+            let page = ThreadPage { post: post_view.clone(), tree, community, sort, moderates: false, reported: false };
+            SharedPage::render(&page.into_template(&state, anonymous_layout()))
+        })?;
+        return Ok(shared.respond(&req, &viewer.csrf));
+    }
+    let post = posts::get_for(&state, id, viewer.auth).await?;
     let tree = comments::tree_for(&state, id, shape, limit, params.cursor.as_deref(), viewer.auth).await?;
-    let now = Utc::now();
-    let next_href = tree.next_cursor.as_deref().map(|cursor| {
-        let query = serde_urlencoded::to_string([("sort", sort_name(sort)), ("cursor", cursor)]).unwrap_or_default();
-        format!("/p/{}?{query}#comments", id.0)
-    });
-    let post = PostItem::new(post, now);
-    let community =
-        crate::service::communities::get_for(&state, &crate::edge::names::community(&post.community)?, viewer.auth)
-            .await?;
+    let community_name = crate::edge::names::community(&post.view.community)?;
+    let community = crate::service::communities::get_for(&state, &community_name, viewer.auth).await?;
     let layout = layout(&state, &viewer).await?;
-    let template = PostPage {
-        moderates: crate::web::browse::moderates(&state, &viewer, &layout, &community).await?,
-        summary_box: crate::summaries::offered(&state.config.summaries, &community, post.comment_count),
-        community,
-        layout,
-        sorts: comment_sort_tabs(id.0, sort),
-        comments: flatten(tree.items, now),
-        post,
-        next_href,
-        focus: None,
-        reported: params.reported.is_some(),
-    };
-    render(&req, &template)
+    let moderates = crate::web::browse::moderates(&state, &viewer, &layout, &community).await?;
+    let page = ThreadPage { post, tree, community, sort, moderates, reported: params.reported.is_some() };
+    render(&req, &page.into_template(&state, layout))
+}
+
+/// What a post page shows, before it meets its frame.
+struct ThreadPage {
+    post: Post,
+    tree: Tree,
+    community: CommunityView,
+    sort: CommentSort,
+    moderates: bool,
+    reported: bool,
+}
+
+impl ThreadPage {
+    fn into_template(self, state: &HttpState, layout: Layout) -> PostPage {
+        let now = Utc::now();
+        let id = self.post.view.id;
+        let sort = self.sort;
+        let next_href = self.tree.next_cursor.as_deref().map(|cursor| {
+            let query =
+                serde_urlencoded::to_string([("sort", sort_name(sort)), ("cursor", cursor)]).unwrap_or_default();
+            format!("/p/{id}?{query}#comments")
+        });
+        let post = PostItem::new(self.post, now);
+        PostPage {
+            moderates: self.moderates,
+            summary_box: crate::summaries::offered(&state.config.summaries, &self.community, post.comment_count),
+            community: self.community,
+            layout,
+            sorts: comment_sort_tabs(id, sort),
+            comments: flatten(self.tree.items, now),
+            post,
+            next_href,
+            focus: None,
+            reported: self.reported,
+        }
+    }
 }
 
 /// `GET /p/{id}/comments/{comment}`: "continue this thread" — one comment and its replies.

@@ -71,3 +71,17 @@ async fn seeding_builds_a_consistent_data_set_that_the_api_serves() {
     assert!(tree["items"].as_array().unwrap().len() >= 500);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_small_community_shape_has_a_300_comment_thread_five_levels_deep() {
+    let db = TestDb::new().await;
+    let (code, out, err) = seed(&db, &["--shape", "small-community"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("seeded 64 users, 1 communities, 1000 posts, 2000 comments"), "{out}");
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM comments WHERE post_id = 1").await, 300);
+    assert_eq!(count(&db, "SELECT max(depth)::int8 AS n FROM comments WHERE post_id = 1").await, 5);
+    assert!(count(&db, "SELECT max(depth)::int8 AS n FROM comments").await <= 5);
+    assert!(count(&db, "SELECT count(*) AS n FROM post_votes").await > 4_000, "most of the votes are kept");
+    let (code, _, err) = seed(&TestDb::new().await, &["--shape", "huge"]);
+    assert_eq!(code, Some(2), "an unknown shape is a usage error: {err}");
+}
