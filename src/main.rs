@@ -22,7 +22,7 @@ fn pin_malloc_mmap_threshold() {
     // SAFETY: mallopt only changes allocator tunables; it runs first in main, before any other
     // thread exists, and takes no pointers.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     }
 }
 

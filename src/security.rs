@@ -116,6 +116,11 @@ pub struct AccessClaims {
     pub exp: u64,
 }
 
+/// Seconds since the epoch, now (0 if the clock is before 1970).
+pub fn now_epoch_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// The Ed25519 key pair that signs and verifies access tokens.
 #[derive(Clone)]
 pub struct TokenKeys {
@@ -151,7 +156,7 @@ impl TokenKeys {
 
     /// A signed access token for `user_id` in login `session_id`, valid for [`ACCESS_TOKEN_TTL`].
     pub fn issue(&self, user_id: i64, session_id: i64) -> Result<String, SecurityError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = now_epoch_seconds();
         let claims =
             AccessClaims { sub: user_id.to_string(), sid: session_id, iat: now, exp: now + ACCESS_TOKEN_TTL.as_secs() };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
@@ -183,7 +188,7 @@ struct UnsubscribeClaims {
 impl TokenKeys {
     /// A signed token that turns off `topic` emails for `user_id` without signing in.
     pub fn issue_unsubscribe(&self, user_id: i64, topic: &str) -> Result<String, SecurityError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = now_epoch_seconds();
         let claims = UnsubscribeClaims {
             sub: user_id.to_string(),
             topic: topic.to_owned(),

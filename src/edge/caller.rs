@@ -7,8 +7,8 @@ use actix_web::dev::ServiceRequest;
 use actix_web::{HttpMessage, HttpRequest, http::header};
 
 use crate::config::RateLimitConfig;
-use crate::security::{AccessClaims, TokenKeys};
-use crate::service::accounts::Authenticated;
+use crate::security::AccessClaims;
+use crate::service::accounts::{AuthState, Authenticated};
 
 /// The result of checking a request's bearer token, kept in the request's extensions so the
 /// rate limiter, the idempotency layer and the extractor verify the signature once.
@@ -16,11 +16,11 @@ use crate::service::accounts::Authenticated;
 struct VerifiedToken(Option<AccessClaims>);
 
 /// The claims of the request's bearer token when its signature and expiry check out.
-pub fn access_claims(req: &HttpRequest, keys: &TokenKeys) -> Option<AccessClaims> {
+pub fn access_claims(req: &HttpRequest, auth: &AuthState) -> Option<AccessClaims> {
     if let Some(VerifiedToken(claims)) = req.extensions().get::<VerifiedToken>() {
         return claims.clone();
     }
-    let claims = bearer_token(req).and_then(|token| keys.verify(&token));
+    let claims = bearer_token(req).and_then(|token| auth.verify(&token));
     req.extensions_mut().insert(VerifiedToken(claims.clone()));
     claims
 }

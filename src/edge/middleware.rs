@@ -70,7 +70,9 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let metrics = req.app_data::<web::Data<HttpState>>().map(|state| state.metrics.clone());
+    // The state is one Arc; cloning it is cheaper than cloning the metrics' many handles.
+    let state = req.app_data::<web::Data<HttpState>>().cloned();
+    let metrics = state.as_ref().map(|state| &state.metrics);
     let request_id = RequestId::from_headers(req.headers());
     req.extensions_mut().insert(request_id.clone());
     let method = method_label(req.method());

@@ -100,7 +100,7 @@ pub async fn rate_limit(
     };
     let config = &state.config.rate_limits;
     let ip = client_ip(&req, config).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let user = access_claims(req.request(), &state.auth.keys).map(|claims| claims.sub);
+    let user = access_claims(req.request(), &state.auth).map(|claims| claims.sub);
     let path = req.path().to_owned();
 
     let mut checks: Vec<(&'static str, String, Quota)> = Vec::with_capacity(3);

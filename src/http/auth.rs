@@ -22,7 +22,7 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<HttpState>>().cloned();
         let has_token = bearer_token(req).is_some();
-        let claims = state.as_ref().and_then(|state| access_claims(req, &state.auth.keys));
+        let claims = state.as_ref().and_then(|state| access_claims(req, &state.auth));
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal(MissingState))?;
             if !has_token {

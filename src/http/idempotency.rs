@@ -112,7 +112,7 @@ pub async fn idempotency(
 
 /// Whose key it is: a signed-in user's, or for anonymous calls the client's address.
 fn caller_scope(state: &HttpState, req: &ServiceRequest) -> String {
-    let user = access_claims(req.request(), &state.auth.keys).map(|claims| claims.sub);
+    let user = access_claims(req.request(), &state.auth).map(|claims| claims.sub);
     match user {
         Some(user_id) => format!("user:{user_id}"),
         None => format!("ip:{}", req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())),

@@ -27,6 +27,9 @@ pub struct AuthState {
     pub keys: TokenKeys,
     /// Session id → state, so a request does not query the database to learn it is not revoked.
     pub sessions: moka::future::Cache<i64, SessionState>,
+    /// Access tokens whose signature was checked, until they expire: an Ed25519 verification
+    /// costs more than the rest of a cached read. Revocation is the sessions' business.
+    verified: moka::sync::Cache<Box<str>, AccessClaims>,
     /// Log reset links (development only).
     pub log_reset_links: bool,
 }
@@ -35,7 +38,35 @@ impl AuthState {
     /// Auth state with the given keys.
     pub fn new(keys: TokenKeys, log_reset_links: bool) -> Self {
         let sessions = moka::future::Cache::builder().max_capacity(100_000).time_to_live(SESSION_CACHE_TTL).build();
-        Self { keys, sessions, log_reset_links }
+        let verified = moka::sync::Cache::builder().max_capacity(50_000).expire_after(UntilExpiry).build();
+        Self { keys, sessions, verified, log_reset_links }
+    }
+
+    /// The claims of `token` when it is ours and unexpired; the signature of a token is checked
+    /// once, then remembered until the token expires.
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        if let Some(claims) = self.verified.get(token)
+            && claims.exp > crate::security::now_epoch_seconds()
+        {
+            return Some(claims);
+        }
+        let claims = self.keys.verify(token)?;
+        self.verified.insert(token.into(), claims.clone());
+        Some(claims)
+    }
+}
+
+/// Keeps a verified token until its `exp`.
+struct UntilExpiry;
+
+impl moka::Expiry<Box<str>, AccessClaims> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _token: &Box<str>,
+        claims: &AccessClaims,
+        _created_at: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(claims.exp.saturating_sub(crate::security::now_epoch_seconds())))
     }
 }
 
@@ -590,4 +621,23 @@ async fn rotate(
         .map_err(query_error("accounts.insert_refresh_token"))?;
     let access_token = keys.issue(user_id, session_id).map_err(internal)?;
     Ok(TokenPair { access_token, refresh_token, expires_in: security::ACCESS_TOKEN_TTL.as_secs() })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_remembered_token_is_only_ever_the_exact_token_that_was_verified() {
+        let auth = AuthState::new(TokenKeys::from_secret(&[7u8; 32]).unwrap(), false);
+        let token = auth.keys.issue(42, 9).unwrap();
+        assert_eq!(auth.verify(&token).unwrap().sid, 9);
+        assert_eq!(auth.verify(&token).unwrap().sid, 9, "from memory the second time");
+        let mut tampered = token.clone();
+        tampered.insert(tampered.len() / 2, 'x');
+        assert!(auth.verify(&tampered).is_none());
+        let other = AuthState::new(TokenKeys::from_secret(&[8u8; 32]).unwrap(), false);
+        assert!(other.verify(&token).is_none(), "another key's daemon never saw it");
+    }
 }

@@ -124,7 +124,7 @@ impl FromRequest for Viewer {
 /// Checks the access cookie; when it is missing or expired, spends the refresh cookie for a
 /// new pair. A revoked or unusable session reads as signed out and its cookies are cleared.
 async fn signed_in_user(state: &HttpState, req: &HttpRequest) -> Result<Option<Authenticated>, PageError> {
-    if let Some(claims) = cookie(req, ACCESS_COOKIE).and_then(|token| state.auth.keys.verify(&token)) {
+    if let Some(claims) = cookie(req, ACCESS_COOKIE).and_then(|token| state.auth.verify(&token)) {
         match accounts::authenticate(state, &claims).await {
             Ok(auth) => return Ok(Some(auth)),
             Err(err) if is_credentials_problem(&err) => {
@@ -157,7 +157,7 @@ async fn signed_in_user(state: &HttpState, req: &HttpRequest) -> Result<Option<A
 }
 
 async fn authenticate_pair(state: &HttpState, pair: &TokenPair) -> Result<Option<Authenticated>, PageError> {
-    let Some(claims) = state.auth.keys.verify(&pair.access_token) else {
+    let Some(claims) = state.auth.verify(&pair.access_token) else {
         return Ok(None);
     };
     Ok(Some(accounts::authenticate(state, &claims).await?))

@@ -1,7 +1,7 @@
 //! What templates show: the layout every page shares, and posts, comments and times prepared
 //! for display. Building these is plain data work; templates only lay them out.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::service::comments::Comment;
 use crate::service::posts::Post;
@@ -55,7 +55,9 @@ impl Time {
     pub fn at(at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
         Self {
             iso: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            exact: at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            // Written field by field: a strftime pattern is parsed anew on every call, and a
+            // page shows two times per post.
+            exact: format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", at.year(), at.month(), at.day(), at.hour(), at.minute()),
             relative: relative(now - at),
         }
     }
