@@ -57,7 +57,14 @@ impl Time {
             iso: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             // Written field by field: a strftime pattern is parsed anew on every call, and a
             // page shows two times per post.
-            exact: format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", at.year(), at.month(), at.day(), at.hour(), at.minute()),
+            exact: format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                at.year(),
+                at.month(),
+                at.day(),
+                at.hour(),
+                at.minute()
+            ),
             relative: relative(now - at),
         }
     }

@@ -8,6 +8,7 @@ mod admin_cli;
 mod backup;
 mod bad_input;
 mod browser;
+mod caching;
 mod comments;
 mod communities;
 mod config_cli;

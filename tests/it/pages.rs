@@ -999,3 +999,44 @@ async fn nul_bytes_and_overlong_input_in_addresses_are_refused_not_500s() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn writes_through_the_pages_show_at_once_on_the_shared_anonymous_pages_and_in_the_api() {
+    let app = spawn_app().await;
+    let token = app.token_for("poster").await;
+    app.post_json("/api/v1/communities", &json!({"name": "news", "title": "News"}), Some(&token)).await;
+    let post: Value = app
+        .post_json("/api/v1/communities/news/posts", &json!({"title": "Hello"}), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap_or_default();
+    let id = post["id"].as_i64().unwrap_or_default();
+    let path = format!("/p/{id}");
+    let page = async |app: &TestApp| app.get(&path).await.text().await.unwrap_or_default();
+    // Two anonymous views: the second is the shared page, each with its browser's own form token.
+    let (first, second) = (page(&app).await, page(&app).await);
+    assert!(first.contains("title=\"score\">0<") && second.contains("title=\"score\">0<"));
+    let token_in = |html: &str| html.split("name=\"csrf\" value=\"").nth(1).map(|rest| rest[..10].to_owned());
+    assert_ne!(token_in(&first), token_in(&second), "each browser gets its own token");
+    app.get("/").await;
+
+    let mut session = Session::new(&app);
+    session.sign_up("voter").await;
+    let csrf = session.csrf();
+    let origin = app.base.clone();
+    let voted = session.post(&format!("/p/{id}/vote"), Some(&origin), &[("csrf", &csrf), ("value", "1")]).await;
+    assert_eq!(voted.status(), StatusCode::SEE_OTHER);
+    assert!(page(&app).await.contains("title=\"score\">1<"), "the shared page shows the vote");
+    let api: Value = app.get(&format!("/api/v1/posts/{id}")).await.json().await.unwrap_or_default();
+    assert_eq!(api["score"], 1);
+    let replied = session
+        .post(&format!("/p/{id}/reply"), Some(&origin), &[("csrf", &csrf), ("body", "a reply from the page")])
+        .await;
+    assert_eq!(replied.status(), StatusCode::SEE_OTHER);
+    assert!(page(&app).await.contains("a reply from the page"));
+    assert!(app.get("/").await.text().await.unwrap_or_default().contains("1 comment"));
+    let tree: Value = app.get(&format!("/api/v1/posts/{id}/comments")).await.json().await.unwrap_or_default();
+    assert_eq!(tree["items"][0]["body"], "a reply from the page");
+    app.stop().await;
+}
