@@ -257,6 +257,8 @@ pub struct CacheConfig {
     pub max_memory_mib: u64,
     /// How long a cached value lives at most; writes invalidate it at once anyway.
     pub ttl_seconds: u64,
+    /// The same for public profiles.
+    pub profile_ttl_seconds: u64,
     /// How long a `hot` or `active` listing lives: their order drifts with time, not writes.
     pub ranked_ttl_seconds: u64,
 }
@@ -805,6 +807,7 @@ impl Config {
             "must be between 1 and 65536".into(),
         );
         check("cache.ttl_seconds", self.cache.ttl_seconds >= 1, "must be at least 1".into());
+        check("cache.profile_ttl_seconds", self.cache.profile_ttl_seconds >= 1, "must be at least 1".into());
         check(
             "cache.ranked_ttl_seconds",
             (1..=self.cache.ttl_seconds.max(1)).contains(&self.cache.ranked_ttl_seconds),

@@ -640,12 +640,17 @@ pub struct ResponseCache {
 
 struct Lifetimes {
     ranked: Duration,
+    profiles: Duration,
     other: Duration,
 }
 
 impl moka::Expiry<Stamped, Arc<Entry>> for Lifetimes {
     fn expire_after_create(&self, key: &Stamped, _value: &Arc<Entry>, _created_at: Instant) -> Option<Duration> {
-        Some(if key.key.drifts() { self.ranked } else { self.other })
+        Some(match key.key {
+            Key::Profile(_) => self.profiles,
+            _ if key.key.drifts() => self.ranked,
+            _ => self.other,
+        })
     }
 }
 
@@ -662,6 +667,7 @@ impl ResponseCache {
             .weigher(|_key: &Stamped, entry: &Arc<Entry>| entry.weight)
             .expire_after(Lifetimes {
                 ranked: Duration::from_secs(config.ranked_ttl_seconds),
+                profiles: Duration::from_secs(config.profile_ttl_seconds),
                 other: Duration::from_secs(config.ttl_seconds),
             })
             .eviction_listener(move |key: Arc<Stamped>, entry: Arc<Entry>, cause| {
