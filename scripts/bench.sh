@@ -112,7 +112,11 @@ run "page: post 1 (signed in)" -H "$cookie" "$site/p/1"
 read -r hits_after misses_after <<<"$(cache_counts)"
 hits=$((hits_after - hits_before))
 misses=$((misses_after - misses_before))
-echo "cache hit ratio over the read workloads: $(awk -v h=$hits -v m=$misses 'BEGIN { printf "%.2f %%", 100 * h / (h + m) }') ($hits hits, $misses misses)"
+if [ $((hits + misses)) -gt 0 ]; then
+    echo "cache hit ratio over the read workloads: $(awk -v h=$hits -v m=$misses 'BEGIN { printf "%.2f %%", 100 * h / (h + m) }') ($hits hits, $misses misses)"
+else
+    echo "cache hit ratio over the read workloads: n/a (this binary has no response cache)"
+fi
 
 TOKENS_FILE="$tokens_file" run "vote writes" -s scripts/vote.lua "$base"
 

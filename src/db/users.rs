@@ -1,6 +1,5 @@
 //! SQL over `users`.
 
-use crate::domain::UserId;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -35,17 +34,4 @@ pub async fn by_username(conn: &mut AsyncPgConnection, username: &Username) -> Q
         .first(conn)
         .await
         .optional()
-}
-
-/// Adds `delta` to a user's karma (a vote on their post or comment changed), in the
-/// caller's transaction.
-pub async fn add_karma(conn: &mut AsyncPgConnection, user: UserId, delta: i32) -> QueryResult<()> {
-    let user = user.0;
-    if delta != 0 {
-        diesel::update(users::table.find(user))
-            .set(users::karma.eq(users::karma + i64::from(delta)))
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
 }

@@ -306,3 +306,46 @@ async fn a_create_says_where_the_new_resource_is_and_the_document_links_to_it() 
     assert_eq!(link["parameters"]["id"], "$response.body#/id");
     app.stop().await;
 }
+
+/// The vote statement (`agora_vote_post`) keeps the counters the domain's rule says and the
+/// hot rank of the shared formula, for every transition between -1, 0 and 1.
+#[tokio::test]
+async fn the_vote_statement_follows_the_vote_rule_and_the_hot_rank_formula() {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        same_rank: bool,
+    }
+    let app = spawn_app().await;
+    let owner = community_with_owner(&app, "rules").await;
+    let voter = app.token_for("voter").await;
+    let post = create_post(&app, "rules", &owner, json!({"title": "counted"})).await;
+    let path = format!("/api/v1/posts/{}/vote", post["id"]);
+    let (mut previous, mut up, mut down) = (0i16, 0i32, 0i32);
+    for value in [1i16, 1, -1, 0, -1, 1, 0, 0, 1] {
+        let tally: Value =
+            app.send_as(Method::PUT, &path, Some(json!({"value": value})), &voter).await.json().await.unwrap();
+        let (delta_up, delta_down) = agora::domain::content::vote_delta(previous, value);
+        (up, down, previous) = (up + delta_up, down + delta_down, value);
+        assert_eq!(
+            (tally["upvotes"].as_i64(), tally["downvotes"].as_i64()),
+            (Some(i64::from(up)), Some(i64::from(down)))
+        );
+        assert_eq!(tally["score"].as_i64(), Some(i64::from(up - down)));
+        let author: Value = app.get("/api/v1/users/rules_owner").await.json().await.unwrap();
+        assert_eq!(author["karma"].as_i64(), Some(i64::from(up - down)), "karma follows");
+    }
+    let mut conn = app.db.connect().await;
+    let row: Row = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(concat!(
+            "SELECT abs(hot_rank - (",
+            "sign(score) * log(greatest(abs(score), 1)) + extract(epoch FROM created_at) / 45000",
+            ")) < 1e-9 AS same_rank FROM posts"
+        )),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert!(row.same_rank, "hot_rank is the formula of db::hot_rank_sql! on the new score");
+    app.stop().await;
+}
