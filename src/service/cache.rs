@@ -434,6 +434,11 @@ impl Entry {
         self.data.downcast_ref::<T>()
     }
 
+    /// The ids of the items that carry the reader's vote, in order.
+    pub fn voted_ids(&self) -> Vec<i64> {
+        self.vote_slots.iter().map(|&(_, id)| id).collect()
+    }
+
     /// The JSON answer.
     pub fn body(&self) -> &Bytes {
         &self.json

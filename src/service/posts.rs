@@ -92,9 +92,10 @@ pub(crate) async fn view(ctx: &Context, conn: &mut DbConn, id: i64, reader: i64)
         .ok_or_else(|| AppError::not_found("post"))
 }
 
-/// A page of posts: across all communities or one (pinned posts first on its first page).
+/// A page of posts as an anonymous reader sees it (what [`list_cached`] stores): across all
+/// communities or one (pinned posts first on its first page).
 #[tracing::instrument(name = "service.posts.list", skip_all, fields(sort = ?request.sort))]
-pub async fn list(ctx: &Context, request: ListRequest, reader: Option<Authenticated>) -> Result<Page<Post>, AppError> {
+async fn list(ctx: &Context, request: ListRequest) -> Result<Page<Post>, AppError> {
     let sort = match request.sort {
         PostSort::Hot => PostCursor::Hot(0.0, 0),
         PostSort::New => PostCursor::New(0, 0),
@@ -114,7 +115,7 @@ pub async fn list(ctx: &Context, request: ListRequest, reader: Option<Authentica
     };
     let windowed = matches!(request.sort, PostSort::Top | PostSort::Controversial);
     let listing = ListingQuery {
-        reader: reader_id(reader),
+        reader: 0,
         community_id,
         since: if windowed { request.window.duration().map(|d| Utc::now() - d) } else { None },
         sort,
@@ -155,17 +156,8 @@ pub async fn list_cached(
         limit: request.limit.get(),
         cursor: request.cursor.as_deref().map(Into::into),
     };
-    let cached = ctx
-        .caches
-        .responses
-        .get_or_fill(key, async {
-            let page = list(ctx, request, None).await?;
-            let ids = page.items.iter().map(|post| post.view.id).collect();
-            Entry::json(page, ids)
-        })
-        .await?;
-    let ids = cached.entry.data::<Page<Post>>().map(|page| page.items.iter().map(|p| p.view.id).collect());
-    with_post_votes(ctx, cached, reader, ids.unwrap_or_default()).await
+    let cached = ctx.caches.responses.get_or_fill(key, async { page_entry(list(ctx, request).await?) }).await?;
+    with_post_votes(ctx, cached, reader).await
 }
 
 /// One post through the response cache (see [`list_cached`]).
@@ -175,7 +167,7 @@ pub async fn get_cached(ctx: &Context, id: PostId, reader: Option<Authenticated>
         .responses
         .get_or_fill(Key::Post(id.0), async { Entry::json(get(ctx, id, None).await?, vec![id.0]) })
         .await?;
-    with_post_votes(ctx, cached, reader, vec![id.0]).await
+    with_post_votes(ctx, cached, reader).await
 }
 
 /// One post as `reader` sees it, from the cache (for pages, which render the value).
@@ -204,23 +196,21 @@ pub async fn search_cached(
     let cached = ctx
         .caches
         .responses
-        .get_or_fill(key, async {
-            let page = search(ctx, terms, community, limit, cursor, None).await?;
-            let ids = page.items.iter().map(|post| post.view.id).collect();
-            Entry::json(page, ids)
-        })
+        .get_or_fill(key, async { page_entry(search(ctx, terms, community, limit, cursor).await?) })
         .await?;
-    let ids = cached.entry.data::<Page<Post>>().map(|page| page.items.iter().map(|p| p.view.id).collect());
-    with_post_votes(ctx, cached, reader, ids.unwrap_or_default()).await
+    with_post_votes(ctx, cached, reader).await
 }
 
-/// Adds a signed-in reader's votes on `ids` (a cached overlay, invalidated by their own votes).
-async fn with_post_votes(
-    ctx: &Context,
-    cached: Cached,
-    reader: Option<Authenticated>,
-    ids: Vec<i64>,
-) -> Result<Served, AppError> {
+/// A cache entry for a page of posts; each post carries the reader's vote.
+fn page_entry(page: Page<Post>) -> Result<Entry, AppError> {
+    let ids = page.items.iter().map(|post| post.view.id).collect();
+    Entry::json(page, ids)
+}
+
+/// Adds a signed-in reader's votes on the posts of `cached` (a cached overlay, invalidated by
+/// their own votes).
+async fn with_post_votes(ctx: &Context, cached: Cached, reader: Option<Authenticated>) -> Result<Served, AppError> {
+    let ids = cached.entry.voted_ids();
     let Some(reader) = reader.filter(|_| !ids.is_empty()) else { return Ok(Served::shared(cached)) };
     let key = Key::PostVotes { viewer: reader.user_id.0, posts: ids.clone().into() };
     let overlay = ctx
@@ -255,15 +245,15 @@ fn listing_query_name(sort: PostSort) -> &'static str {
     }
 }
 
-/// Full-text search, best match first.
+/// Full-text search, best match first, as an anonymous reader sees it (what
+/// [`search_cached`] stores).
 #[tracing::instrument(name = "service.posts.search", skip_all)]
-pub async fn search(
+async fn search(
     ctx: &Context,
     terms: &str,
     community: Option<&CommunityName>,
     limit: Limit,
     cursor: Option<&str>,
-    reader: Option<Authenticated>,
 ) -> Result<Page<Post>, AppError> {
     if terms.is_empty() || terms.chars().count() > 200 || terms.contains('\0') {
         return Err(AppError::invalid_field("q", "must be 1 to 200 characters"));
@@ -278,11 +268,10 @@ pub async fn search(
         Some(name) => Some(find_id(ctx, &mut conn, name).await?),
         None => None,
     };
-    let reader = reader_id(reader);
     let mut rows = ctx
         .db
         .observe("posts.search", &mut conn, async |conn| {
-            db_posts::search(conn, reader, terms, community_id, after, limit.get() + 1).await
+            db_posts::search(conn, 0, terms, community_id, after, limit.get() + 1).await
         })
         .await?;
     let next_cursor =

@@ -450,17 +450,21 @@ impl<'a> Session<'a> {
     }
 }
 
-#[tokio::test]
-async fn unsafe_page_requests_need_our_origin_and_the_form_token() {
-    let app = spawn_app().await;
+/// A post "Hello" by `poster` in a new community `news`.
+async fn hello_in_news(app: &TestApp) -> Value {
     let token = app.token_for("poster").await;
     app.post_json("/api/v1/communities", &json!({"name": "news", "title": "News"}), Some(&token)).await;
-    let post: Value = app
-        .post_json("/api/v1/communities/news/posts", &json!({"title": "Hello"}), Some(&token))
+    app.post_json("/api/v1/communities/news/posts", &json!({"title": "Hello"}), Some(&token))
         .await
         .json()
         .await
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn unsafe_page_requests_need_our_origin_and_the_form_token() {
+    let app = spawn_app().await;
+    let post = hello_in_news(&app).await;
     let vote_path = format!("/p/{}/vote", post["id"]);
     let mut session = Session::new(&app);
     session.sign_up("voter").await;
@@ -1003,14 +1007,7 @@ async fn nul_bytes_and_overlong_input_in_addresses_are_refused_not_500s() {
 #[tokio::test]
 async fn writes_through_the_pages_show_at_once_on_the_shared_anonymous_pages_and_in_the_api() {
     let app = spawn_app().await;
-    let token = app.token_for("poster").await;
-    app.post_json("/api/v1/communities", &json!({"name": "news", "title": "News"}), Some(&token)).await;
-    let post: Value = app
-        .post_json("/api/v1/communities/news/posts", &json!({"title": "Hello"}), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap_or_default();
+    let post = hello_in_news(&app).await;
     let id = post["id"].as_i64().unwrap_or_default();
     let path = format!("/p/{id}");
     let page = async |app: &TestApp| app.get(&path).await.text().await.unwrap_or_default();
