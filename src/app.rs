@@ -229,6 +229,10 @@ impl App {
         }
         state.migrating.store(false, std::sync::atomic::Ordering::Release);
         let listener = crate::service::cache_sync::first_listener(&state).await;
+        if let Some(listener) = &listener {
+            state.caches.listener_pid.store(listener.backend_pid(), std::sync::atomic::Ordering::Release);
+        }
+        crate::service::cache_sync::probe_once(&state).await;
         let workers = crate::queue::worker::start(&state.jobs, Arc::new(AppJobs { ctx }), grace)?;
         let control_socket = crate::queue::control::socket_path(&state.state_dir);
         let control =

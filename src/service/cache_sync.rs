@@ -53,31 +53,36 @@ pub fn payload(ctx: &Context, changes: &[Change]) -> Option<String> {
     Some(payload)
 }
 
-/// Looks for other daemons' listeners until the process stops.
+/// Looks for other daemons' listeners until the process stops (the first look is
+/// [`probe_once`], at start).
 pub async fn probe_peers(ctx: Arc<Context>) {
     let mut interval = tokio::time::interval(PROBE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let own = ctx.caches.listener_pid.load(Ordering::Acquire);
-        let Ok(mut conn) = ctx.db.conn().await else { continue };
-        let others = ctx
+        probe_once(&ctx).await;
+    }
+}
+
+/// Counts the other daemons' listeners and decides whether writes publish.
+pub async fn probe_once(ctx: &Context) {
+    let own = ctx.caches.listener_pid.load(Ordering::Acquire);
+    // Unknown is treated as "someone listens": publishing needlessly is only slower.
+    let others = match ctx.db.conn().await {
+        Ok(mut conn) => ctx
             .db
             .observe("cache.other_listeners", &mut conn, async |conn| {
                 crate::db::notify::other_listeners(conn, own).await
             })
-            .await;
-        // Unknown is treated as "someone listens": publishing needlessly is only slower.
-        let others = others.unwrap_or(1);
-        ctx.metrics.cache_peers.set(others);
-        let was = ctx.caches.peers_listening.swap(others > 0, Ordering::AcqRel);
-        if was != (others > 0) {
-            tracing::info!(
-                other_daemons = others,
-                "cache invalidations are {}",
-                if others > 0 { "published" } else { "kept local" }
-            );
-        }
+            .await
+            .unwrap_or(1),
+        Err(_) => 1,
+    };
+    ctx.metrics.cache_peers.set(others);
+    let was = ctx.caches.peers_listening.swap(others > 0, Ordering::AcqRel);
+    if was != (others > 0) {
+        let mode = if others > 0 { "published" } else { "kept local" };
+        tracing::info!(other_daemons = others, "cache invalidations are {mode}");
     }
 }
 
