@@ -119,8 +119,15 @@ async fn a_backup_restores_into_a_wiped_install_and_a_damaged_archive_is_refused
     // A damaged archive is refused before anything is touched.
     let damaged = state_dir.join("damaged.tar");
     let mut bytes = std::fs::read(&archive).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
+    // Flip a byte inside the largest member (the database dump), never in tar padding.
+    let (start, size) = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .map(|entry| (entry.raw_file_position() as usize, entry.size() as usize))
+        .max_by_key(|&(_, size)| size)
+        .unwrap();
+    bytes[start + size / 2] ^= 0xff;
     std::fs::write(&damaged, bytes).unwrap();
     let (ok, out) = agora(&["restore", damaged.to_str().unwrap()], &empty.url, &state_dir);
     assert!(!ok);

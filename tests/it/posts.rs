@@ -349,3 +349,30 @@ async fn the_vote_statement_follows_the_vote_rule_and_the_hot_rank_formula() {
     assert!(row.same_rank, "hot_rank is the formula of db::hot_rank_sql! on the new score");
     app.stop().await;
 }
+
+/// Search reads `post_search`, which follows every change of a post's text.
+#[tokio::test]
+async fn search_follows_edits_and_deletions() {
+    let app = spawn_app().await;
+    let owner = community_with_owner(&app, "words").await;
+    let post = create_post(&app, "words", &owner, json!({"title": "aardvark sightings"})).await;
+    let found = |q: &'static str| {
+        let app = &app;
+        async move {
+            let page: Value = app.get(&format!("/api/v1/search?q={q}")).await.json().await.unwrap();
+            titles(&page)
+        }
+    };
+    assert_eq!(found("aardvark").await, ["aardvark sightings"]);
+    let path = format!("/api/v1/posts/{}", post["id"]);
+    let edit = app.send_as(Method::PATCH, &path, Some(json!({"title": "zebra sightings"})), &owner).await;
+    assert_eq!(edit.status(), 200);
+    assert_eq!(found("zebra").await, ["zebra sightings"]);
+    assert!(found("aardvark").await.is_empty());
+    let edit = app.send_as(Method::PATCH, &path, Some(json!({"body": "mostly at dawn"})), &owner).await;
+    assert_eq!(edit.status(), 200);
+    assert_eq!(found("dawn").await, ["zebra sightings"]);
+    assert_eq!(app.send_as(Method::DELETE, &path, None, &owner).await.status(), 204);
+    assert!(found("zebra").await.is_empty());
+    app.stop().await;
+}
