@@ -5,8 +5,8 @@
 //! `NOTIFY` serializes the commits of the transactions that send it (PostgreSQL takes one
 //! queue lock at commit), which halves the vote rate; so a daemon publishes only while it sees
 //! another daemon's listener (`pg_stat_activity`, probed every [`PROBE_INTERVAL`]). A daemon
-//! that starts listening flushes its caches at once and again after two probe intervals, by
-//! which time every other daemon publishes to it. A daemon whose listening connection drops
+//! that starts listening flushes its caches at once and, when others listen too, again after
+//! two probe intervals, by which time every other daemon publishes to it. A daemon whose listening connection drops
 //! flushes its caches (it may have missed notifications) and reconnects with backoff.
 
 use std::sync::Arc;
@@ -133,11 +133,14 @@ pub async fn listen(ctx: Arc<Context>, first: Option<Listener>) {
                 // Whatever was written while nobody listened is unknown: start from empty, and
                 // again once every other daemon has seen this listener and publishes to it.
                 ctx.caches.responses.apply(&[Change::Everything], Source::Notify);
-                let settle = ctx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(PROBE_INTERVAL * 2 + Duration::from_millis(100)).await;
-                    settle.caches.responses.apply(&[Change::Everything], Source::Notify);
-                });
+                // With no other daemon listening, nobody writes without telling this one.
+                if ctx.caches.peers_listening.load(Ordering::Acquire) {
+                    let settle = ctx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(PROBE_INTERVAL * 2 + Duration::from_millis(100)).await;
+                        settle.caches.responses.apply(&[Change::Everything], Source::Notify);
+                    });
+                }
                 if connected_before {
                     ctx.metrics.cache_listener_reconnects.inc();
                     tracing::info!("the cache invalidation listener reconnected; the caches were flushed");

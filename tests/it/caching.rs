@@ -213,6 +213,12 @@ async fn daemons_on_one_database_see_each_others_writes_and_recover_a_lost_liste
         .await;
     }
 
+    // b flushed when it connected and flushes once more when a has surely seen it.
+    eventually(Duration::from_secs(5), "b's second flush", || async {
+        let scrape = b.scrape().await;
+        (metric(&scrape, "agora_cache_invalidations_total{cache=\"listings\",source=\"notify\"}") >= 2.0).then_some(())
+    })
+    .await;
     assert_eq!(titles(&b.read(listing, None).await), Vec::<String>::new());
     assert_eq!(b.get(listing).await.headers()["x-cache"], "hit");
     a.post_json("/api/v1/communities/town/posts", &json!({"title": "from a"}), Some(&token)).await;
