@@ -117,6 +117,10 @@ impl Database {
         // pooled connections still used by busy workers; so open them on the main runtime.
         let runtime = tokio::runtime::Handle::current();
         let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+        // No test query on every checkout (diesel-async's default, `Verified`, ran a `SELECT 1`
+        // before each unit of work: a second round trip per request). A connection whose
+        // server went away is still dropped, because its socket is closed (`is_broken`).
+        manager_config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
         manager_config.custom_setup = Box::new(move |url| {
             let url = url.to_owned();
             let runtime = runtime.clone();
