@@ -29,12 +29,13 @@ fn etag_matches(req: &HttpRequest, etag: &str) -> bool {
 pub fn json(req: &HttpRequest, served: &Served) -> HttpResponse {
     let personal = served.personal();
     let etag = personal.as_ref().map_or(served.entry.etag(), |p| p.etag.as_str());
-    let mut response = if etag_matches(req, etag) { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    let unchanged = etag_matches(req, etag);
+    let mut response = if unchanged { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response
         .insert_header((header::ETAG, etag))
         .insert_header((header::VARY, "Accept-Encoding, Authorization"))
         .insert_header(("x-cache", if served.hit { "hit" } else { "miss" }));
-    if etag_matches(req, etag) {
+    if unchanged {
         return response.finish();
     }
     response.content_type("application/json");

@@ -37,7 +37,7 @@ impl SharedPage {
     /// Renders `template` (made with [`anonymous_layout`]).
     pub fn render(template: &impl Template) -> Result<Self, AppError> {
         let html = template.render().map_err(AppError::internal)?;
-        let etag = crate::web::etag_of(html.as_bytes());
+        let etag = crate::service::cache::etag_of(html.as_bytes());
         let pieces =
             html.split(TOKEN_PLACEHOLDER.as_str()).map(|piece| Bytes::copy_from_slice(piece.as_bytes())).collect();
         Ok(Self { pieces, etag })
@@ -46,7 +46,11 @@ impl SharedPage {
     /// The page for a browser whose form token is `csrf` (200, or 304 for its ETag).
     pub fn respond(&self, req: &HttpRequest, csrf: &str) -> HttpResponse {
         // The token is part of the page: it is part of the ETag too.
-        let etag = format!("{}-{}\"", self.etag.trim_end_matches('"'), &crate::web::etag_of(csrf.as_bytes())[3..11]);
+        let etag = format!(
+            "{}-{}\"",
+            self.etag.trim_end_matches('"'),
+            &crate::service::cache::etag_of(csrf.as_bytes())[3..11]
+        );
         let html = if self.pieces.len() == 1 {
             self.pieces[0].clone()
         } else {
