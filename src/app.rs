@@ -150,10 +150,19 @@ impl App {
         let metrics = Metrics::new()?;
         let settings = PoolSettings {
             max_size: usize::try_from(config.database.pool_size).unwrap_or(16),
+            replica_max_size: usize::try_from(config.database.replica_pool_size).unwrap_or(16),
             wait_timeout: Duration::from_secs(config.database.pool_timeout_seconds),
             connect_timeout: Duration::from_secs(config.database.connect_timeout_seconds),
+            max_replica_lag: Duration::from_secs_f64(config.database.max_replica_lag),
         };
-        let db = Database::new(database_url, &settings, metrics.clone())?;
+        let db = Database::new(database_url, &config.database.replicas, &settings, metrics.clone())?;
+        if db.has_replicas() {
+            // Measure before serving, so reads can use the replicas from the first request.
+            db.probe_replicas().await;
+            for replica in db.replica_reports() {
+                tracing::info!(replica = %replica.name, state = %replica.state, "read replica");
+            }
+        }
         let keys = TokenKeys::load_or_create(&config.auth.signing_key_path(&state_dir))?;
         let auth = AuthState::new(keys, config.auth.log_reset_links);
         if config.auth.log_reset_links {
@@ -182,7 +191,8 @@ impl App {
         let summarizer = Arc::new(crate::summaries::Summarizer::from_config(&config.summaries)?);
         tracing::info!(providers = %summarizer.describe(), "AI summaries");
         let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-        let caches = crate::service::Caches::new(&config.cache, metrics.clone());
+        let read_your_writes = Duration::from_secs_f64(config.database.read_your_writes);
+        let caches = crate::service::Caches::new(&config.cache, read_your_writes, metrics.clone());
         let ctx = Arc::new(Context {
             config: Arc::new(config),
             db,
@@ -241,7 +251,7 @@ impl App {
                     context: format!("listening on the control socket {}", control_socket.display()),
                     source,
                 })?;
-        let background = vec![
+        let mut background = vec![
             control,
             tokio::spawn(crate::service::idempotency::purge_periodically(state.ctx.clone())),
             tokio::spawn(crate::service::cache_sync::listen(state.ctx.clone(), listener)),
@@ -252,6 +262,9 @@ impl App {
                 Duration::from_secs(5),
             )),
         ];
+        if state.db.has_replicas() {
+            background.push(tokio::spawn(state.db.clone().probe_replicas_periodically()));
+        }
         Ok(Self {
             state,
             public,

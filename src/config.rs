@@ -146,6 +146,12 @@ pub struct DatabaseConfig {
     pub replicas: Vec<String>,
     /// Connections kept by the pool of the primary.
     pub pool_size: u32,
+    /// Connections kept by the pool of each replica.
+    pub replica_pool_size: u32,
+    /// Seconds of replay lag that take a replica out of reads.
+    pub max_replica_lag: f64,
+    /// Seconds after a user's write during which their reads need a replica that has replayed it.
+    pub read_your_writes: f64,
     /// How long a request waits for a pooled connection before failing.
     pub pool_timeout_seconds: u64,
     /// How long opening a new connection may take.
@@ -161,6 +167,9 @@ impl fmt::Debug for DatabaseConfig {
             .field("url_file", &self.url_file)
             .field("replicas", &self.replicas.iter().map(|u| mask_url_password(u)).collect::<Vec<_>>())
             .field("pool_size", &self.pool_size)
+            .field("replica_pool_size", &self.replica_pool_size)
+            .field("max_replica_lag", &self.max_replica_lag)
+            .field("read_your_writes", &self.read_your_writes)
             .field("pool_timeout_seconds", &self.pool_timeout_seconds)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
             .field("health_timeout_ms", &self.health_timeout_ms)
@@ -852,12 +861,23 @@ impl Config {
             self.database.url_file.is_empty() || self.database.url.is_empty(),
             "set either database.url or database.url_file, not both".into(),
         );
-        check(
-            "database.replicas",
-            self.database.replicas.is_empty(),
-            "read replicas are not supported by this version of Agora; leave the list empty".into(),
-        );
         check("database.pool_size", self.database.pool_size >= 1, "must be at least 1".into());
+        let database = &self.database;
+        check("database.replica_pool_size", database.replica_pool_size >= 1, "must be at least 1".into());
+        check(
+            "database.max_replica_lag",
+            database.max_replica_lag.is_finite() && (0.5..=3600.0).contains(&database.max_replica_lag),
+            "must be between 0.5 and 3600 seconds".into(),
+        );
+        check(
+            "database.read_your_writes",
+            database.read_your_writes.is_finite()
+                && database.read_your_writes >= database.max_replica_lag
+                && database.read_your_writes <= 3600.0,
+            "must be at least database.max_replica_lag (and at most 3600 seconds): once Agora stops \
+             tracking a user's write, every replica that serves reads must already hold it"
+                .into(),
+        );
         let limits = &self.rate_limits;
         for (key, value) in [
             ("rate_limits.anonymous_per_minute", limits.anonymous_per_minute),

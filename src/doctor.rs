@@ -93,6 +93,68 @@ pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
     checks
 }
 
+/// Whether `daemons` daemons of `per_daemon` connections each fit under a server's
+/// `max_connections` (less the 3 it reserves for superusers by default).
+fn connection_budget(name: &'static str, daemons: i64, per_daemon: i64, max_connections: i32, key: &str) -> Check {
+    let needed = daemons * per_daemon;
+    let allowed = i64::from(max_connections) - 3;
+    let detail = format!("{daemons} daemon(s) x {per_daemon} connections = {needed} of {allowed} the server allows");
+    if needed > allowed {
+        Check::warn(name, detail, format!("lower {key}, run fewer daemons, or raise max_connections"))
+    } else {
+        Check::ok(name, detail)
+    }
+}
+
+/// One replica: reachable, in recovery, how far its replay is behind the primary, and whether
+/// every daemon's replica pool fits under its connection limit.
+async fn replica_check(config: &crate::config::Config, url: &str, primary_lsn: Option<u64>, daemons: i64) -> Check {
+    let name = crate::db::replicas::server_name(url);
+    let connect = tokio::time::timeout(Duration::from_secs(5), crate::db::ops::connect(url)).await;
+    let mut conn = match connect {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(err)) => {
+            return Check::fail("replica", format!("cannot connect to {name}: {err}"), "start it, or fix its URL");
+        }
+        Err(_) => return Check::fail("replica", format!("{name} did not answer in 5 s"), "check the network"),
+    };
+    let (in_recovery, replayed) = match crate::db::ops::replica_facts(&mut conn).await {
+        Ok(found) => found,
+        Err(err) => return Check::fail("replica", format!("{name}: {err}"), "check the role's rights"),
+    };
+    if !in_recovery {
+        return Check::fail(
+            "replica",
+            format!("{name} is not in recovery: it is a primary (promoted?), not a replica"),
+            "make it a streaming replica (pg_basebackup -R) or remove it from database.replicas",
+        );
+    }
+    let behind = match (primary_lsn, replayed) {
+        (Some(primary), Some(replayed)) => format!("{} bytes of WAL behind", primary.saturating_sub(replayed)),
+        _ => "replay position unknown".to_owned(),
+    };
+    let local_now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let budget = match crate::db::ops::server_facts(&mut conn, local_now).await {
+        Ok(facts) => {
+            let per_daemon = i64::from(config.database.replica_pool_size);
+            let needed = daemons * per_daemon;
+            let allowed = i64::from(facts.max_connections) - 3;
+            if needed > allowed {
+                return Check::warn(
+                    "replica",
+                    format!(
+                        "{name}: in recovery, {behind}; {daemons} daemon(s) x {per_daemon} = {needed} connections of {allowed} allowed"
+                    ),
+                    "lower database.replica_pool_size or raise the replica's max_connections",
+                );
+            }
+            format!("{needed} of {allowed} connections")
+        }
+        Err(_) => "connection limit unknown".to_owned(),
+    };
+    Check::ok("replica", format!("{name}: in recovery, {behind}, {budget}"))
+}
+
 async fn database_check(config: &crate::config::Config, url: Option<&str>, extra: &mut Vec<Check>) -> Check {
     let Some(url) = url else {
         return match crate::db::cluster::find_bindir() {
@@ -128,13 +190,19 @@ async fn database_check(config: &crate::config::Config, url: Option<&str>, extra
         Ok(facts) => facts,
         Err(err) => return Check::fail("database", format!("{shown}: {err}"), "check the role's rights"),
     };
-    let pool = i32::try_from(config.database.pool_size).unwrap_or(i32::MAX);
-    if pool > facts.max_connections - 5 {
-        extra.push(Check::warn(
-            "pool size",
-            format!("database.pool_size = {pool} but the server allows {} connections", facts.max_connections),
-            "lower database.pool_size or raise max_connections in postgresql.conf",
-        ));
+    let daemons = crate::db::ops::running_daemons(&mut conn).await.unwrap_or(0).max(1);
+    // Each daemon: its pool, the cache listener, and a connection `agora backup` or the CLI may open.
+    let per_daemon = i64::from(config.database.pool_size) + 2;
+    extra.push(connection_budget(
+        "connection budget",
+        daemons,
+        per_daemon,
+        facts.max_connections,
+        "database.pool_size",
+    ));
+    let primary_lsn = crate::db::ops::primary_wal_lsn(&mut conn).await.ok();
+    for replica in &config.database.replicas {
+        extra.push(replica_check(config, replica, primary_lsn, daemons).await);
     }
     extra.push(if facts.clock_skew > 60.0 {
         Check::fail(

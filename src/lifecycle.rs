@@ -162,7 +162,9 @@ pub async fn migrate(loaded: Loaded, dry_run: bool) -> Result<(), RunError> {
 }
 
 /// Sends `WATCHDOG=1` at half the interval systemd asks for, but only while the database
-/// answers: a daemon that cannot reach its database should be restarted.
+/// answers (or, with the primary down, a replica still serves reads): a daemon that cannot
+/// reach any database should be restarted; one that serves reads while the primary is away
+/// should not.
 async fn feed_watchdog(db: db::Database, health_timeout_ms: u64) {
     let Some(interval) = sd_notify::watchdog_enabled() else {
         return;
@@ -173,6 +175,10 @@ async fn feed_watchdog(db: db::Database, health_timeout_ms: u64) {
     loop {
         match db.ping(timeout).await {
             Ok(()) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            Err(err) if db.any_replica_in() => {
+                tracing::warn!(error = %err, "watchdog: the primary does not answer; replicas serve reads");
+                notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "watchdog: database check failed; not feeding the watchdog")
             }

@@ -98,19 +98,29 @@ metrics! {
     /// HTTP requests being served right now.
     http_active_requests: IntGaugeVec = ("http_server_active_requests", "Number of active HTTP server requests.", ["http_request_method"]),
     /// Connections currently open in a database pool.
-    db_pool_connections: IntGaugeVec = ("agora_db_pool_connections", "Connections open in the database pool.", ["role"]),
+    db_pool_connections: IntGaugeVec = ("agora_db_pool_connections", "Connections open in the database pool.", ["role", "server"]),
     /// Idle connections in a database pool.
-    db_pool_idle: IntGaugeVec = ("agora_db_pool_idle_connections", "Idle connections in the database pool.", ["role"]),
+    db_pool_idle: IntGaugeVec = ("agora_db_pool_idle_connections", "Idle connections in the database pool.", ["role", "server"]),
     /// Most connections a database pool will open.
-    db_pool_max: IntGaugeVec = ("agora_db_pool_max_connections", "Maximum size of the database pool.", ["role"]),
+    db_pool_max: IntGaugeVec = ("agora_db_pool_max_connections", "Maximum size of the database pool.", ["role", "server"]),
     /// Tasks waiting for a connection from a database pool.
-    db_pool_waiting: IntGaugeVec = ("agora_db_pool_waiting_requests", "Tasks waiting for a database connection.", ["role"]),
+    db_pool_waiting: IntGaugeVec = ("agora_db_pool_waiting_requests", "Tasks waiting for a database connection.", ["role", "server"]),
     /// Database query duration by query name and server role.
-    db_query_duration: HistogramVec = ("agora_db_query_duration_seconds", "Duration of database queries by query name.", ["query", "role"], buckets: DB_BUCKETS),
+    db_query_duration: HistogramVec = ("agora_db_query_duration_seconds", "Duration of database queries by query name.", ["query", "role", "server"], buckets: DB_BUCKETS),
     /// Failed database queries by query name and server role.
-    db_query_errors: IntCounterVec = ("agora_db_query_errors_total", "Failed database queries by query name.", ["query", "role"]),
+    db_query_errors: IntCounterVec = ("agora_db_query_errors_total", "Failed database queries by query name.", ["query", "role", "server"]),
     /// Whether the database answered the last readiness check (1) or not (0).
-    db_up: GaugeVec = ("agora_db_up", "Whether the database answered the last readiness check.", ["role"]),
+    db_up: GaugeVec = ("agora_db_up", "Whether the database answered the last readiness check.", ["role", "server"]),
+    /// Reads routed to each server (replica-tolerant reads only; writes always use the primary).
+    db_reads_routed: IntCounterVec = ("agora_db_reads_routed_total", "Replica-tolerant reads routed, by the role and name of the server that took them.", ["role", "server"]),
+    /// Reads run again on the primary after failing on a replica.
+    db_replica_fallbacks: IntCounterVec = ("agora_db_replica_fallbacks_total", "Reads run again on the primary after failing on a replica.", ["server"]),
+    /// How far behind the primary each replica's state is, in seconds (by WAL position).
+    db_replica_lag_seconds: GaugeVec = ("agora_db_replica_lag_seconds", "How far behind the primary each replica's replayed state is, in seconds.", ["server"]),
+    /// How far behind the primary each replica's replay is, in WAL bytes.
+    db_replica_lag_bytes: IntGaugeVec = ("agora_db_replica_lag_bytes", "How far behind the primary each replica's replay is, in WAL bytes.", ["server"]),
+    /// Whether each replica serves reads (1) or is out (0).
+    db_replica_healthy: IntGaugeVec = ("agora_db_replica_healthy", "Whether each replica serves reads (1) or is taken out (0).", ["server"]),
     /// Accounts registered.
     registrations: IntCounter = ("agora_registrations_total", "Accounts registered.", []),
     /// Sign-in attempts by outcome (`success`, `failure`).

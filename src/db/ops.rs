@@ -113,3 +113,48 @@ pub async fn server_facts(conn: &mut DirectConn, local_now: f64) -> Result<Serve
         .await
         .map_err(|source| DbError::Query { query: "doctor.server_facts", source })
 }
+
+/// The primary's current WAL write position, in bytes from the start of the WAL.
+pub async fn current_wal_lsn(conn: &mut AsyncPgConnection) -> QueryResult<u64> {
+    #[derive(QueryableByName)]
+    struct Lsn {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        lsn: i64,
+    }
+    let found: Lsn =
+        diesel::sql_query("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8 AS lsn").get_result(conn).await?;
+    Ok(u64::try_from(found.lsn).unwrap_or(0))
+}
+
+/// Whether the server is in recovery (a replica) and, if so, the WAL position it has replayed.
+pub async fn replay_position(conn: &mut AsyncPgConnection) -> QueryResult<(bool, Option<u64>)> {
+    #[derive(QueryableByName)]
+    struct Replay {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        in_recovery: bool,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        replayed: Option<i64>,
+    }
+    let found: Replay = diesel::sql_query(
+        "SELECT pg_is_in_recovery() AS in_recovery, (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8 AS replayed",
+    )
+    .get_result(conn)
+    .await?;
+    Ok((found.in_recovery, found.replayed.map(|lsn| u64::try_from(lsn).unwrap_or(0))))
+}
+
+/// What `agora doctor` reports about a replica: whether it is one, and how far its replay is
+/// behind what it has received (bytes) and behind the primary `primary_lsn`.
+pub async fn replica_facts(conn: &mut DirectConn) -> QueryResult<(bool, Option<u64>)> {
+    replay_position(conn.pg()).await
+}
+
+/// The primary's current WAL position over a direct connection (for `agora doctor`).
+pub async fn primary_wal_lsn(conn: &mut DirectConn) -> QueryResult<u64> {
+    current_wal_lsn(conn.pg()).await
+}
+
+/// Agora daemons running on this database now (each holds one cache listener connection).
+pub async fn running_daemons(conn: &mut DirectConn) -> QueryResult<i64> {
+    crate::db::notify::other_listeners(conn.pg(), 0).await
+}

@@ -73,6 +73,10 @@ impl Problem {
     }
 }
 
+/// Seconds a client is asked to wait after a 503 (the database, or its primary, is away):
+/// pools reconnect by themselves, so a retry soon after usually succeeds.
+pub const UNAVAILABLE_RETRY_AFTER: &str = "5";
+
 /// The HTTP status of an error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -93,6 +97,9 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)))
             .finish();
+        if self.code == ErrorCode::ServiceUnavailable {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
+        }
         response.extensions_mut().insert(problem);
         response
     }

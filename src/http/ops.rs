@@ -20,30 +20,44 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /health/ready`: 200 when every dependency answers, else 503 naming the failing check.
+/// `GET /health/ready`: 200 when every dependency answers (`degraded` when the primary is down
+/// but replicas serve reads), else 503 naming the failing check.
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "operations",
     responses(
-        (status = 200, description = "every check passes", body = serde_json::Value),
+        (status = 200, description = "every check passes (`ready`), or the primary is down while replicas serve reads (`degraded`: writes answer 503)", body = serde_json::Value),
         (status = 503, description = "a check fails; it is named in checks", body = serde_json::Value)
     )
 )]
 pub async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     let report = crate::service::health::readiness(&state).await;
+    let replicas: serde_json::Map<String, serde_json::Value> =
+        report.replicas.iter().map(|r| (r.name.clone(), r.state.clone().into())).collect();
+    let status = if report.ready() {
+        "ready"
+    } else if report.degraded() {
+        "degraded"
+    } else {
+        "unready"
+    };
     let body = json!({
-        "status": if report.ready() { "ready" } else { "unready" },
+        "status": status,
         "checks": {
             "database": if report.database_up { "up" } else { "down" },
-            "replicas": {},
+            "replicas": replicas,
             "disk": report.disk.as_str(),
             "queue": if report.queue_ok { "ok" } else { "error" },
             "migrations": if report.migrating { "pending" } else { "done" },
             "email": if state.mailer.is_some() { "on" } else { "off: no email.smtp_host configured" },
         },
     });
-    if report.ready() { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    if report.ready() || report.degraded() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

@@ -474,7 +474,7 @@ pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate
         })
         .await?;
     if bio.is_some() {
-        cache_sync::committed(ctx, &mut conn, &[Change::Profiles]).await;
+        cache_sync::committed(ctx, &mut conn, auth.user_id, &[Change::Profiles]).await;
     }
     load_own_user(ctx, &mut conn, auth.user_id.0).await
 }

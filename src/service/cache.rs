@@ -198,6 +198,9 @@ pub enum Change {
     Profiles,
     /// One viewer's own state (their votes, memberships).
     Viewer(i64),
+    /// A user wrote something: invalidates nothing, but their reads need a replica that has
+    /// replayed it for `database.read_your_writes`.
+    Wrote(i64),
     /// Anything at all: bans, account changes, a lost notification connection.
     Everything,
 }
@@ -212,6 +215,7 @@ impl Change {
             Self::Communities => "communities".into(),
             Self::Profiles => "profiles".into(),
             Self::Viewer(id) => format!("viewer:{id}"),
+            Self::Wrote(id) => format!("wrote:{id}"),
             Self::Everything => "all".into(),
         }
     }
@@ -226,6 +230,7 @@ impl Change {
             ("post", Some(id)) => Self::Post(id),
             ("thread", Some(id)) => Self::Thread(id),
             ("viewer", Some(id)) => Self::Viewer(id),
+            ("wrote", Some(id)) => Self::Wrote(id),
             ("listings", None) => Self::Listings,
             ("communities", None) => Self::Communities,
             ("profiles", None) => Self::Profiles,
@@ -351,6 +356,7 @@ impl Generations {
                 bump(&self.everything);
                 &CacheName::ALL
             }
+            Change::Wrote(_) => &[],
         }
     }
 }
@@ -654,7 +660,50 @@ pub struct ResponseCache {
     /// `agora_cache_requests_total` resolved once per cache: `[hit, miss]`, so a hit does no
     /// label lookup.
     requests: [[prometheus::IntCounter; 2]; 8],
+    freshness: Freshness,
     metrics: Metrics,
+}
+
+/// When this daemon last learned of changes, so reads that may go to a replica go only to
+/// one that has replayed them (`db::Database::read_conn`).
+struct Freshness {
+    epoch: Instant,
+    /// Nanoseconds after `epoch` of the last change of any kind (0: none yet).
+    any: AtomicU64,
+    /// Nanoseconds after `epoch` of the last `Everything` (0: none yet).
+    everything: AtomicU64,
+    /// Each recent writer's last own change, kept for `database.read_your_writes`.
+    readers: moka::sync::Cache<i64, Instant>,
+}
+
+impl Freshness {
+    fn new(read_your_writes: Duration) -> Self {
+        Self {
+            epoch: Instant::now(),
+            any: AtomicU64::new(0),
+            everything: AtomicU64::new(0),
+            readers: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(read_your_writes).build(),
+        }
+    }
+
+    fn note(&self, change: Change, now: Instant) {
+        let nanos = u64::try_from(now.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.any.fetch_max(nanos, Ordering::AcqRel);
+        match change {
+            Change::Everything => {
+                self.everything.fetch_max(nanos, Ordering::AcqRel);
+            }
+            Change::Viewer(user) | Change::Wrote(user) => self.readers.insert(user, now),
+            _ => {}
+        }
+    }
+
+    fn instant(&self, nanos: &AtomicU64) -> Option<Instant> {
+        match nanos.load(Ordering::Acquire) {
+            0 => None,
+            nanos => Some(self.epoch + Duration::from_nanos(nanos)),
+        }
+    }
 }
 
 struct Lifetimes {
@@ -675,7 +724,7 @@ impl moka::Expiry<Stamped, Arc<Entry>> for Lifetimes {
 
 impl ResponseCache {
     /// A cache with the configured budget and lifetimes.
-    pub fn new(config: &CacheConfig, metrics: Metrics) -> Self {
+    pub fn new(config: &CacheConfig, read_your_writes: Duration, metrics: Metrics) -> Self {
         let weights = Arc::new(Weights(std::array::from_fn(|_| AtomicI64::new(0))));
         let listener_weights = weights.clone();
         let listener_metrics = metrics.clone();
@@ -720,7 +769,8 @@ impl ResponseCache {
         let requests = CacheName::ALL.map(|cache| {
             ["hit", "miss"].map(|result| metrics.cache_requests.with_label_values(&[cache.as_str(), result]))
         });
-        Self { store, generations: Arc::new(Generations::new()), weights, requests, metrics }
+        let freshness = Freshness::new(read_your_writes);
+        Self { store, generations: Arc::new(Generations::new()), weights, requests, freshness, metrics }
     }
 
     /// The entry for `key`, filled by `fill` on a miss. Concurrent misses of one key share one
@@ -755,13 +805,32 @@ impl ResponseCache {
         }
     }
 
-    /// Makes the values `changes` affect stale on this daemon.
+    /// Makes the values `changes` affect stale on this daemon. The changes are noted as fresh
+    /// before any generation moves, so a fill that sees the new generation also sees them.
     pub fn apply(&self, changes: &[Change], source: Source) {
+        let now = Instant::now();
+        for &change in changes {
+            self.freshness.note(change, now);
+        }
         for &change in changes {
             for cache in self.generations.bump(change) {
                 self.metrics.cache_invalidations.with_label_values(&[cache.as_str(), source.as_str()]).inc();
             }
         }
+    }
+}
+
+impl ResponseCache {
+    /// What a fill of a shared entry must see: every change this daemon has applied.
+    pub fn fresh_since(&self) -> Option<Instant> {
+        self.freshness.instant(&self.freshness.any)
+    }
+
+    /// What a read of `reader`'s own state must see: their last change while it is within
+    /// `database.read_your_writes`, and the last `Everything`.
+    pub fn reader_fresh_since(&self, reader: i64) -> Option<Instant> {
+        let own = self.freshness.readers.get(&reader);
+        own.max(self.freshness.instant(&self.freshness.everything))
     }
 }
 
@@ -786,7 +855,7 @@ mod tests {
 
     fn cache() -> ResponseCache {
         let config = crate::config::Config::defaults().expect("defaults").cache;
-        ResponseCache::new(&config, Metrics::new().expect("metrics"))
+        ResponseCache::new(&config, Duration::from_secs(5), Metrics::new().expect("metrics"))
     }
 
     fn entry(text: &str) -> Result<Entry, AppError> {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::db::DbConn;
 use crate::db::notify::Listener;
+use crate::domain::UserId;
 use crate::service::Context;
 use crate::service::cache::{Change, Source};
 
@@ -24,12 +25,14 @@ pub const CHANNEL: &str = "agora_cache";
 /// How often a daemon looks for other daemons' listeners.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
-/// After a write committed: makes what it changed stale here, then tells the other daemons.
+/// After `writer`'s write committed: makes what it changed stale here, then tells the other
+/// daemons (and that `writer` wrote, for their read-your-writes routing).
 /// A failed publication is logged, not returned: the write stands, and the other daemons
 /// catch up when their entries expire (`cache.ttl_seconds`).
-pub async fn committed(ctx: &Context, conn: &mut DbConn, changes: &[Change]) {
-    ctx.caches.responses.apply(changes, Source::Local);
-    let Some(payload) = payload(ctx, changes) else { return };
+pub async fn committed(ctx: &Context, conn: &mut DbConn, writer: UserId, changes: &[Change]) {
+    let changes: Vec<Change> = changes.iter().copied().chain([Change::Wrote(writer.0)]).collect();
+    ctx.caches.responses.apply(&changes, Source::Local);
+    let Some(payload) = payload(ctx, &changes) else { return };
     let published = ctx
         .db
         .observe("cache.notify", conn, async |conn| crate::db::notify::publish(conn, CHANNEL, &payload).await)

@@ -128,7 +128,7 @@ pub async fn create(
     });
     let id = work.await?;
     ctx.metrics.comments_created.inc();
-    cache_sync::committed(ctx, &mut conn, &[Change::Thread(post.0), Change::Post(post.0)]).await;
+    cache_sync::committed(ctx, &mut conn, author.user_id, &[Change::Thread(post.0), Change::Post(post.0)]).await;
     let notified = crate::service::notifications::after_comment(ctx, &mut conn, id, author.user_id.0, &body_text);
     if let Err(err) = notified.await {
         tracing::error!(error = %err, comment_id = id, "cannot queue the reply and mention emails");
@@ -160,14 +160,15 @@ async fn tree(
         return Err(AppError::invalid_field("cursor", "belongs to another sort"));
     }
     let reader = 0;
-    let mut conn = ctx.db.conn().await?;
-    if ctx.db.observe("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post, false).await).await?.is_none()
-    {
+    let mut conn = ctx.shared_read_conn().await?;
+    let facts =
+        ctx.db.observe_read("posts.facts", &mut conn, async |conn| db_posts::facts(conn, post, false).await).await?;
+    if facts.is_none() {
         return Err(AppError::not_found("post"));
     }
     let mut roots = ctx
         .db
-        .observe("comments.top_level", &mut conn, async |conn| {
+        .observe_read("comments.top_level", &mut conn, async |conn| {
             db_comments::top_level(conn, reader, post, shape.sort, after, limit.get() + 1).await
         })
         .await?;
@@ -176,7 +177,7 @@ async fn tree(
     let descendants = if shape.max_depth > 0 && !roots.is_empty() {
         let ids: Vec<i64> = roots.iter().map(|r| r.id).collect();
         ctx.db
-            .observe("comments.descendants", &mut conn, async |conn| {
+            .observe_read("comments.descendants", &mut conn, async |conn| {
                 db_comments::descendants_of_roots(conn, reader, post, &ids, shape.max_depth).await
             })
             .await?
@@ -194,17 +195,20 @@ pub async fn subtree(
     shape: TreeShape,
     reader: Option<Authenticated>,
 ) -> Result<Comment, AppError> {
+    let mut conn = match reader {
+        Some(reader) => ctx.reader_read_conn(reader.user_id).await?,
+        None => ctx.shared_read_conn().await?,
+    };
     let reader = reader_id(reader);
-    let mut conn = ctx.db.conn().await?;
     let root = ctx
         .db
-        .observe("comments.row_by_id", &mut conn, async |conn| db_comments::row_by_id(conn, reader, id).await)
+        .observe_read("comments.row_by_id", &mut conn, async |conn| db_comments::row_by_id(conn, reader, id).await)
         .await?;
     let root = root.ok_or_else(|| AppError::not_found("comment"))?;
     let descendants = if shape.max_depth > 0 {
         let deepest = root.depth.saturating_add(shape.max_depth);
         ctx.db
-            .observe("comments.subtree", &mut conn, async |conn| {
+            .observe_read("comments.subtree", &mut conn, async |conn| {
                 db_comments::subtree(conn, reader, &root, deepest).await
             })
             .await?
@@ -328,10 +332,10 @@ async fn with_comment_votes(
         .caches
         .responses
         .get_or_fill(key, async {
-            let mut conn = ctx.db.conn().await?;
+            let mut conn = ctx.reader_read_conn(reader.user_id).await?;
             let votes = ctx
                 .db
-                .observe("comments.my_votes_in_post", &mut conn, async |conn| {
+                .observe_read("comments.my_votes_in_post", &mut conn, async |conn| {
                     db_comments::my_votes_in_post(conn, reader.user_id.0, post).await
                 })
                 .await?;
@@ -426,7 +430,7 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: CommentId, body: Bod
     ctx.db
         .observe("comments.edit", &mut conn, async |conn| db_comments::edit(conn, id, body.as_str(), &html).await)
         .await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Thread(facts.post_id)]).await;
+    cache_sync::committed(ctx, &mut conn, editor.user_id, &[Change::Thread(facts.post_id)]).await;
     one(ctx, id, Some(editor)).await
 }
 
@@ -441,7 +445,7 @@ pub async fn delete(ctx: &Context, author: Authenticated, id: CommentId) -> Resu
         return Err(forbidden("only the author can delete a comment"));
     }
     ctx.db.observe("comments.delete", &mut conn, async |conn| db_comments::delete(conn, id).await).await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Thread(facts.post_id)]).await;
+    cache_sync::committed(ctx, &mut conn, author.user_id, &[Change::Thread(facts.post_id)]).await;
     Ok(())
 }
 
@@ -468,7 +472,8 @@ pub async fn vote(
         .await?;
     let (tally, changed) = crate::service::posts::counted(outcome, "comment")?;
     if changed {
-        let changes = [Change::Thread(post), Change::Profiles, Change::Viewer(voter.user_id.0)];
+        let changes =
+            [Change::Thread(post), Change::Profiles, Change::Viewer(voter.user_id.0), Change::Wrote(voter.user_id.0)];
         ctx.caches.responses.apply(&changes, Source::Local);
     }
     ctx.metrics.votes.with_label_values(&["comment"]).inc();

@@ -108,7 +108,9 @@ pub(crate) fn banned() -> AppError {
 pub(crate) async fn find_id(ctx: &Context, conn: &mut DbConn, name: &CommunityName) -> Result<i64, AppError> {
     let found = ctx
         .db
-        .observe("communities.id_and_rules", conn, async |conn| db_communities::id_and_rules(conn, name.as_str()).await)
+        .observe_read("communities.id_and_rules", conn, async |conn| {
+            db_communities::id_and_rules(conn, name.as_str()).await
+        })
         .await?;
     found.map(|(id, _)| id).ok_or_else(|| AppError::not_found("community"))
 }
@@ -174,7 +176,8 @@ pub async fn create(ctx: &Context, creator: Authenticated, input: NewCommunity) 
         })
     });
     created.await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Communities, Change::Viewer(creator.user_id.0)]).await;
+    cache_sync::committed(ctx, &mut conn, creator.user_id, &[Change::Communities, Change::Viewer(creator.user_id.0)])
+        .await;
     view(ctx, &mut conn, &name, Some(creator)).await
 }
 
@@ -195,7 +198,7 @@ async fn view(
     reader: Option<Authenticated>,
 ) -> Result<CommunityView, AppError> {
     ctx.db
-        .observe("communities.view_by_name", conn, async |conn| {
+        .observe_read("communities.view_by_name", conn, async |conn| {
             db_communities::view_by_name(conn, name.as_str(), reader_id(reader)).await
         })
         .await?
@@ -213,7 +216,8 @@ pub async fn get_cached(
         .caches
         .responses
         .get_or_fill(Key::Community(name.as_str().to_lowercase().into()), async {
-            Entry::json(get(ctx, name, None).await?, Vec::new())
+            let mut conn = ctx.shared_read_conn().await?;
+            Entry::json(view(ctx, &mut conn, name, None).await?, Vec::new())
         })
         .await?;
     let Some(reader) = reader else { return Ok(Served::shared(cached)) };
@@ -223,10 +227,10 @@ pub async fn get_cached(
         .caches
         .responses
         .get_or_fill(key, async {
-            let mut conn = ctx.db.conn().await?;
+            let mut conn = ctx.reader_read_conn(reader.user_id).await?;
             let member = ctx
                 .db
-                .observe("communities.is_member", &mut conn, async |conn| {
+                .observe_read("communities.is_member", &mut conn, async |conn| {
                     db_communities::is_member(conn, CommunityId(community.id), reader.user_id).await
                 })
                 .await?;
@@ -319,7 +323,7 @@ pub async fn edit(
         Ok(())
     });
     work.await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Communities]).await;
+    cache_sync::committed(ctx, &mut conn, editor.user_id, &[Change::Communities]).await;
     view(ctx, &mut conn, name, Some(editor)).await
 }
 
@@ -340,7 +344,8 @@ pub async fn join(ctx: &Context, user: Authenticated, name: &CommunityName) -> R
         Ok(db_communities::join(conn, CommunityId(id), user.user_id).await?)
     });
     if work.await? {
-        cache_sync::committed(ctx, &mut conn, &[Change::Communities, Change::Viewer(user.user_id.0)]).await;
+        cache_sync::committed(ctx, &mut conn, user.user_id, &[Change::Communities, Change::Viewer(user.user_id.0)])
+            .await;
     }
     Ok(())
 }
@@ -353,7 +358,8 @@ pub async fn leave(ctx: &Context, user: Authenticated, name: &CommunityName) -> 
         Ok(db_communities::leave(conn, CommunityId(id), user.user_id).await?)
     });
     if work.await? {
-        cache_sync::committed(ctx, &mut conn, &[Change::Communities, Change::Viewer(user.user_id.0)]).await;
+        cache_sync::committed(ctx, &mut conn, user.user_id, &[Change::Communities, Change::Viewer(user.user_id.0)])
+            .await;
     }
     Ok(())
 }
@@ -400,7 +406,7 @@ pub async fn set_moderator(
         Ok(())
     });
     work.await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Communities, Change::Viewer(target)]).await;
+    cache_sync::committed(ctx, &mut conn, actor.user_id, &[Change::Communities, Change::Viewer(target)]).await;
     Ok(())
 }
 

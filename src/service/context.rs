@@ -17,7 +17,7 @@ use crate::service::cache::ResponseCache;
 pub struct Context {
     /// The effective configuration.
     pub config: Arc<Config>,
-    /// The primary's connection pool.
+    /// The pools of the primary and the replicas.
     pub db: Database,
     /// This app's metrics registry.
     pub metrics: Metrics,
@@ -53,9 +53,9 @@ pub struct Caches {
 
 impl Caches {
     /// Empty caches sized by the configuration.
-    pub fn new(config: &CacheConfig, metrics: Metrics) -> Self {
+    pub fn new(config: &CacheConfig, read_your_writes: Duration, metrics: Metrics) -> Self {
         Self {
-            responses: ResponseCache::new(config, metrics),
+            responses: ResponseCache::new(config, read_your_writes, metrics),
             usernames: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
@@ -65,5 +65,22 @@ impl Caches {
             peers_listening: std::sync::atomic::AtomicBool::new(true),
             listener_pid: std::sync::atomic::AtomicI32::new(0),
         }
+    }
+}
+
+impl Context {
+    /// A connection for filling a shared cached read: a replica that has replayed every change
+    /// this daemon has seen (its own writes and other daemons'), else the primary.
+    pub async fn shared_read_conn(&self) -> Result<crate::db::DbConn, crate::error::AppError> {
+        Ok(self.db.read_conn(self.caches.responses.fresh_since()).await?)
+    }
+
+    /// A connection for reading `reader`'s own state (their votes, memberships): a replica that
+    /// has replayed their recent writes, else the primary.
+    pub async fn reader_read_conn(
+        &self,
+        reader: crate::domain::UserId,
+    ) -> Result<crate::db::DbConn, crate::error::AppError> {
+        Ok(self.db.read_conn(self.caches.responses.reader_fresh_since(reader.0)).await?)
     }
 }

@@ -41,12 +41,26 @@ pub struct Readiness {
     pub queue_ok: bool,
     /// Migrations are still being applied.
     pub migrating: bool,
+    /// Each configured replica: its name and `up, lag …` or `out: <reason>`.
+    pub replicas: Vec<crate::db::ReplicaReport>,
+    /// At least one replica serves reads.
+    pub replica_in: bool,
 }
 
 impl Readiness {
     /// Ready when every check passes.
     pub fn ready(&self) -> bool {
-        self.database_up && self.disk != DiskState::Full && self.queue_ok && !self.migrating
+        self.database_up && self.others_pass()
+    }
+
+    /// The primary is down but a replica serves reads: writes answer 503, reads keep working,
+    /// so a load balancer should keep sending traffic here.
+    pub fn degraded(&self) -> bool {
+        !self.database_up && self.replica_in && self.others_pass()
+    }
+
+    fn others_pass(&self) -> bool {
+        self.disk != DiskState::Full && self.queue_ok && !self.migrating
     }
 }
 
@@ -68,7 +82,14 @@ pub async fn readiness(ctx: &Context) -> Readiness {
         }
     };
     let migrating = ctx.migrating.load(std::sync::atomic::Ordering::Acquire);
-    Readiness { database_up, disk: disk_state(&ctx.state_dir), queue_ok, migrating }
+    Readiness {
+        database_up,
+        disk: disk_state(&ctx.state_dir),
+        queue_ok,
+        migrating,
+        replicas: ctx.db.replica_reports(),
+        replica_in: ctx.db.any_replica_in(),
+    }
 }
 
 fn disk_state(dir: &Path) -> DiskState {

@@ -169,7 +169,7 @@ pub async fn moderate_post(
         Ok(())
     });
     work.await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Post(post.0), Change::Thread(post.0)]).await;
+    cache_sync::committed(ctx, &mut conn, actor.user_id, &[Change::Post(post.0), Change::Thread(post.0)]).await;
     posts::get(ctx, post, Some(actor)).await
 }
 
@@ -208,7 +208,7 @@ pub async fn moderate_comment(
         Ok(())
     });
     work.await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Thread(facts.post_id)]).await;
+    cache_sync::committed(ctx, &mut conn, actor.user_id, &[Change::Thread(facts.post_id)]).await;
     comments::one(ctx, comment, Some(actor)).await
 }
 

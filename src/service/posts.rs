@@ -87,7 +87,7 @@ pub async fn get(ctx: &Context, id: PostId, reader: Option<Authenticated>) -> Re
 
 pub(crate) async fn view(ctx: &Context, conn: &mut DbConn, id: i64, reader: i64) -> Result<PostView, AppError> {
     ctx.db
-        .observe("posts.view_by_id", conn, async |conn| db_posts::view_by_id(conn, PostId(id), reader).await)
+        .observe_read("posts.view_by_id", conn, async |conn| db_posts::view_by_id(conn, PostId(id), reader).await)
         .await?
         .ok_or_else(|| AppError::not_found("post"))
 }
@@ -108,7 +108,7 @@ async fn list(ctx: &Context, request: ListRequest) -> Result<Page<Post>, AppErro
     if after.is_some_and(|a| std::mem::discriminant(&a) != std::mem::discriminant(&sort)) {
         return Err(bad_cursor());
     }
-    let mut conn = ctx.db.conn().await?;
+    let mut conn = ctx.shared_read_conn().await?;
     let community_id = match &request.community {
         Some(name) => Some(find_id(ctx, &mut conn, name).await?),
         None => None,
@@ -125,14 +125,14 @@ async fn list(ctx: &Context, request: ListRequest) -> Result<Page<Post>, AppErro
     };
     let mut rows = ctx
         .db
-        .observe(listing_query_name(request.sort), &mut conn, async |conn| db_posts::list(conn, &listing).await)
+        .observe_read(listing_query_name(request.sort), &mut conn, async |conn| db_posts::list(conn, &listing).await)
         .await?;
     let next_cursor = trim_to_page(&mut rows, request.limit.get()).map(|last| encode_cursor(&sort.after(last)));
     let mut items = Vec::with_capacity(rows.len() + 2);
     if let (Some(community_id), None) = (community_id, after) {
         let pinned = ctx
             .db
-            .observe("posts.pinned", &mut conn, async |conn| {
+            .observe_read("posts.pinned", &mut conn, async |conn| {
                 db_posts::pinned(conn, CommunityId(community_id), listing.reader).await
             })
             .await?;
@@ -165,7 +165,10 @@ pub async fn get_cached(ctx: &Context, id: PostId, reader: Option<Authenticated>
     let cached = ctx
         .caches
         .responses
-        .get_or_fill(Key::Post(id.0), async { Entry::json(get(ctx, id, None).await?, vec![id.0]) })
+        .get_or_fill(Key::Post(id.0), async {
+            let mut conn = ctx.shared_read_conn().await?;
+            Entry::json(Post::from(view(ctx, &mut conn, id.0, 0).await?), vec![id.0])
+        })
         .await?;
     with_post_votes(ctx, cached, reader).await
 }
@@ -227,10 +230,10 @@ async fn with_post_votes(ctx: &Context, cached: Cached, reader: Option<Authentic
 
 /// The reader's votes on the given posts (one query), by post id.
 async fn my_votes(ctx: &Context, reader: Authenticated, ids: &[i64]) -> Result<HashMap<i64, i16>, AppError> {
-    let mut conn = ctx.db.conn().await?;
+    let mut conn = ctx.reader_read_conn(reader.user_id).await?;
     let votes = ctx
         .db
-        .observe("posts.my_votes", &mut conn, async |conn| db_posts::my_votes(conn, reader.user_id.0, ids).await)
+        .observe_read("posts.my_votes", &mut conn, async |conn| db_posts::my_votes(conn, reader.user_id.0, ids).await)
         .await?;
     Ok(votes.into_iter().map(|v| (v.id, v.value)).collect())
 }
@@ -263,14 +266,14 @@ async fn search(
         Some(_) => return Err(bad_cursor()),
         None => None,
     };
-    let mut conn = ctx.db.conn().await?;
+    let mut conn = ctx.shared_read_conn().await?;
     let community_id = match community {
         Some(name) => Some(find_id(ctx, &mut conn, name).await?),
         None => None,
     };
     let mut rows = ctx
         .db
-        .observe("posts.search", &mut conn, async |conn| {
+        .observe_read("posts.search", &mut conn, async |conn| {
             db_posts::search(conn, 0, terms, community_id, after, limit.get() + 1).await
         })
         .await?;
@@ -315,7 +318,7 @@ pub async fn create(
     });
     let id = work.await?;
     ctx.metrics.posts_created.inc();
-    cache_sync::committed(ctx, &mut conn, &[Change::Listings, Change::Communities]).await;
+    cache_sync::committed(ctx, &mut conn, author.user_id, &[Change::Listings, Change::Communities]).await;
     view(ctx, &mut conn, id, author.user_id.0).await.map(Post::from)
 }
 
@@ -341,7 +344,7 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: PostId, edit: PostEd
             db_posts::edit(conn, id, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))).await
         })
         .await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Post(id.0)]).await;
+    cache_sync::committed(ctx, &mut conn, editor.user_id, &[Change::Post(id.0)]).await;
     view(ctx, &mut conn, id.0, editor.user_id.0).await.map(Post::from)
 }
 
@@ -360,7 +363,7 @@ pub async fn delete(ctx: &Context, author: Authenticated, id: PostId) -> Result<
         Ok(())
     });
     work.await?;
-    cache_sync::committed(ctx, &mut conn, &[Change::Post(id.0), Change::Communities]).await;
+    cache_sync::committed(ctx, &mut conn, author.user_id, &[Change::Post(id.0), Change::Communities]).await;
     Ok(())
 }
 
@@ -368,7 +371,8 @@ pub async fn delete(ctx: &Context, author: Authenticated, id: PostId) -> Result<
 /// it all (see `db::posts::vote`), so a vote costs one round trip.
 #[tracing::instrument(name = "service.posts.vote", skip_all, fields(post_id = id.0, value = value.get()))]
 pub async fn vote(ctx: &Context, voter: Authenticated, id: PostId, value: VoteValue) -> Result<VoteResult, AppError> {
-    let changes = [Change::Post(id.0), Change::Profiles, Change::Viewer(voter.user_id.0)];
+    let changes =
+        [Change::Post(id.0), Change::Profiles, Change::Viewer(voter.user_id.0), Change::Wrote(voter.user_id.0)];
     let notify = cache_sync::payload(ctx, &changes);
     let mut conn = ctx.db.conn().await?;
     let outcome = ctx

@@ -30,10 +30,10 @@ pub struct PublicUser {
 /// A user's public profile.
 #[tracing::instrument(name = "service.users.profile", skip_all, fields(username = %username))]
 pub async fn profile(ctx: &Context, username: &Username) -> Result<PublicUser, AppError> {
-    let mut conn = ctx.db.conn().await?;
+    let mut conn = ctx.shared_read_conn().await?;
     let row = ctx
         .db
-        .observe("users.by_username", &mut conn, async |conn| db::users::by_username(conn, username).await)
+        .observe_read("users.by_username", &mut conn, async |conn| db::users::by_username(conn, username).await)
         .await?;
     let row = row.ok_or_else(|| AppError::not_found("user"))?;
     Ok(PublicUser {
@@ -84,13 +84,16 @@ pub async fn activity(
         .data::<PublicUser>()
         .cloned()
         .ok_or_else(|| AppError::not_found("user"))?;
+    let mut conn = match reader {
+        Some(reader) => ctx.reader_read_conn(reader.user_id).await?,
+        None => ctx.shared_read_conn().await?,
+    };
     let reader = reader.map_or(0, |r| r.user_id.0);
-    let mut conn = ctx.db.conn().await?;
     let mut activity = Activity { user, posts: Vec::new(), comments: Vec::new(), next: None };
     if comments {
         let mut rows = ctx
             .db
-            .observe("comments.by_author", &mut conn, async |conn| {
+            .observe_read("comments.by_author", &mut conn, async |conn| {
                 db::comments::by_author(conn, reader, UserId(activity.user.id), before, limit + 1).await
             })
             .await?;
@@ -99,7 +102,7 @@ pub async fn activity(
     } else {
         let mut rows = ctx
             .db
-            .observe("posts.by_author", &mut conn, async |conn| {
+            .observe_read("posts.by_author", &mut conn, async |conn| {
                 db::posts::by_author(conn, reader, UserId(activity.user.id), before, limit + 1).await
             })
             .await?;

@@ -362,10 +362,12 @@ impl ResponseError for PageError {
             errors: self.0.errors.clone(),
         };
         let html = page.render().unwrap_or_else(|_| format!("<!doctype html><title>{title}</title><h1>{title}</h1>"));
-        let mut response = HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(html);
+        let mut builder = HttpResponse::build(status);
+        builder.content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.0.code == ErrorCode::ServiceUnavailable {
+            builder.insert_header((header::RETRY_AFTER, crate::edge::problem::UNAVAILABLE_RETRY_AFTER));
+        }
+        let mut response = builder.body(html);
         response.extensions_mut().insert(RefusalCode(self.0.code));
         response
     }

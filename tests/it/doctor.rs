@@ -35,6 +35,7 @@ async fn a_healthy_install_passes_with_warnings_that_say_what_to_do() {
         "{report}"
     );
     assert!(line(&report, "clock").starts_with("OK"), "{report}");
+    assert!(line(&report, "connection").starts_with("OK") && report.contains("daemon(s) x 18 connections"), "{report}");
     assert!(line(&report, "configuration").starts_with("OK"));
     for dir_check in ["state", "queue", "backup"] {
         let row = report.lines().find(|l| l.contains(&format!("{dir_check} dir"))).unwrap();

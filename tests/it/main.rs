@@ -29,6 +29,8 @@ mod pages;
 mod posts;
 mod queue;
 mod rate_limits;
+mod replicas;
+mod replication;
 mod seed;
 mod summaries;
 mod systemd_units;
