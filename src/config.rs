@@ -812,8 +812,8 @@ impl Config {
         check("server.max_body_bytes", self.server.max_body_bytes > 0, "must be greater than 0".into());
         check(
             "cache.max_memory_mib",
-            (1..=65_536).contains(&self.cache.max_memory_mib),
-            "must be between 1 and 65536".into(),
+            self.cache.max_memory_mib <= 65_536,
+            "must be between 0 (no response cache) and 65536".into(),
         );
         check("cache.ttl_seconds", self.cache.ttl_seconds >= 1, "must be at least 1".into());
         check("cache.profile_ttl_seconds", self.cache.profile_ttl_seconds >= 1, "must be at least 1".into());

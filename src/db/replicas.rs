@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 /// How often the probe measures the primary and every replica.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
-/// How long one probe query may take before its server counts as unreachable.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one probe query may take before its server counts as unreachable (generous: on a
+/// saturated machine the probe task itself may wait for a core).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a replica taken out for failing stays out before it is tried again.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);

@@ -661,6 +661,8 @@ pub struct ResponseCache {
     /// label lookup.
     requests: [[prometheus::IntCounter; 2]; 8],
     freshness: Freshness,
+    /// `cache.max_memory_mib = 0`: every read is filled and nothing is kept.
+    disabled: bool,
     metrics: Metrics,
 }
 
@@ -770,7 +772,8 @@ impl ResponseCache {
             ["hit", "miss"].map(|result| metrics.cache_requests.with_label_values(&[cache.as_str(), result]))
         });
         let freshness = Freshness::new(read_your_writes);
-        Self { store, generations: Arc::new(Generations::new()), weights, requests, freshness, metrics }
+        let disabled = budget == 0;
+        Self { store, generations: Arc::new(Generations::new()), weights, requests, freshness, disabled, metrics }
     }
 
     /// The entry for `key`, filled by `fill` on a miss. Concurrent misses of one key share one
@@ -782,6 +785,11 @@ impl ResponseCache {
         fill: impl Future<Output = Result<Entry, AppError>>,
     ) -> Result<Cached, AppError> {
         let cache = key.cache();
+        if self.disabled {
+            self.requests[cache.index()][1].inc();
+            let entry = fill.instrument(tracing::info_span!("cache.fill", cache = cache.as_str())).await?;
+            return Ok(Cached { entry: Arc::new(entry), hit: false });
+        }
         let stamped = Stamped { generation: self.generations.of(&key), key };
         let filled = std::sync::atomic::AtomicBool::new(false);
         let result = self
@@ -860,6 +868,18 @@ mod tests {
 
     fn entry(text: &str) -> Result<Entry, AppError> {
         Entry::json(text.to_owned(), Vec::new())
+    }
+
+    #[tokio::test]
+    async fn a_cache_of_no_memory_fills_every_read() {
+        let mut config = crate::config::Config::defaults().expect("defaults").cache;
+        config.max_memory_mib = 0;
+        let cache = ResponseCache::new(&config, Duration::from_secs(5), Metrics::new().expect("metrics"));
+        for text in ["first", "second"] {
+            let got = cache.get_or_fill(Key::Post(1), async { entry(text) }).await.unwrap();
+            assert!(!got.hit);
+            assert_eq!(got.entry.data::<String>().map(String::as_str), Some(text));
+        }
     }
 
     #[tokio::test]

@@ -31,6 +31,7 @@ mod queue;
 mod rate_limits;
 mod replicas;
 mod replication;
+mod scale_out;
 mod seed;
 mod summaries;
 mod systemd_units;
