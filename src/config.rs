@@ -1280,6 +1280,17 @@ mod tests {
     }
 
     #[test]
+    fn replica_settings_that_could_serve_a_writer_old_state_are_refused() {
+        let problem = only_problem(load_text("[database]\nmax_replica_lag = 10\nread_your_writes = 5\n", &[]));
+        assert_eq!(problem.key, "database.read_your_writes", "{problem}");
+        assert!(problem.reason.contains("max_replica_lag"), "{problem}");
+        let problem = only_problem(load_text("[database]\nmax_replica_lag = 0\n", &[]));
+        assert_eq!(problem.key, "database.max_replica_lag", "{problem}");
+        let text = "[database]\nreplicas = [\"postgres://a:pw@r1/agora\"]\nmax_replica_lag = 2\nread_your_writes = 2\n";
+        assert!(load_text(text, &[]).is_ok());
+    }
+
+    #[test]
     fn wrong_type_is_named() {
         let problem = only_problem(load_text("[database]\npool_size = \"many\"\n", &[]));
         assert_eq!(problem.key, "database.pool_size", "{problem}");

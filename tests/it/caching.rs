@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, TestDb, eventually, metric, spawn_app, spawn_app_on};
+use crate::harness::{TestApp, eventually, metric, spawn_app};
 
 impl TestApp {
     /// `GET path` as JSON, anonymously or with a token.
@@ -195,13 +195,7 @@ async fn hits_answer_from_memory_with_an_etag_and_ready_encodings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemons_on_one_database_see_each_others_writes_and_recover_a_lost_listener() {
-    let db = TestDb::new().await;
-    let url = db.url.clone();
-    // One signing key for both, as several daemons behind a load balancer share it.
-    let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("access-token.ed25519").display().to_string();
-    let a = spawn_app_on(db, |config| config.auth.signing_key_file = key_file.clone()).await;
-    let b = spawn_app_on(TestDb::unmanaged(url), |config| config.auth.signing_key_file = key_file.clone()).await;
+    let (a, b, _keys) = crate::harness::two_daemons().await;
     let token = a.token_for("ann").await;
     a.post_json("/api/v1/communities", &json!({"name": "town", "title": "Town"}), Some(&token)).await;
     let listing = "/api/v1/posts?community=town&sort=new";

@@ -322,6 +322,18 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestA
     TestApp { base, admin_base, client: reqwest::Client::new(), db, app: Some(app), state_dir }
 }
 
+/// Two daemons on one fresh database sharing one token signing key (in the returned
+/// directory), as several daemons behind a load balancer do.
+pub async fn two_daemons() -> (TestApp, TestApp, tempfile::TempDir) {
+    let db = TestDb::new().await;
+    let url = db.url.clone();
+    let keys = tempfile::tempdir().expect("key dir");
+    let key_file = keys.path().join("access-token.ed25519").display().to_string();
+    let a = spawn_app_on(db, |config| config.auth.signing_key_file = key_file.clone()).await;
+    let b = spawn_app_on(TestDb::unmanaged(url), |config| config.auth.signing_key_file = key_file.clone()).await;
+    (a, b, keys)
+}
+
 impl TestApp {
     /// `GET path` on the public listener.
     pub async fn get(&self, path: &str) -> reqwest::Response {

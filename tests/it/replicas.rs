@@ -69,6 +69,20 @@ fn doctor_replica_line(pair: &Pair) -> String {
         .to_owned()
 }
 
+/// Waits until reads that miss the cache go to the replica (it has replayed every change
+/// this daemon applied, and a probe has seen that): each try reads a listing not cached yet.
+async fn wait_reads_on_replica(app: &TestApp) {
+    let tries = std::sync::atomic::AtomicU32::new(0);
+    eventually(Duration::from_secs(15), "reads to go to the replica", || async {
+        let routed = |scrape: &str| sum_of(scrape, "agora_db_reads_routed_total", &[r#"role="replica""#]);
+        let before = routed(&app.scrape().await);
+        let limit = 100 - tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 90;
+        assert_eq!(app.get(&format!("/api/v1/posts?sort=new&limit={limit}")).await.status(), 200);
+        (routed(&app.scrape().await) > before).then_some(())
+    })
+    .await;
+}
+
 fn titles(listing: &Value) -> Vec<String> {
     listing["items"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_owned()).collect()
 }
@@ -93,7 +107,7 @@ async fn reads_go_to_a_caught_up_replica_and_a_writer_reads_their_write_at_once(
 
     // Once the replica has replayed the writes (and the probe has seen it), reads go there.
     pair.wait_caught_up().await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_reads_on_replica(&app).await;
     let before = app.scrape().await;
     for sort in ["top", "controversial", "active"] {
         let page: Value = app.get(&format!("/api/v1/posts?community=town&sort={sort}")).await.json().await.unwrap();
@@ -171,6 +185,8 @@ async fn a_stopped_or_lagging_replica_is_taken_out_and_used_again_once_back() {
     assert!(doctor.starts_with("FAIL") && doctor.contains("cannot connect"), "{doctor}");
     pair.start_replica();
     wait_replica(&app, "the restarted replica back in", |s| s.starts_with("up")).await;
+    // Back in, it serves reads again once it holds the latest change.
+    wait_reads_on_replica(&app).await;
 
     // Replay paused while the primary writes: the lag grows past the limit, it is taken out.
     pair.on_replica("SELECT pg_wal_replay_pause()").await;
@@ -203,7 +219,7 @@ async fn while_the_primary_is_down_reads_work_from_the_replica_and_writes_answer
         app.post_json("/api/v1/communities/town/posts", &json!({"title": format!("post {n}")}), Some(&token)).await;
     }
     pair.wait_caught_up().await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_reads_on_replica(&app).await;
 
     // A reader and a writer run throughout; every status they get is recorded.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, TestDb, eventually, spawn_app_on};
+use crate::harness::{TestApp, eventually};
 
 /// HAProxy in the foreground on `port`, balancing over `backends`; killed on drop.
 struct Proxy(Child);
@@ -58,12 +58,7 @@ fn start_proxy(config: &str, dir: &std::path::Path) -> Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_behind_haproxy_share_users_tokens_and_writes() {
-    let db = TestDb::new().await;
-    let url = db.url.clone();
-    let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("access-token.ed25519").display().to_string();
-    let a = spawn_app_on(db, |config| config.auth.signing_key_file = key_file.clone()).await;
-    let b = spawn_app_on(TestDb::unmanaged(url), |config| config.auth.signing_key_file = key_file.clone()).await;
+    let (a, b, keys) = crate::harness::two_daemons().await;
     for app in [&a, &b] {
         eventually(Duration::from_secs(5), "each daemon to hear the other", || async {
             (crate::harness::metric(&app.scrape().await, "agora_cache_peer_daemons") == 1.0).then_some(())
