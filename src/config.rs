@@ -158,6 +158,8 @@ pub struct DatabaseConfig {
     pub connect_timeout_seconds: u64,
     /// How long `/health/ready` waits for the database to answer.
     pub health_timeout_ms: u64,
+    /// Seconds the private cluster may take to accept connections when it starts or restarts.
+    pub private_start_timeout: u64,
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -173,6 +175,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("pool_timeout_seconds", &self.pool_timeout_seconds)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
             .field("health_timeout_ms", &self.health_timeout_ms)
+            .field("private_start_timeout", &self.private_start_timeout)
             .finish()
     }
 }
@@ -981,6 +984,11 @@ impl Config {
             check(key, (1..=100).contains(&value), "must be between 1 and 100".into());
         }
         check("database.health_timeout_ms", self.database.health_timeout_ms >= 1, "must be at least 1".into());
+        check(
+            "database.private_start_timeout",
+            (1..=86_400).contains(&self.database.private_start_timeout),
+            "must be between 1 and 86400 seconds".into(),
+        );
         check(
             "log.level",
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),

@@ -1,11 +1,13 @@
 //! The daemon's life: resolve the database (starting a private cluster if needed), build the
 //! app, tell systemd, keep the watchdog fed, and stop in order on SIGTERM/SIGINT.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::app::{App, StartError};
 use crate::config::Loaded;
-use crate::db::cluster::{ClusterOptions, PrivateCluster};
+use crate::db::cluster::{ClusterOptions, PrivateCluster, Supervisor};
 use crate::db::{self, migrations};
 
 /// The database a private cluster serves Agora from.
@@ -35,12 +37,46 @@ fn operator_message(error: &crate::error::AppError) -> String {
     }
 }
 
-/// The database Agora uses: the configured server, or a private cluster kept alive by this value.
+/// The database Agora uses: the configured server, or a private cluster kept alive (and
+/// restarted after a crash) by this value.
 pub struct DatabaseTarget {
     /// The URL of Agora's database.
     pub url: String,
-    /// The private cluster, when one was started; stopping it is dropping it.
-    pub cluster: Option<PrivateCluster>,
+    /// The private cluster's supervisor, when one was started; stopping it is dropping it.
+    pub cluster: Option<Supervisor>,
+    /// Restarts of the private cluster, counted into the app's metrics once it has them.
+    restarts: Arc<RestartCount>,
+}
+
+/// Restarts of the private cluster: kept here until the app's metrics exist, then counted there.
+#[derive(Default)]
+struct RestartCount {
+    before_metrics: AtomicU64,
+    counter: OnceLock<prometheus::IntCounter>,
+}
+
+impl RestartCount {
+    fn restarted(&self) {
+        match self.counter.get() {
+            Some(counter) => counter.inc(),
+            None => {
+                self.before_metrics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl DatabaseTarget {
+    fn configured(url: String) -> Self {
+        Self { url, cluster: None, restarts: Arc::default() }
+    }
+
+    /// Counts the private cluster's restarts in `agora_private_database_restarts_total` of `metrics`.
+    pub fn count_restarts_in(&self, metrics: &crate::metrics::Metrics) {
+        let counter = metrics.private_database_restarts.clone();
+        counter.inc_by(self.restarts.before_metrics.swap(0, Ordering::Relaxed));
+        let _ = self.restarts.counter.set(counter);
+    }
 }
 
 /// Resolves `database.url`, or creates/starts the private cluster and its database.
@@ -48,18 +84,25 @@ pub struct DatabaseTarget {
 pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartError> {
     let url = loaded.config.database_url()?;
     if !url.is_empty() {
-        return Ok(DatabaseTarget { url, cluster: None });
+        return Ok(DatabaseTarget::configured(url));
     }
     let state_dir = loaded.config.paths.resolved_state_dir();
     let root = state_dir.join("postgres");
     if let Some(url) = PrivateCluster::running_url(&root, PRIVATE_DATABASE).await {
         // The daemon runs it: use it as it is (backups and admin commands while Agora runs).
-        return Ok(DatabaseTarget { url, cluster: None });
+        return Ok(DatabaseTarget::configured(url));
     }
     tracing::info!(dir = %root.display(), "no database.url configured: using the private PostgreSQL cluster");
-    let cluster = PrivateCluster::start(&root, &ClusterOptions::default())?;
+    let options = ClusterOptions {
+        start_timeout: Duration::from_secs(loaded.config.database.private_start_timeout),
+        ..ClusterOptions::default()
+    };
+    let cluster = PrivateCluster::start(&root, &options)?;
+    let restarts = Arc::new(RestartCount::default());
+    let counted = restarts.clone();
+    let cluster = cluster.supervise(move || counted.restarted())?;
     db::create_database_if_missing(&cluster.url("postgres"), PRIVATE_DATABASE).await?;
-    Ok(DatabaseTarget { url: cluster.url(PRIVATE_DATABASE), cluster: Some(cluster) })
+    Ok(DatabaseTarget { url: cluster.url(PRIVATE_DATABASE), cluster: Some(cluster), restarts })
 }
 
 /// `agora serve`.
@@ -80,6 +123,7 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
     let grace = loaded.config.server.shutdown_grace_seconds;
     let loaded_for_doctor = loaded.clone();
     let mut app = App::build(loaded.config, &target.url, state_dir).await?;
+    target.count_restarts_in(&app.state().metrics);
     let bound: Vec<String> = app.public_addrs().iter().map(ToString::to_string).collect();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -121,6 +121,8 @@ metrics! {
     db_replica_lag_bytes: IntGaugeVec = ("agora_db_replica_lag_bytes", "How far behind the primary each replica's replay is, in WAL bytes.", ["server"]),
     /// Whether each replica serves reads (1) or is out (0).
     db_replica_healthy: IntGaugeVec = ("agora_db_replica_healthy", "Whether each replica serves reads (1) or is taken out (0).", ["server"]),
+    /// Restart attempts of the private PostgreSQL cluster after it exited unexpectedly.
+    private_database_restarts: IntCounter = ("agora_private_database_restarts_total", "Restart attempts of the private PostgreSQL server after it exited unexpectedly.", []),
     /// Accounts registered.
     registrations: IntCounter = ("agora_registrations_total", "Accounts registered.", []),
     /// Sign-in attempts by outcome (`success`, `failure`).

@@ -79,13 +79,26 @@ pub struct ClusterOptions {
     pub throwaway: bool,
     /// `max_connections` of the server.
     pub max_connections: u32,
+    /// How long a start may take until the server accepts connections (crash recovery
+    /// included): `database.private_start_timeout`.
+    pub start_timeout: Duration,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { throwaway: false, max_connections: 100 }
+        Self { throwaway: false, max_connections: 100, start_timeout: Duration::from_secs(300) }
     }
 }
+
+/// How often a starting server is asked whether it accepts connections, and a running one
+/// whether it is still there.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How often a slow start says in the log that it is still waiting.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// The longest pause between two restarts of a server that keeps failing.
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A running private PostgreSQL server; stopped on [`PrivateCluster::stop`] or drop.
 #[derive(Debug)]
@@ -94,6 +107,9 @@ pub struct PrivateCluster {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     log_file: PathBuf,
+    bindir: PathBuf,
+    run_as: Option<RunAs>,
+    options: ClusterOptions,
     child: Option<Child>,
 }
 
@@ -150,34 +166,144 @@ impl PrivateCluster {
             run_to_completion(initdb, run_as, "initdb")?;
         }
 
+        let mut cluster = Self {
+            root,
+            data_dir,
+            socket_dir,
+            log_file,
+            bindir,
+            run_as,
+            options: options.clone(),
+            child: None,
+        };
+        cluster.start_server()?;
+        tracing::info!(socket_dir = %cluster.socket_dir.display(), "private PostgreSQL cluster is ready");
+        Ok(cluster)
+    }
+
+    /// Starts the server and waits until it accepts connections, up to the start timeout. A
+    /// start refused because the previous server's processes are still exiting (its lock
+    /// file, its shared memory) is tried again until they are gone.
+    fn start_server(&mut self) -> Result<(), ClusterError> {
+        let started = Instant::now();
+        let deadline = started + self.options.start_timeout;
+        let mut next_progress = started + PROGRESS_EVERY;
+        loop {
+            let log_start = fs::metadata(&self.log_file).map(|m| m.len()).unwrap_or(0);
+            self.spawn_server()?;
+            loop {
+                if self.accepts_connections() {
+                    return Ok(());
+                }
+                let exited = match self.child.as_mut().map(Child::try_wait) {
+                    Some(Ok(Some(_))) | None => true,
+                    Some(Ok(None)) => false,
+                    Some(Err(err)) => return Err(io("waiting for postgres")(err)),
+                };
+                let now = Instant::now();
+                if exited {
+                    self.child = None;
+                    let said = log_since(&self.log_file, log_start);
+                    if previous_server_exiting(&said) && now < deadline {
+                        tracing::info!("the previous PostgreSQL server's processes are still exiting; starting again shortly");
+                        std::thread::sleep(Duration::from_millis(500));
+                        break;
+                    }
+                    return Err(self.start_failed());
+                }
+                if now >= deadline {
+                    self.child.take().map(|mut child| child.kill().and_then(|()| child.wait()));
+                    return Err(self.start_failed());
+                }
+                if now >= next_progress {
+                    tracing::info!(
+                        waited_seconds = started.elapsed().as_secs(),
+                        timeout_seconds = self.options.start_timeout.as_secs(),
+                        log = %self.log_file.display(),
+                        "waiting for the private PostgreSQL server to accept connections (crash recovery can take a while)"
+                    );
+                    next_progress = now + PROGRESS_EVERY;
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+
+    fn start_failed(&self) -> ClusterError {
+        ClusterError::StartTimeout {
+            seconds: self.options.start_timeout.as_secs(),
+            log: self.log_file.display().to_string(),
+            tail: log_tail(&self.log_file, 15),
+        }
+    }
+
+    fn spawn_server(&mut self) -> Result<(), ClusterError> {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log_file)
-            .map_err(io(format!("opening {}", log_file.display())))?;
+            .open(&self.log_file)
+            .map_err(io(format!("opening {}", self.log_file.display())))?;
         let log_err = log.try_clone().map_err(io("duplicating the log handle"))?;
-        let mut postgres = Command::new(bindir.join("postgres"));
+        let mut postgres = Command::new(self.bindir.join("postgres"));
         postgres
             .arg("-D")
-            .arg(&data_dir)
+            .arg(&self.data_dir)
             .arg("-k")
-            .arg(&socket_dir)
+            .arg(&self.socket_dir)
             .args(["-c", "listen_addresses="])
-            .args(["-c", &format!("max_connections={}", options.max_connections)])
+            .args(["-c", &format!("max_connections={}", self.options.max_connections)])
             .args(["-c", "unix_socket_permissions=0700"]);
-        if options.throwaway {
+        if self.options.throwaway {
             postgres.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
         }
         postgres.stdin(Stdio::null()).stdout(log).stderr(log_err);
-        prepare(&mut postgres, run_as);
+        prepare(&mut postgres, self.run_as);
         let child = postgres.spawn().map_err(|err| ClusterError::Command {
-            command: format!("{}", bindir.join("postgres").display()),
+            command: format!("{}", self.bindir.join("postgres").display()),
             detail: err.to_string(),
         })?;
-        let mut cluster = Self { root, data_dir, socket_dir, log_file, child: Some(child) };
-        cluster.wait_ready(Duration::from_secs(60))?;
-        tracing::info!(socket_dir = %cluster.socket_dir.display(), "private PostgreSQL cluster is ready");
-        Ok(cluster)
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Whether the server accepts connections now: `pg_isready` makes a real connection attempt,
+    /// which a server still starting up or in crash recovery refuses. (The status line of
+    /// `postmaster.pid` is not enough: after a crash the old file still says "ready".)
+    fn accepts_connections(&self) -> bool {
+        let mut ping = Command::new(self.bindir.join("pg_isready"));
+        ping.arg("-q")
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", "5432", "-d", "postgres", "-U", SUPERUSER, "-t", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        ping.status().is_ok_and(|status| status.success())
+    }
+
+    /// Watches the server on a thread of its own and restarts it, with backoff, whenever it
+    /// exits without being asked to (a crash, the OOM killer). Each restart calls
+    /// `on_restart`. Stopping the returned handle stops the server.
+    pub fn supervise(self, on_restart: impl Fn() + Send + 'static) -> Result<Supervisor, ClusterError> {
+        let url_base = self.socket_dir.clone();
+        let root = self.root.clone();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("private-postgres".into())
+            .spawn(move || supervise(self, &stopped, &on_restart))
+            .map_err(io("starting the private PostgreSQL supervisor"))?;
+        Ok(Supervisor { socket_dir: url_base, root, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The server's exit status, once it has exited (reaping it).
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => {
+                self.child = None;
+                Some(status)
+            }
+            _ => None,
+        }
     }
 
     /// A URL for `database` on this cluster, over its Unix socket.
@@ -230,34 +356,6 @@ impl PrivateCluster {
             }
         }
     }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), ClusterError> {
-        let deadline = Instant::now() + timeout;
-        let pid_file = self.data_dir.join("postmaster.pid");
-        loop {
-            // Line 8 of postmaster.pid is the server status; "ready" means it accepts connections.
-            let ready = fs::read_to_string(&pid_file)
-                .map(|text| text.lines().nth(7).is_some_and(|status| status.trim() == "ready"))
-                .unwrap_or(false);
-            if ready {
-                return Ok(());
-            }
-            let exited = match self.child.as_mut().map(Child::try_wait) {
-                Some(Ok(Some(_))) | None => true,
-                Some(Ok(None)) => false,
-                Some(Err(err)) => return Err(io("waiting for postgres")(err)),
-            };
-            if exited || Instant::now() >= deadline {
-                self.child.take().map(|mut child| child.kill().and_then(|()| child.wait()));
-                return Err(ClusterError::StartTimeout {
-                    seconds: timeout.as_secs(),
-                    log: self.log_file.display().to_string(),
-                    tail: log_tail(&self.log_file, 15),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
 }
 
 impl Drop for PrivateCluster {
@@ -266,6 +364,102 @@ impl Drop for PrivateCluster {
             tracing::warn!(error = %err, "stopping the private PostgreSQL cluster failed");
         }
     }
+}
+
+/// A private cluster watched by its supervisor thread (see [`PrivateCluster::supervise`]).
+pub struct Supervisor {
+    socket_dir: PathBuf,
+    root: PathBuf,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Supervisor {
+    /// A URL for `database` on the cluster, over its Unix socket.
+    pub fn url(&self, database: &str) -> String {
+        socket_url(&self.socket_dir, database)
+    }
+
+    /// The directory holding the data directory, the socket directory and the server log.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stops the server (a fast shutdown) and the supervisor.
+    pub fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The supervisor thread: polls the server, restarts it after an unexpected exit (waiting
+/// 1 s, then twice as long after each failed restart, up to 30 s), and stops it when told to.
+fn supervise(mut cluster: PrivateCluster, stopped: &std::sync::mpsc::Receiver<()>, on_restart: &dyn Fn()) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let asked_to_stop = |wait: Duration| !matches!(stopped.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
+    loop {
+        if asked_to_stop(POLL) {
+            break;
+        }
+        let Some(status) = cluster.exited() else { continue };
+        tracing::error!(
+            status = %status,
+            log_tail = %log_tail(&cluster.log_file, 5),
+            "the private PostgreSQL server exited unexpectedly; restarting it"
+        );
+        let down_since = Instant::now();
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            on_restart();
+            if asked_to_stop(backoff) {
+                return drop(cluster);
+            }
+            match cluster.start_server() {
+                Ok(()) => {
+                    tracing::info!(
+                        down_seconds = down_since.elapsed().as_secs_f64(),
+                        "the private PostgreSQL server is back and accepts connections"
+                    );
+                    break;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, retry_in_seconds = backoff.as_secs(), "restarting the private PostgreSQL server failed");
+                    backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+                }
+            }
+        }
+    }
+    if let Err(err) = cluster.stop() {
+        tracing::warn!(error = %err, "stopping the private PostgreSQL cluster failed");
+    }
+}
+
+/// Whether a server that exited during start-up was refused because the previous server's
+/// processes still hold the data directory (they exit soon after their postmaster died).
+fn previous_server_exiting(log: &str) -> bool {
+    log.contains("pre-existing shared memory block")
+        || log.contains("lock file \"postmaster.pid\" already exists")
+        || log.contains("Is another postmaster")
+}
+
+/// What the log gained after byte `start`.
+fn log_since(path: &Path, start: u64) -> String {
+    use std::io::{Seek, SeekFrom};
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path)
+        && file.seek(SeekFrom::Start(start)).is_ok()
+    {
+        let _ = file.read_to_string(&mut text);
+    }
+    text
 }
 
 fn socket_url(socket_dir: &Path, database: &str) -> String {

@@ -80,7 +80,7 @@ fn start_cluster() -> String {
     std::thread::Builder::new()
         .name("test-postgres".into())
         .spawn(move || {
-            let options = ClusterOptions { throwaway: true, max_connections: 300 };
+            let options = ClusterOptions { throwaway: true, max_connections: 300, ..ClusterOptions::default() };
             match PrivateCluster::start(&cluster_dir, &options) {
                 Ok(cluster) => {
                     let _ = sender.send(Ok(cluster.url("{db}")));

@@ -51,7 +51,7 @@ async fn request_id_is_echoed_when_sent_and_made_up_otherwise() {
 async fn readiness_follows_the_database_down_and_back_up() {
     let dir = world_traversable_tempdir("agora-ready-");
     let root = dir.path().join("pg");
-    let options = ClusterOptions { throwaway: true, max_connections: 20 };
+    let options = ClusterOptions { throwaway: true, max_connections: 20, ..ClusterOptions::default() };
     // Started on this test's thread, which outlives the cluster.
     let mut cluster = PrivateCluster::start(&root, &options).expect("start a cluster");
     agora::db::create_database_if_missing(&cluster.url("postgres"), "agora").await.expect("create database");

@@ -27,6 +27,7 @@ mod moderation;
 mod openapi;
 mod pages;
 mod posts;
+mod private_cluster;
 mod queue;
 mod rate_limits;
 mod replicas;
