@@ -65,11 +65,14 @@ pub enum ErrorCode {
     InternalError,
     /// A dependency (the database) is unavailable; retrying later may work.
     ServiceUnavailable,
+    /// A write was refused because a disk Agora writes to is full; it works again once
+    /// space is freed.
+    InsufficientStorage,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation and the tests.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 29] = [
         Self::BadRequest,
         Self::InvalidLinkToken,
         Self::Unauthorized,
@@ -98,6 +101,7 @@ impl ErrorCode {
         Self::HeadersTooLarge,
         Self::InternalError,
         Self::ServiceUnavailable,
+        Self::InsufficientStorage,
     ];
 
     /// The `code` on the wire (snake_case).
@@ -131,6 +135,7 @@ impl ErrorCode {
             Self::HeadersTooLarge => "headers_too_large",
             Self::InternalError => "internal_error",
             Self::ServiceUnavailable => "service_unavailable",
+            Self::InsufficientStorage => "insufficient_storage",
         }
     }
 
@@ -147,6 +152,7 @@ impl ErrorCode {
             429 => Self::RateLimited,
             431 => Self::HeadersTooLarge,
             503 => Self::ServiceUnavailable,
+            507 => Self::InsufficientStorage,
             500..=599 => Self::InternalError,
             _ => Self::BadRequest,
         }
@@ -183,6 +189,7 @@ impl ErrorCode {
             Self::HeadersTooLarge => 431,
             Self::InternalError => 500,
             Self::ServiceUnavailable => 503,
+            Self::InsufficientStorage => 507,
         }
     }
 }

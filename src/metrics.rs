@@ -123,6 +123,9 @@ metrics! {
     db_replica_healthy: IntGaugeVec = ("agora_db_replica_healthy", "Whether each replica serves reads (1) or is taken out (0).", ["server"]),
     /// Restart attempts of the private PostgreSQL cluster after it exited unexpectedly.
     private_database_restarts: IntCounter = ("agora_private_database_restarts_total", "Restart attempts of the private PostgreSQL server after it exited unexpectedly.", []),
+    /// Writes answered 507 `insufficient_storage`: a disk Agora writes to (the database's, the
+    /// job queue's) is full.
+    writes_refused_disk_full: IntCounter = ("agora_writes_refused_disk_full_total", "Writes refused with 507 because a disk (the database's or the job queue's) is full.", []),
     /// Accounts registered.
     registrations: IntCounter = ("agora_registrations_total", "Accounts registered.", []),
     /// Sign-in attempts by outcome (`success`, `failure`).

@@ -166,16 +166,8 @@ impl PrivateCluster {
             run_to_completion(initdb, run_as, "initdb")?;
         }
 
-        let mut cluster = Self {
-            root,
-            data_dir,
-            socket_dir,
-            log_file,
-            bindir,
-            run_as,
-            options: options.clone(),
-            child: None,
-        };
+        let mut cluster =
+            Self { root, data_dir, socket_dir, log_file, bindir, run_as, options: options.clone(), child: None };
         cluster.start_server()?;
         tracing::info!(socket_dir = %cluster.socket_dir.display(), "private PostgreSQL cluster is ready");
         Ok(cluster)
@@ -205,7 +197,9 @@ impl PrivateCluster {
                     self.child = None;
                     let said = log_since(&self.log_file, log_start);
                     if previous_server_exiting(&said) && now < deadline {
-                        tracing::info!("the previous PostgreSQL server's processes are still exiting; starting again shortly");
+                        tracing::info!(
+                            "the previous PostgreSQL server's processes are still exiting; starting again shortly"
+                        );
                         std::thread::sleep(Duration::from_millis(500));
                         break;
                     }
@@ -400,8 +394,8 @@ impl Drop for Supervisor {
     }
 }
 
-/// The supervisor thread: polls the server, restarts it after an unexpected exit (waiting
-/// 1 s, then twice as long after each failed restart, up to 30 s), and stops it when told to.
+/// The supervisor thread: polls the server, restarts it at once after an unexpected exit
+/// (then 1 s, 2 s, … up to 30 s after each failed restart), and stops it when told to.
 fn supervise(mut cluster: PrivateCluster, stopped: &std::sync::mpsc::Receiver<()>, on_restart: &dyn Fn()) {
     use std::sync::mpsc::RecvTimeoutError;
     let asked_to_stop = |wait: Duration| !matches!(stopped.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
@@ -419,9 +413,6 @@ fn supervise(mut cluster: PrivateCluster, stopped: &std::sync::mpsc::Receiver<()
         let mut backoff = Duration::from_secs(1);
         loop {
             on_restart();
-            if asked_to_stop(backoff) {
-                return drop(cluster);
-            }
             match cluster.start_server() {
                 Ok(()) => {
                     tracing::info!(
@@ -432,6 +423,9 @@ fn supervise(mut cluster: PrivateCluster, stopped: &std::sync::mpsc::Receiver<()
                 }
                 Err(err) => {
                     tracing::error!(error = %err, retry_in_seconds = backoff.as_secs(), "restarting the private PostgreSQL server failed");
+                    if asked_to_stop(backoff) {
+                        return drop(cluster);
+                    }
                     backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
                 }
             }

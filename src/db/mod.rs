@@ -663,16 +663,30 @@ pub fn server_unavailable(err: &diesel::result::Error) -> bool {
     }
 }
 
+/// Whether a query failed because the database server's disk is full (SQLSTATE 53100
+/// `disk_full`, or an I/O error that says so): a condition to report and retry, not a bug.
+pub fn disk_full(err: &diesel::result::Error) -> bool {
+    let diesel::result::Error::DatabaseError(_, info) = err else { return false };
+    let message = info.message();
+    message.contains("No space left on device") || message.contains("could not extend file")
+}
+
 impl From<DbError> for AppError {
     #[track_caller]
     fn from(err: DbError) -> Self {
-        let kind = match &err {
-            DbError::Unavailable(_) | DbError::Timeout { .. } => ErrorCode::ServiceUnavailable,
-            DbError::Query { source, .. } if server_unavailable(source) => ErrorCode::ServiceUnavailable,
-            DbError::Query { .. } => ErrorCode::InternalError,
+        let (kind, detail) = match &err {
+            DbError::Unavailable(_) | DbError::Timeout { .. } => {
+                (ErrorCode::ServiceUnavailable, "the database is unavailable")
+            }
+            DbError::Query { source, .. } if server_unavailable(source) => {
+                (ErrorCode::ServiceUnavailable, "the database is unavailable")
+            }
+            DbError::Query { source, .. } if disk_full(source) => (
+                ErrorCode::InsufficientStorage,
+                "the database's disk is full: nothing was written; writes work again once space is freed",
+            ),
+            DbError::Query { .. } => (ErrorCode::InternalError, "internal error"),
         };
-        let detail =
-            if kind == ErrorCode::ServiceUnavailable { "the database is unavailable" } else { "internal error" };
         Self { source: Some(Box::new(err)), ..AppError::new(kind, detail) }
     }
 }

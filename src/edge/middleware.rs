@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
@@ -146,6 +147,9 @@ pub async fn observe(
             .http_request_duration
             .with_label_values(&[method, route.as_str(), status.as_str()])
             .observe(elapsed.as_secs_f64());
+        if status == StatusCode::INSUFFICIENT_STORAGE {
+            metrics.writes_refused_disk_full.inc();
+        }
     }
     span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {

@@ -59,6 +59,7 @@ impl Problem {
             ErrorCode::Unauthorized => "authentication required".to_owned(),
             ErrorCode::Forbidden => "not allowed".to_owned(),
             ErrorCode::ServiceUnavailable => "temporarily unavailable".to_owned(),
+            ErrorCode::InsufficientStorage => "the disk is full".to_owned(),
             ErrorCode::InternalError => "internal error".to_owned(),
             _ => "the request could not be processed".to_owned(),
         };
@@ -73,9 +74,16 @@ impl Problem {
     }
 }
 
-/// Seconds a client is asked to wait after a 503 (the database, or its primary, is away):
-/// pools reconnect by themselves, so a retry soon after usually succeeds.
-pub const UNAVAILABLE_RETRY_AFTER: &str = "5";
+/// The `Retry-After` (seconds) of a refusal that passes by itself: 5 after a 503 (the database,
+/// or its primary, is away; pools reconnect by themselves), 60 after a 507 (a disk is full;
+/// someone has to free space).
+pub fn retry_after(code: ErrorCode) -> Option<&'static str> {
+    match code {
+        ErrorCode::ServiceUnavailable => Some("5"),
+        ErrorCode::InsufficientStorage => Some("60"),
+        _ => None,
+    }
+}
 
 /// The HTTP status of an error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
@@ -97,8 +105,8 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)))
             .finish();
-        if self.code == ErrorCode::ServiceUnavailable {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
+        if let Some(seconds) = retry_after(self.code) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         response.extensions_mut().insert(problem);
         response

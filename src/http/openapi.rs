@@ -91,8 +91,15 @@ impl Modify for CommonResponses {
                 continue;
             }
             let templated = path.contains('{');
-            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-            for operation in operations.into_iter().flatten() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
+            ];
+            for (operation, is_write) in operations {
+                let Some(operation) = operation else { continue };
                 let has_body = operation.request_body.is_some();
                 let has_query = operation.parameters.iter().flatten().any(|parameter| match parameter {
                     RefOr::T(parameter) => parameter.parameter_in == ParameterIn::Query,
@@ -119,6 +126,14 @@ impl Modify for CommonResponses {
                     "too many requests; Retry-After and RateLimit-Limit/Remaining/Reset say when to retry",
                 );
                 add(operation, "503", ErrorCode::ServiceUnavailable, "the database is unavailable; retry later");
+                if is_write {
+                    add(
+                        operation,
+                        "507",
+                        ErrorCode::InsufficientStorage,
+                        "a disk is full: nothing was written; Retry-After says when to retry",
+                    );
+                }
             }
         }
     }

@@ -210,6 +210,34 @@ pub enum QueueError {
     },
 }
 
+impl QueueError {
+    /// Whether the queue's disk is full (its write was refused with ENOSPC).
+    pub fn disk_full(&self) -> bool {
+        match self {
+            Self::Storage(sled::Error::Io(err)) => {
+                err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(libc::ENOSPC)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<QueueError> for crate::error::AppError {
+    #[track_caller]
+    fn from(err: QueueError) -> Self {
+        use crate::error::{AppError, ErrorCode};
+        let (code, detail) = if err.disk_full() {
+            (
+                ErrorCode::InsufficientStorage,
+                "the job queue's disk is full: nothing was written; writes work again once space is freed",
+            )
+        } else {
+            (ErrorCode::InternalError, "internal error")
+        };
+        AppError { source: Some(Box::new(err)), ..AppError::new(code, detail) }
+    }
+}
+
 impl From<TransactionError<QueueError>> for QueueError {
     fn from(err: TransactionError<QueueError>) -> Self {
         match err {

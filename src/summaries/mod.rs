@@ -359,7 +359,7 @@ pub async fn get(ctx: &Context, post_id: i64, requester: &Requester) -> Result<S
         charge_quota(ctx, &mut conn, requester).await?;
         let job =
             crate::jobs::Payload::Summary(SummaryJob { post_id }).into_job().map_err(AppError::internal)?.dedup(dedup);
-        if let Enqueued::New(id) = ctx.jobs.enqueue(job).await.map_err(AppError::internal)? {
+        if let Enqueued::New(id) = ctx.jobs.enqueue(job).await? {
             tracing::info!(job.id = id, "summary queued");
         }
     }

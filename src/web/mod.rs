@@ -348,6 +348,10 @@ impl ResponseError for PageError {
             ErrorCode::ServiceUnavailable => {
                 ("Temporarily unavailable", "Agora cannot reach its database right now. Try again shortly.".into())
             }
+            ErrorCode::InsufficientStorage => (
+                "Cannot save right now",
+                "The server's disk is full, so nothing was saved. Reading works; try again later.".into(),
+            ),
             ErrorCode::InternalError => (
                 "Something went wrong",
                 "This is a bug on our side; it has been logged. Try again, or go back to the front page.".into(),
@@ -364,8 +368,8 @@ impl ResponseError for PageError {
         let html = page.render().unwrap_or_else(|_| format!("<!doctype html><title>{title}</title><h1>{title}</h1>"));
         let mut builder = HttpResponse::build(status);
         builder.content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store"));
-        if self.0.code == ErrorCode::ServiceUnavailable {
-            builder.insert_header((header::RETRY_AFTER, crate::edge::problem::UNAVAILABLE_RETRY_AFTER));
+        if let Some(seconds) = crate::edge::problem::retry_after(self.0.code) {
+            builder.insert_header((header::RETRY_AFTER, seconds));
         }
         let mut response = builder.body(html);
         response.extensions_mut().insert(RefusalCode(self.0.code));

@@ -14,6 +14,7 @@ mod communities;
 mod config_cli;
 mod cors;
 mod dashboards;
+mod disk_full;
 mod doctor;
 mod email;
 mod harness;

@@ -88,7 +88,8 @@ async fn a_killed_private_server_is_restarted_under_a_write_load_and_nothing_ack
     let created = client.post(format!("{base}/api/v1/communities")).bearer_auth(&token).json(&community).send().await;
     assert_eq!(created.unwrap().status(), 201);
 
-    // A writer that records every answer and every acknowledged title.
+    // A writer that records every answer (with when its request was sent) and every
+    // acknowledged title.
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let answers = Arc::new(Mutex::new(Vec::<(Instant, u16)>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -100,8 +101,9 @@ async fn a_killed_private_server_is_restarted_under_a_write_load_and_nothing_ack
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
                 let title = format!("write {n}");
+                let sent = Instant::now();
                 if let Some(status) = post(&client, &base, &token, &title).await {
-                    answers.lock().unwrap().push((Instant::now(), status));
+                    answers.lock().unwrap().push((sent, status));
                     if status == 201 {
                         acknowledged.lock().unwrap().push(title);
                     }
@@ -117,7 +119,10 @@ async fn a_killed_private_server_is_restarted_under_a_write_load_and_nothing_ack
     let killed_at = Instant::now();
     let back = eventually(Duration::from_secs(60), "writes to succeed again", || async {
         let answers = answers.lock().unwrap();
-        answers.iter().find(|(at, status)| *at > killed_at && *status == 201).map(|(at, _)| at.duration_since(killed_at))
+        answers
+            .iter()
+            .find(|(at, status)| *at > killed_at && *status == 201)
+            .map(|(at, _)| at.duration_since(killed_at))
     })
     .await;
     println!("private PostgreSQL killed: writes acknowledged again after {:.1} s", back.as_secs_f64());
