@@ -86,12 +86,23 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
     },
-    /// Restore an archive written by `agora backup` into an empty database and state directory
-    /// (stop Agora first). Every checksum is checked before anything is touched.
+    /// Restore the database (stop Agora first): an archive written by `agora backup` into an
+    /// empty database and state directory (every checksum is checked before anything is
+    /// touched), or the private cluster to a moment of the last `backup.pitr_days` days from
+    /// its continuous archive (`--to-time`, `--to-latest`).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["archive", "to_time", "to_latest"])))]
     Restore {
         /// The archive (`agora-backup-….tar`).
-        archive: PathBuf,
-        /// Replace a database that holds data and a non-empty job queue.
+        archive: Option<PathBuf>,
+        /// Bring the private database back to how it was at this moment (RFC 3339, e.g.
+        /// 2026-12-01T10:43:00Z): everything committed before it is back, nothing after.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        to_time: Option<chrono::DateTime<chrono::Utc>>,
+        /// Bring the private database back to the newest archived state (after losing its
+        /// data directory).
+        #[arg(long)]
+        to_latest: bool,
+        /// Replace a database that holds data (and, for an archive, a non-empty job queue).
         #[arg(long)]
         force: bool,
     },
@@ -239,8 +250,19 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Admin { command } => with_runtime(&loaded, move |loaded| admin(loaded, command)),
         Command::Queue { command } => queue_command(&loaded, &command.op()),
         Command::Backup { verify } => with_runtime(&loaded, move |loaded| lifecycle::backup(loaded, verify)),
-        Command::Restore { archive, force } => {
-            with_runtime(&loaded, move |loaded| lifecycle::restore(loaded, archive, force))
+        Command::Restore { archive, to_time, to_latest, force } => {
+            use crate::backup::pitr::Target;
+            match (archive, to_time, to_latest) {
+                (Some(archive), _, _) => {
+                    with_runtime(&loaded, move |loaded| lifecycle::restore(loaded, archive, force))
+                }
+                (None, Some(at), _) => {
+                    with_runtime(&loaded, move |loaded| lifecycle::restore_to(loaded, Target::Time(at), force))
+                }
+                (None, None, _) => {
+                    with_runtime(&loaded, move |loaded| lifecycle::restore_to(loaded, Target::Latest, force))
+                }
+            }
         }
     }
 }
@@ -412,4 +434,11 @@ async fn admin(loaded: Loaded, command: AdminCommand) -> Result<(), lifecycle::R
     drop(conn);
     drop(target);
     Ok(())
+}
+
+/// An RFC 3339 moment (`2026-12-01T10:43:00Z`, or with an offset).
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|err| format!("`{text}` is not an RFC 3339 time such as 2026-12-01T10:43:00Z: {err}"))
 }

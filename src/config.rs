@@ -344,6 +344,12 @@ pub struct BackupConfig {
     pub keep_daily: usize,
     /// Keep the newest archive of each of this many most recent weeks.
     pub keep_weekly: usize,
+    /// Continuous WAL archiving of the private cluster with pgBackRest (point-in-time restore).
+    pub pitr: bool,
+    /// Days back that a point-in-time restore can reach.
+    pub pitr_days: u32,
+    /// The longest time, in seconds, a written WAL segment waits before it is archived.
+    pub archive_timeout_seconds: u64,
 }
 
 impl BackupConfig {
@@ -983,6 +989,12 @@ impl Config {
         ] {
             check(key, (1..=100).contains(&value), "must be between 1 and 100".into());
         }
+        check("backup.pitr_days", (1..=365).contains(&self.backup.pitr_days), "must be between 1 and 365".into());
+        check(
+            "backup.archive_timeout_seconds",
+            (5..=3600).contains(&self.backup.archive_timeout_seconds),
+            "must be between 5 and 3600 seconds".into(),
+        );
         check("database.health_timeout_ms", self.database.health_timeout_ms >= 1, "must be at least 1".into());
         check(
             "database.private_start_timeout",

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::app::{App, StartError};
+use crate::backup::pitr::{self, Archiving};
 use crate::config::Loaded;
 use crate::db::cluster::{ClusterOptions, PrivateCluster, Supervisor};
 use crate::db::{self, migrations};
@@ -46,6 +47,8 @@ pub struct DatabaseTarget {
     pub cluster: Option<Supervisor>,
     /// Restarts of the private cluster, counted into the app's metrics once it has them.
     restarts: Arc<RestartCount>,
+    /// The private cluster's continuous archiving, when it is on.
+    pub archiving: Option<Archiving>,
 }
 
 /// Restarts of the private cluster: kept here until the app's metrics exist, then counted there.
@@ -68,7 +71,7 @@ impl RestartCount {
 
 impl DatabaseTarget {
     fn configured(url: String) -> Self {
-        Self { url, cluster: None, restarts: Arc::default() }
+        Self { url, cluster: None, restarts: Arc::default(), archiving: None }
     }
 
     /// Counts the private cluster's restarts in `agora_private_database_restarts_total` of `metrics`.
@@ -93,16 +96,48 @@ pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartErr
         return Ok(DatabaseTarget::configured(url));
     }
     tracing::info!(dir = %root.display(), "no database.url configured: using the private PostgreSQL cluster");
+    let archiving = private_archiving(loaded, &root)?;
     let options = ClusterOptions {
         start_timeout: Duration::from_secs(loaded.config.database.private_start_timeout),
+        archive: archiving.as_ref().map(|a| (a.archive_command(), loaded.config.backup.archive_timeout_seconds)),
         ..ClusterOptions::default()
     };
     let cluster = PrivateCluster::start(&root, &options)?;
+    if let Some(archiving) = &archiving
+        && let Err(err) = archiving.ensure_stanza()
+    {
+        tracing::error!(error = %err, "continuous archiving: the pgBackRest stanza cannot be created");
+    }
     let restarts = Arc::new(RestartCount::default());
     let counted = restarts.clone();
     let cluster = cluster.supervise(move || counted.restarted())?;
     db::create_database_if_missing(&cluster.url("postgres"), PRIVATE_DATABASE).await?;
-    Ok(DatabaseTarget { url: cluster.url(PRIVATE_DATABASE), cluster: Some(cluster), restarts })
+    Ok(DatabaseTarget { url: cluster.url(PRIVATE_DATABASE), cluster: Some(cluster), restarts, archiving })
+}
+
+/// The private cluster's archiving set-up, or `None` (logged) when it is off or pgBackRest is
+/// missing.
+fn private_archiving(loaded: &Loaded, cluster_root: &std::path::Path) -> Result<Option<Archiving>, StartError> {
+    let backup = &loaded.config.backup;
+    if !backup.pitr {
+        return Ok(None);
+    }
+    let state_dir = loaded.config.paths.resolved_state_dir();
+    let backup_dir = backup.resolved_dir(&state_dir);
+    match Archiving::for_private_cluster(&state_dir, &backup_dir, cluster_root, backup.pitr_days) {
+        Ok(Some(archiving)) => Ok(Some(archiving)),
+        Ok(None) => {
+            tracing::warn!(
+                "continuous archiving is off: pgBackRest is not installed (apt install pgbackrest); \
+                 only the logical backups of `agora backup` protect the data"
+            );
+            Ok(None)
+        }
+        Err(err) => Err(StartError::Io {
+            context: "setting up continuous archiving".into(),
+            source: std::io::Error::other(err.to_string()),
+        }),
+    }
 }
 
 /// `agora serve`.
@@ -124,6 +159,16 @@ pub async fn serve(loaded: Loaded) -> Result<(), RunError> {
     let loaded_for_doctor = loaded.clone();
     let mut app = App::build(loaded.config, &target.url, state_dir).await?;
     target.count_restarts_in(&app.state().metrics);
+    if let Some(archiving) = target.archiving.clone() {
+        // A point-in-time restore needs a base backup to start from: take the first one now.
+        tokio::task::spawn_blocking(move || match archiving.base_backups() {
+            Ok(backups) if !backups.is_empty() => {}
+            _ => match archiving.base_backup() {
+                Ok(taken) => tracing::info!(label = %taken.label, "continuous archiving: first base backup taken"),
+                Err(err) => tracing::error!(error = %err, "continuous archiving: the first base backup failed"),
+            },
+        });
+    }
     let bound: Vec<String> = app.public_addrs().iter().map(ToString::to_string).collect();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -297,7 +342,103 @@ pub async fn backup(loaded: Loaded, verify: bool) -> Result<(), RunError> {
         let config = &loaded.config.backup;
         let archive = crate::backup::backup(&target.url, &paths, config.keep_daily, config.keep_weekly).await?;
         println!("{}", archive.display());
+        if let Some(archiving) = target.archiving.clone().or_else(|| running_archiving(&loaded)) {
+            let taken = tokio::task::spawn_blocking(move || archiving.base_backup())
+                .await
+                .map_err(|err| crate::backup::BackupError::Database(err.to_string()))??;
+            println!("base backup {} ({})", taken.label, taken.kind);
+        }
     }
+    Ok(())
+}
+
+/// The archiving set-up of the private cluster a running daemon started (its configuration
+/// file is there), for commands that run beside it.
+fn running_archiving(loaded: &Loaded) -> Option<Archiving> {
+    if !loaded.config.backup.pitr || !loaded.config.database_url().is_ok_and(|url| url.is_empty()) {
+        return None;
+    }
+    let state_dir = loaded.config.paths.resolved_state_dir();
+    let backup_dir = loaded.config.backup.resolved_dir(&state_dir);
+    Archiving::for_private_cluster(&state_dir, &backup_dir, &state_dir.join("postgres"), loaded.config.backup.pitr_days)
+        .ok()
+        .flatten()
+}
+
+/// `agora restore --to-time T | --to-latest [--force]`: the private cluster back to a moment
+/// (or to the end of the archive) from its base backups and archived WAL. Agora must be
+/// stopped; the data directory it replaces is kept beside it.
+pub async fn restore_to(loaded: Loaded, target: pitr::Target, force: bool) -> Result<(), RunError> {
+    use crate::backup::BackupError;
+    if !loaded.config.database_url().map_err(StartError::from)?.is_empty() {
+        return Err(BackupError::Refused(
+            "point-in-time restore covers the private cluster; for database.url, restore with that server's own tools \
+             (docs/disaster-recovery.md)"
+                .into(),
+        )
+        .into());
+    }
+    let state_dir = loaded.config.paths.resolved_state_dir();
+    let root = state_dir.join("postgres");
+    if PrivateCluster::running_url(&root, PRIVATE_DATABASE).await.is_some()
+        || crate::queue::Queue::open(&state_dir.join("queue")).is_err()
+    {
+        return Err(
+            BackupError::Refused("Agora is running: stop it (systemctl stop agora) before a restore".into()).into()
+        );
+    }
+    let archiving = running_archiving(&loaded).ok_or_else(|| {
+        BackupError::Refused("continuous archiving is off (backup.pitr) or pgBackRest is not installed".into())
+    })?;
+    let data_dir = root.join("data");
+    if data_dir.join("PG_VERSION").exists() && !force {
+        let target = database_target(&loaded).await?;
+        let users = crate::backup::user_count(&target.url).await?;
+        drop(target);
+        if users > 0 {
+            return Err(BackupError::Refused(
+                "the database holds users; pass --force to replace it (the current data directory is kept beside it)"
+                    .into(),
+            )
+            .into());
+        }
+    }
+    let started = std::time::Instant::now();
+    let kept = root.join(format!("data.before-restore-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
+    if data_dir.exists() {
+        std::fs::rename(&data_dir, &kept).map_err(crate::backup::io(format!("moving {} aside", data_dir.display())))?;
+    }
+    let restored = {
+        let archiving = archiving.clone();
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || archiving.restore(&data_dir, target))
+            .await
+            .map_err(|err| BackupError::Database(err.to_string()))?
+    };
+    if let Err(err) = restored {
+        let _ = std::fs::remove_dir_all(&data_dir);
+        if kept.exists() {
+            let _ = std::fs::rename(&kept, &data_dir);
+        }
+        return Err(err.into());
+    }
+    // Start it once: it replays the archived WAL up to the target and promotes itself.
+    let target_db = database_target(&loaded).await?;
+    crate::backup::wait_out_of_recovery(
+        &target_db.url,
+        Duration::from_secs(loaded.config.database.private_start_timeout),
+    )
+    .await?;
+    drop(target_db);
+    println!(
+        "restored the private database to {} in {:.1} s; the data directory it replaced is kept in {} (delete it when satisfied)",
+        match target {
+            pitr::Target::Time(at) => at.to_rfc3339(),
+            pitr::Target::Latest => "the end of the archive".into(),
+        },
+        started.elapsed().as_secs_f64(),
+        kept.display()
+    );
     Ok(())
 }
 

@@ -82,11 +82,14 @@ pub struct ClusterOptions {
     /// How long a start may take until the server accepts connections (crash recovery
     /// included): `database.private_start_timeout`.
     pub start_timeout: Duration,
+    /// Continuous archiving: the `archive_command` and the longest time between segment
+    /// switches while WAL is written. `None` leaves archiving off.
+    pub archive: Option<(String, u64)>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { throwaway: false, max_connections: 100, start_timeout: Duration::from_secs(300) }
+        Self { throwaway: false, max_connections: 100, start_timeout: Duration::from_secs(300), archive: None }
     }
 }
 
@@ -249,6 +252,14 @@ impl PrivateCluster {
             .args(["-c", "unix_socket_permissions=0700"]);
         if self.options.throwaway {
             postgres.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        if let Some((command, timeout)) = &self.options.archive {
+            postgres
+                .args(["-c", "archive_mode=on", "-c", "wal_level=replica"])
+                .arg("-c")
+                .arg(format!("archive_command={command}"))
+                .arg("-c")
+                .arg(format!("archive_timeout={timeout}"));
         }
         postgres.stdin(Stdio::null()).stdout(log).stderr(log_err);
         prepare(&mut postgres, self.run_as);
@@ -493,6 +504,24 @@ pub fn find_bindir() -> Option<PathBuf> {
         .unwrap_or_default()
         .into_iter()
         .find(|dir| has_server(dir))
+}
+
+/// Makes `command` run as the user the private cluster runs as (the `postgres` user when
+/// Agora runs as root), as tools that touch its files must.
+pub fn run_as_server_user(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    command.env("LC_ALL", "C");
+    if let Ok(Some(user)) = unprivileged_user() {
+        command.uid(user.uid).gid(user.gid);
+    }
+}
+
+/// Hands `dir` and everything in it to the private cluster's user (when Agora runs as root).
+pub fn give_to_server_user(dir: &Path) -> Result<(), ClusterError> {
+    match unprivileged_user()? {
+        Some(user) => chown_tree(dir, user),
+        None => Ok(()),
+    }
 }
 
 /// `None` when not root; the `postgres` user's ids when root (PostgreSQL refuses to run as root).

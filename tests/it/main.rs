@@ -27,6 +27,7 @@ mod migrations;
 mod moderation;
 mod openapi;
 mod pages;
+mod pitr;
 mod posts;
 mod private_cluster;
 mod queue;

@@ -57,8 +57,8 @@ async fn post(client: &reqwest::Client, base: &str, token: &str, title: &str) ->
     Some(response.status().as_u16())
 }
 
-/// Every title in the community, newest first, through the API.
-async fn titles(client: &reqwest::Client, base: &str) -> Vec<String> {
+/// Every title in community `town`, newest first, through the API.
+pub async fn titles(client: &reqwest::Client, base: &str) -> Vec<String> {
     let mut titles = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

@@ -12,6 +12,8 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod pitr;
+
 use crate::queue::{Queue, QueueError, control};
 
 /// Tables whose row counts the manifest records and verify compares.
@@ -56,7 +58,7 @@ pub enum BackupError {
     Refused(String),
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
     let context = context.into();
     move |source| BackupError::Io { context, source }
 }
@@ -166,6 +168,35 @@ async fn connect(url: &str) -> Result<crate::db::ops::DirectConn, BackupError> {
 }
 
 /// Rows per counted table; a table that does not exist counts as absent.
+/// Users in the database at `url` (0 when the table does not exist yet).
+pub async fn user_count(url: &str) -> Result<i64, BackupError> {
+    Ok(row_counts(url).await?.get("users").copied().unwrap_or(0))
+}
+
+/// Waits until the server at `url` has finished recovery (a restore replaying archived WAL
+/// promotes itself at its target).
+pub async fn wait_out_of_recovery(url: &str, timeout: std::time::Duration) -> Result<(), BackupError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut conn = connect(url).await?;
+        let in_recovery = conn
+            .run(async |conn| crate::db::ops::replay_position(conn).await)
+            .await
+            .map_err(|err| BackupError::Database(err.to_string()))?
+            .0;
+        if !in_recovery {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(BackupError::Database(format!(
+                "the restored server is still replaying WAL after {} s",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 async fn row_counts(url: &str) -> Result<std::collections::BTreeMap<String, i64>, BackupError> {
     let mut conn = connect(url).await?;
     Ok(crate::db::ops::row_counts(&mut conn, &COUNTED_TABLES).await)
