@@ -83,8 +83,17 @@ pub enum Command {
     /// check it.
     Backup {
         /// Verify the newest archive instead of writing one.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "drill")]
         verify: bool,
+        /// Instead of writing an archive, restore the continuous archive (newest base backup
+        /// and all archived WAL) into a scratch cluster and check it: row counts at the
+        /// restored point against the live database, the audit log's hash chain. Records the
+        /// restore time (RTO) and how far behind the archive was (RPO); exits 1 on failure.
+        #[arg(long)]
+        drill: bool,
+        /// With --drill: only when the last passing drill is a week old (for the backup timer).
+        #[arg(long, requires = "drill")]
+        when_due: bool,
     },
     /// Restore the database (stop Agora first): an archive written by `agora backup` into an
     /// empty database and state directory (every checksum is checked before anything is
@@ -249,7 +258,10 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Admin { command } => with_runtime(&loaded, move |loaded| admin(loaded, command)),
         Command::Queue { command } => queue_command(&loaded, &command.op()),
-        Command::Backup { verify } => with_runtime(&loaded, move |loaded| lifecycle::backup(loaded, verify)),
+        Command::Backup { verify: _, drill: true, when_due } => {
+            with_runtime(&loaded, move |loaded| lifecycle::drill(loaded, when_due))
+        }
+        Command::Backup { verify, .. } => with_runtime(&loaded, move |loaded| lifecycle::backup(loaded, verify)),
         Command::Restore { archive, to_time, to_latest, force } => {
             use crate::backup::pitr::Target;
             match (archive, to_time, to_latest) {

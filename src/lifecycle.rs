@@ -352,6 +352,41 @@ pub async fn backup(loaded: Loaded, verify: bool) -> Result<(), RunError> {
     Ok(())
 }
 
+/// `agora backup --drill [--when-due]`.
+pub async fn drill(loaded: Loaded, when_due: bool) -> Result<(), RunError> {
+    use crate::backup::BackupError;
+    let paths = backup_paths(&loaded);
+    let status = crate::backup::Status::read(&paths.backup_dir);
+    let week = chrono::Duration::days(7) - chrono::Duration::hours(6);
+    if when_due && status.last_drill_success_at.is_some_and(|at| chrono::Utc::now() - at < week) {
+        println!("the last drill passed less than a week ago: not due");
+        return Ok(());
+    }
+    let target = database_target(&loaded).await?;
+    let archiving = target.archiving.clone().or_else(|| running_archiving(&loaded)).ok_or_else(|| {
+        BackupError::Refused(
+            "nothing to drill: continuous archiving is off (backup.pitr, or pgBackRest is not installed)".into(),
+        )
+    })?;
+    let config = &loaded.config;
+    let report = crate::backup::drill::run(
+        &target.url,
+        &paths,
+        &archiving,
+        Duration::from_secs(config.backup.archive_timeout_seconds),
+        Duration::from_secs(config.database.private_start_timeout),
+    )
+    .await?;
+    println!(
+        "drill passed: restored {} rows to WAL position {} in {:.1} s (RTO); the archive was {:.1} s behind (RPO)",
+        report.rows.values().sum::<i64>(),
+        report.lsn,
+        report.rto_seconds,
+        report.rpo_seconds
+    );
+    Ok(())
+}
+
 /// The archiving set-up of the private cluster a running daemon started (its configuration
 /// file is there), for commands that run beside it.
 fn running_archiving(loaded: &Loaded) -> Option<Archiving> {

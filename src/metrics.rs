@@ -126,6 +126,19 @@ metrics! {
     /// Writes answered 507 `insufficient_storage`: a disk Agora writes to (the database's, the
     /// job queue's) is full.
     writes_refused_disk_full: IntCounter = ("agora_writes_refused_disk_full_total", "Writes refused with 507 because a disk (the database's or the job queue's) is full.", []),
+    /// When PostgreSQL last archived a WAL segment (pg_stat_archiver), Unix seconds.
+    wal_archive_last_success: Gauge = ("agora_wal_archive_last_success_timestamp_seconds", "When the private cluster last archived a WAL segment, Unix seconds.", []),
+    /// Failed attempts to archive a WAL segment.
+    wal_archive_failures: IntCounter = ("agora_wal_archive_failures_total", "Failed attempts to archive a WAL segment (pg_stat_archiver).", []),
+    /// How much acknowledged writing a loss of the server would cost now: 0 when every written
+    /// WAL is archived, else the time since the last segment was.
+    dr_rpo: Gauge = ("agora_dr_rpo_seconds", "Seconds of writes not yet in the continuous archive (0 when everything written is archived).", []),
+    /// How long the last passing restore drill took.
+    dr_last_drill_rto: Gauge = ("agora_dr_last_drill_rto_seconds", "How long the restore of the last passing drill took, in seconds.", []),
+    /// When a restore drill last passed, Unix seconds.
+    dr_last_drill_success: Gauge = ("agora_dr_last_drill_success_timestamp_seconds", "When a restore drill of the continuous archive last passed, Unix seconds.", []),
+    /// Whether the last restore drill passed (1) or failed (0).
+    dr_last_drill_passed: IntGauge = ("agora_dr_last_drill_passed", "Whether the last restore drill passed (1) or failed (0).", []),
     /// Accounts registered.
     registrations: IntCounter = ("agora_registrations_total", "Accounts registered.", []),
     /// Sign-in attempts by outcome (`success`, `failure`).

@@ -12,6 +12,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod drill;
 pub mod pitr;
 
 use crate::queue::{Queue, QueueError, control};
@@ -95,6 +96,7 @@ pub struct Manifest {
 
 /// What the timer and the metrics read: `<backup dir>/status.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Status {
     /// When the last backup succeeded.
     pub last_success_at: Option<DateTime<Utc>>,
@@ -108,6 +110,16 @@ pub struct Status {
     pub last_verify_at: Option<DateTime<Utc>>,
     /// The archive it verified.
     pub last_verified_archive: Option<String>,
+    /// When the last restore drill of the continuous archive ran.
+    pub last_drill_at: Option<DateTime<Utc>>,
+    /// When a drill last passed.
+    pub last_drill_success_at: Option<DateTime<Utc>>,
+    /// How long the last passing drill's restore took (its RTO), in seconds.
+    pub last_drill_rto_seconds: f64,
+    /// How far behind the live database its archive was (its RPO), in seconds.
+    pub last_drill_rpo_seconds: f64,
+    /// Why the last drill failed (`None` when it passed).
+    pub last_drill_error: Option<String>,
 }
 
 impl Status {
@@ -116,7 +128,7 @@ impl Status {
         std::fs::read(dir.join("status.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
-    fn write(&self, dir: &Path) -> Result<(), BackupError> {
+    pub(crate) fn write(&self, dir: &Path) -> Result<(), BackupError> {
         let tmp = dir.join("status.json.tmp");
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| BackupError::Corrupt(e.to_string()))?;
         std::fs::write(&tmp, bytes).map_err(io("writing the backup status"))?;

@@ -172,6 +172,15 @@ impl Archiving {
         self.base_backups()?.pop().ok_or_else(|| BackupError::Corrupt("no base backup after pgbackrest backup".into()))
     }
 
+    /// Restores into `data_dir` for a drill: up to the restore point `point`, with archiving
+    /// off (a scratch copy must never push WAL into the repository).
+    pub fn restore_to_point(&self, data_dir: &Path, point: &str) -> Result<(), BackupError> {
+        let path = format!("--pg1-path={}", data_dir.display());
+        let target = format!("--target={point}");
+        let args = ["restore", &path, "--type=name", &target, "--target-action=promote", "--archive-mode=off"];
+        self.run("pgbackrest restore", &args).map(drop)
+    }
+
     /// Restores into `data_dir` (which must not exist or be empty): the newest base backup
     /// before the target and the WAL up to it; the server promotes itself once there.
     pub fn restore(&self, data_dir: &Path, target: Target) -> Result<(), BackupError> {

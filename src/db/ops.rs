@@ -158,3 +158,93 @@ pub async fn primary_wal_lsn(conn: &mut DirectConn) -> QueryResult<u64> {
 pub async fn running_daemons(conn: &mut DirectConn) -> QueryResult<i64> {
     crate::db::notify::other_listeners(conn.pg(), 0).await
 }
+
+/// Row counts of `tables` and a named restore point (`pg_create_restore_point`) holding
+/// exactly them: the tables are locked against writes (`SHARE`, reads go on) while they are
+/// counted and the point is written, so no write to them commits in between. Returns the
+/// counts and the point's WAL position. The table names come from the caller's constant
+/// list, never from input; the point's name is bound.
+pub async fn counts_at_restore_point(
+    conn: &mut DirectConn,
+    tables: &[&'static str],
+    point: &str,
+) -> QueryResult<(BTreeMap<String, i64>, String)> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    #[derive(QueryableByName)]
+    struct Lsn {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        lsn: String,
+    }
+    conn.transaction(async |conn| {
+        diesel::sql_query(format!("LOCK TABLE {} IN SHARE MODE", tables.join(", "))).execute(conn).await?;
+        let mut counts = BTreeMap::new();
+        for table in tables {
+            let count: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result(conn).await?;
+            counts.insert((*table).to_owned(), count.n);
+        }
+        let at: Lsn = diesel::sql_query("SELECT pg_create_restore_point($1)::text AS lsn")
+            .bind::<diesel::sql_types::Text, _>(point)
+            .get_result(conn)
+            .await?;
+        Ok::<_, diesel::result::Error>((counts, at.lsn))
+    })
+    .await
+}
+
+/// Ends the current WAL segment (so it is archived now); the name of the segment holding
+/// everything written so far.
+pub async fn switch_wal(conn: &mut DirectConn) -> QueryResult<String> {
+    #[derive(QueryableByName)]
+    struct Segment {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let segment: Segment =
+        diesel::sql_query("SELECT pg_walfile_name(pg_switch_wal()) AS name").get_result(conn.pg()).await?;
+    Ok(segment.name)
+}
+
+/// What `pg_stat_archiver` says, and whether WAL was written since the last archived segment.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ArchiverState {
+    /// The newest archived segment.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub last_archived_wal: Option<String>,
+    /// When it was archived (Unix seconds).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub last_archived_at: Option<f64>,
+    /// Failed archiving attempts since the statistics were reset.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub failed_count: i64,
+    /// Whether WAL written since then waits to be archived.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub pending: bool,
+    /// The server's clock now (Unix seconds), to age the above by.
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub now: f64,
+    /// When the server started (Unix seconds).
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub server_started_at: f64,
+}
+
+/// The archiver's state (see [`ArchiverState`]).
+pub async fn archiver_state(conn: &mut AsyncPgConnection) -> QueryResult<ArchiverState> {
+    diesel::sql_query(
+        "SELECT last_archived_wal, extract(epoch FROM last_archived_time)::float8 AS last_archived_at,
+                failed_count, pg_walfile_name(pg_current_wal_lsn()) > coalesce(last_archived_wal, '') AS pending,
+                extract(epoch FROM now())::float8 AS now,
+                extract(epoch FROM pg_postmaster_start_time())::float8 AS server_started_at
+         FROM pg_stat_archiver",
+    )
+    .get_result(conn)
+    .await
+}
+
+/// [`archiver_state`] over a direct connection.
+pub async fn archiver_state_direct(conn: &mut DirectConn) -> QueryResult<ArchiverState> {
+    archiver_state(conn.pg()).await
+}

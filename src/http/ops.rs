@@ -73,6 +73,7 @@ pub async fn ready(state: web::Data<HttpState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<HttpState>) -> Result<HttpResponse, AppError> {
     state.db.export_pool_metrics();
     crate::service::health::export_storage_gauges(&state);
+    crate::service::health::export_archiving(&state).await;
     crate::service::accounts::export_session_gauge(&state).await;
     let text = state.metrics.render().map_err(AppError::internal)?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))

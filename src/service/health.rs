@@ -137,8 +137,49 @@ pub fn export_storage_gauges(ctx: &Context) {
         .map(|m| m.len())
         .sum();
     metrics.backups_storage.set(i64::try_from(stored).unwrap_or(i64::MAX));
+    metrics.dr_last_drill_rto.set(status.last_drill_rto_seconds);
+    metrics.dr_last_drill_success.set(status.last_drill_success_at.map_or(0.0, |t| t.timestamp() as f64));
+    metrics.dr_last_drill_passed.set(i64::from(status.last_drill_at.is_none() || status.last_drill_error.is_none()));
     if let Some((available, size)) = filesystem(&ctx.state_dir) {
         ctx.metrics.state_dir_fs_avail.set(i64::try_from(available).unwrap_or(i64::MAX));
         ctx.metrics.state_dir_fs_size.set(i64::try_from(size).unwrap_or(i64::MAX));
     }
+}
+
+/// Sets the continuous-archiving gauges from `pg_stat_archiver` (one query, at scrape time),
+/// when Agora archives its private cluster.
+pub async fn export_archiving(ctx: &Context) {
+    let archives = ctx.config.backup.pitr
+        && ctx.config.database.url.is_empty()
+        && ctx.config.database.url_file.is_empty()
+        && crate::backup::pitr::program().is_some();
+    if !archives {
+        return;
+    }
+    let state = async {
+        let mut conn = ctx.db.conn().await?;
+        ctx.db
+            .observe("backup.archiver_state", &mut conn, async |conn| crate::db::ops::archiver_state(conn).await)
+            .await
+    };
+    let state = match state.await {
+        Ok(state) => state,
+        Err(err) => return tracing::debug!(error = %err, "archiving gauges: the database does not answer"),
+    };
+    let metrics = &ctx.metrics;
+    if let Some(at) = state.last_archived_at {
+        metrics.wal_archive_last_success.set(at);
+    }
+    let failures = u64::try_from(state.failed_count).unwrap_or(0);
+    let counted = metrics.wal_archive_failures.get();
+    if failures > counted {
+        metrics.wal_archive_failures.inc_by(failures - counted);
+    }
+    let rpo = match (state.pending, state.last_archived_at) {
+        (false, _) => 0.0,
+        (true, Some(at)) => (state.now - at).max(0.0),
+        // Nothing archived since the server started: everything it wrote since is at stake.
+        (true, None) => (state.now - state.server_started_at).max(0.0),
+    };
+    metrics.dr_rpo.set(rpo);
 }

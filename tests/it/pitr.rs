@@ -206,3 +206,89 @@ async fn after_the_data_directory_is_lost_a_restore_to_latest_keeps_all_but_the_
     }
     assert!(lost_seconds < 10.0, "at most the last seconds are lost: {lost_seconds:.1} s");
 }
+
+/// The archived file of WAL segment `segment` in the repository.
+fn archived_file(state: &Path, segment: &str) -> std::path::PathBuf {
+    fn walk(dir: &Path, segment: &str) -> Option<std::path::PathBuf> {
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if let Some(found) = walk(&path, segment) {
+                    return Some(found);
+                }
+            } else if entry.file_name().to_string_lossy().starts_with(&format!("{segment}-")) {
+                return Some(path);
+            }
+        }
+        None
+    }
+    walk(&state.join("backups/pitr/archive"), segment).unwrap_or_else(|| panic!("no archived {segment}"))
+}
+
+fn drill(state: &Path) -> (bool, String) {
+    agora(state, &["backup", "--drill"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drill_passes_on_a_healthy_archive_and_fails_loudly_on_a_missing_or_damaged_segment() {
+    let dir = world_traversable_tempdir("agora-drill-");
+    let state = dir.path().join("state");
+    let daemon = started(&state, &dir.path().join("agora.log")).await;
+    wait_first_base_backup(&daemon).await;
+    let client = reqwest::Client::new();
+    let token = setup(&client, &daemon.base).await;
+    for n in 0..5 {
+        assert_eq!(post(&client, &daemon.base, &token, &format!("post {n}")).await, 201);
+    }
+    let (ok, output) = drill(&state);
+    assert!(ok && output.contains("drill passed"), "{output}");
+    let scrape = client.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+    let value = |name: &str| crate::harness::metric(&scrape, name);
+    assert!(value("agora_dr_last_drill_success_timestamp_seconds") > 0.0);
+    assert!(value("agora_dr_last_drill_rto_seconds") > 0.0);
+    assert_eq!(value("agora_dr_last_drill_passed"), 1.0);
+    assert!(value("agora_wal_archive_last_success_timestamp_seconds") > 0.0);
+    assert!(value("agora_dr_rpo_seconds") < 60.0, "{scrape}");
+
+    // A segment written after the base backup goes missing from the archive.
+    assert_eq!(post(&client, &daemon.base, &token, "in the lost segment").await, 201);
+    let url = private_url(&state);
+    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Wal {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let segment: Wal =
+        diesel::sql_query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS name").get_result(&mut conn).await.unwrap();
+    archive_everything(&url).await;
+    let file = archived_file(&state, &segment.name);
+    let aside = file.with_extension("aside");
+    std::fs::rename(&file, &aside).unwrap();
+    let (ok, output) = drill(&state);
+    assert!(!ok, "a drill over a missing segment fails: {output}");
+    assert!(output.contains("FAILED"), "and says so in the log: {output}");
+    let scrape = client.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(crate::harness::metric(&scrape, "agora_dr_last_drill_passed"), 0.0);
+
+    // Damaged instead of missing: fails too.
+    let mut bytes = std::fs::read(&aside).unwrap();
+    let (middle, len) = (bytes.len() / 2, bytes.len());
+    for byte in &mut bytes[middle..middle + 64.min(len - middle)] {
+        *byte ^= 0xff;
+    }
+    std::fs::write(&file, bytes).unwrap();
+    repository_owner(&file);
+    let (ok, output) = drill(&state);
+    assert!(!ok, "a drill over a damaged segment fails: {output}");
+
+    // Put back, the archive restores again.
+    std::fs::rename(&aside, &file).unwrap();
+    let (ok, output) = drill(&state);
+    assert!(ok, "{output}");
+}
+
+/// Files the test writes into the repository must belong to the server's user, as pgBackRest's own do.
+fn repository_owner(path: &Path) {
+    Command::new("chown").arg("postgres:postgres").arg(path).status().unwrap();
+}
