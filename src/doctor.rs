@@ -76,6 +76,7 @@ pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
     let database = database_check(config, database_url, &mut related).await;
     checks.push(database);
     checks.extend(related);
+    checks.extend(archiving_checks(config, database_url).await);
     checks.push(disk_check(&state_dir));
     for (name, dir) in [
         ("state dir", state_dir.clone()),
@@ -90,6 +91,66 @@ pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
         .map(|s| s.describe())
         .unwrap_or_else(|err| err.to_string());
     checks.push(Check::ok("summaries", providers));
+    checks
+}
+
+/// Continuous archiving of the private cluster (how far behind it is) and the last restore
+/// drill.
+async fn archiving_checks(config: &crate::config::Config, url: Option<&str>) -> Vec<Check> {
+    let private = config.database.url.is_empty() && config.database.url_file.is_empty();
+    if !private || !config.backup.pitr {
+        return Vec::new();
+    }
+    if crate::backup::pitr::program().is_none() {
+        return vec![Check::warn(
+            "archiving",
+            "off: pgBackRest is not installed, so only the logical backups protect the data",
+            "apt install pgbackrest, then restart agora",
+        )];
+    }
+    let mut checks = Vec::new();
+    if let Some(url) = url
+        && let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(5), crate::db::ops::connect(url)).await
+        && let Ok(state) = crate::db::ops::archiver_state_direct(&mut conn).await
+    {
+        let since = state.last_archived_at.map(|at| state.now - at);
+        let detail = match since {
+            Some(age) => format!(
+                "last WAL segment archived {age:.0} s ago, {} failed attempts{}",
+                state.failed_count,
+                if state.pending { ", writes waiting" } else { ", nothing waiting" }
+            ),
+            None => "no WAL segment archived yet".to_owned(),
+        };
+        let stalled = state.pending && since.is_none_or(|age| age > 300.0);
+        checks.push(if stalled {
+            Check::warn("archiving", detail, "see the runbook's AgoraWalArchivingStalled")
+        } else {
+            Check::ok("archiving", detail)
+        });
+    }
+    let status = crate::backup::Status::read(&config.backup.resolved_dir(&config.paths.resolved_state_dir()));
+    checks.push(match (&status.last_drill_error, status.last_drill_success_at) {
+        (Some(error), _) => Check::warn(
+            "drill",
+            format!("the last restore drill failed: {error}"),
+            "see the runbook's AgoraRestoreDrillTooOld",
+        ),
+        (None, Some(at)) => Check::ok(
+            "drill",
+            format!(
+                "last passed {} h ago: restored in {:.1} s (RTO), archive {:.1} s behind (RPO)",
+                (chrono::Utc::now() - at).num_hours(),
+                status.last_drill_rto_seconds,
+                status.last_drill_rpo_seconds
+            ),
+        ),
+        (None, None) => Check::warn(
+            "drill",
+            "no restore drill has run yet",
+            "run `agora backup --drill` (the backup timer runs one weekly)",
+        ),
+    });
     checks
 }
 

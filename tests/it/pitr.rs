@@ -249,6 +249,11 @@ async fn the_drill_passes_on_a_healthy_archive_and_fails_loudly_on_a_missing_or_
     assert_eq!(value("agora_dr_last_drill_passed"), 1.0);
     assert!(value("agora_wal_archive_last_success_timestamp_seconds") > 0.0);
     assert!(value("agora_dr_rpo_seconds") < 60.0, "{scrape}");
+    let (_, report) = agora(&state, &["doctor"]);
+    let line =
+        |name: &str| report.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_default().to_owned();
+    assert!(line("drill").starts_with("OK") && line("drill").contains("RTO"), "{report}");
+    assert!(line("archiving").starts_with("OK") && line("archiving").contains("archived"), "{report}");
 
     // A segment written after the base backup goes missing from the archive.
     assert_eq!(post(&client, &daemon.base, &token, "in the lost segment").await, 201);
