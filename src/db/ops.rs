@@ -162,7 +162,8 @@ pub async fn running_daemons(conn: &mut DirectConn) -> QueryResult<i64> {
 /// Row counts of `tables` and a named restore point (`pg_create_restore_point`) holding
 /// exactly them: the tables are locked against writes (`SHARE`, reads go on) while they are
 /// counted and the point is written, so no write to them commits in between. Returns the
-/// counts and the point's WAL position. The table names come from the caller's constant
+/// counts and the point's WAL position; fails with a lock timeout when writers held the
+/// tables for more than 200 ms (try again). The table names come from the caller's constant
 /// list, never from input; the point's name is bound.
 pub async fn counts_at_restore_point(
     conn: &mut DirectConn,
@@ -180,6 +181,10 @@ pub async fn counts_at_restore_point(
         lsn: String,
     }
     conn.transaction(async |conn| {
+        // Writers lock these tables in their own orders: waiting long for one lock while
+        // holding others could close a cycle with a writer, so give up quickly (before
+        // PostgreSQL's deadlock check, which would cancel the writer) and let the caller retry.
+        diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(conn).await?;
         diesel::sql_query(format!("LOCK TABLE {} IN SHARE MODE", tables.join(", "))).execute(conn).await?;
         let mut counts = BTreeMap::new();
         for table in tables {
