@@ -373,13 +373,14 @@ pub async fn drill(loaded: Loaded, when_due: bool) -> Result<(), RunError> {
         return Err(BackupError::Refused(why.into()).into());
     };
     let config = &loaded.config;
-    let report = crate::backup::drill::run(
-        &target.url,
-        &paths,
-        &archiving,
-        Duration::from_secs(config.backup.archive_timeout_seconds),
-        Duration::from_secs(config.database.private_start_timeout),
-    )
+    let report = crate::backup::drill::Drill {
+        database_url: &target.url,
+        paths: &paths,
+        archiving: &archiving,
+        archive_timeout: Duration::from_secs(config.backup.archive_timeout_seconds),
+        start_timeout: Duration::from_secs(config.database.private_start_timeout),
+    }
+    .run()
     .await?;
     println!(
         "drill passed: restored {} rows to WAL position {} in {:.1} s (RTO); the archive was {:.1} s behind (RPO)",

@@ -44,121 +44,127 @@ pub struct Report {
     pub rows: BTreeMap<String, i64>,
 }
 
-/// Runs the drill against the live database at `database_url`, records the outcome in the
-/// backup status, and returns it.
-pub async fn run(
-    database_url: &str,
-    paths: &Paths,
-    archiving: &Archiving,
-    archive_timeout: Duration,
-    start_timeout: Duration,
-) -> Result<Report, BackupError> {
-    let outcome = drill(database_url, paths, archiving, archive_timeout, start_timeout).await;
-    let mut status = Status::read(&paths.backup_dir);
-    status.last_drill_at = Some(Utc::now());
-    match &outcome {
-        Ok(report) => {
-            status.last_drill_success_at = status.last_drill_at;
-            status.last_drill_rto_seconds = report.rto_seconds;
-            status.last_drill_rpo_seconds = report.rpo_seconds;
-            status.last_drill_error = None;
-            tracing::info!(rto_seconds = report.rto_seconds, rpo_seconds = report.rpo_seconds, lsn = %report.lsn,
-                "restore drill passed");
-        }
-        Err(err) => {
-            status.last_drill_error = Some(err.to_string());
-            tracing::error!(error = %err, "restore drill FAILED: the continuous archive does not restore");
-        }
-    }
-    status.write(&paths.backup_dir)?;
-    outcome
+/// One drill's inputs.
+pub struct Drill<'a> {
+    /// The live database.
+    pub database_url: &'a str,
+    /// The backup directory (the scratch cluster goes under it) and the state directory.
+    pub paths: &'a Paths,
+    /// The archive to restore from.
+    pub archiving: &'a Archiving,
+    /// `backup.archive_timeout_seconds`: how long archiving the point may normally take.
+    pub archive_timeout: Duration,
+    /// `database.private_start_timeout`: how long the restored copy may take to serve.
+    pub start_timeout: Duration,
 }
 
-async fn drill(
-    database_url: &str,
-    paths: &Paths,
-    archiving: &Archiving,
-    archive_timeout: Duration,
-    start_timeout: Duration,
-) -> Result<Report, BackupError> {
-    let mut live = connect(database_url).await?;
-    let point = format!("agora-drill-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
-    let mut attempts = 0;
-    let (rows, lsn) = loop {
-        attempts += 1;
-        match crate::db::ops::counts_at_restore_point(&mut live, &MARKED_TABLES, &point).await {
-            Ok(marked) => break marked,
-            Err(err) if attempts < MARK_ATTEMPTS && err.to_string().contains("lock timeout") => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+impl Drill<'_> {
+    /// Runs the drill, records the outcome in the backup status, and returns it.
+    pub async fn run(&self) -> Result<Report, BackupError> {
+        let outcome = self.attempt().await;
+        let mut status = Status::read(&self.paths.backup_dir);
+        status.last_drill_at = Some(Utc::now());
+        match &outcome {
+            Ok(report) => {
+                status.last_drill_success_at = status.last_drill_at;
+                status.last_drill_rto_seconds = report.rto_seconds;
+                status.last_drill_rpo_seconds = report.rpo_seconds;
+                status.last_drill_error = None;
+                tracing::info!(rto_seconds = report.rto_seconds, rpo_seconds = report.rpo_seconds, lsn = %report.lsn,
+                    "restore drill passed");
             }
             Err(err) => {
-                return Err(BackupError::Database(format!("marking the drill's point (attempt {attempts}): {err}")));
+                status.last_drill_error = Some(err.to_string());
+                tracing::error!(error = %err, "restore drill FAILED: the continuous archive does not restore");
             }
         }
-    };
-    let marked = Instant::now();
-    let segment = crate::db::ops::switch_wal(&mut live)
-        .await
-        .map_err(|err| BackupError::Database(format!("switching WAL: {err}")))?;
-    let archived_within = archive_timeout * 2 + Duration::from_secs(60);
-    loop {
-        let state = crate::db::ops::archiver_state_direct(&mut live)
-            .await
-            .map_err(|err| BackupError::Database(format!("reading pg_stat_archiver: {err}")))?;
-        if state.last_archived_wal.as_deref().is_some_and(|wal| wal >= segment.as_str()) {
-            break;
-        }
-        if marked.elapsed() > archived_within {
-            return Err(BackupError::Tool {
-                tool: "archiving",
-                detail: format!(
-                    "WAL segment {segment} was not archived within {} s (last archived: {}, {} failures): archiving is stalled",
-                    archived_within.as_secs(),
-                    state.last_archived_wal.as_deref().unwrap_or("none"),
-                    state.failed_count
-                ),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        status.write(&self.paths.backup_dir)?;
+        outcome
     }
-    let rpo_seconds = marked.elapsed().as_secs_f64();
-    drop(live);
 
-    let scratch = Scratch::new(paths.backup_dir.join(".drill"))?;
-    let restore_started = Instant::now();
-    let data_dir = scratch.0.join("data");
-    {
-        let (archiving, data_dir, point) = (archiving.clone(), data_dir.clone(), point.clone());
-        tokio::task::spawn_blocking(move || archiving.restore_to_point(&data_dir, &point))
+    async fn attempt(&self) -> Result<Report, BackupError> {
+        let Self { database_url, paths, archiving, archive_timeout, start_timeout } = *self;
+        let mut live = connect(database_url).await?;
+        let point = format!("agora-drill-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+        let mut attempts = 0;
+        let (rows, lsn) = loop {
+            attempts += 1;
+            match crate::db::ops::counts_at_restore_point(&mut live, &MARKED_TABLES, &point).await {
+                Ok(marked) => break marked,
+                Err(err) if attempts < MARK_ATTEMPTS && err.to_string().contains("lock timeout") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => {
+                    return Err(BackupError::Database(format!(
+                        "marking the drill's point (attempt {attempts}): {err}"
+                    )));
+                }
+            }
+        };
+        let marked = Instant::now();
+        let segment = crate::db::ops::switch_wal(&mut live)
             .await
-            .map_err(|err| BackupError::Database(err.to_string()))??;
-    }
-    // Started on this (the command's main) thread, which outlives it: the server is told to
-    // stop when the thread that started it ends.
-    let options = ClusterOptions { start_timeout, ..ClusterOptions::default() };
-    let cluster = PrivateCluster::start(&scratch.0, &options)
-        .map_err(|err| BackupError::Tool { tool: "the restored server", detail: err.to_string() })?;
-    let url = cluster.url("agora");
-    crate::backup::wait_out_of_recovery(&url, start_timeout).await?;
-    let rto_seconds = restore_started.elapsed().as_secs_f64();
+            .map_err(|err| BackupError::Database(format!("switching WAL: {err}")))?;
+        let archived_within = archive_timeout * 2 + Duration::from_secs(60);
+        loop {
+            let state = crate::db::ops::archiver_state_direct(&mut live)
+                .await
+                .map_err(|err| BackupError::Database(format!("reading pg_stat_archiver: {err}")))?;
+            if state.last_archived_wal.as_deref().is_some_and(|wal| wal >= segment.as_str()) {
+                break;
+            }
+            if marked.elapsed() > archived_within {
+                return Err(BackupError::Tool {
+                    tool: "archiving",
+                    detail: format!(
+                        "WAL segment {segment} was not archived within {} s (last archived: {}, {} failures): archiving is stalled",
+                        archived_within.as_secs(),
+                        state.last_archived_wal.as_deref().unwrap_or("none"),
+                        state.failed_count
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let rpo_seconds = marked.elapsed().as_secs_f64();
+        drop(live);
 
-    let restored = crate::backup::row_counts(&url).await?;
-    if restored != rows {
-        return Err(BackupError::Corrupt(format!(
-            "the restored rows differ from the live database at {lsn}: live {rows:?}, restored {restored:?}"
-        )));
+        let scratch = Scratch::new(paths.backup_dir.join(".drill"))?;
+        let restore_started = Instant::now();
+        let data_dir = scratch.0.join("data");
+        {
+            let (archiving, data_dir, point) = (archiving.clone(), data_dir.clone(), point.clone());
+            tokio::task::spawn_blocking(move || archiving.restore_to_point(&data_dir, &point))
+                .await
+                .map_err(|err| BackupError::Database(err.to_string()))??;
+        }
+        // Started on this (the command's main) thread, which outlives it: the server is told to
+        // stop when the thread that started it ends.
+        let options = ClusterOptions { start_timeout, ..ClusterOptions::default() };
+        let cluster = PrivateCluster::start(&scratch.0, &options)
+            .map_err(|err| BackupError::Tool { tool: "the restored server", detail: err.to_string() })?;
+        let url = cluster.url("agora");
+        crate::backup::wait_out_of_recovery(&url, start_timeout).await?;
+        let rto_seconds = restore_started.elapsed().as_secs_f64();
+
+        let restored = crate::backup::row_counts(&url).await?;
+        if restored != rows {
+            return Err(BackupError::Corrupt(format!(
+                "the restored rows differ from the live database at {lsn}: live {rows:?}, restored {restored:?}"
+            )));
+        }
+        let mut conn = connect(&url).await?;
+        let broken = conn
+            .run(async |conn| crate::db::audit::first_broken_link(conn).await)
+            .await
+            .map_err(|err| BackupError::Database(err.to_string()))?;
+        if let Some(id) = broken {
+            return Err(BackupError::Corrupt(format!("the restored audit log's hash chain breaks at entry {id}")));
+        }
+        drop(conn);
+        drop(cluster);
+        Ok(Report { rto_seconds, rpo_seconds, lsn, rows })
     }
-    let mut conn = connect(&url).await?;
-    let broken = conn
-        .run(async |conn| crate::db::audit::first_broken_link(conn).await)
-        .await
-        .map_err(|err| BackupError::Database(err.to_string()))?;
-    if let Some(id) = broken {
-        return Err(BackupError::Corrupt(format!("the restored audit log's hash chain breaks at entry {id}")));
-    }
-    drop(conn);
-    drop(cluster);
-    Ok(Report { rto_seconds, rpo_seconds, lsn, rows })
 }
 
 /// The scratch directory of a drill, removed when the drill ends however it ends.

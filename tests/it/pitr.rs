@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use serde_json::{Value, json};
 
 use crate::harness::{Daemon, eventually, world_traversable_tempdir};
-use crate::private_cluster::titles;
+use crate::private_cluster::{ann_in_town, titles};
 
 fn env(state: &Path) -> Vec<(&'static str, String)> {
     vec![
@@ -78,17 +78,6 @@ async fn archive_everything(url: &str) {
     .await;
 }
 
-async fn setup(client: &reqwest::Client, base: &str) -> String {
-    let body = json!({"username": "ann", "email": "ann@example.com", "password": "password123"});
-    let registered: Value =
-        client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
-    let token = registered["access_token"].as_str().unwrap().to_owned();
-    let community = json!({"name": "town", "title": "Town"});
-    let created = client.post(format!("{base}/api/v1/communities")).bearer_auth(&token).json(&community).send().await;
-    assert_eq!(created.unwrap().status(), 201);
-    token
-}
-
 async fn post(client: &reqwest::Client, base: &str, token: &str, title: &str) -> u16 {
     let response = client
         .post(format!("{base}/api/v1/communities/town/posts"))
@@ -106,7 +95,7 @@ async fn a_restore_to_a_time_brings_back_what_was_written_before_it_and_nothing_
     let mut daemon = started(&state, &dir.path().join("first.log")).await;
     wait_first_base_backup(&daemon).await;
     let client = reqwest::Client::new();
-    let token = setup(&client, &daemon.base).await;
+    let token = ann_in_town(&client, &daemon.base).await;
     for n in 0..3 {
         assert_eq!(post(&client, &daemon.base, &token, &format!("before {n}")).await, 201);
     }
@@ -162,7 +151,7 @@ async fn after_the_data_directory_is_lost_a_restore_to_latest_keeps_all_but_the_
     let mut daemon = started(&state, &dir.path().join("first.log")).await;
     wait_first_base_backup(&daemon).await;
     let client = reqwest::Client::new();
-    let token = setup(&client, &daemon.base).await;
+    let token = ann_in_town(&client, &daemon.base).await;
     // A steady write load for a while; every acknowledged write is noted with its time.
     let mut acknowledged: Vec<(Instant, String)> = Vec::new();
     let load_until = Instant::now() + Duration::from_secs(20);
@@ -236,7 +225,7 @@ async fn the_drill_passes_on_a_healthy_archive_and_fails_loudly_on_a_missing_or_
     let daemon = started(&state, &dir.path().join("agora.log")).await;
     wait_first_base_backup(&daemon).await;
     let client = reqwest::Client::new();
-    let token = setup(&client, &daemon.base).await;
+    let token = ann_in_town(&client, &daemon.base).await;
     for n in 0..5 {
         assert_eq!(post(&client, &daemon.base, &token, &format!("post {n}")).await, 201);
     }

@@ -39,11 +39,16 @@ fn is_zombie_or_gone(pid: i32) -> bool {
     }
 }
 
-async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
-    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "password123"});
+/// Registers `ann` on a daemon under test and has her create community `town`; her token.
+pub async fn ann_in_town(client: &reqwest::Client, base: &str) -> String {
+    let body = json!({"username": "ann", "email": "ann@example.com", "password": "password123"});
     let response = client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 201);
-    response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    let token = response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let community = json!({"name": "town", "title": "Town"});
+    let created = client.post(format!("{base}/api/v1/communities")).bearer_auth(&token).json(&community).send().await;
+    assert_eq!(created.unwrap().status(), 201);
+    token
 }
 
 async fn post(client: &reqwest::Client, base: &str, token: &str, title: &str) -> Option<u16> {
@@ -83,10 +88,7 @@ async fn a_killed_private_server_is_restarted_under_a_write_load_and_nothing_ack
     agora.wait_ready(Duration::from_secs(60)).await;
     let client = reqwest::Client::new();
     let base = agora.base.clone();
-    let token = register(&client, &base, "ann").await;
-    let community = json!({"name": "town", "title": "Town"});
-    let created = client.post(format!("{base}/api/v1/communities")).bearer_auth(&token).json(&community).send().await;
-    assert_eq!(created.unwrap().status(), 201);
+    let token = ann_in_town(&client, &base).await;
 
     // A writer that records every answer (with when its request was sent) and every
     // acknowledged title.
@@ -161,11 +163,7 @@ async fn after_postgres_and_agora_die_together_it_starts_the_first_time_ten_time
         agora.wait_ready(Duration::from_secs(120)).await;
         let base = agora.base.clone();
         if round == 0 {
-            token = register(&client, &base, "ann").await;
-            let community = json!({"name": "town", "title": "Town"});
-            let created =
-                client.post(format!("{base}/api/v1/communities")).bearer_auth(&token).json(&community).send().await;
-            assert_eq!(created.unwrap().status(), 201);
+            token = ann_in_town(&client, &base).await;
         }
         assert_eq!(post(&client, &base, &token, &format!("round {round}")).await, Some(201), "round {round}");
         // What a power cut or the OOM killer does: no one gets to shut down.
