@@ -470,6 +470,14 @@ pub async fn restore_to(loaded: Loaded, target: pitr::Target, force: bool) -> Re
     )
     .await?;
     drop(target_db);
+    let before = match target {
+        pitr::Target::Time(at) => Some(at),
+        pitr::Target::Latest => None,
+    };
+    match crate::backup::restore_queue_and_media_before(&backup_paths(&loaded), before)? {
+        Some(archive) => println!("job queue and media restored from {}", archive.display()),
+        None => println!("no archive from before the target: the job queue and media are left as they are"),
+    }
     println!(
         "restored the private database to {} in {:.1} s; the data directory it replaced is kept in {} (delete it when satisfied)",
         match target {

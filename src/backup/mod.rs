@@ -537,7 +537,15 @@ pub async fn restore(database_url: &str, paths: &Paths, archive: &Path, force: b
     }
     pg_restore(database_url, &unpacked.dir.path().join(DUMP))?;
     drop(queue);
-    if force && queue_dir.exists() {
+    restore_queue_and_media(paths, &unpacked, force)?;
+    Ok(unpacked.manifest)
+}
+
+/// Puts the job queue and media of an unpacked archive in place; `replace` clears the queue
+/// first.
+fn restore_queue_and_media(paths: &Paths, unpacked: &Unpacked, replace: bool) -> Result<(), BackupError> {
+    let queue_dir = paths.state_dir.join("queue");
+    if replace && queue_dir.exists() {
         std::fs::remove_dir_all(&queue_dir).map_err(io(format!("clearing {}", queue_dir.display())))?;
     }
     let queue = Queue::open_with_cache(&queue_dir, 16)?;
@@ -551,7 +559,24 @@ pub async fn restore(database_url: &str, paths: &Paths, archive: &Path, force: b
         }
         std::fs::copy(media_from.join(name), &target).map_err(io(format!("restoring {}", target.display())))?;
     }
-    Ok(unpacked.manifest)
+    Ok(())
+}
+
+/// After a point-in-time restore to `before` (`None`: the newest state): the job queue and
+/// media of the newest archive written before it, replacing the current queue. Returns the
+/// archive used, or `None` when there is none (the queue is then left as it is).
+pub fn restore_queue_and_media_before(
+    paths: &Paths,
+    before: Option<DateTime<Utc>>,
+) -> Result<Option<PathBuf>, BackupError> {
+    let Some((_, archive)) =
+        archives(&paths.backup_dir).into_iter().rev().find(|(at, _)| before.is_none_or(|before| *at <= before))
+    else {
+        return Ok(None);
+    };
+    let unpacked = unpack_and_check(&archive, &paths.backup_dir)?;
+    restore_queue_and_media(paths, &unpacked, true)?;
+    Ok(Some(archive))
 }
 
 #[cfg(test)]

@@ -99,6 +99,9 @@ async fn a_restore_to_a_time_brings_back_what_was_written_before_it_and_nothing_
     for n in 0..3 {
         assert_eq!(post(&client, &daemon.base, &token, &format!("before {n}")).await, 201);
     }
+    // A logical archive (with the job queue) before the target, as the backup timer writes.
+    let (ok, output) = agora(&state, &["backup"]);
+    assert!(ok && output.contains("base backup"), "{output}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let target = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -119,6 +122,10 @@ async fn a_restore_to_a_time_brings_back_what_was_written_before_it_and_nothing_
     let (ok, output) = agora(&state, &["restore", "--to-time", &at, "--force"]);
     assert!(ok, "{output}");
     assert!(output.contains("restored the private database"), "{output}");
+    assert!(
+        output.contains("job queue and media restored from"),
+        "the queue comes from the archive before the target: {output}"
+    );
 
     let daemon = started(&state, &dir.path().join("second.log")).await;
     let mut kept = titles(&client, &daemon.base).await;
