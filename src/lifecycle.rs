@@ -478,14 +478,18 @@ pub async fn restore_to(loaded: Loaded, target: pitr::Target, force: bool) -> Re
         Some(archive) => println!("job queue and media restored from {}", archive.display()),
         None => println!("no archive from before the target: the job queue and media are left as they are"),
     }
+    let replaced = if kept.exists() {
+        format!("; the data directory it replaced is kept in {} (delete it when satisfied)", kept.display())
+    } else {
+        String::new()
+    };
     println!(
-        "restored the private database to {} in {:.1} s; the data directory it replaced is kept in {} (delete it when satisfied)",
+        "restored the private database to {} in {:.1} s{replaced}",
         match target {
             pitr::Target::Time(at) => at.to_rfc3339(),
             pitr::Target::Latest => "the end of the archive".into(),
         },
         started.elapsed().as_secs_f64(),
-        kept.display()
     );
     Ok(())
 }
