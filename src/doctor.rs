@@ -97,8 +97,7 @@ pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
 /// Continuous archiving of the private cluster (how far behind it is) and the last restore
 /// drill.
 async fn archiving_checks(config: &crate::config::Config, url: Option<&str>) -> Vec<Check> {
-    let private = config.database.url.is_empty() && config.database.url_file.is_empty();
-    if !private || !config.backup.pitr {
+    if !crate::backup::pitr::wanted(config) {
         return Vec::new();
     }
     if crate::backup::pitr::program().is_none() {

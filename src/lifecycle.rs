@@ -96,7 +96,7 @@ pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartErr
         return Ok(DatabaseTarget::configured(url));
     }
     tracing::info!(dir = %root.display(), "no database.url configured: using the private PostgreSQL cluster");
-    let archiving = private_archiving(loaded, &root)?;
+    let archiving = private_archiving(loaded)?;
     let options = ClusterOptions {
         start_timeout: Duration::from_secs(loaded.config.database.private_start_timeout),
         archive: archiving.as_ref().map(|a| (a.archive_command(), loaded.config.backup.archive_timeout_seconds)),
@@ -117,22 +117,16 @@ pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartErr
 
 /// The private cluster's archiving set-up, or `None` (logged) when it is off or pgBackRest is
 /// missing.
-fn private_archiving(loaded: &Loaded, cluster_root: &std::path::Path) -> Result<Option<Archiving>, StartError> {
-    let backup = &loaded.config.backup;
-    if !backup.pitr {
-        return Ok(None);
-    }
-    let state_dir = loaded.config.paths.resolved_state_dir();
-    let backup_dir = backup.resolved_dir(&state_dir);
-    match Archiving::for_private_cluster(&state_dir, &backup_dir, cluster_root, backup.pitr_days) {
-        Ok(Some(archiving)) => Ok(Some(archiving)),
-        Ok(None) => {
+fn private_archiving(loaded: &Loaded) -> Result<Option<Archiving>, StartError> {
+    match Archiving::from_config(&loaded.config) {
+        Ok(None) if pitr::wanted(&loaded.config) => {
             tracing::warn!(
                 "continuous archiving is off: pgBackRest is not installed (apt install pgbackrest); \
                  only the logical backups of `agora backup` protect the data"
             );
             Ok(None)
         }
+        Ok(archiving) => Ok(archiving),
         Err(err) => Err(StartError::Io {
             context: "setting up continuous archiving".into(),
             source: std::io::Error::other(err.to_string()),
@@ -395,14 +389,7 @@ pub async fn drill(loaded: Loaded, when_due: bool) -> Result<(), RunError> {
 /// The archiving set-up of the private cluster a running daemon started (its configuration
 /// file is there), for commands that run beside it.
 fn running_archiving(loaded: &Loaded) -> Option<Archiving> {
-    if !loaded.config.backup.pitr || !loaded.config.database_url().is_ok_and(|url| url.is_empty()) {
-        return None;
-    }
-    let state_dir = loaded.config.paths.resolved_state_dir();
-    let backup_dir = loaded.config.backup.resolved_dir(&state_dir);
-    Archiving::for_private_cluster(&state_dir, &backup_dir, &state_dir.join("postgres"), loaded.config.backup.pitr_days)
-        .ok()
-        .flatten()
+    Archiving::from_config(&loaded.config).ok().flatten()
 }
 
 /// `agora restore --to-time T | --to-latest [--force]`: the private cluster back to a moment

@@ -28,6 +28,12 @@ pub fn repository(backup_dir: &Path) -> PathBuf {
     backup_dir.join("pitr")
 }
 
+/// Whether the configuration asks Agora to archive: `backup.pitr` is on and the database is
+/// the private cluster (no `database.url`). Archiving also needs [`program`].
+pub fn wanted(config: &crate::config::Config) -> bool {
+    config.backup.pitr && config.database.url.is_empty() && config.database.url_file.is_empty()
+}
+
 /// The pgBackRest program, when it is installed.
 pub fn program() -> Option<PathBuf> {
     ["/usr/bin/pgbackrest", "/usr/local/bin/pgbackrest"].into_iter().map(PathBuf::from).find(|p| p.is_file())
@@ -74,6 +80,17 @@ pub struct Stamps {
 }
 
 impl Archiving {
+    /// The private cluster's archiving as `config` sets it up (writing its pgBackRest
+    /// configuration): `None` when it is not [`wanted`] or pgBackRest is not installed.
+    pub fn from_config(config: &crate::config::Config) -> Result<Option<Self>, BackupError> {
+        if !wanted(config) {
+            return Ok(None);
+        }
+        let state_dir = config.paths.resolved_state_dir();
+        let backup_dir = config.backup.resolved_dir(&state_dir);
+        Self::for_private_cluster(&state_dir, &backup_dir, &state_dir.join("postgres"), config.backup.pitr_days)
+    }
+
     /// Writes the configuration for the private cluster under `cluster_root` (data and socket
     /// directories), keeping `pitr_days` of history in `<backup_dir>/pitr`. `None` when
     /// pgBackRest is not installed.
@@ -115,8 +132,10 @@ impl Archiving {
         let config_file = home.join("pgbackrest.conf");
         std::fs::write(&config_file, config)
             .map_err(crate::backup::io(format!("writing {}", config_file.display())))?;
-        cluster::give_to_server_user(&home).map_err(|err| BackupError::Database(err.to_string()))?;
-        cluster::give_to_server_user(&repository).map_err(|err| BackupError::Database(err.to_string()))?;
+        // Only what Agora made: pgBackRest creates everything below as the server's user, and a
+        // repository can hold thousands of segments.
+        let made = [home.as_path(), &home.join("log"), &home.join("lock"), &repository, &config_file];
+        cluster::give_entries_to_server_user(&made).map_err(|err| BackupError::Database(err.to_string()))?;
         Ok(Some(Self { config_file, repository, program }))
     }
 

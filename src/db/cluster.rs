@@ -524,6 +524,17 @@ pub fn give_to_server_user(dir: &Path) -> Result<(), ClusterError> {
     }
 }
 
+/// Hands each of `paths` (not what is below them) to the private cluster's user (when Agora
+/// runs as root).
+pub fn give_entries_to_server_user(paths: &[&Path]) -> Result<(), ClusterError> {
+    let Some(user) = unprivileged_user()? else { return Ok(()) };
+    for path in paths {
+        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+            .map_err(io(format!("chown {}", path.display())))?;
+    }
+    Ok(())
+}
+
 /// `None` when not root; the `postgres` user's ids when root (PostgreSQL refuses to run as root).
 fn unprivileged_user() -> Result<Option<RunAs>, ClusterError> {
     if effective_uid() != 0 {

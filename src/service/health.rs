@@ -149,11 +149,7 @@ pub fn export_storage_gauges(ctx: &Context) {
 /// Sets the continuous-archiving gauges from `pg_stat_archiver` (one query, at scrape time),
 /// when Agora archives its private cluster.
 pub async fn export_archiving(ctx: &Context) {
-    let archives = ctx.config.backup.pitr
-        && ctx.config.database.url.is_empty()
-        && ctx.config.database.url_file.is_empty()
-        && crate::backup::pitr::program().is_some();
-    if !archives {
+    if !crate::backup::pitr::wanted(&ctx.config) || crate::backup::pitr::program().is_none() {
         return;
     }
     let state = async {
@@ -162,9 +158,12 @@ pub async fn export_archiving(ctx: &Context) {
             .observe("backup.archiver_state", &mut conn, async |conn| crate::db::ops::archiver_state(conn).await)
             .await
     };
-    let state = match state.await {
-        Ok(state) => state,
-        Err(err) => return tracing::debug!(error = %err, "archiving gauges: the database does not answer"),
+    // A scrape must not wait on a database that does not answer (the pool would wait longer).
+    let timeout = Duration::from_millis(ctx.config.database.health_timeout_ms);
+    let state = match tokio::time::timeout(timeout, state).await {
+        Ok(Ok(state)) => state,
+        Ok(Err(err)) => return tracing::debug!(error = %err, "archiving gauges: the database does not answer"),
+        Err(_) => return tracing::debug!("archiving gauges: the database did not answer in time"),
     };
     let metrics = &ctx.metrics;
     if let Some(at) = state.last_archived_at {

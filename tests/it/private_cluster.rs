@@ -51,7 +51,8 @@ pub async fn ann_in_town(client: &reqwest::Client, base: &str) -> String {
     token
 }
 
-async fn post(client: &reqwest::Client, base: &str, token: &str, title: &str) -> Option<u16> {
+/// `ann` posts `title` in `town`; the answer's status (`None` when nothing answered).
+pub async fn post(client: &reqwest::Client, base: &str, token: &str, title: &str) -> Option<u16> {
     let response = client
         .post(format!("{base}/api/v1/communities/town/posts"))
         .bearer_auth(token)
