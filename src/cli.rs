@@ -97,17 +97,17 @@ pub enum Command {
     },
     /// Restore the database (stop Agora first): an archive written by `agora backup` into an
     /// empty database and state directory (every checksum is checked before anything is
-    /// touched), or the private cluster to a moment of the last `backup.pitr_days` days from
-    /// its continuous archive (`--to-time`, `--to-latest`).
+    /// touched), or the database to a moment of the last `backup.pitr_days` days from its
+    /// continuous archive (`--to-time`, `--to-latest`; a system PostgreSQL must be stopped).
     #[command(group(clap::ArgGroup::new("what").required(true).args(["archive", "to_time", "to_latest"])))]
     Restore {
         /// The archive (`agora-backup-….tar`).
         archive: Option<PathBuf>,
-        /// Bring the private database back to how it was at this moment (RFC 3339, e.g.
+        /// Bring the database back to how it was at this moment (RFC 3339, e.g.
         /// 2026-12-01T10:43:00Z): everything committed before it is back, nothing after.
         #[arg(long, value_name = "TIME", value_parser = parse_time)]
         to_time: Option<chrono::DateTime<chrono::Utc>>,
-        /// Bring the private database back to the newest archived state (after losing its
+        /// Bring the database back to the newest archived state (after losing its
         /// data directory).
         #[arg(long)]
         to_latest: bool,
@@ -126,6 +126,41 @@ pub enum Command {
         /// Which task.
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Disaster recovery: continuous WAL archiving for a system PostgreSQL (the private
+    /// cluster archives by itself), base backups and restore drills.
+    Dr {
+        /// Which task.
+        #[command(subcommand)]
+        command: DrCommand,
+    },
+}
+
+/// `agora dr …`
+#[derive(Debug, Subcommand)]
+pub enum DrCommand {
+    /// As root, set up continuous archiving (pgBackRest) for the system PostgreSQL that
+    /// database.url points at, on this machine: its repository in backup.pitr_dir, the
+    /// server's archive_mode, archive_command and archive_timeout with ALTER SYSTEM, the
+    /// first base backup, and agora-dr.timer. Idempotent; prints every change it makes and
+    /// never replaces another archiver.
+    Enable {
+        /// The server's Unix socket directory, when it is not the one database.url names,
+        /// /run/postgresql, /var/run/postgresql or /tmp.
+        #[arg(long, value_name = "DIR")]
+        socket_dir: Option<PathBuf>,
+        /// Restart PostgreSQL when a changed setting needs it (archive_mode, wal_level);
+        /// without it, Agora says so and stops before the base backup.
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Take a base backup of the continuous archive (full once a day, else incremental; older
+    /// than backup.pitr_days expires), then run the restore drill when the last passing one is
+    /// a week old. As root for a system PostgreSQL; agora-dr.timer runs it daily.
+    Backup {
+        /// Run the restore drill now, due or not.
+        #[arg(long)]
+        drill: bool,
     },
 }
 
@@ -258,6 +293,12 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Admin { command } => with_runtime(&loaded, move |loaded| admin(loaded, command)),
         Command::Queue { command } => queue_command(&loaded, &command.op()),
+        Command::Dr { command: DrCommand::Enable { socket_dir, restart } } => {
+            with_runtime(&loaded, move |loaded| lifecycle::dr_enable(loaded, socket_dir, restart))
+        }
+        Command::Dr { command: DrCommand::Backup { drill } } => {
+            with_runtime(&loaded, move |loaded| lifecycle::dr_backup(loaded, drill))
+        }
         Command::Backup { verify: _, drill: true, when_due } => {
             with_runtime(&loaded, move |loaded| lifecycle::drill(loaded, when_due))
         }

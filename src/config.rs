@@ -350,12 +350,20 @@ pub struct BackupConfig {
     pub pitr_days: u32,
     /// The longest time, in seconds, a written WAL segment waits before it is archived.
     pub archive_timeout_seconds: u64,
+    /// For a system PostgreSQL (`database.url`): where `agora dr enable` keeps pgBackRest's
+    /// configuration, log and repository; empty means `/var/lib/agora-pitr`.
+    pub pitr_dir: String,
 }
 
 impl BackupConfig {
     /// The backup directory.
     pub fn resolved_dir(&self, state_dir: &Path) -> PathBuf {
         if self.dir.is_empty() { state_dir.join("backups") } else { PathBuf::from(&self.dir) }
+    }
+
+    /// The continuous archive's directory for a system PostgreSQL.
+    pub fn resolved_pitr_dir(&self) -> PathBuf {
+        if self.pitr_dir.is_empty() { PathBuf::from("/var/lib/agora-pitr") } else { PathBuf::from(&self.pitr_dir) }
     }
 }
 

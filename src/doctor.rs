@@ -94,19 +94,35 @@ pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
     checks
 }
 
-/// Continuous archiving of the private cluster (how far behind it is) and the last restore
-/// drill.
+/// Continuous archiving (how far behind it is) and the last restore drill.
 async fn archiving_checks(config: &crate::config::Config, url: Option<&str>) -> Vec<Check> {
-    if !crate::backup::pitr::wanted(config) {
+    use crate::backup::pitr;
+    if !config.backup.pitr {
         return Vec::new();
     }
-    if crate::backup::pitr::program().is_none() {
+    if pitr::program().is_none() {
         return vec![Check::warn(
             "archiving",
             "off: pgBackRest is not installed, so only the logical backups protect the data",
-            "apt install pgbackrest, then restart agora",
+            if pitr::wanted(config) {
+                "apt install pgbackrest, then restart agora"
+            } else {
+                "apt install pgbackrest, then sudo agora dr enable"
+            },
         )];
     }
+    let Some(status_dir) = pitr::drill_status_dir(config) else {
+        return vec![Check::warn(
+            "archiving",
+            "off: the system PostgreSQL is not archived, so only the logical backups protect the data",
+            "sudo agora dr enable (docs/disaster-recovery.md)",
+        )];
+    };
+    let drill_command = if pitr::wanted(config) {
+        "agora backup --drill` (the backup timer runs one weekly)"
+    } else {
+        "sudo agora dr backup --drill` (agora-dr.timer runs one weekly)"
+    };
     let mut checks = Vec::new();
     if let Some(url) = url
         && let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(5), crate::db::ops::connect(url)).await
@@ -128,7 +144,7 @@ async fn archiving_checks(config: &crate::config::Config, url: Option<&str>) -> 
             Check::ok("archiving", detail)
         });
     }
-    let status = crate::backup::Status::read(&config.backup.resolved_dir(&config.paths.resolved_state_dir()));
+    let status = crate::backup::Status::read(&status_dir);
     checks.push(match (&status.last_drill_error, status.last_drill_success_at) {
         (Some(error), _) => Check::warn(
             "drill",
@@ -144,11 +160,7 @@ async fn archiving_checks(config: &crate::config::Config, url: Option<&str>) -> 
                 status.last_drill_rpo_seconds
             ),
         ),
-        (None, None) => Check::warn(
-            "drill",
-            "no restore drill has run yet",
-            "run `agora backup --drill` (the backup timer runs one weekly)",
-        ),
+        (None, None) => Check::warn("drill", "no restore drill has run yet", format!("run `{drill_command}")),
     });
     checks
 }

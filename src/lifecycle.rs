@@ -118,7 +118,7 @@ pub async fn database_target(loaded: &Loaded) -> Result<DatabaseTarget, StartErr
 /// The private cluster's archiving set-up, or `None` (logged) when it is off or pgBackRest is
 /// missing.
 fn private_archiving(loaded: &Loaded) -> Result<Option<Archiving>, StartError> {
-    match Archiving::from_config(&loaded.config) {
+    match Archiving::private(&loaded.config) {
         Ok(None) if pitr::wanted(&loaded.config) => {
             tracing::warn!(
                 "continuous archiving is off: pgBackRest is not installed (apt install pgbackrest); \
@@ -336,7 +336,8 @@ pub async fn backup(loaded: Loaded, verify: bool) -> Result<(), RunError> {
         let config = &loaded.config.backup;
         let archive = crate::backup::backup(&target.url, &paths, config.keep_daily, config.keep_weekly).await?;
         println!("{}", archive.display());
-        if let Some(archiving) = target.archiving.clone().or_else(|| running_archiving(&loaded)) {
+        if let Some(archiving) = target.archiving.clone().or_else(|| Archiving::private(&loaded.config).ok().flatten())
+        {
             let taken = tokio::task::spawn_blocking(move || archiving.base_backup())
                 .await
                 .map_err(|err| crate::backup::BackupError::Database(err.to_string()))??;
@@ -349,16 +350,19 @@ pub async fn backup(loaded: Loaded, verify: bool) -> Result<(), RunError> {
 /// `agora backup --drill [--when-due]`.
 pub async fn drill(loaded: Loaded, when_due: bool) -> Result<(), RunError> {
     use crate::backup::BackupError;
-    let paths = backup_paths(&loaded);
-    let status = crate::backup::Status::read(&paths.backup_dir);
+    let config = &loaded.config;
     let week = chrono::Duration::days(7) - chrono::Duration::hours(6);
-    if when_due && status.last_drill_success_at.is_some_and(|at| chrono::Utc::now() - at < week) {
+    let last_passed = pitr::drill_status_dir(config)
+        .map(|dir| crate::backup::Status::read(&dir))
+        .and_then(|status| status.last_drill_success_at);
+    if when_due && last_passed.is_some_and(|at| chrono::Utc::now() - at < week) {
         println!("the last drill passed less than a week ago: not due");
         return Ok(());
     }
     let target = database_target(&loaded).await?;
     let Some(archiving) = target.archiving.clone().or_else(|| running_archiving(&loaded)) else {
-        let why = "nothing to drill: continuous archiving is off (backup.pitr, or pgBackRest is not installed)";
+        let why = "nothing to drill: continuous archiving is off (backup.pitr, pgBackRest not installed, or \
+                   `agora dr enable` not run for a system PostgreSQL)";
         if when_due {
             // The timer runs this everywhere; where nothing is archived there is nothing due.
             println!("{why}");
@@ -366,10 +370,16 @@ pub async fn drill(loaded: Loaded, when_due: bool) -> Result<(), RunError> {
         }
         return Err(BackupError::Refused(why.into()).into());
     };
-    let config = &loaded.config;
+    if let Err(refused) = archiving.check_can_run() {
+        if when_due {
+            // agora-backup.timer runs as agora; root's agora-dr.timer drills a system PostgreSQL.
+            println!("{refused}");
+            return Ok(());
+        }
+        return Err(refused.into());
+    }
     let report = crate::backup::drill::Drill {
         database_url: &target.url,
-        paths: &paths,
         archiving: &archiving,
         archive_timeout: Duration::from_secs(config.backup.archive_timeout_seconds),
         start_timeout: Duration::from_secs(config.database.private_start_timeout),
@@ -386,10 +396,52 @@ pub async fn drill(loaded: Loaded, when_due: bool) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The archiving set-up of the private cluster a running daemon started (its configuration
-/// file is there), for commands that run beside it.
+/// `agora dr enable [--socket-dir DIR] [--restart]`.
+pub async fn dr_enable(loaded: Loaded, socket_dir: Option<std::path::PathBuf>, restart: bool) -> Result<(), RunError> {
+    let url = loaded.config.database_url().map_err(StartError::from)?;
+    if url.is_empty() {
+        println!(
+            "Agora uses its private PostgreSQL, which archives by itself while backup.pitr is on: nothing to enable"
+        );
+        return Ok(());
+    }
+    let say = &mut |line| println!("{line}");
+    crate::backup::system::enable(&loaded.config, &url, socket_dir.as_deref(), restart, say).await?;
+    Ok(())
+}
+
+/// `agora dr backup [--drill]`: a base backup of the continuous archive, then the restore drill
+/// when it is due (or at once with `drill`).
+pub async fn dr_backup(loaded: Loaded, drill_now: bool) -> Result<(), RunError> {
+    use crate::backup::BackupError;
+    let archiving = Archiving::for_config(&loaded.config)?.ok_or_else(|| {
+        BackupError::Refused(
+            "continuous archiving is off: backup.pitr, pgBackRest (apt install pgbackrest), or `agora dr enable` for \
+             a system PostgreSQL"
+                .into(),
+        )
+    })?;
+    archiving.check_can_run()?;
+    if archiving.system_cluster().is_none() && running_private_url(&loaded).await.is_none() {
+        return Err(BackupError::Refused("the private PostgreSQL is not running: start Agora first".into()).into());
+    }
+    let taken = tokio::task::spawn_blocking(move || archiving.base_backup())
+        .await
+        .map_err(|err| BackupError::Database(err.to_string()))??;
+    println!("base backup {} ({})", taken.label, taken.kind);
+    drill(loaded, !drill_now).await
+}
+
+async fn running_private_url(loaded: &Loaded) -> Option<String> {
+    let root = loaded.config.paths.resolved_state_dir().join("postgres");
+    PrivateCluster::running_url(&root, PRIVATE_DATABASE).await
+}
+
+/// The archiving of the database a running daemon uses: the private cluster's (its
+/// configuration file is there) or a system PostgreSQL's set up by `agora dr enable`, for
+/// commands that run beside it.
 fn running_archiving(loaded: &Loaded) -> Option<Archiving> {
-    Archiving::from_config(&loaded.config).ok().flatten()
+    Archiving::for_config(&loaded.config).ok().flatten()
 }
 
 /// `agora restore --to-time T | --to-latest [--force]`: the private cluster back to a moment
@@ -397,29 +449,73 @@ fn running_archiving(loaded: &Loaded) -> Option<Archiving> {
 /// stopped; the data directory it replaces is kept beside it.
 pub async fn restore_to(loaded: Loaded, target: pitr::Target, force: bool) -> Result<(), RunError> {
     use crate::backup::BackupError;
-    if !loaded.config.database_url().map_err(StartError::from)?.is_empty() {
-        return Err(BackupError::Refused(
-            "point-in-time restore covers the private cluster; for database.url, restore with that server's own tools \
-             (docs/disaster-recovery.md)"
-                .into(),
-        )
-        .into());
-    }
     let state_dir = loaded.config.paths.resolved_state_dir();
     let root = state_dir.join("postgres");
-    if PrivateCluster::running_url(&root, PRIVATE_DATABASE).await.is_some()
-        || crate::queue::Queue::open(&state_dir.join("queue")).is_err()
-    {
+    if running_private_url(&loaded).await.is_some() || crate::queue::Queue::open(&state_dir.join("queue")).is_err() {
         return Err(
             BackupError::Refused("Agora is running: stop it (systemctl stop agora) before a restore".into()).into()
         );
     }
     let archiving = running_archiving(&loaded).ok_or_else(|| {
-        BackupError::Refused("continuous archiving is off (backup.pitr) or pgBackRest is not installed".into())
+        BackupError::Refused(
+            "continuous archiving is off: backup.pitr, pgBackRest (apt install pgbackrest), or `agora dr enable` for \
+             a system PostgreSQL"
+                .into(),
+        )
     })?;
+    let started = std::time::Instant::now();
+    let (what, replaced) = if archiving.system_cluster().is_some() {
+        let archiving = archiving.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            crate::backup::system::restore(&archiving, target, force, &mut |line| println!("{line}"))
+        })
+        .await
+        .map_err(|err| BackupError::Database(err.to_string()))??;
+        if opened {
+            let url = loaded.config.database_url().map_err(StartError::from)?;
+            crate::backup::wait_out_of_recovery(&url, crate::backup::system::REPLAY_TIMEOUT).await?;
+        }
+        ("the system PostgreSQL", None)
+    } else {
+        ("the private database", restore_private(&loaded, &archiving, &root, target, force).await?)
+    };
+    let before = match target {
+        pitr::Target::Time(at) => Some(at),
+        pitr::Target::Latest => None,
+    };
+    match crate::backup::restore_queue_and_media_before(&backup_paths(&loaded), before)? {
+        Some(archive) => println!("job queue and media restored from {}", archive.display()),
+        None => println!("no archive from before the target: the job queue and media are left as they are"),
+    }
+    let replaced = replaced
+        .map(|kept| {
+            format!("; the data directory it replaced is kept in {} (delete it when satisfied)", kept.display())
+        })
+        .unwrap_or_default();
+    println!(
+        "restored {what} to {} in {:.1} s{replaced}",
+        match target {
+            pitr::Target::Time(at) => at.to_rfc3339(),
+            pitr::Target::Latest => "the end of the archive".into(),
+        },
+        started.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// The private cluster's part of a point-in-time restore: the data directory put back and the
+/// server started once to replay up to the target; where the replaced directory was kept.
+async fn restore_private(
+    loaded: &Loaded,
+    archiving: &Archiving,
+    root: &std::path::Path,
+    target: pitr::Target,
+    force: bool,
+) -> Result<Option<std::path::PathBuf>, RunError> {
+    use crate::backup::BackupError;
     let data_dir = root.join("data");
     if data_dir.join("PG_VERSION").exists() && !force {
-        let target = database_target(&loaded).await?;
+        let target = database_target(loaded).await?;
         let users = crate::backup::user_count(&target.url).await?;
         drop(target);
         if users > 0 {
@@ -430,7 +526,6 @@ pub async fn restore_to(loaded: Loaded, target: pitr::Target, force: bool) -> Re
             .into());
         }
     }
-    let started = std::time::Instant::now();
     let kept = root.join(format!("data.before-restore-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
     if data_dir.exists() {
         std::fs::rename(&data_dir, &kept).map_err(crate::backup::io(format!("moving {} aside", data_dir.display())))?;
@@ -450,35 +545,14 @@ pub async fn restore_to(loaded: Loaded, target: pitr::Target, force: bool) -> Re
         return Err(err.into());
     }
     // Start it once: it replays the archived WAL up to the target and promotes itself.
-    let target_db = database_target(&loaded).await?;
+    let target_db = database_target(loaded).await?;
     crate::backup::wait_out_of_recovery(
         &target_db.url,
         Duration::from_secs(loaded.config.database.private_start_timeout),
     )
     .await?;
     drop(target_db);
-    let before = match target {
-        pitr::Target::Time(at) => Some(at),
-        pitr::Target::Latest => None,
-    };
-    match crate::backup::restore_queue_and_media_before(&backup_paths(&loaded), before)? {
-        Some(archive) => println!("job queue and media restored from {}", archive.display()),
-        None => println!("no archive from before the target: the job queue and media are left as they are"),
-    }
-    let replaced = if kept.exists() {
-        format!("; the data directory it replaced is kept in {} (delete it when satisfied)", kept.display())
-    } else {
-        String::new()
-    };
-    println!(
-        "restored the private database to {} in {:.1} s{replaced}",
-        match target {
-            pitr::Target::Time(at) => at.to_rfc3339(),
-            pitr::Target::Latest => "the end of the archive".into(),
-        },
-        started.elapsed().as_secs_f64(),
-    );
-    Ok(())
+    Ok(kept.exists().then_some(kept))
 }
 
 /// `agora restore ARCHIVE [--force]`.

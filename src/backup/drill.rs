@@ -6,7 +6,7 @@
 //!    go on).
 //! 2. Switch WAL and wait until the segment holding the mark is archived: the wait is the RPO.
 //! 3. Restore the newest base backup plus the archived WAL up to the point into a scratch
-//!    cluster under the backup directory, start it and wait until it promotes: the RTO.
+//!    cluster (under the backup directory, or `backup.pitr_dir` for a system PostgreSQL), start it and wait until it promotes: the RTO.
 //! 4. Compare its row counts with the mark's and check the audit log's hash chain there.
 //!
 //! A missing or damaged segment makes step 3 fail: the drill exits non-zero, logs why and
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use crate::backup::pitr::Archiving;
-use crate::backup::{BackupError, Paths, Status, connect};
+use crate::backup::{BackupError, Status, connect};
 use crate::db::cluster::{ClusterOptions, PrivateCluster};
 
 /// The counted tables in the order writers usually lock them (a post's row, then its votes,
@@ -48,8 +48,6 @@ pub struct Report {
 pub struct Drill<'a> {
     /// The live database.
     pub database_url: &'a str,
-    /// The backup directory (the scratch cluster goes under it) and the state directory.
-    pub paths: &'a Paths,
     /// The archive to restore from.
     pub archiving: &'a Archiving,
     /// `backup.archive_timeout_seconds`: how long archiving the point may normally take.
@@ -62,7 +60,8 @@ impl Drill<'_> {
     /// Runs the drill, records the outcome in the backup status, and returns it.
     pub async fn run(&self) -> Result<Report, BackupError> {
         let outcome = self.attempt().await;
-        let mut status = Status::read(&self.paths.backup_dir);
+        let status_dir = self.archiving.status_dir();
+        let mut status = Status::read(status_dir);
         status.last_drill_at = Some(Utc::now());
         match &outcome {
             Ok(report) => {
@@ -78,12 +77,12 @@ impl Drill<'_> {
                 tracing::error!(error = %err, "restore drill FAILED: the continuous archive does not restore");
             }
         }
-        status.write(&self.paths.backup_dir)?;
+        status.write(status_dir)?;
         outcome
     }
 
     async fn attempt(&self) -> Result<Report, BackupError> {
-        let Self { database_url, paths, archiving, archive_timeout, start_timeout } = *self;
+        let Self { database_url, archiving, archive_timeout, start_timeout } = *self;
         let mut live = connect(database_url).await?;
         let point = format!("agora-drill-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
         let mut attempts = 0;
@@ -129,7 +128,7 @@ impl Drill<'_> {
         let rpo_seconds = marked.elapsed().as_secs_f64();
         drop(live);
 
-        let scratch = Scratch::new(paths.backup_dir.join(".drill"))?;
+        let scratch = Scratch::new(archiving)?;
         let restore_started = Instant::now();
         let data_dir = scratch.0.join("data");
         {
@@ -138,6 +137,7 @@ impl Drill<'_> {
                 .await
                 .map_err(|err| BackupError::Database(err.to_string()))??;
         }
+        scratch.own_configuration()?;
         // Started on this (the command's main) thread, which outlives it: the server is told to
         // stop when the thread that started it ends.
         let options = ClusterOptions { start_timeout, ..ClusterOptions::default() };
@@ -171,13 +171,28 @@ impl Drill<'_> {
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(dir: PathBuf) -> Result<Self, BackupError> {
+    fn new(archiving: &Archiving) -> Result<Self, BackupError> {
+        let dir = archiving.scratch_dir();
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(crate::backup::io(format!("clearing {}", dir.display())))?;
         }
         std::fs::create_dir_all(&dir).map_err(crate::backup::io(format!("creating {}", dir.display())))?;
-        crate::db::cluster::give_to_server_user(&dir).map_err(|err| BackupError::Database(err.to_string()))?;
+        archiving.give_to_server_user(&dir)?;
         Ok(Self(dir))
+    }
+
+    /// Gives the restored copy configuration of its own: a system server's copy may lack
+    /// `postgresql.conf` (Debian keeps it in /etc), and its `pg_hba.conf` is the live
+    /// server's. The scratch server listens only on a socket in a directory of its own.
+    fn own_configuration(&self) -> Result<(), BackupError> {
+        let data = self.0.join("data");
+        let conf = data.join("postgresql.conf");
+        if !conf.exists() {
+            std::fs::write(&conf, "# The restore drill's scratch copy: settings come from its command line.\n")
+                .map_err(crate::backup::io(format!("writing {}", conf.display())))?;
+        }
+        let hba = data.join("pg_hba.conf");
+        std::fs::write(&hba, "local all all trust\n").map_err(crate::backup::io(format!("writing {}", hba.display())))
     }
 }
 

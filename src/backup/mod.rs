@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 pub mod drill;
 pub mod pitr;
+pub mod system;
 
 use crate::queue::{Queue, QueueError, control};
 
@@ -132,6 +133,11 @@ impl Status {
         let tmp = dir.join("status.json.tmp");
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| BackupError::Corrupt(e.to_string()))?;
         std::fs::write(&tmp, bytes).map_err(io("writing the backup status"))?;
+        // Readable by the daemon, which exports it, whoever wrote it (root's drill of a system
+        // PostgreSQL); it holds times, sizes and errors, and its directory guards it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+            .map_err(io("writing the backup status"))?;
         std::fs::rename(&tmp, dir.join("status.json")).map_err(io("writing the backup status"))
     }
 }

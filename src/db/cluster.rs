@@ -116,11 +116,57 @@ pub struct PrivateCluster {
     child: Option<Child>,
 }
 
-/// Which OS user the server runs as when Agora runs as root.
-#[derive(Debug, Clone, Copy)]
-struct RunAs {
-    uid: u32,
-    gid: u32,
+/// An OS user a PostgreSQL program runs as (the server's user when Agora runs as root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// The owner of `path`.
+    pub fn owner_of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path)?;
+        Ok(Self { uid: meta.uid(), gid: meta.gid() })
+    }
+
+    /// The user's login name, from /etc/passwd.
+    pub fn name(self) -> Option<String> {
+        let passwd = fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid: u32 = fields.nth(1)?.parse().ok()?;
+            (uid == self.uid).then(|| name.to_owned())
+        })
+    }
+
+    /// Makes `command` run as this user (when this process is someone else: root).
+    pub fn apply(self, command: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        command.env("LC_ALL", "C").current_dir("/");
+        if effective_uid() != self.uid {
+            command.uid(self.uid).gid(self.gid);
+        }
+    }
+
+    /// Hands `path` (and, for a directory, everything in it) to this user.
+    pub fn give(self, path: &Path) -> Result<(), ClusterError> {
+        chown_tree(path, self)
+    }
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    effective_uid() == 0
+}
+
+/// The user this process runs as.
+pub fn current_uid() -> u32 {
+    effective_uid()
 }
 
 impl PrivateCluster {
@@ -247,7 +293,7 @@ impl PrivateCluster {
             .arg(&self.data_dir)
             .arg("-k")
             .arg(&self.socket_dir)
-            .args(["-c", "listen_addresses="])
+            .args(["-c", "listen_addresses=", "-c", "port=5432"])
             .args(["-c", &format!("max_connections={}", self.options.max_connections)])
             .args(["-c", "unix_socket_permissions=0700"]);
         if self.options.throwaway {

@@ -24,6 +24,7 @@ pub mod posts;
 pub mod replicas;
 pub mod schema;
 pub mod seed;
+pub mod server_admin;
 pub mod summaries;
 pub mod users;
 

@@ -137,6 +137,9 @@ pub fn export_storage_gauges(ctx: &Context) {
         .map(|m| m.len())
         .sum();
     metrics.backups_storage.set(i64::try_from(stored).unwrap_or(i64::MAX));
+    let status = crate::backup::pitr::drill_status_dir(&ctx.config)
+        .filter(|dir| *dir != backup_dir)
+        .map_or(status, |dir| crate::backup::Status::read(&dir));
     metrics.dr_last_drill_rto.set(status.last_drill_rto_seconds);
     metrics.dr_last_drill_success.set(status.last_drill_success_at.map_or(0.0, |t| t.timestamp() as f64));
     metrics.dr_last_drill_passed.set(i64::from(status.last_drill_at.is_none() || status.last_drill_error.is_none()));
@@ -147,9 +150,10 @@ pub fn export_storage_gauges(ctx: &Context) {
 }
 
 /// Sets the continuous-archiving gauges from `pg_stat_archiver` (one query, at scrape time),
-/// when Agora archives its private cluster.
+/// when Agora archives its database (the private cluster, or a system PostgreSQL after
+/// `agora dr enable`).
 pub async fn export_archiving(ctx: &Context) {
-    if !crate::backup::pitr::wanted(&ctx.config) || crate::backup::pitr::program().is_none() {
+    if crate::backup::pitr::drill_status_dir(&ctx.config).is_none() {
         return;
     }
     let state = async {

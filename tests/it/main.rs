@@ -16,6 +16,7 @@ mod cors;
 mod dashboards;
 mod disk_full;
 mod doctor;
+mod dr_enable;
 mod email;
 mod harness;
 mod health;

@@ -1,5 +1,5 @@
 //! The systemd units in `systemd/`: `systemd-analyze verify` is clean and the services'
-//! exposure (`systemd-analyze security`) is 2.0 or lower ("OK").
+//! exposure (`systemd-analyze security`) is 2.0 or lower ("OK"; 2.5 for the one root service).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,7 +9,14 @@ fn units() -> (tempfile::TempDir, Vec<PathBuf>) {
     let dir = tempfile::tempdir().unwrap();
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("systemd");
     let mut paths = Vec::new();
-    for name in ["agora.socket", "agora.service", "agora-backup.service", "agora-backup.timer"] {
+    for name in [
+        "agora.socket",
+        "agora.service",
+        "agora-backup.service",
+        "agora-backup.timer",
+        "agora-dr.service",
+        "agora-dr.timer",
+    ] {
         let text =
             std::fs::read_to_string(source.join(name)).unwrap().replace("/usr/bin/agora", env!("CARGO_BIN_EXE_agora"));
         let path = dir.path().join(name);
@@ -45,6 +52,9 @@ fn the_services_are_hardened_to_an_exposure_of_two_or_less() {
             .and_then(|value| value.split_whitespace().next())
             .and_then(|value| value.parse().ok())
             .unwrap_or_else(|| panic!("no exposure in:\n{report}"));
-        assert!(exposure <= 2.0, "{}: exposure {exposure}\n{report}", path.display());
+        // agora-dr.service must run as root: pgBackRest and the drill's scratch server run as
+        // the system PostgreSQL's user, which takes CAP_SETUID/SETGID, CHOWN and DAC_OVERRIDE.
+        let bound = if path.ends_with("agora-dr.service") { 2.5 } else { 2.0 };
+        assert!(exposure <= bound, "{}: exposure {exposure} (over {bound})\n{report}", path.display());
     }
 }
