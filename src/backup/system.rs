@@ -445,14 +445,14 @@ mod tests {
         let mut waiting = settings(&[
             ("wal_level", "replica"),
             ("archive_mode", "off"),
-            ("archive_command", "c"),
+            ("archive_command", "x --stanza=agora archive-push %p"),
             ("archive_timeout", "30"),
         ]);
         if let Some(mode) = waiting.get_mut("archive_mode") {
             mode.pending_restart = true;
             mode.configured = Some("on".into());
         }
-        assert!(wanted_settings(&waiting, "c", 30).unwrap().is_empty());
+        assert!(wanted_settings(&waiting, "x --stanza=agora archive-push %p", 30).unwrap().is_empty());
     }
 
     #[test]
