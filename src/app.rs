@@ -62,6 +62,7 @@ impl Handler for AppJobs {
             match payload {
                 Payload::Email(email) => crate::email::run(&ctx, email).await,
                 Payload::Summary(summary) => crate::summaries::run(&ctx, &ctx.summarizer, summary).await,
+                Payload::Image(image) => crate::service::media::run(&ctx, image).await,
             }
         })
     }
@@ -103,6 +104,9 @@ pub enum StartError {
     /// The summary providers could not be set up.
     #[error(transparent)]
     Summarizer(#[from] crate::summaries::SummarizerError),
+    /// The media store is misconfigured.
+    #[error(transparent)]
+    Media(#[from] crate::media::store::StoreError),
     /// The email settings are unusable.
     #[error(transparent)]
     Mailer(#[from] crate::email::MailerError),
@@ -190,6 +194,8 @@ impl App {
         }
         let summarizer = Arc::new(crate::summaries::Summarizer::from_config(&config.summaries)?);
         tracing::info!(providers = %summarizer.describe(), "AI summaries");
+        let media = crate::media::store::Store::from_config(&config.media, &state_dir)?;
+        tracing::info!(storage = %media.describe(), "image uploads");
         let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
         let read_your_writes = Duration::from_secs_f64(config.database.read_your_writes);
         let caches = crate::service::Caches::new(&config.cache, read_your_writes, metrics.clone());
@@ -204,6 +210,7 @@ impl App {
             summarizer,
             migrating: std::sync::atomic::AtomicBool::new(true),
             caches,
+            media,
         });
         let state = web::Data::new(HttpState { ctx: ctx.clone(), rate_limiter, tls });
 
@@ -254,6 +261,7 @@ impl App {
         let mut background = vec![
             control,
             tokio::spawn(crate::service::idempotency::purge_periodically(state.ctx.clone())),
+            tokio::spawn(crate::service::media::sweep_orphans_periodically(state.ctx.clone())),
             tokio::spawn(crate::service::cache_sync::listen(state.ctx.clone(), listener)),
             tokio::spawn(crate::service::cache_sync::probe_peers(state.ctx.clone())),
             tokio::spawn(crate::queue::worker::export_stats_periodically(

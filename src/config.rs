@@ -55,6 +55,8 @@ pub struct Config {
     pub summaries: SummariesConfig,
     /// `agora backup` and its retention.
     pub backup: BackupConfig,
+    /// Image uploads: limits, processing and storage.
+    pub media: MediaConfig,
 }
 
 /// `[server]`
@@ -367,6 +369,67 @@ impl BackupConfig {
     }
 }
 
+/// `[media]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// `local` (files under `<state_dir>/media`) or `s3`.
+    pub storage: MediaStorage,
+    /// The S3-compatible endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:9000`.
+    pub s3_endpoint: String,
+    /// The bucket.
+    pub s3_bucket: String,
+    /// The region (any value for stores that ignore it).
+    pub s3_region: String,
+    /// Path-style addressing (`endpoint/bucket/key`), which MinIO, Garage and Ceph expect;
+    /// off means virtual-hosted style (`bucket.endpoint/key`).
+    pub s3_path_style: bool,
+    /// Access key id.
+    pub s3_access_key_id: Secret,
+    /// Read the access key id from this file instead.
+    pub s3_access_key_id_file: String,
+    /// Secret access key.
+    pub s3_secret_access_key: Secret,
+    /// Read the secret access key from this file instead.
+    pub s3_secret_access_key_file: String,
+    /// Largest upload accepted, in bytes (413 beyond).
+    pub max_upload_bytes: u64,
+    /// Most pixels (width × height) an image may declare (422 `image_too_large` beyond).
+    pub max_pixels: u64,
+    /// Longest side an image may declare.
+    pub max_dimension: u32,
+    /// Lossy WebP quality, 1–100.
+    pub webp_quality: u8,
+    /// Most frames an animation keeps (beyond that it is refused).
+    pub max_animation_frames: u32,
+    /// Most decoded bytes an animation may take (frames × width × height × 4).
+    pub max_animation_bytes: u64,
+    /// Uploads attached to no post and no avatar are deleted after this many hours.
+    pub orphan_grace_hours: u64,
+}
+
+/// Where uploaded images are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaStorage {
+    /// Files under `<state_dir>/media`.
+    Local,
+    /// An S3-compatible object store.
+    S3,
+}
+
+impl MediaConfig {
+    /// The S3 access key id, from the file when one is named.
+    pub fn access_key_id(&self) -> std::io::Result<Secret> {
+        secret(&self.s3_access_key_id, &self.s3_access_key_id_file)
+    }
+
+    /// The S3 secret access key, from the file when one is named.
+    pub fn secret_access_key(&self) -> std::io::Result<Secret> {
+        secret(&self.s3_secret_access_key, &self.s3_secret_access_key_file)
+    }
+}
+
 /// `[summaries]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -500,6 +563,10 @@ pub struct QueueConfig {
     pub email_concurrency: usize,
     /// Attempts an email job gets before it is dead-lettered.
     pub email_max_attempts: u32,
+    /// Image uploads processed at once (each holds a decoded image in memory).
+    pub image_concurrency: usize,
+    /// Attempts an image job gets (a file that does not decode fails at once).
+    pub image_max_attempts: u32,
 }
 
 /// `[rate_limits]`
@@ -518,6 +585,8 @@ pub struct RateLimitConfig {
     pub auth_per_minute: u32,
     /// New posts per hour for each user.
     pub posts_per_hour: u32,
+    /// Image uploads per hour for each user.
+    pub uploads_per_hour: u32,
     /// Most clients tracked at once (about 380 bytes each); beyond that the least recently
     /// seen are forgotten first, which bounds memory under a flood of distinct addresses.
     pub max_tracked_clients: u64,
@@ -539,6 +608,10 @@ impl RateLimitConfig {
     /// Quota of new posts.
     pub fn posts(&self) -> Quota {
         quota(self.posts_per_hour, 3600)
+    }
+    /// Quota of image uploads.
+    pub fn uploads(&self) -> Quota {
+        quota(self.uploads_per_hour, 3600)
     }
 
     /// Whether `ip` is one of the trusted proxies.
@@ -901,6 +974,7 @@ impl Config {
             ("rate_limits.signed_in_per_minute", limits.signed_in_per_minute),
             ("rate_limits.auth_per_minute", limits.auth_per_minute),
             ("rate_limits.posts_per_hour", limits.posts_per_hour),
+            ("rate_limits.uploads_per_hour", limits.uploads_per_hour),
         ] {
             check(key, value >= 1, "must be at least 1 (set rate_limits.enabled = false to turn limits off)".into());
         }
@@ -988,16 +1062,39 @@ impl Config {
         for (key, value) in [
             ("queue.summary_concurrency", queue.summary_concurrency),
             ("queue.email_concurrency", queue.email_concurrency),
+            ("queue.image_concurrency", queue.image_concurrency),
         ] {
             check(key, value >= 1, "must be at least 1".into());
         }
         for (key, value) in [
             ("queue.summary_max_attempts", queue.summary_max_attempts),
             ("queue.email_max_attempts", queue.email_max_attempts),
+            ("queue.image_max_attempts", queue.image_max_attempts),
         ] {
             check(key, (1..=100).contains(&value), "must be between 1 and 100".into());
         }
         check("backup.pitr_days", (1..=365).contains(&self.backup.pitr_days), "must be between 1 and 365".into());
+        let media = &self.media;
+        check("media.max_upload_bytes", media.max_upload_bytes >= 1024, "must be at least 1024".into());
+        check("media.max_pixels", media.max_pixels >= 1, "must be at least 1".into());
+        check("media.max_dimension", media.max_dimension >= 16, "must be at least 16".into());
+        check("media.webp_quality", (1..=100).contains(&media.webp_quality), "must be between 1 and 100".into());
+        check("media.max_animation_frames", media.max_animation_frames >= 1, "must be at least 1".into());
+        check("media.orphan_grace_hours", media.orphan_grace_hours >= 1, "must be at least 1".into());
+        if media.storage == MediaStorage::S3 {
+            check(
+                "media.s3_endpoint",
+                media.s3_endpoint.starts_with("http://") || media.s3_endpoint.starts_with("https://"),
+                "media.storage = \"s3\" needs an http:// or https:// endpoint".into(),
+            );
+            check("media.s3_bucket", !media.s3_bucket.is_empty(), "media.storage = \"s3\" needs a bucket".into());
+            for (key, inline, file) in [
+                ("media.s3_access_key_id", &media.s3_access_key_id, &media.s3_access_key_id_file),
+                ("media.s3_secret_access_key", &media.s3_secret_access_key, &media.s3_secret_access_key_file),
+            ] {
+                check(key, inline.is_empty() != file.is_empty(), "set either the key or its _file (not both)".into());
+            }
+        }
         check(
             "backup.archive_timeout_seconds",
             (5..=3600).contains(&self.backup.archive_timeout_seconds),

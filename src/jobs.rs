@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::email::EmailJob;
 use crate::queue::{Job, JobKind, NewJob};
+pub use crate::service::media::ImageJob;
 
 /// The input of a summary job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,8 @@ pub enum Payload {
     Email(EmailJob),
     /// Summarize a thread.
     Summary(SummaryJob),
+    /// Process an uploaded image.
+    Image(ImageJob),
 }
 
 impl Payload {
@@ -29,6 +32,7 @@ impl Payload {
         match self {
             Self::Email(_) => JobKind::Email,
             Self::Summary(_) => JobKind::Summary,
+            Self::Image(_) => JobKind::Image,
         }
     }
 
@@ -38,6 +42,7 @@ impl Payload {
         let input = match self {
             Self::Email(email) => serde_json::to_value(email)?,
             Self::Summary(summary) => serde_json::to_value(summary)?,
+            Self::Image(image) => serde_json::to_value(image)?,
         };
         Ok(NewJob::new(kind, input))
     }
@@ -48,6 +53,7 @@ impl Payload {
         Ok(match job.kind {
             JobKind::Email => Self::Email(serde_json::from_value(input)?),
             JobKind::Summary => Self::Summary(serde_json::from_value(input)?),
+            JobKind::Image => Self::Image(serde_json::from_value(input)?),
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle;
 pub mod markdown;
+pub mod media;
 pub mod metrics;
 pub mod queue;
 pub mod security;

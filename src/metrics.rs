@@ -127,7 +127,7 @@ metrics! {
     /// job queue's) is full.
     writes_refused_disk_full: IntCounter = ("agora_writes_refused_disk_full_total", "Writes refused with 507 because a disk (the database's or the job queue's) is full.", []),
     /// When PostgreSQL last archived a WAL segment (pg_stat_archiver), Unix seconds.
-    wal_archive_last_success: Gauge = ("agora_wal_archive_last_success_timestamp_seconds", "When the private cluster last archived a WAL segment, Unix seconds.", []),
+    wal_archive_last_success: Gauge = ("agora_wal_archive_last_success_timestamp_seconds", "When the database last archived a WAL segment, Unix seconds.", []),
     /// Failed attempts to archive a WAL segment.
     wal_archive_failures: IntCounter = ("agora_wal_archive_failures_total", "Failed attempts to archive a WAL segment (pg_stat_archiver).", []),
     /// How much acknowledged writing a loss of the server would cost now: 0 when every written
@@ -238,6 +238,18 @@ metrics! {
     backup_size: IntGauge = ("agora_backup_last_size_bytes", "Size of the last backup archive.", []),
     /// Bytes the backup archives occupy.
     backups_storage: IntGauge = ("agora_backups_storage_bytes", "Bytes the backup archives occupy.", []),
+    /// Uploads by outcome: `accepted` (queued), `ready`, `failed` (did not process),
+    /// `refused_type` (415), `refused_size` (413), `refused_dimensions` (422).
+    media_uploads: IntCounterVec = ("agora_media_uploads_total", "Image uploads by outcome.", ["outcome"]),
+    /// How long processing one upload took (decode, orient, encode, thumbnails, store), by
+    /// outcome (`ready`, `failed`).
+    media_processing_duration: HistogramVec = ("agora_media_processing_duration_seconds", "Duration of processing one image upload, by outcome.", ["outcome"], buckets: JOB_BUCKETS),
+    /// Bytes of every stored image and thumbnail (files shared by uploads counted once).
+    media_stored_bytes: IntGauge = ("agora_media_stored_bytes", "Bytes of the stored images and thumbnails (shared files counted once).", []),
+    /// Distinct stored images (each with its thumbnails).
+    media_objects: IntGauge = ("agora_media_objects", "Distinct stored images, each with its thumbnails.", []),
+    /// Bytes of images served at `/media/…`.
+    media_served_bytes: IntCounter = ("agora_media_served_bytes_total", "Bytes of images served at /media.", []),
     /// Database migrations still to apply at start (0 once the schema is current).
     migrations_pending: IntGauge = ("agora_migrations_pending", "Database migrations still to apply at start.", []),
     /// Database migrations applied by this process.
@@ -272,7 +284,13 @@ impl Metrics {
         for target in ["post", "comment"] {
             self.votes.with_label_values(&[target]);
         }
-        for class in ["api", "api_anonymous", "auth", "posts", "summaries"] {
+        for outcome in ["accepted", "ready", "failed", "refused_type", "refused_size", "refused_dimensions"] {
+            self.media_uploads.with_label_values(&[outcome]);
+        }
+        for outcome in ["ready", "failed"] {
+            self.media_processing_duration.with_label_values(&[outcome]);
+        }
+        for class in ["api", "api_anonymous", "auth", "posts", "uploads", "summaries"] {
             self.rate_limited.with_label_values(&[class]);
         }
         // The front page's series exists from the start, so dashboards show it before any view.

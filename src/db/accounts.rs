@@ -29,6 +29,10 @@ pub struct AccountRow {
     pub notification_settings: serde_json::Value,
     /// Registration time.
     pub created_at: DateTime<Utc>,
+    /// The upload shown as the user's avatar.
+    pub avatar_upload_id: Option<i64>,
+    /// Whether the user sees NSFW images unblurred.
+    pub show_nsfw: bool,
 }
 
 /// Why a new user could not be inserted.
@@ -112,8 +116,15 @@ pub async fn update_profile(
     user_id: UserId,
     bio: Option<&str>,
     notification_settings: Option<serde_json::Value>,
+    media: ProfileMedia,
 ) -> QueryResult<Option<AccountRow>> {
     let user_id = user_id.0;
+    if let Some(avatar) = media.avatar_upload_id {
+        diesel::update(users::table.find(user_id)).set(users::avatar_upload_id.eq(avatar)).execute(conn).await?;
+    }
+    if let Some(show_nsfw) = media.show_nsfw {
+        diesel::update(users::table.find(user_id)).set(users::show_nsfw.eq(show_nsfw)).execute(conn).await?;
+    }
     if let Some(bio) = bio {
         diesel::update(users::table.find(user_id)).set(users::bio.eq(bio)).execute(conn).await?;
     }
@@ -121,6 +132,15 @@ pub async fn update_profile(
         diesel::update(users::table.find(user_id)).set(users::notification_settings.eq(settings)).execute(conn).await?;
     }
     account_by_id(conn, UserId(user_id)).await
+}
+
+/// The image-related profile changes (`None`: unchanged; an avatar of `Some(None)` clears it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProfileMedia {
+    /// New avatar upload.
+    pub avatar_upload_id: Option<Option<i64>>,
+    /// New NSFW preference.
+    pub show_nsfw: Option<bool>,
 }
 
 /// Opens a login session and returns its id.

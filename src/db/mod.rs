@@ -26,6 +26,7 @@ pub mod schema;
 pub mod seed;
 pub mod server_admin;
 pub mod summaries;
+pub mod uploads;
 pub mod users;
 
 use std::future::Future;

@@ -67,6 +67,32 @@ pub struct PostView {
     /// Pinned to the top of its community.
     #[diesel(sql_type = Bool)]
     pub pinned: bool,
+    /// Not safe for work: pages blur its image unless the reader chose to see such images.
+    #[diesel(sql_type = Bool)]
+    pub nsfw: bool,
+    /// A spoiler: pages hide its image until clicked.
+    #[diesel(sql_type = Bool)]
+    pub spoiler: bool,
+    /// The image's upload.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    #[serde(skip)]
+    pub image_id: Option<i64>,
+    /// The image's width.
+    #[diesel(sql_type = Nullable<Integer>)]
+    #[serde(skip)]
+    pub image_width: Option<i32>,
+    /// The image's height.
+    #[diesel(sql_type = Nullable<Integer>)]
+    #[serde(skip)]
+    pub image_height: Option<i32>,
+    /// The image's content hash (the name of its files).
+    #[diesel(sql_type = Nullable<Text>)]
+    #[serde(skip)]
+    pub image_hash: Option<String>,
+    /// The image's stored thumbnail widths.
+    #[diesel(sql_type = Nullable<Array<Integer>>)]
+    #[serde(skip)]
+    pub image_widths: Option<Vec<i32>>,
     /// Sort key of `hot`.
     #[diesel(sql_type = Double)]
     #[serde(skip)]
@@ -92,10 +118,14 @@ const VIEW_SELECT: &str = "SELECT p.id, c.name AS community, u.username AS autho
         CASE WHEN p.removed THEN '' ELSE p.body_html END AS body_html,
         p.url, p.score, p.upvotes, p.downvotes, p.comment_count,
         coalesce((SELECT v.value FROM post_votes v WHERE v.post_id = p.id AND v.user_id = $1), 0)::int2 AS my_vote,
-        p.created_at, p.edited_at, p.deleted, p.removed, p.locked, p.pinned,
+        p.created_at, p.edited_at, p.deleted, p.removed, p.locked, p.pinned, p.nsfw, p.spoiler,
+        i.id AS image_id, i.width AS image_width, i.height AS image_height, i.content_hash AS image_hash,
+        i.thumbnail_widths AS image_widths,
         p.hot_rank, p.controversy_rank, p.last_activity_at";
 
-const VIEW_FROM: &str = " FROM posts p JOIN communities c ON c.id = p.community_id JOIN users u ON u.id = p.author_id";
+/// The image shows only once ready, and not on a removed post (which keeps it for a restore).
+const VIEW_FROM: &str = " FROM posts p JOIN communities c ON c.id = p.community_id JOIN users u ON u.id = p.author_id
+        LEFT JOIN uploads i ON i.id = p.image_upload_id AND i.status = 'ready' AND NOT p.removed";
 
 /// The post with this id, as `reader` (0 for anonymous) sees it.
 pub async fn view_by_id(conn: &mut AsyncPgConnection, id: PostId, reader: i64) -> QueryResult<Option<PostView>> {
@@ -275,6 +305,12 @@ pub struct NewPost<'a> {
     pub created_at: DateTime<Utc>,
     /// Initial hot rank.
     pub hot_rank: f64,
+    /// The image's upload (a ready upload of the author's).
+    pub image_upload_id: Option<i64>,
+    /// Not safe for work.
+    pub nsfw: bool,
+    /// A spoiler.
+    pub spoiler: bool,
 }
 
 /// Inserts a post and counts it in its community; returns its id.
@@ -290,6 +326,9 @@ pub async fn insert(conn: &mut AsyncPgConnection, post: &NewPost<'_>) -> QueryRe
             posts::created_at.eq(post.created_at),
             posts::last_activity_at.eq(post.created_at),
             posts::hot_rank.eq(post.hot_rank),
+            posts::image_upload_id.eq(post.image_upload_id),
+            posts::nsfw.eq(post.nsfw),
+            posts::spoiler.eq(post.spoiler),
         ))
         .returning(posts::id)
         .get_result(conn)
@@ -336,8 +375,15 @@ pub async fn edit(
     id: PostId,
     title: Option<&str>,
     body: Option<(&str, &str)>,
+    flags: PostFlags,
 ) -> QueryResult<()> {
     let id = id.0;
+    if let Some(nsfw) = flags.nsfw {
+        diesel::update(posts::table.find(id)).set(posts::nsfw.eq(nsfw)).execute(conn).await?;
+    }
+    if let Some(spoiler) = flags.spoiler {
+        diesel::update(posts::table.find(id)).set(posts::spoiler.eq(spoiler)).execute(conn).await?;
+    }
     if let Some(title) = title {
         diesel::update(posts::table.find(id)).set(posts::title.eq(title)).execute(conn).await?;
     }
@@ -348,6 +394,15 @@ pub async fn edit(
             .await?;
     }
     diesel::update(posts::table.find(id)).set(posts::edited_at.eq(diesel::dsl::now)).execute(conn).await.map(drop)
+}
+
+/// The reader-facing flags an edit may change (`None`: unchanged).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostFlags {
+    /// Not safe for work.
+    pub nsfw: Option<bool>,
+    /// A spoiler.
+    pub spoiler: Option<bool>,
 }
 
 /// Marks a post deleted, blanks its text and uncounts it from its community.
@@ -361,6 +416,8 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: PostId, community_id: Comm
             posts::body.eq(""),
             posts::body_html.eq(""),
             posts::url.eq(None::<String>),
+            // Its image becomes an orphan, deleted after media.orphan_grace_hours.
+            posts::image_upload_id.eq(None::<i64>),
         ))
         .execute(conn)
         .await?;

@@ -13,6 +13,8 @@ diesel::table! {
         notification_settings -> Jsonb,
         created_at -> Timestamptz,
         password_changed_at -> Timestamptz,
+        avatar_upload_id -> Nullable<BigInt>,
+        show_nsfw -> Bool,
     }
 }
 
@@ -81,6 +83,28 @@ diesel::table! {
         removed -> Bool,
         locked -> Bool,
         pinned -> Bool,
+        image_upload_id -> Nullable<BigInt>,
+        nsfw -> Bool,
+        spoiler -> Bool,
+    }
+}
+
+diesel::table! {
+    uploads (id) {
+        id -> BigInt,
+        uploader_id -> BigInt,
+        status -> Text,
+        source_format -> Text,
+        source_bytes -> BigInt,
+        failure_reason -> Nullable<Text>,
+        width -> Nullable<Integer>,
+        height -> Nullable<Integer>,
+        animated -> Bool,
+        content_hash -> Nullable<Text>,
+        stored_bytes -> BigInt,
+        thumbnail_widths -> Array<Integer>,
+        created_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -245,6 +269,7 @@ diesel::joinable!(refresh_tokens -> login_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    uploads,
     communities,
     community_members,
     community_moderators,

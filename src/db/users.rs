@@ -24,6 +24,8 @@ pub struct UserRow {
     pub created_at: DateTime<Utc>,
     /// Profile text (Markdown).
     pub bio: String,
+    /// The upload shown as the user's avatar.
+    pub avatar_upload_id: Option<i64>,
 }
 
 /// The user with this username, ignoring case.

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod content;
+pub mod media;
 
 use std::fmt;
 

@@ -79,6 +79,17 @@ pub struct UpdateMeBody {
     #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     bio: Option<String>,
     notification_settings: Option<NotificationSettings>,
+    /// A ready upload of the caller's to show as their avatar; null removes it.
+    #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(value_type = Option<i64>)]
+    avatar_id: Option<Option<i64>>,
+    /// Show NSFW images unblurred in the pages.
+    show_nsfw: Option<bool>,
+}
+
+/// Tells a field that is absent (`None`) from one set to null (`Some(None)`).
+fn present_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /api/v1/auth/register`
@@ -243,7 +254,12 @@ pub async fn update_me(
         .map(Bio::parse)
         .transpose()
         .map_err(|err| AppError::invalid_field("bio", err.to_string()))?;
-    let update = ProfileUpdate { bio, notification_settings: body.notification_settings };
+    let update = ProfileUpdate {
+        bio,
+        notification_settings: body.notification_settings,
+        avatar_id: body.avatar_id,
+        show_nsfw: body.show_nsfw,
+    };
     Ok(HttpResponse::Ok().json(accounts::update_me(&state, user.0, update).await?))
 }
 

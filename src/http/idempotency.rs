@@ -42,7 +42,13 @@ pub async fn idempotency(
         }
     };
     // The body is read here to be hashed, then handed back to the handler untouched.
-    let limit = state.config.server.max_body_bytes;
+    // An upload (streamed to disk without a key) is held here whole to be hashed, up to its
+    // own limit.
+    let limit = if req.path() == "/api/v1/uploads" {
+        usize::try_from(state.config.media.max_upload_bytes).unwrap_or(usize::MAX)
+    } else {
+        state.config.server.max_body_bytes
+    };
     let mut body = web::BytesMut::new();
     let mut payload = req.take_payload();
     while let Some(chunk) = payload.next().await {

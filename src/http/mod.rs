@@ -8,6 +8,7 @@ pub mod comments;
 pub mod communities;
 pub mod idempotency;
 pub mod integers;
+pub mod media;
 pub mod moderation;
 pub mod openapi;
 pub mod ops;
@@ -26,6 +27,7 @@ pub fn configure_public(cfg: &mut web::ServiceConfig, max_body_bytes: usize, ser
         .app_data(web::QueryConfig::default().error_handler(problem::query_error))
         .service(web::resource("/health/live").route(web::get().to(ops::live)))
         .service(web::resource("/health/ready").route(web::get().to(ops::ready)))
+        .service(web::resource("/media/{key}").route(web::get().to(media::file)))
         .configure(api_v1);
     // Always routed, so other methods get 405 and a public scrape learns where metrics are.
     let metrics = if serve_metrics { web::get().to(ops::metrics) } else { web::get().to(ops::metrics_elsewhere) };
@@ -64,6 +66,8 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/communities/{name}/bans").route(post().to(communities::ban)))
         .service(resource("/communities/{name}/posts").route(post().to(posts::create)))
+        .service(resource("/uploads").route(post().to(media::upload)))
+        .service(resource("/uploads/{id}").route(get().to(media::get)).route(delete().to(media::delete)))
         .service(resource("/posts").route(get().to(posts::list)))
         .service(
             resource("/posts/{id}")

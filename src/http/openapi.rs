@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::domain::{CommentSort, CommunitySort, NotificationSettings, PostSort, TimeWindow};
 use crate::edge::problem::Problem;
 use crate::error::{ErrorCode, FieldError};
-use crate::http::{accounts, comments, communities, moderation, ops, posts, users};
+use crate::http::{accounts, comments, communities, media, moderation, ops, posts, users};
 use crate::service::accounts::{OwnUser, SignedIn, TokenPair, Unsubscribed};
 use crate::service::comments::{Comment, Tree};
 use crate::service::communities::CommunityView;
@@ -37,12 +37,14 @@ use crate::service::users::PublicUser;
         comments::create, comments::tree, comments::subtree, comments::edit, comments::delete, comments::vote,
         moderation::post_action, moderation::comment_action, moderation::report_post, moderation::report_comment,
         moderation::reports, moderation::resolve_report, moderation::modlog,
+        media::upload, media::get, media::delete, media::file,
         ops::live, ops::ready, ops::metrics,
     ),
     components(schemas(
         Problem, FieldError, OwnUser, SignedIn, TokenPair, PublicUser, NotificationSettings, CommunityView,
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
         CommentSort, CommunitySort, Unsubscribed, crate::summaries::SummaryView,
+        crate::service::media::Upload, crate::domain::media::ImageUrls, crate::service::posts::PostImage,
     )),
     modifiers(&BearerAuth, &CommonResponses, &Links),
     tags(
@@ -51,6 +53,7 @@ use crate::service::users::PublicUser;
         (name = "posts", description = "Posts, listings, votes and search"),
         (name = "comments", description = "Nested comments"),
         (name = "moderation", description = "Removal, locks, pins, bans, reports and the modlog"),
+        (name = "media", description = "Image uploads and the stored images"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

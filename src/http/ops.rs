@@ -75,6 +75,7 @@ pub async fn metrics(state: web::Data<HttpState>) -> Result<HttpResponse, AppErr
     crate::service::health::export_storage_gauges(&state);
     crate::service::health::export_archiving(&state).await;
     crate::service::accounts::export_session_gauge(&state).await;
+    crate::service::media::export_storage_gauges(&state).await;
     let text = state.metrics.render().map_err(AppError::internal)?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }

@@ -34,9 +34,12 @@ pub struct CreateBody {
         pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[hH][tT][tT][pP][sS]?://[^/?#\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]*[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
     )]
     url: Option<String>,
-    /// Uploads arrive with media support; until then a post with an image is refused.
-    #[schema(ignore)]
+    /// A ready upload of the caller's (`POST /api/v1/uploads`) to show with the post.
     image_id: Option<i64>,
+    /// Not safe for work (pages blur its image). Default false.
+    nsfw: Option<bool>,
+    /// A spoiler (pages hide its image until clicked). Default false.
+    spoiler: Option<bool>,
 }
 
 /// Body of `PATCH /posts/{id}`.
@@ -52,6 +55,10 @@ pub struct EditBody {
     /// Markdown, at most 40,000 characters.
     #[schema(max_length = 40000, pattern = r"^[^\u0000]*$")]
     body: Option<String>,
+    /// Not safe for work.
+    nsfw: Option<bool>,
+    /// A spoiler.
+    spoiler: Option<bool>,
 }
 
 /// Body of `PUT /posts/{id}/vote` and `PUT /comments/{id}/vote`.
@@ -125,11 +132,15 @@ pub async fn create(
         Some(url) => fields.check("url", LinkUrl::parse(url)).map(Some),
         None => Some(None),
     };
-    if body.image_id.is_some() {
-        fields.check::<(), _>("image_id", Err("image uploads are not available yet"));
-    }
-    let input =
-        fields.finish(title.zip(text).zip(url).map(|((title, body), url)| NewPostInput { title, body, url }))?;
+    let (image_id, nsfw, spoiler) = (body.image_id, body.nsfw.unwrap_or(false), body.spoiler.unwrap_or(false));
+    let input = fields.finish(title.zip(text).zip(url).map(|((title, body), url)| NewPostInput {
+        title,
+        body,
+        url,
+        image_id,
+        nsfw,
+        spoiler,
+    }))?;
     let post = posts::create(&state, user.0, &crate::edge::names::community(&community)?, input).await?;
     Ok(HttpResponse::Created().insert_header(("location", format!("/api/v1/posts/{}", post.view.id))).json(post))
 }
@@ -209,6 +220,8 @@ pub async fn edit(
     let edit = PostEdit {
         title: body.title.as_deref().and_then(|t| fields.check("title", PostTitle::parse(t))),
         body: body.body.as_deref().and_then(|b| fields.check("body", Body::parse_post(b))),
+        nsfw: body.nsfw,
+        spoiler: body.spoiler,
     };
     let edit = fields.finish(Some(edit))?;
     Ok(HttpResponse::Ok().json(posts::edit(&state, user.0, PostId(id.into_inner()), edit).await?))

@@ -27,18 +27,21 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 pub enum JobKind {
     /// Generate an AI summary of a thread (high priority).
     Summary,
+    /// Process an uploaded image (normal priority).
+    Image,
     /// Send an email (low priority).
     Email,
 }
 
 impl JobKind {
     /// Every kind, highest priority first.
-    pub const BY_PRIORITY: [Self; 2] = [Self::Summary, Self::Email];
+    pub const BY_PRIORITY: [Self; 3] = [Self::Summary, Self::Image, Self::Email];
 
     /// The kind's name in metrics, logs and the CLI.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Summary => "summary",
+            Self::Image => "image",
             Self::Email => "email",
         }
     }
@@ -54,6 +57,7 @@ impl crate::config::QueueConfig {
     pub fn concurrency(&self, kind: JobKind) -> usize {
         match kind {
             JobKind::Summary => self.summary_concurrency,
+            JobKind::Image => self.image_concurrency,
             JobKind::Email => self.email_concurrency,
         }
     }
@@ -62,6 +66,7 @@ impl crate::config::QueueConfig {
     pub fn max_attempts(&self, kind: JobKind) -> u32 {
         match kind {
             JobKind::Summary => self.summary_max_attempts,
+            JobKind::Image => self.image_max_attempts,
             JobKind::Email => self.email_max_attempts,
         }
     }

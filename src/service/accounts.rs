@@ -100,6 +100,10 @@ pub struct OwnUser {
     pub roles: Vec<&'static str>,
     /// Email preferences.
     pub notification_settings: NotificationSettings,
+    /// The avatar (a path on this server), when one is set.
+    pub avatar_url: Option<String>,
+    /// Whether NSFW images show unblurred in the pages.
+    pub show_nsfw: bool,
 }
 
 /// The answer to registration and sign-in.
@@ -144,6 +148,10 @@ pub struct ProfileUpdate {
     pub bio: Option<Bio>,
     /// New email preferences.
     pub notification_settings: Option<NotificationSettings>,
+    /// New avatar: a ready upload of the user's (`Some(None)` removes it).
+    pub avatar_id: Option<Option<i64>>,
+    /// New NSFW preference.
+    pub show_nsfw: Option<bool>,
 }
 
 fn invalid_token() -> AppError {
@@ -188,7 +196,7 @@ pub async fn register(ctx: &Context, input: NewAccount, user_agent: &str) -> Res
     tracing::info!(user_id = account.id, "account registered");
     crate::service::notifications::queue_email(ctx, crate::email::EmailJob::Welcome { user_id: account.id }).await;
     Ok(SignedIn {
-        user: own_user(account, false),
+        user: own_user(account, false, None),
         access_token: pair.access_token,
         refresh_token: pair.refresh_token,
         expires_in: pair.expires_in,
@@ -246,14 +254,17 @@ pub async fn login(ctx: &Context, login: &str, password: &str, user_agent: &str)
         let moderator = db_accounts::is_moderator_anywhere(conn, UserId(user_id))
             .await
             .map_err(query_error("accounts.is_moderator"))?;
-        Ok((pair, account, moderator))
+        let avatar = account.as_ref().and_then(|a| a.avatar_upload_id);
+        let avatar_url =
+            crate::db::uploads::avatar_url(conn, avatar).await.map_err(query_error("uploads.avatar_url"))?;
+        Ok((pair, account, moderator, avatar_url))
     });
-    let (pair, account, moderator) = work.await?;
+    let (pair, account, moderator, avatar_url) = work.await?;
     let account =
         account.ok_or_else(|| AppError::new(ErrorCode::InvalidCredentials, "wrong username, email or password"))?;
     ctx.metrics.logins.with_label_values(&["success"]).inc();
     Ok(SignedIn {
-        user: own_user(account, moderator),
+        user: own_user(account, moderator, avatar_url),
         access_token: pair.access_token,
         refresh_token: pair.refresh_token,
         expires_in: pair.expires_in,
@@ -464,17 +475,24 @@ pub async fn me(ctx: &Context, auth: Authenticated) -> Result<OwnUser, AppError>
 /// Changes the caller's bio and/or email preferences.
 #[tracing::instrument(name = "service.accounts.update_me", skip_all)]
 pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate) -> Result<OwnUser, AppError> {
+    if let Some(Some(avatar)) = update.avatar_id {
+        crate::service::media::ready_of(ctx, auth.user_id, avatar, "avatar_id").await?;
+    }
     let mut conn = ctx.db.conn().await?;
     let settings =
         update.notification_settings.map(|s| serde_json::to_value(s).unwrap_or_else(|_| serde_json::json!({})));
     let bio = update.bio.as_ref().map(Bio::as_str);
+    let media = db_accounts::ProfileMedia { avatar_upload_id: update.avatar_id, show_nsfw: update.show_nsfw };
     ctx.db
         .observe("accounts.update_profile", &mut conn, async |conn| {
-            db_accounts::update_profile(conn, auth.user_id, bio, settings).await
+            db_accounts::update_profile(conn, auth.user_id, bio, settings, media).await
         })
         .await?;
-    if bio.is_some() {
-        cache_sync::committed(ctx, &mut conn, auth.user_id, &[Change::Profiles]).await;
+    if bio.is_some() || update.avatar_id.is_some() {
+        // Avatars show beside the user's posts and comments too.
+        let changes: &[Change] =
+            if update.avatar_id.is_some() { &[Change::Profiles, Change::Everything] } else { &[Change::Profiles] };
+        cache_sync::committed(ctx, &mut conn, auth.user_id, changes).await;
     }
     load_own_user(ctx, &mut conn, auth.user_id.0).await
 }
@@ -509,7 +527,7 @@ pub async fn unsubscribe(ctx: &Context, token: &str) -> Result<Unsubscribed, App
     let value = serde_json::to_value(settings).map_err(internal)?;
     ctx.db
         .observe("accounts.update_profile", &mut conn, async |conn| {
-            db_accounts::update_profile(conn, UserId(user_id), None, Some(value)).await
+            db_accounts::update_profile(conn, UserId(user_id), None, Some(value), Default::default()).await
         })
         .await?;
     tracing::info!(user_id, topic, "unsubscribed by email link");
@@ -567,10 +585,15 @@ async fn load_own_user(ctx: &Context, conn: &mut DbConn, user_id: i64) -> Result
             db_accounts::is_moderator_anywhere(conn, UserId(user_id)).await
         })
         .await?;
-    Ok(own_user(account, moderator))
+    let avatar = account.avatar_upload_id;
+    let avatar_url = ctx
+        .db
+        .observe("uploads.avatar_url", conn, async |conn| crate::db::uploads::avatar_url(conn, avatar).await)
+        .await?;
+    Ok(own_user(account, moderator, avatar_url))
 }
 
-fn own_user(account: AccountRow, moderator: bool) -> OwnUser {
+fn own_user(account: AccountRow, moderator: bool, avatar_url: Option<String>) -> OwnUser {
     let mut roles = vec!["member"];
     if moderator {
         roles.push("moderator");
@@ -589,6 +612,8 @@ fn own_user(account: AccountRow, moderator: bool) -> OwnUser {
         bio: account.bio,
         roles,
         notification_settings,
+        avatar_url,
+        show_nsfw: account.show_nsfw,
     }
 }
 

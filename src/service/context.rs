@@ -35,6 +35,8 @@ pub struct Context {
     pub migrating: AtomicBool,
     /// The read caches.
     pub caches: Caches,
+    /// Where uploaded images are stored.
+    pub media: crate::media::store::Store,
 }
 
 /// In-memory read caches; services fill them and invalidate them on the writes they commit.

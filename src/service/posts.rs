@@ -19,19 +19,40 @@ use crate::service::cache::{Cached, Change, Entry, Key, Served, Source};
 use crate::service::cache_sync;
 use crate::service::communities::{Page, banned, find_id, forbidden, trim_to_page};
 
-/// The API's `post` object: the stored view plus media (which arrives with uploads).
+/// The API's `post` object: the stored view plus its image.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Post {
     /// Everything stored about the post, for this reader.
     #[serde(flatten)]
     pub view: PostView,
-    /// Uploaded image (media uploads are not part of this version).
-    pub image: Option<serde_json::Value>,
+    /// The post's image, when it has a ready one (and is not removed).
+    pub image: Option<PostImage>,
+}
+
+/// A post's image.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PostImage {
+    /// The upload's id.
+    pub id: i64,
+    /// Width of the full-size image.
+    pub width: i32,
+    /// Height of the full-size image.
+    pub height: i32,
+    /// The image and its thumbnails (paths on this server).
+    pub urls: crate::domain::media::ImageUrls,
 }
 
 impl From<PostView> for Post {
     fn from(view: PostView) -> Self {
-        Self { view, image: None }
+        let image = match (view.image_id, view.image_width, view.image_height, &view.image_hash) {
+            (Some(id), Some(width), Some(height), Some(hash)) => {
+                let widths: Vec<u32> =
+                    view.image_widths.iter().flatten().filter_map(|w| u32::try_from(*w).ok()).collect();
+                Some(PostImage { id, width, height, urls: crate::domain::media::ImageUrls::of(hash, &widths) })
+            }
+            _ => None,
+        };
+        Self { view, image }
     }
 }
 
@@ -44,6 +65,12 @@ pub struct NewPostInput {
     pub body: Body,
     /// Link, for link posts.
     pub url: Option<LinkUrl>,
+    /// An upload of the author's to show (it must be ready).
+    pub image_id: Option<i64>,
+    /// Not safe for work.
+    pub nsfw: bool,
+    /// A spoiler.
+    pub spoiler: bool,
 }
 
 /// A validated post edit.
@@ -53,6 +80,10 @@ pub struct PostEdit {
     pub title: Option<PostTitle>,
     /// New body.
     pub body: Option<Body>,
+    /// New NSFW flag.
+    pub nsfw: Option<bool>,
+    /// New spoiler flag.
+    pub spoiler: Option<bool>,
 }
 
 /// A listing request.
@@ -301,6 +332,9 @@ pub async fn create(
     if is_banned {
         return Err(banned());
     }
+    if let Some(image_id) = input.image_id {
+        crate::service::media::ready_of(ctx, author.user_id, image_id, "image_id").await?;
+    }
     let body_html = crate::markdown::render(input.body.as_str());
     let created_at = Utc::now();
     let work = ctx.db.transaction::<_, AppError>("posts.create", &mut conn, async move |conn| {
@@ -313,6 +347,9 @@ pub async fn create(
             url: input.url.as_ref().map(|u| u.as_str()),
             created_at,
             hot_rank: hot_rank(0, created_at),
+            image_upload_id: input.image_id,
+            nsfw: input.nsfw,
+            spoiler: input.spoiler,
         };
         Ok(db_posts::insert(conn, &post).await?)
     });
@@ -339,9 +376,11 @@ pub async fn edit(ctx: &Context, editor: Authenticated, id: PostId, edit: PostEd
         (b.into_string(), html)
     });
     let title = edit.title.map(|t| t.into_string());
+    let flags = db_posts::PostFlags { nsfw: edit.nsfw, spoiler: edit.spoiler };
     ctx.db
         .observe("posts.edit", &mut conn, async |conn| {
-            db_posts::edit(conn, id, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str()))).await
+            db_posts::edit(conn, id, title.as_deref(), body.as_ref().map(|(b, h)| (b.as_str(), h.as_str())), flags)
+                .await
         })
         .await?;
     cache_sync::committed(ctx, &mut conn, editor.user_id, &[Change::Post(id.0)]).await;

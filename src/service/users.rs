@@ -25,6 +25,8 @@ pub struct PublicUser {
     pub is_admin: bool,
     /// Profile text (Markdown, as the user wrote it).
     pub bio: String,
+    /// The avatar (a path on this server), when one is set.
+    pub avatar_url: Option<String>,
 }
 
 /// A user's public profile.
@@ -36,6 +38,11 @@ pub async fn profile(ctx: &Context, username: &Username) -> Result<PublicUser, A
         .observe_read("users.by_username", &mut conn, async |conn| db::users::by_username(conn, username).await)
         .await?;
     let row = row.ok_or_else(|| AppError::not_found("user"))?;
+    let avatar = row.avatar_upload_id;
+    let avatar_url = ctx
+        .db
+        .observe_read("uploads.avatar_url", &mut conn, async |conn| db::uploads::avatar_url(conn, avatar).await)
+        .await?;
     Ok(PublicUser {
         id: row.id,
         username: row.username,
@@ -43,6 +50,7 @@ pub async fn profile(ctx: &Context, username: &Username) -> Result<PublicUser, A
         karma: row.karma,
         is_admin: row.is_admin,
         bio: row.bio,
+        avatar_url,
     })
 }
 

@@ -78,7 +78,14 @@ pub async fn submit(
         url => fields.check("link", LinkUrl::parse(url)).map(Some),
     };
     let community = form.community.trim().trim_start_matches("c/").to_owned();
-    let input = fields.finish(title.zip(body).zip(url).map(|((title, body), url)| NewPostInput { title, body, url }));
+    let input = fields.finish(title.zip(body).zip(url).map(|((title, body), url)| NewPostInput {
+        title,
+        body,
+        url,
+        image_id: None,
+        nsfw: false,
+        spoiler: false,
+    }));
     let created = match input {
         Ok(input) => posts::create(&state, author, &crate::edge::names::community(&community)?, input).await,
         Err(err) => Err(err),

@@ -337,7 +337,8 @@ pub async fn edit_post(
             return crate::web::render_with_status(&req, &template, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
-    posts::edit(&state, author, PostId(id), PostEdit { title: Some(title), body: Some(body) }).await?;
+    posts::edit(&state, author, PostId(id), PostEdit { title: Some(title), body: Some(body), ..PostEdit::default() })
+        .await?;
     Ok(see_other(&format!("/p/{id}")))
 }
 

@@ -15,6 +15,7 @@ enum Part {
     Services,
     Queue,
     Db,
+    Media,
     Domain,
     Base,
 }
@@ -32,6 +33,7 @@ fn part_of_module(module: &str) -> Option<Part> {
         "service" | "summaries" | "email" | "backup" | "jobs" => Services,
         "queue" => Queue,
         "db" => Db,
+        "media" => Media,
         "domain" | "markdown" | "security" => Domain,
         "config" | "metrics" | "telemetry" | "error" | "tls" | "GIT_REVISION" | "LONG_VERSION" => Base,
         _ => return None,
@@ -46,8 +48,8 @@ fn may_use(from: Part, to: Part) -> bool {
             App => !matches!(to, Entry),
             Pages | Api => matches!(to, Edge | Services | Domain | Base),
             Edge => matches!(to, Services | Domain | Base),
-            Services => matches!(to, Db | Domain | Queue | Base),
-            Queue | Db => matches!(to, Domain | Base),
+            Services => matches!(to, Db | Domain | Queue | Media | Base),
+            Queue | Db | Media => matches!(to, Domain | Base),
             Domain => matches!(to, Base),
             Base => false,
         }
@@ -58,7 +60,7 @@ fn forbidden_crates(part: Part) -> &'static [&'static str] {
     match part {
         Entry | App => &[],
         Pages | Api | Edge => &["diesel", "diesel_async"],
-        Services | Queue | Domain | Base => &["actix_web", "askama", "askama_web", "diesel", "diesel_async"],
+        Services | Queue | Media | Domain | Base => &["actix_web", "askama", "askama_web", "diesel", "diesel_async"],
         Db => &["actix_web", "askama", "askama_web"],
     }
 }

@@ -23,6 +23,7 @@ mod health;
 mod idempotency;
 mod layering;
 mod lifecycle;
+mod media;
 mod metrics;
 mod migrations;
 mod moderation;

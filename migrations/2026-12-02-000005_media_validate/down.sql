@@ -1,0 +1,2 @@
+-- Validation cannot be undone; the previous migration's down drops the constraints.
+SELECT 1;
