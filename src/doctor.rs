@@ -85,6 +85,7 @@ pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
     ] {
         checks.push(writable(name, &dir));
     }
+    checks.push(media_check(config, &state_dir).await);
     checks.push(tls_check(config, &state_dir));
     checks.push(smtp_check(config).await);
     let providers = crate::summaries::Summarizer::from_config(&config.summaries)
@@ -92,6 +93,36 @@ pub async fn run(loaded: &Loaded, database_url: Option<&str>) -> Vec<Check> {
         .unwrap_or_else(|err| err.to_string());
     checks.push(Check::ok("summaries", providers));
     checks
+}
+
+/// Where uploaded images go: the local directory is writable, or the S3 bucket answers a
+/// read with these credentials (a missing probe object is the expected answer).
+async fn media_check(config: &crate::config::Config, state_dir: &std::path::Path) -> Check {
+    use crate::media::store::Store;
+    let store = match Store::from_config(&config.media, state_dir) {
+        Ok(store) => store,
+        Err(err) => return Check::fail("media", err.to_string(), "fix [media] in agora.toml"),
+    };
+    match &store {
+        Store::Local(dir) => {
+            let check = writable("media", dir);
+            if check.level == Level::Ok { Check::ok("media", store.describe()) } else { check }
+        }
+        Store::S3 { .. } => {
+            let probe = crate::domain::media::MediaKey::original(&"0".repeat(64));
+            match tokio::time::timeout(Duration::from_secs(10), store.get(&probe)).await {
+                Ok(Ok(_)) => Check::ok("media", format!("{}: reachable", store.describe())),
+                Ok(Err(err)) => Check::fail(
+                    "media",
+                    format!("{}: {err}", store.describe()),
+                    "check media.s3_endpoint, s3_bucket and the keys",
+                ),
+                Err(_) => {
+                    Check::fail("media", format!("{}: no answer in 10 s", store.describe()), "check media.s3_endpoint")
+                }
+            }
+        }
+    }
 }
 
 /// Continuous archiving (how far behind it is) and the last restore drill.

@@ -66,6 +66,9 @@ pub struct CommentRow {
     /// Sort key of `best`.
     #[diesel(sql_type = Double)]
     pub wilson_score: f64,
+    /// The author's avatar, when they have one.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub author_avatar_url: Option<String>,
 }
 
 const ROW_SELECT: &str = "SELECT c.id, c.post_id, c.parent_id, c.depth, u.username AS author,
@@ -73,8 +76,12 @@ const ROW_SELECT: &str = "SELECT c.id, c.post_id, c.parent_id, c.depth, u.userna
         CASE WHEN c.removed THEN '' ELSE c.body_html END AS body_html,
         c.score, c.upvotes, c.downvotes,
         coalesce((SELECT v.value FROM comment_votes v WHERE v.comment_id = c.id AND v.user_id = $1), 0)::int2 AS my_vote,
-        c.created_at, c.edited_at, c.deleted, c.removed, c.reply_count, c.wilson_score
-    FROM comments c JOIN users u ON u.id = c.author_id";
+        c.created_at, c.edited_at, c.deleted, c.removed, c.reply_count, c.wilson_score,
+        CASE WHEN av.id IS NULL THEN NULL
+             WHEN 320 = ANY (av.thumbnail_widths) THEN '/media/' || av.content_hash || '-w320.webp'
+             ELSE '/media/' || av.content_hash || '.webp' END AS author_avatar_url
+    FROM comments c JOIN users u ON u.id = c.author_id
+    LEFT JOIN uploads av ON av.id = u.avatar_upload_id AND av.status = 'ready'";
 
 /// SQL `ORDER BY` of a sort (used at the top level; deeper levels are sorted in memory by the same key).
 fn order_by(sort: CommentSort) -> &'static str {

@@ -73,6 +73,9 @@ pub struct PostView {
     /// A spoiler: pages hide its image until clicked.
     #[diesel(sql_type = Bool)]
     pub spoiler: bool,
+    /// The author's avatar (the URL `db::uploads::avatar_of` gives), when they have one.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub author_avatar_url: Option<String>,
     /// The image's upload.
     #[diesel(sql_type = Nullable<BigInt>)]
     #[serde(skip)]
@@ -121,11 +124,15 @@ const VIEW_SELECT: &str = "SELECT p.id, c.name AS community, u.username AS autho
         p.created_at, p.edited_at, p.deleted, p.removed, p.locked, p.pinned, p.nsfw, p.spoiler,
         i.id AS image_id, i.width AS image_width, i.height AS image_height, i.content_hash AS image_hash,
         i.thumbnail_widths AS image_widths,
+        CASE WHEN av.id IS NULL THEN NULL
+             WHEN 320 = ANY (av.thumbnail_widths) THEN '/media/' || av.content_hash || '-w320.webp'
+             ELSE '/media/' || av.content_hash || '.webp' END AS author_avatar_url,
         p.hot_rank, p.controversy_rank, p.last_activity_at";
 
 /// The image shows only once ready, and not on a removed post (which keeps it for a restore).
 const VIEW_FROM: &str = " FROM posts p JOIN communities c ON c.id = p.community_id JOIN users u ON u.id = p.author_id
-        LEFT JOIN uploads i ON i.id = p.image_upload_id AND i.status = 'ready' AND NOT p.removed";
+        LEFT JOIN uploads i ON i.id = p.image_upload_id AND i.status = 'ready' AND NOT p.removed
+        LEFT JOIN uploads av ON av.id = u.avatar_upload_id AND av.status = 'ready'";
 
 /// The post with this id, as `reader` (0 for anonymous) sees it.
 pub async fn view_by_id(conn: &mut AsyncPgConnection, id: PostId, reader: i64) -> QueryResult<Option<PostView>> {

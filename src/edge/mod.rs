@@ -8,6 +8,7 @@ pub mod cached;
 pub mod caller;
 pub mod head;
 pub mod middleware;
+pub mod multipart;
 pub mod names;
 pub mod problem;
 pub mod rate_limit;

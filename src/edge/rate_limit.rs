@@ -116,6 +116,12 @@ pub async fn rate_limit(
     if creates_post && let Some(user) = &user {
         checks.push(("posts", format!("posts:u:{user}"), config.posts()));
     }
+    if *req.method() == Method::POST
+        && path == "/api/v1/uploads"
+        && let Some(user) = &user
+    {
+        checks.push(("uploads", format!("uploads:u:{user}"), config.uploads()));
+    }
 
     match decide(&state, &ip, checks).await {
         Err(refusal) => Ok(refusal.respond(req, |req, err| req.error_response(err))),
@@ -130,12 +136,27 @@ pub async fn rate_limit(
 }
 
 /// A refused request: the quota it ran out of and when to retry.
-pub(crate) struct Refusal {
+pub struct Refusal {
     quota: Quota,
     decision: Decision,
 }
 
 impl Refusal {
+    /// The refusal as an error (for a handler that checks a limit itself), without the
+    /// headers.
+    pub fn into_error(self) -> AppError {
+        let Self { quota, decision } = self;
+        AppError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many uploads: {} per {} s; retry in {} s",
+                quota.requests,
+                quota.period.as_secs(),
+                decision.reset_seconds
+            ),
+        )
+    }
+
     pub(crate) fn respond(
         self,
         req: ServiceRequest,
@@ -160,7 +181,7 @@ impl Refusal {
 
 /// Counts the request against every check; the first refusal wins. Otherwise the tightest
 /// decision is the one reported in the headers.
-pub(crate) async fn decide(
+pub async fn decide(
     state: &HttpState,
     ip: &str,
     checks: Vec<(&'static str, String, Quota)>,
@@ -194,7 +215,7 @@ fn insert(response: &mut ServiceResponse<BoxBody>, name: &'static str, value: St
 
 /// The limiter shared by the app, sized for the longest period configured.
 pub fn limiter_for(config: &RateLimitConfig) -> Arc<RateLimiter> {
-    let longest = [config.anonymous(), config.signed_in(), config.auth(), config.posts()]
+    let longest = [config.anonymous(), config.signed_in(), config.auth(), config.posts(), config.uploads()]
         .iter()
         .map(|q| q.period)
         .max()

@@ -1,18 +1,16 @@
 //! `/api/v1/uploads` and `/media/{key}`: thin handlers over `service::media`. An upload is
 //! streamed from the multipart body straight to disk.
 
-use actix_multipart::{Multipart, MultipartError};
+use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 
 use crate::domain::media::MediaKey;
 use crate::edge::HttpState;
 use crate::edge::problem::Problem;
-use crate::error::{AppError, ErrorCode};
+use crate::error::AppError;
 use crate::http::auth::CurrentUser;
-use crate::service::Context;
-use crate::service::media::{self, Receiving, Upload};
+use crate::service::media::{self, Upload};
 
 /// Body of `POST /api/v1/uploads`.
 #[derive(utoipa::ToSchema)]
@@ -22,38 +20,6 @@ pub struct UploadForm {
     /// `media.max_upload_bytes`.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-}
-
-fn multipart_error(err: MultipartError) -> AppError {
-    match err {
-        MultipartError::ContentTypeMissing
-        | MultipartError::ContentTypeParse
-        | MultipartError::ContentTypeIncompatible => {
-            AppError::new(ErrorCode::UnsupportedMediaType, "the body must be multipart/form-data with a `file` part")
-        }
-        other => AppError::new(ErrorCode::BadRequest, format!("the multipart body does not parse: {other}")),
-    }
-}
-
-/// Receives the `file` part of a multipart body (other parts are read and ignored);
-/// `None` when there is none.
-pub async fn receive_file(ctx: &Context, multipart: &mut Multipart) -> Result<Option<Receiving>, AppError> {
-    let mut received = None;
-    while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(multipart_error)?;
-        let is_file = field.name() == Some("file") && received.is_none();
-        let mut receiving = if is_file { Some(Receiving::start(ctx).await?) } else { None };
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(multipart_error)?;
-            if let Some(receiving) = receiving.as_mut() {
-                receiving.write(&chunk).await?;
-            }
-        }
-        if receiving.is_some() {
-            received = receiving;
-        }
-    }
-    Ok(received)
 }
 
 /// `POST /api/v1/uploads`
@@ -76,9 +42,9 @@ pub async fn upload(
     user: CurrentUser,
     mut multipart: Multipart,
 ) -> Result<HttpResponse, AppError> {
-    let received = receive_file(&state, &mut multipart).await?;
+    let form = crate::edge::multipart::read(&state, &mut multipart).await?;
     let received =
-        received.ok_or_else(|| AppError::invalid_field("file", "is required: a multipart part named `file`"))?;
+        form.file.ok_or_else(|| AppError::invalid_field("file", "is required: a multipart part named `file`"))?;
     let upload = media::accept(&state, user.0, received).await?;
     Ok(HttpResponse::Accepted().insert_header(("location", format!("/api/v1/uploads/{}", upload.id))).json(upload))
 }

@@ -488,11 +488,19 @@ pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate
             db_accounts::update_profile(conn, auth.user_id, bio, settings, media).await
         })
         .await?;
+    let mut changes = Vec::new();
     if bio.is_some() || update.avatar_id.is_some() {
+        changes.push(Change::Profiles);
+    }
+    if update.avatar_id.is_some() {
         // Avatars show beside the user's posts and comments too.
-        let changes: &[Change] =
-            if update.avatar_id.is_some() { &[Change::Profiles, Change::Everything] } else { &[Change::Profiles] };
-        cache_sync::committed(ctx, &mut conn, auth.user_id, changes).await;
+        changes.extend([Change::Listings, Change::Everything]);
+    }
+    if update.avatar_id.is_some() || update.show_nsfw.is_some() {
+        changes.push(Change::Viewer(auth.user_id.0));
+    }
+    if !changes.is_empty() {
+        cache_sync::committed(ctx, &mut conn, auth.user_id, &changes).await;
     }
     load_own_user(ctx, &mut conn, auth.user_id.0).await
 }

@@ -160,6 +160,8 @@ pub enum Key {
         /// The community id.
         community: i64,
     },
+    /// What every page shows of a signed-in viewer: their avatar and NSFW preference.
+    ViewerPrefs(i64),
 }
 
 impl Key {
@@ -173,7 +175,9 @@ impl Key {
             Self::Community(_) => CacheName::Communities,
             Self::Profile(_) => CacheName::Profiles,
             Self::Search { .. } => CacheName::Search,
-            Self::PostVotes { .. } | Self::CommentVotes { .. } | Self::Membership { .. } => CacheName::Overlays,
+            Self::PostVotes { .. } | Self::CommentVotes { .. } | Self::Membership { .. } | Self::ViewerPrefs(_) => {
+                CacheName::Overlays
+            }
         }
     }
 
@@ -311,9 +315,10 @@ impl Generations {
             Key::Subtree { .. } => self.subtrees.load(Ordering::Acquire),
             Key::Community(_) => self.communities.load(Ordering::Acquire),
             Key::Profile(_) => self.profiles.load(Ordering::Acquire),
-            Key::PostVotes { viewer, .. } | Key::CommentVotes { viewer, .. } | Key::Membership { viewer, .. } => {
-                self.viewers.slot(*viewer).load(Ordering::Acquire)
-            }
+            Key::PostVotes { viewer, .. }
+            | Key::CommentVotes { viewer, .. }
+            | Key::Membership { viewer, .. }
+            | Key::ViewerPrefs(viewer) => self.viewers.slot(*viewer).load(Ordering::Acquire),
         };
         self.everything.load(Ordering::Acquire).wrapping_add(scope)
     }

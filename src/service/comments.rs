@@ -34,6 +34,8 @@ pub struct Comment {
     pub depth: i32,
     /// Author username.
     pub author: String,
+    /// The author's avatar (a path on this server), when they have one.
+    pub author_avatar_url: Option<String>,
     /// Markdown (blank once deleted or removed).
     pub body: String,
     /// Sanitized HTML.
@@ -389,6 +391,7 @@ fn assemble(row: CommentRow, children: &mut HashMap<i64, Vec<CommentRow>>, shape
         parent_id: row.parent_id,
         depth: row.depth,
         author: row.author,
+        author_avatar_url: row.author_avatar_url,
         body: row.body,
         body_html: row.body_html,
         score: row.score,

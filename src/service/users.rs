@@ -137,3 +137,40 @@ pub async fn username_of(ctx: &Context, user_id: UserId) -> Result<String, AppEr
     ctx.caches.usernames.insert(user_id.0, std::sync::Arc::from(account.username.as_str())).await;
     Ok(account.username)
 }
+
+/// What every page shows of a signed-in viewer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ViewerPrefs {
+    /// Show NSFW images unblurred.
+    pub show_nsfw: bool,
+    /// Their avatar (a path on this server).
+    pub avatar_url: Option<String>,
+}
+
+/// A viewer's page preferences, through the response cache (their own profile changes
+/// invalidate it, on every daemon).
+pub async fn viewer_prefs(ctx: &Context, user_id: UserId) -> Result<ViewerPrefs, AppError> {
+    use crate::service::cache::{Entry, Key};
+    let cached = ctx
+        .caches
+        .responses
+        .get_or_fill(Key::ViewerPrefs(user_id.0), async {
+            let mut conn = ctx.reader_read_conn(user_id).await?;
+            let account = ctx
+                .db
+                .observe_read("accounts.account_by_id", &mut conn, async |conn| {
+                    db::accounts::account_by_id(conn, user_id).await
+                })
+                .await?
+                .ok_or_else(|| AppError::unauthorized("the account is gone"))?;
+            let avatar = account.avatar_upload_id;
+            let avatar_url = ctx
+                .db
+                .observe_read("uploads.avatar_url", &mut conn, async |conn| db::uploads::avatar_url(conn, avatar).await)
+                .await?;
+            let bytes = 64 + avatar_url.as_ref().map_or(0, String::len);
+            Ok(Entry::value(ViewerPrefs { show_nsfw: account.show_nsfw, avatar_url }, bytes))
+        })
+        .await?;
+    Ok(cached.entry.data::<ViewerPrefs>().cloned().unwrap_or_default())
+}

@@ -303,6 +303,7 @@ struct SettingsPage {
     email: String,
     bio: String,
     settings: NotificationSettings,
+    avatar_url: Option<String>,
     notice: Option<&'static str>,
     errors: Vec<String>,
 }
@@ -325,6 +326,7 @@ pub async fn settings(
     let notice = match params.saved.as_deref() {
         Some("password") => Some("Your password is changed. Other devices are signed out."),
         Some("profile") => Some("Your profile is saved."),
+        Some("images") => Some("Your image settings are saved."),
         Some(_) => Some("Your settings are saved."),
         None => None,
     };
@@ -333,10 +335,75 @@ pub async fn settings(
         email: me.email,
         bio: me.bio,
         settings: me.notification_settings,
+        avatar_url: me.avatar_url,
         notice,
         errors: Vec::new(),
     };
     render(&req, &template)
+}
+
+/// How long the images form waits for a new avatar to be processed.
+const AVATAR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `POST /settings/images` (multipart): a new avatar (or its removal) and the NSFW choice.
+pub async fn save_images(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    viewer: Viewer,
+    mut multipart: actix_multipart::Multipart,
+) -> Result<HttpResponse, PageError> {
+    let auth = viewer.require()?;
+    let mut form = crate::edge::multipart::read(&state, &mut multipart).await?;
+    crate::web::session::check_csrf(&req, form.text("csrf"))?;
+    let avatar_id = match form.file.take() {
+        Some(file) => {
+            let saved = async {
+                crate::web::charge_upload(&req, &state, auth).await?;
+                let accepted = crate::service::media::accept(&state, auth, file).await?;
+                let upload = crate::service::media::wait_processed(&state, accepted.id, AVATAR_WAIT).await?;
+                match upload.status.as_str() {
+                    "ready" => Ok(Some(Some(upload.id))),
+                    "failed" => Err(AppError::invalid_field(
+                        "avatar",
+                        upload.failure_reason.unwrap_or_else(|| "could not be processed".into()),
+                    )),
+                    _ => Err(AppError::invalid_field("avatar", "is taking long to process; try again in a minute")),
+                }
+            };
+            match saved.await {
+                Ok(id) => id,
+                Err(err) => return settings_with_errors(&req, &state, &viewer, err).await,
+            }
+        }
+        None if form.checked("remove_avatar") => Some(None),
+        None => None,
+    };
+    let update = ProfileUpdate { avatar_id, show_nsfw: Some(form.checked("show_nsfw")), ..ProfileUpdate::default() };
+    if let Err(err) = accounts::update_me(&state, auth, update).await {
+        return settings_with_errors(&req, &state, &viewer, err).await;
+    }
+    Ok(see_other("/settings?saved=images"))
+}
+
+async fn settings_with_errors(
+    req: &HttpRequest,
+    state: &HttpState,
+    viewer: &Viewer,
+    err: AppError,
+) -> Result<HttpResponse, PageError> {
+    let (status, errors) = crate::web::form_problem(err)?;
+    let auth = viewer.require()?;
+    let me = accounts::me(state, auth).await?;
+    let template = SettingsPage {
+        layout: layout(state, viewer).await?,
+        email: me.email,
+        bio: me.bio,
+        settings: me.notification_settings,
+        avatar_url: me.avatar_url,
+        notice: None,
+        errors,
+    };
+    crate::web::render_with_status(req, &template, status)
 }
 
 /// The email preferences form: an unchecked box is absent.
@@ -415,19 +482,7 @@ pub async fn change_password(
     };
     match result {
         Ok(signed_in) => Ok(signed_in_redirect(&signed_in, "/settings?saved=password")),
-        Err(err) => {
-            let (status, errors) = form_problem(err)?;
-            let me = accounts::me(&state, auth).await?;
-            let template = SettingsPage {
-                layout: layout(&state, &viewer).await?,
-                email: me.email,
-                bio: me.bio,
-                settings: me.notification_settings,
-                notice: None,
-                errors,
-            };
-            render_with_status(&req, &template, status)
-        }
+        Err(err) => settings_with_errors(&req, &state, &viewer, err).await,
     }
 }
 

@@ -33,6 +33,10 @@ pub struct SubmitForm {
     url: String,
     #[serde(default)]
     body: String,
+    #[serde(default)]
+    nsfw: String,
+    #[serde(default)]
+    spoiler: String,
 }
 
 #[derive(Template)]
@@ -41,6 +45,7 @@ struct SubmitPage {
     layout: Layout,
     form: SubmitForm,
     errors: Vec<String>,
+    max_upload_mib: u64,
 }
 
 /// Query of the submit page.
@@ -58,10 +63,18 @@ pub async fn submit_form(
 ) -> Result<HttpResponse, PageError> {
     viewer.require()?;
     let form = SubmitForm { community: params.community.clone().unwrap_or_default(), ..SubmitForm::default() };
-    render(&req, &SubmitPage { layout: layout(&state, &viewer).await?, form, errors: Vec::new() })
+    render(
+        &req,
+        &SubmitPage {
+            layout: layout(&state, &viewer).await?,
+            form,
+            errors: Vec::new(),
+            max_upload_mib: state.config.media.max_upload_bytes >> 20,
+        },
+    )
 }
 
-/// `POST /submit`
+/// `POST /submit` as a urlencoded form (a text or link post).
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<HttpState>,
@@ -70,6 +83,66 @@ pub async fn submit(
 ) -> Result<HttpResponse, PageError> {
     let author = viewer.require()?;
     let form = form.0;
+    create_post(&req, &state, &viewer, author, form, Ok(None)).await
+}
+
+/// How long the submit form waits for its image to be processed before it answers (it works
+/// without JavaScript, so it cannot poll).
+const IMAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `POST /submit` as a multipart form: the same fields plus an optional image (`file`).
+pub async fn submit_with_image(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    viewer: Viewer,
+    mut multipart: actix_multipart::Multipart,
+) -> Result<HttpResponse, PageError> {
+    let author = viewer.require()?;
+    let mut read = crate::edge::multipart::read(&state, &mut multipart).await?;
+    crate::web::session::check_csrf(&req, read.text("csrf"))?;
+    let form = SubmitForm {
+        community: read.text("community").to_owned(),
+        title: read.text("title").to_owned(),
+        url: read.text("url").to_owned(),
+        body: read.text("body").to_owned(),
+        nsfw: read.text("nsfw").to_owned(),
+        spoiler: read.text("spoiler").to_owned(),
+    };
+    let image = match read.file.take() {
+        None => Ok(None),
+        Some(file) => upload_for_post(&req, &state, author, file).await.map(Some),
+    };
+    create_post(&req, &state, &viewer, author, form, image).await
+}
+
+/// Accepts the form's image and waits for it to be processed; its upload id.
+async fn upload_for_post(
+    req: &HttpRequest,
+    state: &HttpState,
+    author: crate::service::accounts::Authenticated,
+    file: crate::service::media::Receiving,
+) -> Result<i64, AppError> {
+    crate::web::charge_upload(req, state, author).await?;
+    let accepted = crate::service::media::accept(state, author, file).await?;
+    let upload = crate::service::media::wait_processed(state, accepted.id, IMAGE_WAIT).await?;
+    match upload.status.as_str() {
+        "ready" => Ok(upload.id),
+        "failed" => Err(AppError::invalid_field(
+            "image",
+            upload.failure_reason.unwrap_or_else(|| "could not be processed".into()),
+        )),
+        _ => Err(AppError::invalid_field("image", "is taking long to process; please submit again in a minute")),
+    }
+}
+
+async fn create_post(
+    req: &HttpRequest,
+    state: &HttpState,
+    viewer: &Viewer,
+    author: crate::service::accounts::Authenticated,
+    form: SubmitForm,
+    image: Result<Option<i64>, AppError>,
+) -> Result<HttpResponse, PageError> {
     let mut fields = Fields::default();
     let title = fields.check("title", PostTitle::parse(&form.title));
     let body = fields.check("text", Body::parse_post(&form.body));
@@ -78,24 +151,29 @@ pub async fn submit(
         url => fields.check("link", LinkUrl::parse(url)).map(Some),
     };
     let community = form.community.trim().trim_start_matches("c/").to_owned();
+    let (nsfw, spoiler) = (!form.nsfw.is_empty(), !form.spoiler.is_empty());
     let input = fields.finish(title.zip(body).zip(url).map(|((title, body), url)| NewPostInput {
         title,
         body,
         url,
         image_id: None,
-        nsfw: false,
-        spoiler: false,
+        nsfw,
+        spoiler,
     }));
-    let created = match input {
-        Ok(input) => posts::create(&state, author, &crate::edge::names::community(&community)?, input).await,
-        Err(err) => Err(err),
+    let created = match (input, image) {
+        (Ok(mut input), Ok(image_id)) => {
+            input.image_id = image_id;
+            posts::create(state, author, &crate::edge::names::community(&community)?, input).await
+        }
+        (Err(err), _) | (_, Err(err)) => Err(err),
     };
     match created {
         Ok(post) => Ok(see_other(&format!("/p/{}", post.view.id))),
         Err(err) => {
             let (status, errors) = form_problem(err)?;
-            let template = SubmitPage { layout: layout(&state, &viewer).await?, form, errors };
-            render_with_status(&req, &template, status)
+            let max_upload_mib = state.config.media.max_upload_bytes >> 20;
+            let template = SubmitPage { layout: layout(state, viewer).await?, form, errors, max_upload_mib };
+            render_with_status(req, &template, status)
         }
     }
 }

@@ -46,7 +46,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(get().to(manage::new_community))
                 .route(post().to(manage::create_community)),
         )
-        .service(resource("/submit").route(get().to(manage::submit_form)).route(post().to(manage::submit)))
+        .service(
+            resource("/submit")
+                .route(get().to(manage::submit_form))
+                .route(post().guard(actix_web::guard::fn_guard(is_multipart)).to(manage::submit_with_image))
+                .route(post().to(manage::submit)),
+        )
         .service(resource("/c/{name}").route(get().to(browse::community)))
         .service(resource("/c/{name}/about").route(get().to(browse::about)))
         .service(resource("/c/{name}/membership").route(post().to(manage::membership)))
@@ -91,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/settings").route(get().to(account::settings)).route(post().to(account::save_settings)))
         .service(resource("/settings/password").route(post().to(account::change_password)))
         .service(resource("/settings/profile").route(post().to(account::save_profile)))
+        .service(resource("/settings/images").route(post().to(account::save_images)))
         .service(
             resource("/unsubscribe").route(get().to(account::unsubscribe_form)).route(post().to(account::unsubscribe)),
         )
@@ -280,11 +286,13 @@ pub fn html_response(req: &HttpRequest, status: StatusCode, etag: String, html: 
 /// The page frame for `viewer`: their username comes from a cache, so most pages spend no
 /// query on it.
 pub async fn layout(state: &HttpState, viewer: &Viewer) -> Result<Layout, PageError> {
-    let username = match viewer.auth {
-        None => None,
-        Some(auth) => Some(username_of(state, auth.user_id.0).await?),
-    };
-    Ok(Layout::new(username, viewer.csrf.clone()))
+    let Some(auth) = viewer.auth else { return Ok(Layout::new(None, viewer.csrf.clone())) };
+    let username = username_of(state, auth.user_id.0).await?;
+    let prefs = crate::service::users::viewer_prefs(state, auth.user_id).await?;
+    let mut layout = Layout::new(Some(username), viewer.csrf.clone());
+    layout.avatar_url = prefs.avatar_url;
+    layout.show_nsfw = prefs.show_nsfw;
+    Ok(layout)
 }
 
 /// The username of a user id, through the cache.
@@ -383,6 +391,34 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         return AppError::not_found("route").error_response();
     }
     PageError::from(AppError::not_found("page")).error_response()
+}
+
+/// Whether a request's body is `multipart/form-data` (a form with a file input).
+fn is_multipart(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// Counts an image sent through a page's form against the user's `uploads` allowance (known
+/// only once the form is read, so not in [`rate_limit_forms`]).
+pub async fn charge_upload(
+    req: &HttpRequest,
+    state: &HttpState,
+    user: crate::service::accounts::Authenticated,
+) -> Result<(), AppError> {
+    let config = &state.config.rate_limits;
+    if !config.enabled {
+        return Ok(());
+    }
+    let ip = crate::edge::caller::client_ip_of(req, config).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let checks = vec![("uploads", format!("uploads:u:{}", user.user_id.0), config.uploads())];
+    match rate_limit::decide(state, &ip, checks).await {
+        Ok(_) => Ok(()),
+        Err(refusal) => Err(refusal.into_error()),
+    }
 }
 
 /// Rate limits on the pages' forms (every unsafe page request): the same budgets as the API,

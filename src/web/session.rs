@@ -236,6 +236,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
     }
 }
 
+/// Checks the `csrf` field of a form read by hand (a multipart form) against the browser's
+/// CSRF cookie, as [`CsrfForm`] does for urlencoded ones.
+pub fn check_csrf(req: &HttpRequest, sent: &str) -> Result<(), PageError> {
+    let expected = req.extensions().get::<CsrfToken>().map(|t| t.0.clone());
+    let valid =
+        expected.is_some_and(|expected| !expected.is_empty() && constant_time_eq(expected.as_bytes(), sent.as_bytes()));
+    if valid {
+        return Ok(());
+    }
+    Err(AppError::new(
+        crate::error::ErrorCode::CsrfFailed,
+        "this form has expired or did not come from this site; reload the page and try again",
+    )
+    .into())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

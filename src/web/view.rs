@@ -20,12 +20,24 @@ pub struct Layout {
     pub csrf: String,
     /// The search box's text.
     pub query: String,
+    /// The signed-in user's avatar.
+    pub avatar_url: Option<String>,
+    /// Whether the signed-in user sees NSFW images unblurred.
+    pub show_nsfw: bool,
 }
 
 impl Layout {
     /// The frame for a viewer.
     pub fn new(username: Option<String>, csrf: String) -> Self {
-        Self { css: assets::CSS.href.clone(), js: assets::JS.href.clone(), username, csrf, query: String::new() }
+        Self {
+            css: assets::CSS.href.clone(),
+            js: assets::JS.href.clone(),
+            username,
+            csrf,
+            query: String::new(),
+            avatar_url: None,
+            show_nsfw: false,
+        }
     }
 
     /// Whether someone is signed in.
@@ -157,11 +169,93 @@ pub struct PostItem {
     pub pinned: bool,
     /// The vote form.
     pub vote: VoteButtons,
+    /// The post's image.
+    pub image: Option<PageImage>,
+    /// Not safe for work.
+    pub nsfw: bool,
+    /// A spoiler.
+    pub spoiler: bool,
+    /// The author's avatar.
+    pub author_avatar: Option<String>,
+}
+
+/// A post's image as the pages show it: a thumbnail in listings, the large image on the post
+/// page, both with a `srcset` over the stored widths and their size set so nothing shifts.
+#[derive(Debug, Clone)]
+pub struct PageImage {
+    /// The full-size image.
+    pub original: String,
+    /// `url width` pairs of every stored width.
+    pub srcset: String,
+    /// The listing thumbnail (320 wide, or the image when narrower) and its size.
+    pub thumb: String,
+    /// Width of `thumb`.
+    pub thumb_width: u32,
+    /// Height of `thumb`.
+    pub thumb_height: u32,
+    /// The post page's image (1280 wide, or the image when narrower) and its size.
+    pub large: String,
+    /// Width of `large`.
+    pub large_width: u32,
+    /// Height of `large`.
+    pub large_height: u32,
+}
+
+impl PageImage {
+    /// The page form of a post's image.
+    pub fn of(image: &crate::service::posts::PostImage) -> Self {
+        use crate::domain::media::{THUMBNAIL_WIDTHS, scaled_height};
+        let width = u32::try_from(image.width).unwrap_or(1).max(1);
+        let height = u32::try_from(image.height).unwrap_or(1).max(1);
+        let urls = &image.urls;
+        let at =
+            |target: u32| if target < width { (target, scaled_height(width, height, target)) } else { (width, height) };
+        let mut srcset: Vec<String> = THUMBNAIL_WIDTHS
+            .iter()
+            .zip([&urls.w320, &urls.w640, &urls.w1280])
+            .filter(|(w, _)| **w < width)
+            .map(|(w, url)| format!("{url} {w}w"))
+            .collect();
+        srcset.push(format!("{} {width}w", urls.original));
+        let (thumb_width, thumb_height) = at(320);
+        let (large_width, large_height) = at(1280);
+        Self {
+            original: urls.original.clone(),
+            srcset: srcset.join(", "),
+            thumb: urls.w320.clone(),
+            thumb_width,
+            thumb_height,
+            large: urls.w1280.clone(),
+            large_width,
+            large_height,
+        }
+    }
+
+    /// The image a page shows: the large one on the post page, else the thumbnail.
+    pub fn src(&self, large: &bool) -> &str {
+        if *large { &self.large } else { &self.thumb }
+    }
+
+    /// Its width.
+    pub fn width(&self, large: &bool) -> u32 {
+        if *large { self.large_width } else { self.thumb_width }
+    }
+
+    /// Its height.
+    pub fn height(&self, large: &bool) -> u32 {
+        if *large { self.large_height } else { self.thumb_height }
+    }
+
+    /// The `sizes` attribute: the post page's column, or a listing's thumbnail box.
+    pub fn sizes(&self, large: &bool) -> &'static str {
+        if *large { "(max-width: 60rem) 100vw, 60rem" } else { "10rem" }
+    }
 }
 
 impl PostItem {
     /// Prepares `post` for display at `now`.
     pub fn new(post: Post, now: DateTime<Utc>) -> Self {
+        let image = post.image.as_ref().map(PageImage::of);
         let view = post.view;
         let domain = view.url.as_deref().map(link_host).unwrap_or_default();
         Self {
@@ -183,6 +277,25 @@ impl PostItem {
             locked: view.locked,
             pinned: view.pinned,
             vote: VoteButtons::new(format!("/p/{}/vote", view.id), view.score, view.my_vote, false),
+            image,
+            nsfw: view.nsfw,
+            spoiler: view.spoiler,
+            author_avatar: view.author_avatar_url,
+        }
+    }
+
+    /// Whether the image stays hidden (blurred) until the reader opens it: spoilers always,
+    /// NSFW images unless the reader chose to see them.
+    pub fn hides_image(&self, show_nsfw: &bool) -> bool {
+        self.spoiler || (self.nsfw && !*show_nsfw)
+    }
+
+    /// What the hidden image's cover says.
+    pub fn cover_label(&self) -> &'static str {
+        match (self.nsfw, self.spoiler) {
+            (true, true) => "NSFW spoiler",
+            (true, false) => "NSFW",
+            _ => "Spoiler",
         }
     }
 
@@ -226,6 +339,8 @@ pub struct CommentNode {
     pub depth: i32,
     /// Author username.
     pub author: String,
+    /// The author's avatar.
+    pub author_avatar: Option<String>,
     /// Markdown source (for the edit form).
     pub body: String,
     /// Sanitized HTML.
@@ -281,6 +396,7 @@ fn push(mut comment: Comment, now: DateTime<Utc>, nodes: &mut Vec<CommentNode>) 
         post_id: comment.post_id,
         depth: comment.depth,
         author: comment.author,
+        author_avatar: comment.author_avatar_url,
         body: comment.body,
         body_html: comment.body_html,
         score: comment.score,
@@ -329,6 +445,7 @@ mod tests {
             parent_id: None,
             depth,
             author: "a".into(),
+            author_avatar_url: None,
             body: String::new(),
             body_html: String::new(),
             score: 1,

@@ -192,6 +192,20 @@ impl Browser {
         self.ok(reqwest::Method::POST, &format!("/element/{}/value", element.0), Some(json!({"text": text}))).await;
     }
 
+    /// Chooses the file at `path` in the file input matching `css`.
+    pub async fn choose_file(&self, css: &str, path: &std::path::Path) {
+        let element = self.find(css).await;
+        let text = path.display().to_string();
+        self.ok(reqwest::Method::POST, &format!("/element/{}/value", element.0), Some(json!({"text": text}))).await;
+    }
+
+    /// An attribute of the element matching `css` (`None` when it has none).
+    pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let element = self.find(css).await;
+        let value = self.ok(reqwest::Method::GET, &format!("/element/{}/attribute/{name}", element.0), None).await;
+        value.as_str().map(str::to_owned)
+    }
+
     /// The visible text of the element matching `css`.
     pub async fn text(&self, css: &str) -> String {
         let element = self.find(css).await;

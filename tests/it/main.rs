@@ -24,6 +24,8 @@ mod idempotency;
 mod layering;
 mod lifecycle;
 mod media;
+mod media_pages;
+mod media_s3;
 mod metrics;
 mod migrations;
 mod moderation;

@@ -465,3 +465,24 @@ async fn orphans_go_after_the_grace_period_but_a_removed_posts_image_stays() {
         assert_eq!(file == StatusCode::OK, exists, "the files of {upload}");
     }
 }
+
+#[tokio::test]
+async fn uploads_have_a_rate_limit_of_their_own() {
+    let app = spawn_app_with(|config| {
+        config.rate_limits.enabled = true;
+        config.rate_limits.uploads_per_hour = 2;
+    })
+    .await;
+    let ann = app.token_for("ann").await;
+    for _ in 0..2 {
+        let response = app.upload(&ann, "a.png", "image/png", images::png(10, 10)).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let refused = app.upload(&ann, "a.png", "image/png", images::png(10, 10)).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(problem_code(refused).await, (429, "rate_limited".to_owned()));
+    let bob = app.token_for("bob").await;
+    assert_eq!(app.upload(&bob, "a.png", "image/png", images::png(10, 10)).await.status(), StatusCode::ACCEPTED);
+    let scrape = app.scrape().await;
+    assert_eq!(crate::harness::metric(&scrape, "agora_rate_limited_requests_total{class=\"uploads\"}"), 1.0);
+}
