@@ -58,7 +58,9 @@ pub async fn read(ctx: &Context, multipart: &mut Multipart) -> Result<MultipartF
             while let Some(chunk) = field.next().await {
                 receiving.write(&chunk.map_err(multipart_error)?).await?;
             }
-            if chosen && receiving.received() > 0 {
+            // A browser's "no file chosen" is an empty part without a file name; an API client's
+            // empty file is still a file (refused as no image).
+            if chosen || receiving.received() > 0 {
                 form.file = Some(receiving);
             }
             continue;

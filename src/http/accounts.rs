@@ -89,7 +89,7 @@ pub struct UpdateMeBody {
 
 /// Tells a field that is absent (`None`) from one set to null (`Some(None)`).
 fn present_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(deserializer).map(Some)
+    crate::http::integers::optional_integer(deserializer).map(Some)
 }
 
 /// `POST /api/v1/auth/register`
@@ -238,7 +238,8 @@ pub async fn me(state: web::Data<HttpState>, user: CurrentUser) -> Result<HttpRe
     request_body = UpdateMeBody,
     responses(
         (status = 200, description = "the caller, updated", body = OwnUser),
-        (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "forbidden: avatar_id does not name one of the caller's uploads", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: invalid fields, listed in `errors` (an avatar still processing, or failed)", body = Problem, content_type = "application/problem+json")
     ),
     security(("bearer" = []))
 )]

@@ -12,13 +12,14 @@ use crate::error::AppError;
 use crate::http::auth::CurrentUser;
 use crate::service::media::{self, Upload};
 
-/// Body of `POST /api/v1/uploads`.
-#[derive(utoipa::ToSchema)]
+/// Body of `POST /api/v1/uploads` (documentation only: the handler streams the parts).
+#[derive(utoipa::ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// The image: PNG, JPEG, GIF or WebP (decided by its content), at most
     /// `media.max_upload_bytes`.
-    #[schema(value_type = String, format = Binary)]
+    #[schema(value_type = String, format = Binary, min_length = 1)]
     file: Vec<u8>,
 }
 
@@ -43,6 +44,9 @@ pub async fn upload(
     mut multipart: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let form = crate::edge::multipart::read(&state, &mut multipart).await?;
+    if let Some(name) = form.fields.keys().next() {
+        return Err(AppError::invalid_field(name, "is not a part of an upload: send only `file`"));
+    }
     let received =
         form.file.ok_or_else(|| AppError::invalid_field("file", "is required: a multipart part named `file`"))?;
     let upload = media::accept(&state, user.0, received).await?;

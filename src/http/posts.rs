@@ -35,6 +35,7 @@ pub struct CreateBody {
     )]
     url: Option<String>,
     /// A ready upload of the caller's (`POST /api/v1/uploads`) to show with the post.
+    #[serde(default, deserialize_with = "crate::http::integers::optional_integer")]
     image_id: Option<i64>,
     /// Not safe for work (pages blur its image). Default false.
     nsfw: Option<bool>,
@@ -113,7 +114,7 @@ pub struct SearchQuery {
     request_body = CreateBody,
     responses(
         (status = 201, description = "the new post", body = Post, headers(("location" = String, description = "the new post: /api/v1/posts/{id}"))),
-        (status = 403, description = "banned", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "banned; forbidden: image_id does not name one of the caller's uploads", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
     ),

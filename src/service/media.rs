@@ -166,7 +166,7 @@ pub async fn accept(ctx: &Context, uploader: Authenticated, mut received: Receiv
     received.file.sync_all().await.map_err(io_refusal)?;
     if received.written == 0 {
         refused("refused_type");
-        return Err(AppError::invalid_field("file", "is empty"));
+        return Err(AppError::new(ErrorCode::UnsupportedMediaType, "the file is empty, so it is no image"));
     }
     let Some(format) = SourceFormat::sniff(&received.head) else {
         refused("refused_type");
@@ -405,16 +405,18 @@ async fn remove(ctx: &Context, id: i64) -> Result<bool, AppError> {
     Ok(removed)
 }
 
-/// A ready upload of `owner`'s, for a post's `image_id` or a profile's `avatar_id`; 422 on
-/// `field` otherwise.
+/// A ready upload of `owner`'s, for a post's `image_id` or a profile's `avatar_id`: 403 when
+/// it is not one of theirs (whether it exists is not told), 422 on `field` while it is not
+/// ready.
 pub async fn ready_of(ctx: &Context, owner: UserId, id: i64, field: &str) -> Result<UploadRow, AppError> {
+    let not_theirs = || AppError::new(ErrorCode::Forbidden, format!("{field} does not name one of your uploads"));
     let row = match find_row(ctx, id).await {
         Ok(row) => row,
-        Err(err) if err.code == ErrorCode::NotFound => return Err(AppError::invalid_field(field, "is not an upload")),
+        Err(err) if err.code == ErrorCode::NotFound => return Err(not_theirs()),
         Err(err) => return Err(err),
     };
     if row.uploader_id != owner.0 {
-        return Err(AppError::invalid_field(field, "is not one of your uploads"));
+        return Err(not_theirs());
     }
     match row.status.as_str() {
         "ready" => Ok(row),

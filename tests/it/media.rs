@@ -295,6 +295,8 @@ async fn bombs_impostors_and_broken_files_are_refused_with_reasons() {
     }
     let big = app.upload(&token, "big.png", "image/png", vec![0x89; 3 * 1024 * 1024]).await;
     assert_eq!(problem_code(big).await, (413, "payload_too_large".to_owned()));
+    let empty = app.upload(&token, "empty.png", "image/png", Vec::new()).await;
+    assert_eq!(problem_code(empty).await, (415, "unsupported_media_type".to_owned()));
     let none = app
         .client
         .post(format!("{}/api/v1/uploads", app.base))
@@ -371,9 +373,9 @@ async fn posts_show_ready_images_of_their_author_with_nsfw_and_spoiler_flags() {
     let upload = app.uploaded(&ann, images::png(800, 600)).await;
 
     let not_mine = post_with_image(&app, &bob, &upload["id"], json!({})).await;
-    assert_eq!(problem_code(not_mine).await, (422, "validation_failed".to_owned()));
+    assert_eq!(problem_code(not_mine).await, (403, "forbidden".to_owned()));
     let missing = post_with_image(&app, &ann, &json!(987_654), json!({})).await;
-    assert_eq!(problem_code(missing).await, (422, "validation_failed".to_owned()));
+    assert_eq!(problem_code(missing).await, (403, "forbidden".to_owned()), "whether it exists is not told");
 
     let response = post_with_image(&app, &ann, &upload["id"], json!({"nsfw": true})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -429,7 +431,7 @@ async fn an_avatar_is_a_ready_upload_shown_on_the_profile() {
     let bob = app.token_for("bob").await;
     let theirs =
         app.send_as(reqwest::Method::PATCH, "/api/v1/me", Some(json!({"avatar_id": upload["id"]})), &bob).await;
-    assert_eq!(problem_code(theirs).await, (422, "validation_failed".to_owned()));
+    assert_eq!(problem_code(theirs).await, (403, "forbidden".to_owned()));
 }
 
 #[tokio::test]
