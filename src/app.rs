@@ -211,6 +211,7 @@ impl App {
             migrating: std::sync::atomic::AtomicBool::new(true),
             caches,
             media,
+            media_counted_at: std::sync::Mutex::new(None),
         });
         let state = web::Data::new(HttpState { ctx: ctx.clone(), rate_limiter, tls });
 

@@ -37,6 +37,8 @@ pub struct Context {
     pub caches: Caches,
     /// Where uploaded images are stored.
     pub media: crate::media::store::Store,
+    /// When the media storage gauges were last counted (a scan of the uploads).
+    pub media_counted_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// In-memory read caches; services fill them and invalidate them on the writes they commit.
