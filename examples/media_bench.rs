@@ -28,8 +28,8 @@ fn noise(width: u32, height: u32) -> RgbImage {
     })
 }
 
-fn main() {
-    let dir = tempfile::tempdir().expect("temporary directory");
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
     let settings = Settings {
         max_pixels: 40_000_000,
         max_dimension: 10_000,
@@ -39,15 +39,18 @@ fn main() {
     };
     let photo = dir.path().join("photo.jpg");
     let mut bytes = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&noise(4000, 3000)).expect("jpeg");
-    std::fs::write(&photo, &bytes).expect("write");
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&noise(4000, 3000))?;
+    std::fs::write(&photo, &bytes)?;
     let screenshot = dir.path().join("screen.png");
     let mut bytes = Vec::new();
     let rgba = image::DynamicImage::ImageRgb8(noise(1920, 1080)).to_rgba8();
-    image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(rgba.as_raw(), 1920, 1080, image::ExtendedColorType::Rgba8)
-        .expect("png");
-    std::fs::write(&screenshot, &bytes).expect("write");
+    image::codecs::png::PngEncoder::new(&mut bytes).write_image(
+        rgba.as_raw(),
+        1920,
+        1080,
+        image::ExtendedColorType::Rgba8,
+    )?;
+    std::fs::write(&screenshot, &bytes)?;
     let gif = dir.path().join("anim.gif");
     let mut bytes = Vec::new();
     {
@@ -56,12 +59,10 @@ fn main() {
             let frame = RgbaImage::from_fn(480, 270, |x, y| {
                 if (x + n * 12) % 48 < 24 { Rgba([250, (y % 256) as u8, 40, 255]) } else { Rgba([20, 60, 200, 255]) }
             });
-            encoder
-                .encode_frame(image::Frame::from_parts(frame, 0, 0, image::Delay::from_numer_denom_ms(80, 1)))
-                .expect("gif frame");
+            encoder.encode_frame(image::Frame::from_parts(frame, 0, 0, image::Delay::from_numer_denom_ms(80, 1)))?;
         }
     }
-    std::fs::write(&gif, &bytes).expect("write");
+    std::fs::write(&gif, &bytes)?;
 
     println!("{:<40} {:>10} {:>12} {:>14} {:>10}", "input", "in (KiB)", "median (ms)", "stored (KiB)", "RSS (MiB)");
     for (name, path, format) in [
@@ -74,7 +75,7 @@ fn main() {
         let mut stored = 0;
         for _ in 0..3 {
             let started = Instant::now();
-            let processed = process(path, format, &settings).expect("processes");
+            let processed = process(path, format, &settings)?;
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             stored = (processed.image.len() + processed.thumbnails.iter().map(|(_, t)| t.len()).sum::<usize>()) / 1024;
         }
@@ -83,9 +84,9 @@ fn main() {
     }
     // A PNG header declaring 100,000 × 100,000 pixels: refused from the header alone.
     let bomb = dir.path().join("bomb.png");
-    std::fs::write(&bomb, bomb_png()).expect("write");
+    std::fs::write(&bomb, bomb_png())?;
     let started = Instant::now();
-    let size = declared_size(&bomb, SourceFormat::Png).expect("header");
+    let size = declared_size(&bomb, SourceFormat::Png)?;
     let refused = process(&bomb, SourceFormat::Png, &settings).is_err();
     println!(
         "bomb {}×{}: refused {refused} in {:.2} ms, RSS {:.0} MiB",
@@ -94,6 +95,7 @@ fn main() {
         started.elapsed().as_secs_f64() * 1000.0,
         rss_mib()
     );
+    Ok(())
 }
 
 fn bomb_png() -> Vec<u8> {
