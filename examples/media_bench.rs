@@ -15,6 +15,8 @@ use image::{ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
 
 #[path = "support/memory.rs"]
 mod memory;
+#[path = "support/png.rs"]
+mod png;
 use memory::rss_mib;
 
 fn noise(width: u32, height: u32) -> RgbImage {
@@ -84,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // A PNG header declaring 100,000 × 100,000 pixels: refused from the header alone.
     let bomb = dir.path().join("bomb.png");
-    std::fs::write(&bomb, bomb_png())?;
+    std::fs::write(&bomb, png::png_declaring(100_000, 100_000))?;
     let started = Instant::now();
     let size = declared_size(&bomb, SourceFormat::Png)?;
     let refused = process(&bomb, SourceFormat::Png, &settings).is_err();
@@ -96,33 +98,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rss_mib()
     );
     Ok(())
-}
-
-fn bomb_png() -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for byte in bytes {
-            crc ^= u32::from(*byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
-    }
-    let chunk = |kind: &[u8], data: &[u8]| {
-        let mut out = u32::try_from(data.len()).unwrap_or(0).to_be_bytes().to_vec();
-        let mut typed = kind.to_vec();
-        typed.extend_from_slice(data);
-        out.extend_from_slice(&typed);
-        out.extend_from_slice(&crc32(&typed).to_be_bytes());
-        out
-    };
-    let mut header = 100_000u32.to_be_bytes().to_vec();
-    header.extend_from_slice(&100_000u32.to_be_bytes());
-    header.extend_from_slice(&[8, 6, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend(chunk(b"IHDR", &header));
-    out.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]));
-    out.extend(chunk(b"IEND", &[]));
-    out
 }

@@ -342,9 +342,6 @@ pub async fn settings(
     render(&req, &template)
 }
 
-/// How long the images form waits for a new avatar to be processed.
-const AVATAR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// `POST /settings/images` (multipart): a new avatar (or its removal) and the NSFW choice.
 pub async fn save_images(
     req: HttpRequest,
@@ -356,25 +353,10 @@ pub async fn save_images(
     let mut form = crate::edge::multipart::read(&state, &mut multipart).await?;
     crate::web::session::check_csrf(&req, form.text("csrf"))?;
     let avatar_id = match form.file.take() {
-        Some(file) => {
-            let saved = async {
-                crate::web::charge_upload(&req, &state, auth).await?;
-                let accepted = crate::service::media::accept(&state, auth, file).await?;
-                let upload = crate::service::media::wait_processed(&state, accepted.id, AVATAR_WAIT).await?;
-                match upload.status.as_str() {
-                    "ready" => Ok(Some(Some(upload.id))),
-                    "failed" => Err(AppError::invalid_field(
-                        "avatar",
-                        upload.failure_reason.unwrap_or_else(|| "could not be processed".into()),
-                    )),
-                    _ => Err(AppError::invalid_field("avatar", "is taking long to process; try again in a minute")),
-                }
-            };
-            match saved.await {
-                Ok(id) => id,
-                Err(err) => return settings_with_errors(&req, &state, &viewer, err).await,
-            }
-        }
+        Some(file) => match crate::web::upload_from_form(&req, &state, auth, file, "avatar").await {
+            Ok(id) => Some(Some(id)),
+            Err(err) => return settings_with_errors(&req, &state, &viewer, err).await,
+        },
         None if form.checked("remove_avatar") => Some(None),
         None => None,
     };

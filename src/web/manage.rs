@@ -86,10 +86,6 @@ pub async fn submit(
     create_post(&req, &state, &viewer, author, form, Ok(None)).await
 }
 
-/// How long the submit form waits for its image to be processed before it answers (it works
-/// without JavaScript, so it cannot poll).
-const IMAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// `POST /submit` as a multipart form: the same fields plus an optional image (`file`).
 pub async fn submit_with_image(
     req: HttpRequest,
@@ -110,29 +106,9 @@ pub async fn submit_with_image(
     };
     let image = match read.file.take() {
         None => Ok(None),
-        Some(file) => upload_for_post(&req, &state, author, file).await.map(Some),
+        Some(file) => crate::web::upload_from_form(&req, &state, author, file, "image").await.map(Some),
     };
     create_post(&req, &state, &viewer, author, form, image).await
-}
-
-/// Accepts the form's image and waits for it to be processed; its upload id.
-async fn upload_for_post(
-    req: &HttpRequest,
-    state: &HttpState,
-    author: crate::service::accounts::Authenticated,
-    file: crate::service::media::Receiving,
-) -> Result<i64, AppError> {
-    crate::web::charge_upload(req, state, author).await?;
-    let accepted = crate::service::media::accept(state, author, file).await?;
-    let upload = crate::service::media::wait_processed(state, accepted.id, IMAGE_WAIT).await?;
-    match upload.status.as_str() {
-        "ready" => Ok(upload.id),
-        "failed" => Err(AppError::invalid_field(
-            "image",
-            upload.failure_reason.unwrap_or_else(|| "could not be processed".into()),
-        )),
-        _ => Err(AppError::invalid_field("image", "is taking long to process; please submit again in a minute")),
-    }
 }
 
 async fn create_post(

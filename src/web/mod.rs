@@ -402,9 +402,35 @@ fn is_multipart(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
+/// How long a page's form waits for its image to be processed before it answers (the pages
+/// work without JavaScript, so they cannot poll).
+const IMAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Accepts the image of a page's form (counted against the user's `uploads` allowance) and
+/// waits for it to be processed; its upload id, or why it cannot be used (on `field`).
+pub async fn upload_from_form(
+    req: &HttpRequest,
+    state: &HttpState,
+    user: crate::service::accounts::Authenticated,
+    file: crate::service::media::Receiving,
+    field: &str,
+) -> Result<i64, AppError> {
+    charge_upload(req, state, user).await?;
+    let accepted = crate::service::media::accept(state, user, file).await?;
+    let upload = crate::service::media::wait_processed(state, accepted.id, IMAGE_WAIT).await?;
+    match upload.status.as_str() {
+        "ready" => Ok(upload.id),
+        "failed" => Err(AppError::invalid_field(
+            field,
+            upload.failure_reason.unwrap_or_else(|| "could not be processed".into()),
+        )),
+        _ => Err(AppError::invalid_field(field, "is taking long to process; please send it again in a minute")),
+    }
+}
+
 /// Counts an image sent through a page's form against the user's `uploads` allowance (known
 /// only once the form is read, so not in [`rate_limit_forms`]).
-pub async fn charge_upload(
+async fn charge_upload(
     req: &HttpRequest,
     state: &HttpState,
     user: crate::service::accounts::Authenticated,

@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 use crate::accounts::problem_code;
 use crate::harness::{TestApp, eventually, spawn_app, spawn_app_with};
 
+#[path = "../../examples/support/png.rs"]
+mod png;
+
 /// Images the tests make themselves.
 pub mod images {
     use image::{ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
@@ -92,38 +95,7 @@ pub mod images {
         out
     }
 
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for byte in bytes {
-            crc ^= u32::from(*byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
-    }
-
-    /// A small, valid PNG that declares `width` × `height` pixels (a decompression bomb
-    /// when they are many).
-    pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
-        let chunk = |kind: &[u8], data: &[u8]| {
-            let mut out = (data.len() as u32).to_be_bytes().to_vec();
-            let mut typed = kind.to_vec();
-            typed.extend_from_slice(data);
-            out.extend_from_slice(&typed);
-            out.extend_from_slice(&crc32(&typed).to_be_bytes());
-            out
-        };
-        let mut header = width.to_be_bytes().to_vec();
-        header.extend_from_slice(&height.to_be_bytes());
-        header.extend_from_slice(&[8, 6, 0, 0, 0]);
-        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        out.extend(chunk(b"IHDR", &header));
-        // Zlib of a few zero bytes; the rest of the rows would come in further chunks.
-        out.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]));
-        out.extend(chunk(b"IEND", &[]));
-        out
-    }
+    pub use super::png::png_declaring;
 
     /// The RIFF chunks of a WebP file, and its VP8X flags byte (0 without VP8X).
     pub fn webp_chunks(bytes: &[u8]) -> (Vec<String>, u8) {
