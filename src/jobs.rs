@@ -5,13 +5,19 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::email::EmailJob;
 use crate::queue::{Job, JobKind, NewJob};
-pub use crate::service::media::ImageJob;
 
 /// The input of a summary job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummaryJob {
     /// The post whose thread is summarized.
     pub post_id: i64,
+}
+
+/// The input of an image job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageJob {
+    /// The upload to process.
+    pub upload_id: i64,
 }
 
 /// What a queued job does, with its input. The queue stores the kind beside the input's JSON

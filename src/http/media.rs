@@ -49,7 +49,7 @@ pub async fn upload(
     }
     let received =
         form.file.ok_or_else(|| AppError::invalid_field("file", "is required: a multipart part named `file`"))?;
-    let upload = media::accept(&state, user.0, received).await?;
+    let upload = media::accept(&state, user.0.user_id, received).await?;
     Ok(HttpResponse::Accepted().insert_header(("location", format!("/api/v1/uploads/{}", upload.id))).json(upload))
 }
 
@@ -86,7 +86,7 @@ pub async fn delete(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    media::delete(&state, user.0, id.into_inner()).await?;
+    media::delete(&state, user.0.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -19,20 +19,12 @@ use crate::db::uploads::{self as db_uploads, Ready, UploadRow};
 use crate::domain::UserId;
 use crate::domain::media::{ImageUrls, MediaKey, SourceFormat, check_declared_size};
 use crate::error::{AppError, ErrorCode};
-use crate::jobs::Payload;
+use crate::jobs::{ImageJob, Payload};
 use crate::media::process::{self, ProcessError, Settings};
 use crate::media::store::StoreError;
 use crate::service::Context;
-use crate::service::accounts::Authenticated;
 use crate::service::cache::Change;
 use crate::service::cache_sync;
-
-/// The input of an image job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageJob {
-    /// The upload to process.
-    pub upload_id: i64,
-}
 
 /// An upload as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -160,7 +152,7 @@ impl Receiving {
 /// declared size from its header (422 `image_too_large`), then records it and queues its
 /// processing. The answer is the upload, `processing`.
 #[tracing::instrument(name = "service.media.accept", skip_all, fields(bytes = received.written))]
-pub async fn accept(ctx: &Context, uploader: Authenticated, mut received: Receiving) -> Result<Upload, AppError> {
+pub async fn accept(ctx: &Context, uploader: UserId, mut received: Receiving) -> Result<Upload, AppError> {
     let refused = |outcome: &str| ctx.metrics.media_uploads.with_label_values(&[outcome]).inc();
     received.file.flush().await.map_err(io_refusal)?;
     received.file.sync_all().await.map_err(io_refusal)?;
@@ -195,7 +187,7 @@ pub async fn accept(ctx: &Context, uploader: Authenticated, mut received: Receiv
     let id = ctx
         .db
         .observe("uploads.insert", &mut conn, async |conn| {
-            db_uploads::insert(conn, uploader.user_id, format.as_str(), bytes).await
+            db_uploads::insert(conn, uploader, format.as_str(), bytes).await
         })
         .await?;
     let kept = incoming_dir(ctx).join(id.to_string());
@@ -352,14 +344,14 @@ async fn store_ready(ctx: &Context, id: i64, processed: process::Processed) -> R
 /// Deletes an upload (its uploader or an admin): posts and avatars that used it show none,
 /// and its files go unless another upload shares them.
 #[tracing::instrument(name = "service.media.delete", skip_all, fields(upload_id = id))]
-pub async fn delete(ctx: &Context, caller: Authenticated, id: i64) -> Result<(), AppError> {
+pub async fn delete(ctx: &Context, caller: UserId, id: i64) -> Result<(), AppError> {
     let row = find_row(ctx, id).await?;
     let mut conn = ctx.db.conn().await?;
-    if row.uploader_id != caller.user_id.0 {
+    if row.uploader_id != caller.0 {
         let is_admin = ctx
             .db
             .observe("communities.is_admin", &mut conn, async |conn| {
-                crate::db::communities::is_admin(conn, caller.user_id).await
+                crate::db::communities::is_admin(conn, caller).await
             })
             .await?;
         if !is_admin {
@@ -373,8 +365,8 @@ pub async fn delete(ctx: &Context, caller: Authenticated, id: i64) -> Result<(),
     if avatars > 0 {
         changes.push(Change::Profiles);
     }
-    cache_sync::committed(ctx, &mut conn, caller.user_id, &changes).await;
-    tracing::info!(upload_id = id, by = caller.user_id.0, "upload deleted");
+    cache_sync::committed(ctx, &mut conn, caller, &changes).await;
+    tracing::info!(upload_id = id, by = caller.0, "upload deleted");
     Ok(())
 }
 

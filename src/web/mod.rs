@@ -416,7 +416,7 @@ pub async fn upload_from_form(
     field: &str,
 ) -> Result<i64, AppError> {
     charge_upload(req, state, user).await?;
-    let accepted = crate::service::media::accept(state, user, file).await?;
+    let accepted = crate::service::media::accept(state, user.user_id, file).await?;
     let upload = crate::service::media::wait_processed(state, accepted.id, IMAGE_WAIT).await?;
     match upload.status.as_str() {
         "ready" => Ok(upload.id),
