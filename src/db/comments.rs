@@ -349,27 +349,19 @@ pub async fn set_removed(conn: &mut AsyncPgConnection, id: CommentId, removed: b
         .map(|n| n > 0)
 }
 
-/// A user's comments, newest first, continuing before `(created_at, id)`.
+/// A user's comments in `order`, as `reader` sees them (without replies).
 pub async fn by_author(
     conn: &mut AsyncPgConnection,
     reader: i64,
     author_id: UserId,
-    before: Option<(DateTime<Utc>, i64)>,
+    order: crate::db::posts::AuthorOrder,
     limit: i64,
 ) -> QueryResult<Vec<CommentRow>> {
-    let author_id = author_id.0;
-    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
-    diesel::sql_query(format!(
-        "{ROW_SELECT} WHERE c.author_id = $2 AND NOT c.deleted AND NOT c.removed AND (c.created_at, c.id) < ($3, $4)
-         ORDER BY c.created_at DESC, c.id DESC LIMIT $5"
-    ))
-    .bind::<BigInt, _>(reader)
-    .bind::<BigInt, _>(author_id)
-    .bind::<Timestamptz, _>(at)
-    .bind::<BigInt, _>(id)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await
+    let (order_by, keyset) = order.sql("c");
+    let query = diesel::sql_query(format!(
+        "{ROW_SELECT} WHERE c.author_id = $2 AND NOT c.deleted AND NOT c.removed AND {keyset} ORDER BY {order_by} LIMIT $5"
+    ));
+    crate::db::posts::author_page(query, reader, author_id.0, order, limit).load(conn).await
 }
 
 /// The reader's votes on the comments of one post (only the comments they voted on).

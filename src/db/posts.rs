@@ -585,26 +585,67 @@ pub struct VoteOf {
     pub value: i16,
 }
 
-/// A user's posts, newest first, continuing before `(created_at, id)`.
+/// Where a user's posts or comments continue, in their order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorOrder {
+    /// Newest first, before `(created_at, id)`.
+    New(Option<(DateTime<Utc>, i64)>),
+    /// Highest score first, below `(score, id)`.
+    Top(Option<(i32, i64)>),
+}
+
+impl AuthorOrder {
+    /// The `ORDER BY` key, and the keyset condition on `$3`, `$4` of `alias`'s table.
+    pub(crate) fn sql(self, alias: &str) -> (String, String) {
+        match self {
+            Self::New(_) => (
+                format!("{alias}.created_at DESC, {alias}.id DESC"),
+                format!("({alias}.created_at, {alias}.id) < ($3::timestamptz, $4)"),
+            ),
+            Self::Top(_) => (
+                format!("{alias}.score DESC, {alias}.id DESC"),
+                format!("({alias}.score, {alias}.id) < ($3::int4, $4)"),
+            ),
+        }
+    }
+}
+
+/// `query` with the reader as `$1`, the author as `$2`, the keyset of `order` as `$3`, `$4`
+/// and `limit` as `$5`.
+pub(crate) fn author_page(
+    query: diesel::query_builder::SqlQuery,
+    reader: i64,
+    author: i64,
+    order: AuthorOrder,
+    limit: i64,
+) -> diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    let query = query.into_boxed().bind::<BigInt, _>(reader).bind::<BigInt, _>(author);
+    let query = match order {
+        AuthorOrder::New(before) => {
+            let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
+            query.bind::<Timestamptz, _>(at).bind::<BigInt, _>(id)
+        }
+        AuthorOrder::Top(below) => {
+            let (score, id) = below.unwrap_or((i32::MAX, i64::MAX));
+            query.bind::<Integer, _>(score).bind::<BigInt, _>(id)
+        }
+    };
+    query.bind::<BigInt, _>(limit)
+}
+
+/// A user's posts in `order`, as `reader` sees them.
 pub async fn by_author(
     conn: &mut AsyncPgConnection,
     reader: i64,
     author_id: UserId,
-    before: Option<(DateTime<Utc>, i64)>,
+    order: AuthorOrder,
     limit: i64,
 ) -> QueryResult<Vec<PostView>> {
-    let author_id = author_id.0;
-    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
-    diesel::sql_query(format!(
+    let (order_by, keyset) = order.sql("p");
+    let query = diesel::sql_query(format!(
         "{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM}
-         WHERE p.author_id = $2 AND NOT p.deleted AND NOT p.removed AND (p.created_at, p.id) < ($3, $4)
-         ORDER BY p.created_at DESC, p.id DESC LIMIT $5"
-    ))
-    .bind::<BigInt, _>(reader)
-    .bind::<BigInt, _>(author_id)
-    .bind::<Timestamptz, _>(at)
-    .bind::<BigInt, _>(id)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await
+         WHERE p.author_id = $2 AND NOT p.deleted AND NOT p.removed AND {keyset}
+         ORDER BY {order_by} LIMIT $5"
+    ));
+    author_page(query, reader, author_id.0, order, limit).load(conn).await
 }

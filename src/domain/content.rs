@@ -362,6 +362,26 @@ pub enum CommunitySort {
     New,
 }
 
+/// How a user's posts or comments are listed on their profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileSort {
+    /// Newest first.
+    #[default]
+    New,
+    /// Highest score first.
+    Top,
+}
+
+/// Where a profile listing continues: the last item's sort key and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AuthorCursor {
+    /// `new`: creation time (microseconds) and id.
+    New(i64, i64),
+    /// `top`: score and id.
+    Top(i32, i64),
+}
+
 /// Reddit's hot rank: sign(s)·log10(max(|s|,1)) + seconds since the epoch / 45000.
 pub fn hot_rank(score: i64, created_at: chrono::DateTime<chrono::Utc>) -> f64 {
     let order = (score.unsigned_abs().max(1) as f64).log10();

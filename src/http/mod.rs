@@ -52,6 +52,8 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/me").route(get().to(accounts::me)).route(patch().to(accounts::update_me)))
         .service(resource("/users/{username}").route(get().to(users::get_user)))
+        .service(resource("/users/{username}/posts").route(get().to(users::posts)))
+        .service(resource("/users/{username}/comments").route(get().to(users::comments)))
         .service(resource("/communities").route(post().to(communities::create)).route(get().to(communities::list)))
         .service(resource("/communities/{name}").route(get().to(communities::get)).route(patch().to(communities::edit)))
         .service(

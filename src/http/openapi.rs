@@ -30,7 +30,7 @@ use crate::service::users::PublicUser;
     paths(
         accounts::register, accounts::login, accounts::refresh, accounts::logout,
         accounts::request_password_reset, accounts::confirm_password_reset, accounts::me, accounts::update_me, accounts::unsubscribe,
-        users::get_user,
+        users::get_user, users::posts, users::comments,
         communities::create, communities::list, communities::get, communities::edit, communities::join,
         communities::leave, communities::add_moderator, communities::remove_moderator, communities::ban,
         posts::create, posts::list, posts::get, posts::edit, posts::delete, posts::vote, posts::summary, posts::search,
@@ -43,7 +43,7 @@ use crate::service::users::PublicUser;
     components(schemas(
         Problem, FieldError, OwnUser, SignedIn, TokenPair, PublicUser, NotificationSettings, CommunityView,
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
-        CommentSort, CommunitySort, Unsubscribed, crate::summaries::SummaryView,
+        CommentSort, CommunitySort, crate::domain::content::ProfileSort, Unsubscribed, crate::summaries::SummaryView,
         crate::service::media::Upload, crate::domain::media::ImageUrls, crate::service::posts::PostImage,
     )),
     modifiers(&BearerAuth, &CommonResponses, &Links),

@@ -1,6 +1,8 @@
 //! User use cases.
 
 use chrono::{DateTime, Utc};
+
+use crate::db::posts::AuthorOrder;
 use serde::Serialize;
 
 use crate::db;
@@ -102,7 +104,8 @@ pub async fn activity(
         let mut rows = ctx
             .db
             .observe_read("comments.by_author", &mut conn, async |conn| {
-                db::comments::by_author(conn, reader, UserId(activity.user.id), before, limit + 1).await
+                db::comments::by_author(conn, reader, UserId(activity.user.id), AuthorOrder::New(before), limit + 1)
+                    .await
             })
             .await?;
         activity.next = trim_to_page(&mut rows, limit).map(|row| (row.created_at, row.id));
@@ -111,7 +114,7 @@ pub async fn activity(
         let mut rows = ctx
             .db
             .observe_read("posts.by_author", &mut conn, async |conn| {
-                db::posts::by_author(conn, reader, UserId(activity.user.id), before, limit + 1).await
+                db::posts::by_author(conn, reader, UserId(activity.user.id), AuthorOrder::New(before), limit + 1).await
             })
             .await?;
         activity.next = trim_to_page(&mut rows, limit).map(|row| (row.created_at, row.id));
@@ -173,4 +176,101 @@ pub async fn viewer_prefs(ctx: &Context, user_id: UserId) -> Result<ViewerPrefs,
         })
         .await?;
     Ok(cached.entry.data::<ViewerPrefs>().cloned().unwrap_or_default())
+}
+
+/// A page of a user's posts or comments for the API, in `sort`.
+#[derive(Debug, Clone)]
+pub struct AuthorListing {
+    /// Whose.
+    pub username: Username,
+    /// `new` or `top`.
+    pub sort: crate::domain::content::ProfileSort,
+    /// Page size.
+    pub limit: crate::domain::Limit,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl AuthorListing {
+    /// The keyset position the cursor names (422 for a cursor of another listing or sort).
+    fn order(&self) -> Result<AuthorOrder, AppError> {
+        use crate::domain::content::{AuthorCursor, ProfileSort, decode_cursor};
+        let bad = || AppError::invalid_field("cursor", "is not a cursor from this listing");
+        let after = self.cursor.as_deref().map(decode_cursor::<AuthorCursor>).transpose().map_err(|_| bad())?;
+        match (self.sort, after) {
+            (ProfileSort::New, None) => Ok(AuthorOrder::New(None)),
+            (ProfileSort::Top, None) => Ok(AuthorOrder::Top(None)),
+            (ProfileSort::New, Some(AuthorCursor::New(micros, id))) => {
+                let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
+                Ok(AuthorOrder::New(Some((at, id))))
+            }
+            (ProfileSort::Top, Some(AuthorCursor::Top(score, id))) => Ok(AuthorOrder::Top(Some((score, id)))),
+            _ => Err(bad()),
+        }
+    }
+
+    fn cursor_after(&self, created_at: DateTime<Utc>, score: i32, id: i64) -> String {
+        use crate::domain::content::{AuthorCursor, ProfileSort, encode_cursor};
+        match self.sort {
+            ProfileSort::New => encode_cursor(&AuthorCursor::New(created_at.timestamp_micros(), id)),
+            ProfileSort::Top => encode_cursor(&AuthorCursor::Top(score, id)),
+        }
+    }
+}
+
+async fn author_id(ctx: &Context, username: &Username) -> Result<UserId, AppError> {
+    let profile = profile_cached(ctx, username).await?;
+    profile.data::<PublicUser>().map(|user| UserId(user.id)).ok_or_else(|| AppError::not_found("user"))
+}
+
+/// A page of a user's posts, as `reader` sees them.
+#[tracing::instrument(name = "service.users.posts", skip_all, fields(username = %listing.username))]
+pub async fn posts_of(
+    ctx: &Context,
+    listing: &AuthorListing,
+    reader: Option<crate::service::accounts::Authenticated>,
+) -> Result<crate::service::communities::Page<crate::service::posts::Post>, AppError> {
+    let order = listing.order()?;
+    let author = author_id(ctx, &listing.username).await?;
+    let mut conn = match reader {
+        Some(reader) => ctx.reader_read_conn(reader.user_id).await?,
+        None => ctx.shared_read_conn().await?,
+    };
+    let reader = reader.map_or(0, |r| r.user_id.0);
+    let limit = listing.limit.get();
+    let mut rows = ctx
+        .db
+        .observe_read("posts.by_author", &mut conn, async |conn| {
+            db::posts::by_author(conn, reader, author, order, limit + 1).await
+        })
+        .await?;
+    let next_cursor =
+        trim_to_page(&mut rows, limit).map(|last| listing.cursor_after(last.created_at, last.score, last.id));
+    Ok(crate::service::communities::Page { items: rows.into_iter().map(Into::into).collect(), next_cursor })
+}
+
+/// A page of a user's comments (without replies), as `reader` sees them.
+#[tracing::instrument(name = "service.users.comments", skip_all, fields(username = %listing.username))]
+pub async fn comments_of(
+    ctx: &Context,
+    listing: &AuthorListing,
+    reader: Option<crate::service::accounts::Authenticated>,
+) -> Result<crate::service::communities::Page<crate::service::comments::Comment>, AppError> {
+    let order = listing.order()?;
+    let author = author_id(ctx, &listing.username).await?;
+    let mut conn = match reader {
+        Some(reader) => ctx.reader_read_conn(reader.user_id).await?,
+        None => ctx.shared_read_conn().await?,
+    };
+    let reader = reader.map_or(0, |r| r.user_id.0);
+    let limit = listing.limit.get();
+    let mut rows = ctx
+        .db
+        .observe_read("comments.by_author", &mut conn, async |conn| {
+            db::comments::by_author(conn, reader, author, order, limit + 1).await
+        })
+        .await?;
+    let next_cursor =
+        trim_to_page(&mut rows, limit).map(|last| listing.cursor_after(last.created_at, last.score, last.id));
+    Ok(crate::service::communities::Page { items: crate::service::comments::without_replies(rows), next_cursor })
 }

@@ -34,6 +34,7 @@ mod pages;
 mod pitr;
 mod posts;
 mod private_cluster;
+mod profiles;
 mod queue;
 mod rate_limits;
 mod replicas;
