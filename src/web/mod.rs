@@ -8,6 +8,7 @@
 pub mod account;
 pub mod assets;
 pub mod browse;
+pub mod feeds;
 pub mod manage;
 pub mod session;
 pub mod shared_page;
@@ -39,6 +40,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::PathConfig::default().error_handler(|_err, _req| PageError::from(AppError::not_found("page")).into()),
         )
         .service(resource("/").route(get().to(browse::front)))
+        .service(resource("/feed.xml").route(get().to(feeds::front)))
+        .service(resource("/c/{name}/feed.xml").route(get().to(feeds::community)))
+        .service(resource("/u/{username}/feed.xml").route(get().to(feeds::user)))
         .service(resource("/search").route(get().to(browse::search)))
         .service(resource("/communities").route(get().to(browse::communities)))
         .service(

@@ -18,6 +18,7 @@ mod disk_full;
 mod doctor;
 mod dr_enable;
 mod email;
+mod feeds;
 mod harness;
 mod health;
 mod idempotency;
