@@ -377,3 +377,11 @@ pub async fn is_member(conn: &mut AsyncPgConnection, community_id: CommunityId, 
     .get_result(conn)
     .await
 }
+
+/// Whether `user_id` joined any community.
+pub async fn joined_any(conn: &mut AsyncPgConnection, user_id: UserId) -> QueryResult<bool> {
+    use crate::db::schema::community_members;
+    diesel::select(diesel::dsl::exists(community_members::table.filter(community_members::user_id.eq(user_id.0))))
+        .get_result(conn)
+        .await
+}

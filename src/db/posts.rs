@@ -182,6 +182,8 @@ pub struct ListingQuery {
     pub reader: i64,
     /// Only this community.
     pub community_id: Option<i64>,
+    /// Only the communities this user joined (their home feed).
+    pub member_of: Option<i64>,
     /// Only posts created after this time.
     pub since: Option<DateTime<Utc>>,
     /// The sort, as the kind of cursor (its values are ignored when `after` is `None`).
@@ -212,6 +214,14 @@ pub async fn list(conn: &mut AsyncPgConnection, listing: &ListingQuery) -> Query
     let mut next = 2;
     if let Some(community_id) = listing.community_id {
         query = query.sql(format!(" AND p.community_id = ${next}")).bind::<BigInt, _>(community_id);
+        next += 1;
+    }
+    if let Some(member) = listing.member_of {
+        query = query
+            .sql(format!(
+                " AND p.community_id IN (SELECT m.community_id FROM community_members m WHERE m.user_id = ${next})"
+            ))
+            .bind::<BigInt, _>(member);
         next += 1;
     }
     if let Some(since) = listing.since {

@@ -362,6 +362,17 @@ pub enum CommunitySort {
     New,
 }
 
+/// Which posts a listing draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Feed {
+    /// Every community.
+    #[default]
+    All,
+    /// The communities the caller joined (their home feed; needs sign-in).
+    Subscribed,
+}
+
 /// How a user's posts or comments are listed on their profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

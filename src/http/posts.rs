@@ -78,6 +78,8 @@ pub struct VoteBody {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     community: Option<String>,
+    /// `subscribed`: only the communities the caller joined (sign-in needed; not with `community`).
+    feed: Option<crate::domain::content::Feed>,
     sort: Option<PostSort>,
     t: Option<TimeWindow>,
     /// Items per page (default 25).
@@ -154,6 +156,7 @@ pub async fn create(
     params(ListQuery),
     responses(
         (status = 200, description = "a page of posts; pinned posts first within a community", body = Page<Post>),
+        (status = 401, description = "unauthorized: `feed=subscribed` without a valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such community", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: invalid fields, listed in `errors`", body = Problem, content_type = "application/problem+json")
     )
@@ -166,12 +169,22 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
     let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
+    let feed_of = match query.feed.unwrap_or_default() {
+        crate::domain::content::Feed::All => None,
+        crate::domain::content::Feed::Subscribed if query.community.is_some() => {
+            return Err(AppError::invalid_field("feed", "cannot be combined with community"));
+        }
+        crate::domain::content::Feed::Subscribed => {
+            Some(reader.0.ok_or_else(|| AppError::unauthorized("the subscribed feed is the signed-in caller's own"))?)
+        }
+    };
     let request = ListRequest {
         community: crate::edge::names::optional_community(query.community.as_deref())?,
         sort: query.sort.unwrap_or_default(),
         window: query.t.unwrap_or_default(),
         limit,
         cursor: query.cursor,
+        feed_of,
     };
     Ok(crate::edge::cached::json(&req, &posts::list_cached(&state, request, reader.0).await?))
 }

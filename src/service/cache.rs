@@ -162,13 +162,26 @@ pub enum Key {
     },
     /// What every page shows of a signed-in viewer: their avatar and NSFW preference.
     ViewerPrefs(i64),
+    /// A page of a signed-in reader's home feed (the communities they joined).
+    Feed {
+        /// The reader.
+        viewer: i64,
+        /// Sort.
+        sort: PostSort,
+        /// Window of `top` and `controversial`.
+        window: TimeWindow,
+        /// Page size.
+        limit: i64,
+        /// Cursor.
+        cursor: Option<Box<str>>,
+    },
 }
 
 impl Key {
     /// The cache this key belongs to.
     pub fn cache(&self) -> CacheName {
         match self {
-            Self::Listing { .. } => CacheName::Listings,
+            Self::Listing { .. } | Self::Feed { .. } => CacheName::Listings,
             Self::Post(_) => CacheName::Posts,
             Self::Tree { .. } => CacheName::Trees,
             Self::Subtree { .. } => CacheName::Subtrees,
@@ -183,7 +196,11 @@ impl Key {
 
     /// Listings whose order drifts with time (`hot`, `active`) live only `ranked_ttl`.
     fn drifts(&self) -> bool {
-        matches!(self, Self::Listing { sort: PostSort::Hot | PostSort::Active, .. })
+        matches!(
+            self,
+            Self::Listing { sort: PostSort::Hot | PostSort::Active, .. }
+                | Self::Feed { sort: PostSort::Hot | PostSort::Active, .. }
+        )
     }
 }
 
@@ -309,6 +326,10 @@ impl Generations {
     fn of(&self, key: &Key) -> u64 {
         let scope = match key {
             Key::Listing { .. } => self.listings.load(Ordering::Acquire),
+            // A feed goes stale with any listing and with the reader's memberships.
+            Key::Feed { viewer, .. } => {
+                self.listings.load(Ordering::Acquire).wrapping_add(self.viewers.slot(*viewer).load(Ordering::Acquire))
+            }
             Key::Search { .. } => self.search.load(Ordering::Acquire),
             Key::Post(id) => self.posts.slot(*id).load(Ordering::Acquire),
             Key::Tree { post, .. } => self.threads.slot(*post).load(Ordering::Acquire),

@@ -99,6 +99,8 @@ pub struct ListRequest {
     pub limit: Limit,
     /// Opaque cursor from a previous page.
     pub cursor: Option<String>,
+    /// Only the communities this reader joined (their home feed).
+    pub feed_of: Option<Authenticated>,
 }
 
 fn reader_id(reader: Option<Authenticated>) -> i64 {
@@ -139,7 +141,11 @@ async fn list(ctx: &Context, request: ListRequest) -> Result<Page<Post>, AppErro
     if after.is_some_and(|a| std::mem::discriminant(&a) != std::mem::discriminant(&sort)) {
         return Err(bad_cursor());
     }
-    let mut conn = ctx.shared_read_conn().await?;
+    // A feed reads the reader's memberships: a replica must hold their last write.
+    let mut conn = match request.feed_of {
+        Some(reader) => ctx.reader_read_conn(reader.user_id).await?,
+        None => ctx.shared_read_conn().await?,
+    };
     let community_id = match &request.community {
         Some(name) => Some(find_id(ctx, &mut conn, name).await?),
         None => None,
@@ -148,6 +154,7 @@ async fn list(ctx: &Context, request: ListRequest) -> Result<Page<Post>, AppErro
     let listing = ListingQuery {
         reader: 0,
         community_id,
+        member_of: request.feed_of.map(|reader| reader.user_id.0),
         since: if windowed { request.window.duration().map(|d| Utc::now() - d) } else { None },
         sort,
         after,
@@ -180,12 +187,21 @@ pub async fn list_cached(
     request: ListRequest,
     reader: Option<Authenticated>,
 ) -> Result<Served, AppError> {
-    let key = Key::Listing {
-        community: request.community.as_ref().map(|name| name.as_str().to_lowercase().into()),
-        sort: request.sort,
-        window: request.window,
-        limit: request.limit.get(),
-        cursor: request.cursor.as_deref().map(Into::into),
+    let key = match request.feed_of {
+        Some(reader) => Key::Feed {
+            viewer: reader.user_id.0,
+            sort: request.sort,
+            window: request.window,
+            limit: request.limit.get(),
+            cursor: request.cursor.as_deref().map(Into::into),
+        },
+        None => Key::Listing {
+            community: request.community.as_ref().map(|name| name.as_str().to_lowercase().into()),
+            sort: request.sort,
+            window: request.window,
+            limit: request.limit.get(),
+            cursor: request.cursor.as_deref().map(Into::into),
+        },
     };
     let cached = ctx.caches.responses.get_or_fill(key, async { page_entry(list(ctx, request).await?) }).await?;
     with_post_votes(ctx, cached, reader).await

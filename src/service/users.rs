@@ -141,13 +141,16 @@ pub async fn username_of(ctx: &Context, user_id: UserId) -> Result<String, AppEr
     Ok(account.username)
 }
 
-/// What every page shows of a signed-in viewer.
+/// What every page shows of a signed-in viewer (memberships change it: joining and leaving
+/// invalidate the viewer's overlays).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ViewerPrefs {
     /// Show NSFW images unblurred.
     pub show_nsfw: bool,
     /// Their avatar (a path on this server).
     pub avatar_url: Option<String>,
+    /// Whether they joined any community (their front page is then their home feed).
+    pub joined_any: bool,
 }
 
 /// A viewer's page preferences, through the response cache (their own profile changes
@@ -171,8 +174,14 @@ pub async fn viewer_prefs(ctx: &Context, user_id: UserId) -> Result<ViewerPrefs,
                 .db
                 .observe_read("uploads.avatar_url", &mut conn, async |conn| db::uploads::avatar_url(conn, avatar).await)
                 .await?;
+            let joined_any = ctx
+                .db
+                .observe_read("communities.joined_any", &mut conn, async |conn| {
+                    db::communities::joined_any(conn, user_id).await
+                })
+                .await?;
             let bytes = 64 + avatar_url.as_ref().map_or(0, String::len);
-            Ok(Entry::value(ViewerPrefs { show_nsfw: account.show_nsfw, avatar_url }, bytes))
+            Ok(Entry::value(ViewerPrefs { show_nsfw: account.show_nsfw, avatar_url, joined_any }, bytes))
         })
         .await?;
     Ok(cached.entry.data::<ViewerPrefs>().cloned().unwrap_or_default())

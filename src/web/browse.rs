@@ -35,6 +35,8 @@ pub struct ListingParams {
 struct ListingPage {
     layout: Layout,
     heading: String,
+    /// The front page's Home / All tabs (empty elsewhere, and for readers who joined nothing).
+    feeds: Vec<Tab>,
     community: Option<CommunityView>,
     moderates: bool,
     sorts: Vec<Tab>,
@@ -44,27 +46,69 @@ struct ListingPage {
     empty_text: &'static str,
 }
 
-/// `GET /`: every community's posts.
+/// `GET /`: a signed-in reader's home feed (the communities they joined) when they joined
+/// any, else every community's posts.
 pub async fn front(
     req: HttpRequest,
     state: web::Data<HttpState>,
     viewer: Viewer,
     params: web::Query<ListingParams>,
 ) -> Result<HttpResponse, PageError> {
-    let params = params.into_inner();
-    let served = posts::list_cached(&state, listing_request(None, &params)?, viewer.auth).await?;
+    front_page(req, state, viewer, params.into_inner(), false).await
+}
+
+/// `GET /all`: every community's posts, for everyone.
+pub async fn front_all(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    viewer: Viewer,
+    params: web::Query<ListingParams>,
+) -> Result<HttpResponse, PageError> {
+    front_page(req, state, viewer, params.into_inner(), true).await
+}
+
+async fn front_page(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    viewer: Viewer,
+    params: ListingParams,
+    all: bool,
+) -> Result<HttpResponse, PageError> {
+    let joined_any = match viewer.auth {
+        Some(auth) => users::viewer_prefs(&state, auth.user_id).await?.joined_any,
+        None => false,
+    };
+    let home = joined_any && !all;
+    let mut request = listing_request(None, &params)?;
+    request.feed_of = if home { viewer.auth } else { None };
+    let served = posts::list_cached(&state, request, viewer.auth).await?;
+    // Anonymous readers see one shared rendering of every community for `/` and `/all`.
+    let base = if all && viewer.auth.is_some() { "/all" } else { "/" };
+    let feeds = if joined_any {
+        vec![
+            Tab { label: "Home", href: "/".into(), current: home },
+            Tab { label: "All", href: "/all".into(), current: !home },
+        ]
+    } else {
+        Vec::new()
+    };
     let page = |layout: Layout| {
         let (posts, next_cursor) = post_items(&served);
         ListingPage {
             layout,
-            heading: "All communities".into(),
+            heading: if home { "Your communities".into() } else { "All communities".into() },
+            feeds: feeds.clone(),
             community: None,
             moderates: false,
-            sorts: sort_tabs("/", &params),
-            windows: window_tabs("/", &params),
-            next_href: next_href("/", &params, next_cursor.as_deref()),
+            sorts: sort_tabs(base, &params),
+            windows: window_tabs(base, &params),
+            next_href: next_href(base, &params, next_cursor.as_deref()),
             posts,
-            empty_text: "Nothing has been posted yet. Create a community and start the first thread.",
+            empty_text: if home {
+                "Nothing new in the communities you joined. See everything under All."
+            } else {
+                "Nothing has been posted yet. Create a community and start the first thread."
+            },
         }
     };
     if viewer.auth.is_none() {
@@ -98,6 +142,7 @@ pub async fn community(
             moderates,
             layout,
             heading: community.title.clone(),
+            feeds: Vec::new(),
             sorts: sort_tabs(&base, &params),
             windows: window_tabs(&base, &params),
             next_href: next_href(&base, &params, next_cursor.as_deref()),
@@ -141,6 +186,7 @@ fn listing_request(community: Option<&str>, params: &ListingParams) -> Result<Li
         window: params.t.unwrap_or_default(),
         limit: Limit::fixed(PAGE_SIZE),
         cursor: params.cursor.clone(),
+        feed_of: None,
     })
 }
 

@@ -135,6 +135,7 @@ async fn listing(
         window: TimeWindow::default(),
         limit: Limit::parse(Some(ENTRIES), ENTRIES, ENTRIES).map_err(|e| AppError::bad_request(e.to_string()))?,
         cursor: None,
+        feed_of: None,
     };
     let served = posts::list_cached(state, request, None).await?;
     Ok(served.data::<crate::service::communities::Page<Post>>().map(|page| page.items.clone()).unwrap_or_default())

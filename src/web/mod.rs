@@ -40,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::PathConfig::default().error_handler(|_err, _req| PageError::from(AppError::not_found("page")).into()),
         )
         .service(resource("/").route(get().to(browse::front)))
+        .service(resource("/all").route(get().to(browse::front_all)))
         .service(resource("/feed.xml").route(get().to(feeds::front)))
         .service(resource("/c/{name}/feed.xml").route(get().to(feeds::community)))
         .service(resource("/u/{username}/feed.xml").route(get().to(feeds::user)))

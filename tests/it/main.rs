@@ -21,6 +21,7 @@ mod email;
 mod feeds;
 mod harness;
 mod health;
+mod home_feed;
 mod idempotency;
 mod layering;
 mod lifecycle;
