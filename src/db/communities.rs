@@ -385,3 +385,28 @@ pub async fn joined_any(conn: &mut AsyncPgConnection, user_id: UserId) -> QueryR
         .get_result(conn)
         .await
 }
+
+/// The size of a reader's home feed: the communities they joined, the posts those hold, and
+/// all posts (the planner's estimate, or the exact sum on a table never analyzed).
+pub async fn feed_shape(conn: &mut AsyncPgConnection, user_id: UserId) -> QueryResult<(i64, i64, i64)> {
+    #[derive(QueryableByName)]
+    struct Shape {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        joined: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        joined_posts: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        all_posts: i64,
+    }
+    let shape: Shape = diesel::sql_query(
+        "SELECT count(*)::int8 AS joined, coalesce(sum(c.post_count), 0)::int8 AS joined_posts,
+                (SELECT CASE WHEN reltuples > 0 THEN reltuples::int8
+                             ELSE (SELECT coalesce(sum(post_count), 0)::int8 FROM communities) END
+                 FROM pg_class WHERE oid = 'posts'::regclass) AS all_posts
+         FROM community_members m JOIN communities c ON c.id = m.community_id WHERE m.user_id = $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(user_id.0)
+    .get_result(conn)
+    .await?;
+    Ok((shape.joined, shape.joined_posts, shape.all_posts))
+}

@@ -129,10 +129,26 @@ const VIEW_SELECT: &str = "SELECT p.id, c.name AS community, u.username AS autho
              ELSE '/media/' || av.content_hash || '.webp' END AS author_avatar_url,
         p.hot_rank, p.controversy_rank, p.last_activity_at";
 
-/// The image shows only once ready, and not on a removed post (which keeps it for a restore).
-const VIEW_FROM: &str = " FROM posts p JOIN communities c ON c.id = p.community_id JOIN users u ON u.id = p.author_id
+/// What a post view joins to `p`. The image shows only once ready, and not on a removed post
+/// (which keeps it for a restore).
+macro_rules! view_joins {
+    () => {
+        " JOIN communities c ON c.id = p.community_id JOIN users u ON u.id = p.author_id
         LEFT JOIN uploads i ON i.id = p.image_upload_id AND i.status = 'ready' AND NOT p.removed
-        LEFT JOIN uploads av ON av.id = u.avatar_upload_id AND av.status = 'ready'";
+        LEFT JOIN uploads av ON av.id = u.avatar_upload_id AND av.status = 'ready'"
+    };
+}
+
+const VIEW_FROM: &str = concat!(" FROM posts p", view_joins!());
+
+/// Whether a home feed merges the top of each joined community's own index (reading about
+/// `joined × limit` rows) rather than read the global index for the joined communities' posts
+/// (about `limit × all_posts / joined_posts` rows): the merge wins when
+/// `joined × joined_posts < all_posts`, a reader of a few communities holding a small share
+/// of the posts.
+pub fn merges_feed(joined: i64, joined_posts: i64, all_posts: i64) -> bool {
+    joined.saturating_mul(joined_posts) < all_posts
+}
 
 /// The post with this id, as `reader` (0 for anonymous) sees it.
 pub async fn view_by_id(conn: &mut AsyncPgConnection, id: PostId, reader: i64) -> QueryResult<Option<PostView>> {
@@ -182,8 +198,9 @@ pub struct ListingQuery {
     pub reader: i64,
     /// Only this community.
     pub community_id: Option<i64>,
-    /// Only the communities this user joined (their home feed).
-    pub member_of: Option<i64>,
+    /// Only the communities this user joined (their home feed), and whether to merge the
+    /// communities' own indexes ([`merges_feed`]).
+    pub member_of: Option<(i64, bool)>,
     /// Only posts created after this time.
     pub since: Option<DateTime<Utc>>,
     /// The sort, as the kind of cursor (its values are ignored when `after` is `None`).
@@ -197,6 +214,10 @@ pub struct ListingQuery {
 }
 
 /// One page of posts ordered by the listing's sort, newest-id first among equal keys.
+///
+/// A home feed of few communities reads the top of each community's index and merges them
+/// (`community_members` × `LATERAL`): a reader of three small communities then reads about
+/// 3 × limit index rows instead of the global index until enough of theirs turn up.
 pub async fn list(conn: &mut AsyncPgConnection, listing: &ListingQuery) -> QueryResult<Vec<PostView>> {
     let key = match listing.sort {
         PostCursor::Hot(..) => "p.hot_rank",
@@ -206,51 +227,77 @@ pub async fn list(conn: &mut AsyncPgConnection, listing: &ListingQuery) -> Query
         PostCursor::Active(..) => "p.last_activity_at",
         PostCursor::Rank(..) => "p.id",
     };
-    let mut query = diesel::sql_query(format!(
-        "{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM} WHERE NOT p.deleted AND NOT p.removed"
-    ))
-    .into_boxed()
-    .bind::<BigInt, _>(listing.reader);
+    // Conditions on `p` with their parameter numbers ($1 is the reader); bound in that order.
+    let mut conditions = vec!["NOT p.deleted".to_owned(), "NOT p.removed".to_owned()];
     let mut next = 2;
-    if let Some(community_id) = listing.community_id {
-        query = query.sql(format!(" AND p.community_id = ${next}")).bind::<BigInt, _>(community_id);
-        next += 1;
+    let mut numbered = |conditions: &mut Vec<String>, text: &dyn Fn(usize) -> String, width: usize| {
+        conditions.push(text(next));
+        next += width;
+    };
+    let merged = matches!(listing.member_of, Some((_, true)));
+    if listing.community_id.is_some() {
+        numbered(&mut conditions, &|n| format!("p.community_id = ${n}"), 1);
     }
-    if let Some(member) = listing.member_of {
-        query = query
-            .sql(format!(
-                " AND p.community_id IN (SELECT m.community_id FROM community_members m WHERE m.user_id = ${next})"
-            ))
-            .bind::<BigInt, _>(member);
-        next += 1;
+    if listing.member_of.is_some() {
+        if merged {
+            numbered(&mut conditions, &|_| "p.community_id = m.community_id".into(), 0);
+        } else {
+            numbered(
+                &mut conditions,
+                &|n| {
+                    format!("p.community_id IN (SELECT m.community_id FROM community_members m WHERE m.user_id = ${n})")
+                },
+                1,
+            );
+        }
     }
-    if let Some(since) = listing.since {
-        query = query.sql(format!(" AND p.created_at >= ${next}")).bind::<Timestamptz, _>(since);
-        next += 1;
+    if listing.since.is_some() {
+        numbered(&mut conditions, &|n| format!("p.created_at >= ${n}"), 1);
     }
     if listing.exclude_pinned {
-        query = query.sql(" AND NOT p.pinned");
+        numbered(&mut conditions, &|_| "NOT p.pinned".into(), 0);
+    }
+    if listing.after.is_some() {
+        numbered(&mut conditions, &|n| format!("({key}, p.id) < (${n}, ${})", n + 1), 2);
+    }
+    let member_param = next;
+    let limit_param = if merged { next + 1 } else { next };
+    let order = format!("ORDER BY {key} DESC, p.id DESC LIMIT ${limit_param}");
+    let filter = conditions.join(" AND ");
+    let sql = if merged {
+        format!(
+            "{VIEW_SELECT}, 0::float8 AS rank FROM (SELECT p.* FROM community_members m CROSS JOIN LATERAL
+               (SELECT * FROM posts p WHERE {filter} {order}) p WHERE m.user_id = ${member_param}) p{joins} {order}",
+            joins = view_joins!()
+        )
+    } else {
+        format!("{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM} WHERE {filter} {order}")
+    };
+    let mut query = diesel::sql_query(sql).into_boxed().bind::<BigInt, _>(listing.reader);
+    if let Some(community_id) = listing.community_id {
+        query = query.bind::<BigInt, _>(community_id);
+    }
+    if let Some((member, false)) = listing.member_of {
+        query = query.bind::<BigInt, _>(member);
+    }
+    if let Some(since) = listing.since {
+        query = query.bind::<Timestamptz, _>(since);
     }
     if let Some(after) = listing.after {
-        let (a, b) = (next, next + 1);
-        let condition = format!(" AND ({key}, p.id) < (${a}, ${b})");
         query = match after {
             PostCursor::Hot(v, id) | PostCursor::Controversial(v, id) | PostCursor::Rank(v, id) => {
-                query.sql(condition).bind::<Double, _>(v).bind::<BigInt, _>(id)
+                query.bind::<Double, _>(v).bind::<BigInt, _>(id)
             }
             PostCursor::New(micros, id) | PostCursor::Active(micros, id) => query
-                .sql(condition)
                 .bind::<Timestamptz, _>(DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default())
                 .bind::<BigInt, _>(id),
-            PostCursor::Top(score, id) => query.sql(condition).bind::<Integer, _>(score).bind::<BigInt, _>(id),
+            PostCursor::Top(score, id) => query.bind::<Integer, _>(score).bind::<BigInt, _>(id),
         };
-        next += 2;
     }
-    query
-        .sql(format!(" ORDER BY {key} DESC, p.id DESC LIMIT ${next}"))
-        .bind::<BigInt, _>(listing.limit)
-        .load(conn)
-        .await
+    if let Some((member, true)) = listing.member_of {
+        query = query.bind::<BigInt, _>(member);
+    }
+    query.bind::<BigInt, _>(listing.limit).load(conn).await
 }
 
 /// The pinned posts of a community, newest first.

@@ -150,11 +150,23 @@ async fn list(ctx: &Context, request: ListRequest) -> Result<Page<Post>, AppErro
         Some(name) => Some(find_id(ctx, &mut conn, name).await?),
         None => None,
     };
+    let member_of = match request.feed_of {
+        Some(reader) => {
+            let (joined, joined_posts, all_posts) = ctx
+                .db
+                .observe_read("communities.feed_shape", &mut conn, async |conn| {
+                    db_communities::feed_shape(conn, reader.user_id).await
+                })
+                .await?;
+            Some((reader.user_id.0, db_posts::merges_feed(joined, joined_posts, all_posts)))
+        }
+        None => None,
+    };
     let windowed = matches!(request.sort, PostSort::Top | PostSort::Controversial);
     let listing = ListingQuery {
         reader: 0,
         community_id,
-        member_of: request.feed_of.map(|reader| reader.user_id.0),
+        member_of,
         since: if windowed { request.window.duration().map(|d| Utc::now() - d) } else { None },
         sort,
         after,

@@ -86,3 +86,54 @@ async fn the_subscribed_feed_holds_the_joined_communities_posts_in_every_sort() 
     let anonymous_front = app.get("/").await.text().await.unwrap();
     assert!(anonymous_front.contains("All communities") && anonymous_front.contains("dogs 0"));
 }
+
+/// A reader of many communities gets the global index read, one of a few small ones the
+/// merge of each community's index (`db::posts::merges_feed`): the same posts, in the same
+/// order, either way.
+#[tokio::test]
+async fn a_reader_of_many_communities_gets_the_same_feed_from_the_other_plan() {
+    let app = spawn_app().await;
+    let ann = app.token_for("ann").await;
+    let few = app.token_for("few").await;
+    let many = app.token_for("many").await;
+    let communities = 42;
+    assert!(!agora::db::posts::merges_feed(42, 42, 42) && agora::db::posts::merges_feed(5, 5, 42));
+    for n in 0..communities {
+        let name = format!("c{n:03}");
+        let created = app.post_json("/api/v1/communities", &json!({"name": name, "title": name}), Some(&ann)).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let body = json!({"title": format!("post in {name}")});
+        assert_eq!(
+            app.post_json(&format!("/api/v1/communities/{name}/posts"), &body, Some(&ann)).await.status(),
+            StatusCode::CREATED
+        );
+        let path = format!("/api/v1/communities/{name}/membership");
+        assert_eq!(app.send_as(reqwest::Method::PUT, &path, None, &many).await.status(), StatusCode::NO_CONTENT);
+        if n < 5 {
+            assert_eq!(app.send_as(reqwest::Method::PUT, &path, None, &few).await.status(), StatusCode::NO_CONTENT);
+        }
+    }
+    async fn every_page(app: &crate::harness::TestApp, token: &str, sort: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let path = format!("/api/v1/posts?feed=subscribed&sort={sort}&t=all&limit=10{cursor}");
+            let page: Value = app.get_as(&path, token).await.json().await.unwrap();
+            seen.extend(titles(&page));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return seen,
+            }
+        }
+    }
+    for sort in ["new", "hot", "top"] {
+        let many_feed = every_page(&app, &many, sort).await;
+        assert_eq!(many_feed.len() as i64, communities, "{sort}: every joined community's post, once");
+        let all: Value = app.get(&format!("/api/v1/posts?sort={sort}&t=all&limit=100")).await.json().await.unwrap();
+        assert_eq!(many_feed, titles(&all), "{sort}: the order of the global listing");
+        let few_feed = every_page(&app, &few, sort).await;
+        let expected: Vec<String> =
+            titles(&all).into_iter().filter(|t| (0..5).any(|n| t == &format!("post in c{n:03}"))).collect();
+        assert_eq!(few_feed, expected, "{sort}: the merged plan keeps the order too");
+    }
+}
