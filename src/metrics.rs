@@ -250,6 +250,8 @@ metrics! {
     media_objects: IntGauge = ("agora_media_objects", "Distinct stored images, each with its thumbnails.", []),
     /// Bytes of images served at `/media/…`.
     media_served_bytes: IntCounter = ("agora_media_served_bytes_total", "Bytes of images served at /media.", []),
+    /// Inbox items created, by kind (`reply`, `mention`, `message`, `mod_action`).
+    inbox_items: IntCounterVec = ("agora_inbox_items_total", "Inbox items created, by kind.", ["kind"]),
     /// Database migrations still to apply at start (0 once the schema is current).
     migrations_pending: IntGauge = ("agora_migrations_pending", "Database migrations still to apply at start.", []),
     /// Database migrations applied by this process.
@@ -289,6 +291,9 @@ impl Metrics {
         }
         for outcome in ["ready", "failed"] {
             self.media_processing_duration.with_label_values(&[outcome]);
+        }
+        for kind in ["reply", "mention", "message", "mod_action"] {
+            self.inbox_items.with_label_values(&[kind]);
         }
         for class in ["api", "api_anonymous", "auth", "posts", "uploads", "summaries"] {
             self.rate_limited.with_label_values(&[class]);

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod comments;
 pub mod communities;
 pub mod idempotency;
+pub mod inbox;
 pub mod migrations;
 pub mod moderation;
 pub mod notifications;

@@ -90,6 +90,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    inbox_items (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        kind -> Text,
+        from_user_id -> Nullable<BigInt>,
+        post_id -> Nullable<BigInt>,
+        comment_id -> Nullable<BigInt>,
+        excerpt -> Text,
+        created_at -> Timestamptz,
+        read_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     uploads (id) {
         id -> BigInt,
         uploader_id -> BigInt,
@@ -270,6 +284,7 @@ diesel::joinable!(refresh_tokens -> login_sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     uploads,
+    inbox_items,
     communities,
     community_members,
     community_moderators,

@@ -7,6 +7,7 @@ pub mod body;
 pub mod comments;
 pub mod communities;
 pub mod idempotency;
+pub mod inbox;
 pub mod integers;
 pub mod media;
 pub mod moderation;
@@ -51,6 +52,10 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
             resource("/unsubscribe").route(get().to(accounts::unsubscribe)).route(post().to(accounts::unsubscribe)),
         )
         .service(resource("/me").route(get().to(accounts::me)).route(patch().to(accounts::update_me)))
+        .service(resource("/me/inbox").route(get().to(inbox::list)))
+        .service(resource("/me/inbox/read-all").route(post().to(inbox::read_all)))
+        .service(resource("/me/inbox/{id}/read").route(post().to(inbox::read)))
+        .service(resource("/me/unread").route(get().to(inbox::unread)))
         .service(resource("/users/{username}").route(get().to(users::get_user)))
         .service(resource("/users/{username}/posts").route(get().to(users::posts)))
         .service(resource("/users/{username}/comments").route(get().to(users::comments)))

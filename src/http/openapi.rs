@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::domain::{CommentSort, CommunitySort, NotificationSettings, PostSort, TimeWindow};
 use crate::edge::problem::Problem;
 use crate::error::{ErrorCode, FieldError};
-use crate::http::{accounts, comments, communities, media, moderation, ops, posts, users};
+use crate::http::{accounts, comments, communities, inbox, media, moderation, ops, posts, users};
 use crate::service::accounts::{OwnUser, SignedIn, TokenPair, Unsubscribed};
 use crate::service::comments::{Comment, Tree};
 use crate::service::communities::CommunityView;
@@ -31,6 +31,7 @@ use crate::service::users::PublicUser;
         accounts::register, accounts::login, accounts::refresh, accounts::logout,
         accounts::request_password_reset, accounts::confirm_password_reset, accounts::me, accounts::update_me, accounts::unsubscribe,
         users::get_user, users::posts, users::comments,
+        inbox::list, inbox::read, inbox::read_all, inbox::unread,
         communities::create, communities::list, communities::get, communities::edit, communities::join,
         communities::leave, communities::add_moderator, communities::remove_moderator, communities::ban,
         posts::create, posts::list, posts::get, posts::edit, posts::delete, posts::vote, posts::summary, posts::search,
@@ -44,7 +45,7 @@ use crate::service::users::PublicUser;
         Problem, FieldError, OwnUser, SignedIn, TokenPair, PublicUser, NotificationSettings, CommunityView,
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
         CommentSort, CommunitySort, crate::domain::content::ProfileSort, Unsubscribed, crate::summaries::SummaryView,
-        crate::service::media::Upload, crate::domain::media::ImageUrls, crate::service::posts::PostImage,
+        crate::service::inbox::InboxItem, inbox::Unread, crate::service::media::Upload, crate::domain::media::ImageUrls, crate::service::posts::PostImage,
     )),
     modifiers(&BearerAuth, &CommonResponses, &Links),
     tags(

@@ -162,6 +162,8 @@ pub enum Key {
     },
     /// What every page shows of a signed-in viewer: their avatar and NSFW preference.
     ViewerPrefs(i64),
+    /// A user's unread inbox items.
+    Unread(i64),
     /// A page of a signed-in reader's home feed (the communities they joined).
     Feed {
         /// The reader.
@@ -188,9 +190,11 @@ impl Key {
             Self::Community(_) => CacheName::Communities,
             Self::Profile(_) => CacheName::Profiles,
             Self::Search { .. } => CacheName::Search,
-            Self::PostVotes { .. } | Self::CommentVotes { .. } | Self::Membership { .. } | Self::ViewerPrefs(_) => {
-                CacheName::Overlays
-            }
+            Self::PostVotes { .. }
+            | Self::CommentVotes { .. }
+            | Self::Membership { .. }
+            | Self::ViewerPrefs(_)
+            | Self::Unread(_) => CacheName::Overlays,
         }
     }
 
@@ -339,7 +343,8 @@ impl Generations {
             Key::PostVotes { viewer, .. }
             | Key::CommentVotes { viewer, .. }
             | Key::Membership { viewer, .. }
-            | Key::ViewerPrefs(viewer) => self.viewers.slot(*viewer).load(Ordering::Acquire),
+            | Key::ViewerPrefs(viewer)
+            | Key::Unread(viewer) => self.viewers.slot(*viewer).load(Ordering::Acquire),
         };
         self.everything.load(Ordering::Acquire).wrapping_add(scope)
     }

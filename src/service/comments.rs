@@ -99,6 +99,8 @@ pub async fn create(
     let max_depth = ctx.config.limits.max_comment_depth;
     let body_html = crate::markdown::render(body.as_str());
     let body_text = body.as_str().to_owned();
+    let mentioned = crate::service::notifications::mentions(&body_text);
+    let excerpt = crate::service::inbox::excerpt(&body_text);
     let mut conn = ctx.db.conn().await?;
     let work = ctx.db.transaction::<_, AppError>("comments.create", &mut conn, async move |conn| {
         let facts = db_posts::facts(conn, post, false).await?.ok_or_else(|| AppError::not_found("post"))?;
@@ -119,18 +121,24 @@ pub async fn create(
                 ));
             }
         }
-        db_comments::insert(conn, post, parent.map(|p| p.0), author.user_id, body.as_str(), &body_html).await.map_err(
-            |err| match err {
+        let id = db_comments::insert(conn, post, parent.map(|p| p.0), author.user_id, body.as_str(), &body_html)
+            .await
+            .map_err(|err| match err {
                 InsertCommentError::ParentNotInPost => {
                     AppError::invalid_field("parent_id", "is not a comment of this post")
                 }
                 InsertCommentError::Other(source) => AppError::from(source),
-            },
-        )
+            })?;
+        let notified = crate::db::inbox::add_for_comment(conn, id, author.user_id, &mentioned, &excerpt).await?;
+        Ok((id, notified))
     });
-    let id = work.await?;
+    let (id, notified) = work.await?;
     ctx.metrics.comments_created.inc();
-    cache_sync::committed(ctx, &mut conn, author.user_id, &[Change::Thread(post.0), Change::Post(post.0)]).await;
+    crate::service::inbox::count_added(ctx, notified.iter().map(|(_, kind)| kind));
+    let recipients: Vec<i64> = notified.iter().map(|(user, _)| *user).collect();
+    let mut changes = vec![Change::Thread(post.0), Change::Post(post.0)];
+    changes.extend(crate::service::inbox::changes_for(&recipients));
+    cache_sync::committed(ctx, &mut conn, author.user_id, &changes).await;
     let notified = crate::service::notifications::after_comment(ctx, &mut conn, id, author.user_id.0, &body_text);
     if let Err(err) = notified.await {
         tracing::error!(error = %err, comment_id = id, "cannot queue the reply and mention emails");

@@ -10,6 +10,7 @@ pub mod communities;
 pub mod context;
 pub mod health;
 pub mod idempotency;
+pub mod inbox;
 pub mod media;
 pub mod moderation;
 pub mod notifications;

@@ -164,12 +164,22 @@ pub async fn moderate_post(
             entry.post_id = Some(post.0);
             entry.rule_index = why.rule_index;
             entry.reason = why.reason.into_string();
+            let notify = action_name == "post.remove" && facts.author_id != actor.user_id.0;
+            if notify {
+                let text = removal_note("post", &rules, &entry);
+                crate::db::inbox::add_mod_action(conn, UserId(facts.author_id), post.0, None, &text).await?;
+            }
             audit::append(conn, &entry).await?;
+            return Ok(notify);
         }
-        Ok(())
+        Ok(false)
     });
-    work.await?;
-    cache_sync::committed(ctx, &mut conn, actor.user_id, &[Change::Post(post.0), Change::Thread(post.0)]).await;
+    let mut changes = vec![Change::Post(post.0), Change::Thread(post.0)];
+    if work.await? {
+        crate::service::inbox::count_added(ctx, ["mod_action"]);
+        changes.push(Change::Viewer(facts.author_id));
+    }
+    cache_sync::committed(ctx, &mut conn, actor.user_id, &changes).await;
     posts::get(ctx, post, Some(actor)).await
 }
 
@@ -203,13 +213,36 @@ pub async fn moderate_comment(
             entry.comment_id = Some(comment.0);
             entry.rule_index = why.rule_index;
             entry.reason = why.reason.into_string();
+            let notify = remove && facts.author_id != actor.user_id.0;
+            if notify {
+                let text = removal_note("comment", &rules, &entry);
+                crate::db::inbox::add_mod_action(conn, UserId(facts.author_id), facts.post_id, Some(comment.0), &text)
+                    .await?;
+            }
             audit::append(conn, &entry).await?;
+            return Ok(notify);
         }
-        Ok(())
+        Ok(false)
     });
-    work.await?;
-    cache_sync::committed(ctx, &mut conn, actor.user_id, &[Change::Thread(facts.post_id)]).await;
+    let mut changes = vec![Change::Thread(facts.post_id)];
+    if work.await? {
+        crate::service::inbox::count_added(ctx, ["mod_action"]);
+        changes.push(Change::Viewer(facts.author_id));
+    }
+    cache_sync::committed(ctx, &mut conn, actor.user_id, &changes).await;
     comments::one(ctx, comment, Some(actor)).await
+}
+
+/// What the author's inbox says about a removal: the rule cited, or the reason.
+fn removal_note(what: &str, rules: &[String], entry: &NewAuditEntry) -> String {
+    let rule = entry.rule_index.and_then(|i| usize::try_from(i).ok()).and_then(|i| rules.get(i).map(|r| (i, r)));
+    let why = match (rule, entry.reason.is_empty()) {
+        (Some((i, rule)), true) => format!("rule {}: {rule}", i + 1),
+        (Some((i, rule)), false) => format!("rule {}: {rule} ({})", i + 1, entry.reason),
+        (None, false) => entry.reason.clone(),
+        (None, true) => "no reason given".into(),
+    };
+    crate::service::inbox::excerpt(&format!("A moderator removed your {what}: {why}"))
 }
 
 /// Files a report citing a rule or giving a reason (any signed-in user).

@@ -23,6 +23,7 @@ mod harness;
 mod health;
 mod home_feed;
 mod idempotency;
+mod inbox;
 mod layering;
 mod lifecycle;
 mod media;
