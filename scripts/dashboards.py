@@ -245,6 +245,9 @@ DASHBOARDS = {
         ("Active sessions", "short",
          [(f"sum(agora_active_sessions{{{SEL}}})", "sessions")],
          "How many people are signed in?"),
+        ("Inbox items per hour by kind", "short",
+         [(f"sum by (kind) (increase(agora_inbox_items_total{{{SEL}}}[1h]))", "{{kind}}")],
+         "How much do people hear from each other (replies, mentions) and from moderators?"),
     ]),
     "agora-process": ("Agora / Process & host", [
         ("CPU", "percentunit",

@@ -9,6 +9,7 @@ pub mod account;
 pub mod assets;
 pub mod browse;
 pub mod feeds;
+pub mod inbox;
 pub mod manage;
 pub mod session;
 pub mod shared_page;
@@ -102,6 +103,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/settings/password").route(post().to(account::change_password)))
         .service(resource("/settings/profile").route(post().to(account::save_profile)))
         .service(resource("/settings/images").route(post().to(account::save_images)))
+        .service(resource("/inbox").route(get().to(inbox::page)))
+        .service(resource("/inbox/read-all").route(post().to(inbox::read_all)))
+        .service(resource("/inbox/{id}/read").route(post().to(inbox::read)))
         .service(
             resource("/unsubscribe").route(get().to(account::unsubscribe_form)).route(post().to(account::unsubscribe)),
         )
@@ -297,6 +301,7 @@ pub async fn layout(state: &HttpState, viewer: &Viewer) -> Result<Layout, PageEr
     let mut layout = Layout::new(Some(username), viewer.csrf.clone());
     layout.avatar_url = prefs.avatar_url;
     layout.show_nsfw = prefs.show_nsfw;
+    layout.unread = crate::service::inbox::unread(state, auth.user_id).await?;
     Ok(layout)
 }
 

@@ -24,6 +24,8 @@ pub struct Layout {
     pub avatar_url: Option<String>,
     /// Whether the signed-in user sees NSFW images unblurred.
     pub show_nsfw: bool,
+    /// The signed-in user's unread inbox items (the header's badge).
+    pub unread: i64,
 }
 
 impl Layout {
@@ -37,6 +39,7 @@ impl Layout {
             query: String::new(),
             avatar_url: None,
             show_nsfw: false,
+            unread: 0,
         }
     }
 

@@ -94,3 +94,62 @@ async fn replies_mentions_and_removals_arrive_and_are_counted_until_read() {
     assert!(crate::harness::metric(&scrape, "agora_inbox_items_total{kind=\"mention\"}") >= 6.0);
     assert_eq!(crate::harness::metric(&scrape, "agora_inbox_items_total{kind=\"mod_action\"}"), 1.0);
 }
+
+async fn inbox_in_a_browser(javascript: bool) {
+    use crate::browser::Browser;
+    let app = spawn_app().await;
+    let base = app.base.clone();
+    let bob = app.token_for("bob").await;
+    let browser = Browser::start(javascript).await;
+    browser.goto(&format!("{base}/signup")).await;
+    browser.fill("#username", "ann").await;
+    browser.fill("#email", "ann@example.org").await;
+    browser.fill("#password", "password123").await;
+    browser.submit("main form button[type=submit]").await;
+    assert_eq!(browser.count("#unread").await, 0, "no badge while nothing is unread");
+    // Ann's post gets a reply and a mention from Bob, through the API.
+    let ann = {
+        let login = json!({"login": "ann", "password": "password123"});
+        let signed: Value = app.post_json("/api/v1/auth/login", &login, None).await.json().await.unwrap();
+        signed["access_token"].as_str().unwrap().to_owned()
+    };
+    app.post_json("/api/v1/communities", &json!({"name": "town", "title": "Town"}), Some(&ann)).await;
+    let post: Value = app
+        .post_json("/api/v1/communities/town/posts", &json!({"title": "Hi"}), Some(&ann))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let post_id = post["id"].as_i64().unwrap();
+    let reply: Value = app
+        .post_json(&format!("/api/v1/posts/{post_id}/comments"), &json!({"body": "Welcome, u/ann!"}), Some(&bob))
+        .await
+        .json()
+        .await
+        .unwrap();
+    browser.goto(&format!("{base}/")).await;
+    assert!(browser.text("#unread").await.starts_with('1'), "the badge counts the reply");
+    browser.submit("#inbox-link").await;
+    assert!(browser.url().await.ends_with("/inbox"));
+    assert_eq!(browser.count("ol.inbox li.unread").await, 1);
+    assert!(browser.text("ol.inbox li").await.contains("Welcome, u/ann!"));
+    if javascript {
+        assert!(browser.accessibility_violations().await.is_empty(), "the inbox is accessible");
+    }
+    browser.submit("ol.inbox li a[href*='/comments/']").await;
+    assert!(browser.url().await.ends_with(&format!("/p/{post_id}/comments/{}", reply["id"])), "in context");
+    browser.goto(&format!("{base}/inbox")).await;
+    browser.submit("ol.inbox li form button").await;
+    assert_eq!(browser.count("#unread").await, 0, "read: the badge is gone");
+    assert_eq!(browser.count("ol.inbox li.read").await, 1);
+}
+
+#[tokio::test]
+async fn the_inbox_page_and_its_badge_work_in_a_real_browser() {
+    inbox_in_a_browser(true).await;
+}
+
+#[tokio::test]
+async fn the_inbox_page_and_its_badge_work_with_javascript_off() {
+    inbox_in_a_browser(false).await;
+}
