@@ -232,6 +232,30 @@ async fn author_id(ctx: &Context, username: &Username) -> Result<UserId, AppErro
     profile.data::<PublicUser>().map(|user| UserId(user.id)).ok_or_else(|| AppError::not_found("user"))
 }
 
+/// What a page of a user's posts or comments is read with: the keyset position, the author,
+/// a connection (a replica that holds the reader's own writes), the reader and the page size.
+struct AuthorRead {
+    order: AuthorOrder,
+    author: UserId,
+    conn: crate::db::DbConn,
+    reader: i64,
+    limit: i64,
+}
+
+async fn author_read(
+    ctx: &Context,
+    listing: &AuthorListing,
+    reader: Option<crate::service::accounts::Authenticated>,
+) -> Result<AuthorRead, AppError> {
+    let order = listing.order()?;
+    let author = author_id(ctx, &listing.username).await?;
+    let conn = match reader {
+        Some(reader) => ctx.reader_read_conn(reader.user_id).await?,
+        None => ctx.shared_read_conn().await?,
+    };
+    Ok(AuthorRead { order, author, conn, reader: reader.map_or(0, |r| r.user_id.0), limit: listing.limit.get() })
+}
+
 /// A page of a user's posts, as `reader` sees them.
 #[tracing::instrument(name = "service.users.posts", skip_all, fields(username = %listing.username))]
 pub async fn posts_of(
@@ -239,14 +263,7 @@ pub async fn posts_of(
     listing: &AuthorListing,
     reader: Option<crate::service::accounts::Authenticated>,
 ) -> Result<crate::service::communities::Page<crate::service::posts::Post>, AppError> {
-    let order = listing.order()?;
-    let author = author_id(ctx, &listing.username).await?;
-    let mut conn = match reader {
-        Some(reader) => ctx.reader_read_conn(reader.user_id).await?,
-        None => ctx.shared_read_conn().await?,
-    };
-    let reader = reader.map_or(0, |r| r.user_id.0);
-    let limit = listing.limit.get();
+    let AuthorRead { order, author, mut conn, reader, limit } = author_read(ctx, listing, reader).await?;
     let mut rows = ctx
         .db
         .observe_read("posts.by_author", &mut conn, async |conn| {
@@ -265,14 +282,7 @@ pub async fn comments_of(
     listing: &AuthorListing,
     reader: Option<crate::service::accounts::Authenticated>,
 ) -> Result<crate::service::communities::Page<crate::service::comments::Comment>, AppError> {
-    let order = listing.order()?;
-    let author = author_id(ctx, &listing.username).await?;
-    let mut conn = match reader {
-        Some(reader) => ctx.reader_read_conn(reader.user_id).await?,
-        None => ctx.shared_read_conn().await?,
-    };
-    let reader = reader.map_or(0, |r| r.user_id.0);
-    let limit = listing.limit.get();
+    let AuthorRead { order, author, mut conn, reader, limit } = author_read(ctx, listing, reader).await?;
     let mut rows = ctx
         .db
         .observe_read("comments.by_author", &mut conn, async |conn| {
