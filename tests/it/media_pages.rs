@@ -58,6 +58,7 @@ async fn journey(javascript: bool) {
     let srcset = browser.attribute(large, "srcset").await.unwrap_or_default();
     assert!(srcset.contains(" 320w") && srcset.contains(" 640w") && srcset.contains(" 1000w"), "{srcset}");
     if javascript {
+        browser.screenshot("images-post-1280-light").await;
         let loaded = browser.execute(&format!("return document.querySelector('{large}').naturalWidth;")).await;
         assert!(loaded.as_u64().unwrap_or(0) > 0, "the image loads: {loaded}");
         assert!(browser.accessibility_violations().await.is_empty(), "the post page with an image is accessible");
@@ -79,6 +80,9 @@ async fn journey(javascript: bool) {
             browser.execute(&format!("return getComputedStyle(document.querySelector('{cover}')).filter;")).await;
         assert!(filter.as_str().unwrap_or_default().contains("blur"), "the cover is blurred: {filter}");
         assert!(browser.accessibility_violations().await.is_empty(), "the listing with images is accessible");
+    }
+    if javascript {
+        browser.screenshot("images-listing-1280-light").await;
     }
     browser.click("ol.posts li details.sensitive summary").await;
     assert!(browser.displayed(hidden).await, "clicking shows the image");
