@@ -109,6 +109,26 @@ run "page: front (anonymous)" "$site/"
 run "page: front (signed in)" -H "$cookie" "$site/"
 run "page: post 1 (anonymous)" "$site/p/1"
 run "page: post 1 (signed in)" -H "$cookie" "$site/p/1"
+if [ "$shape" = default ]; then
+    # The signed-in reader of issue #16: user_1 joins every community and creates more, to 200
+    # (a creator is a member), and gets 30 replies and mentions in their inbox.
+    for c in $(seq 1 100); do
+        curl -fs -o /dev/null -X PUT -H "$bearer" "$base/communities/community_$c/membership" || true
+        curl -fs -o /dev/null -X POST -H "$bearer" -H 'content-type: application/json' "$base/communities" \
+            -d "{\"name\":\"bench_reader_$c\",\"title\":\"Bench reader $c\"}" || true
+    done
+    own_post=$(curl -fs -H "$bearer" "$base/users/user_1/posts?limit=1" | sed -E 's/.*"items":\[\{"id":([0-9]+).*/\1/')
+    other="Authorization: Bearer $(sed -n 2p "$tokens_file")"
+    for i in $(seq 1 30); do
+        curl -fs -o /dev/null -X POST -H "$other" -H 'content-type: application/json' "$base/posts/$own_post/comments" \
+            -d "{\"body\":\"reply $i for u/user_1\"}" || true
+    done
+    run "home feed, 200 communities (hot)" -H "$bearer" "$base/posts?feed=subscribed&sort=hot"
+    run "home feed, 200 communities (new)" -H "$bearer" "$base/posts?feed=subscribed&sort=new"
+    run "page: front = home feed (signed in)" -H "$cookie" "$site/"
+    run "unread count (every page's badge)" -H "$bearer" "$base/me/unread"
+    run "page: inbox (30 items)" -H "$cookie" "$site/inbox"
+fi
 read -r hits_after misses_after <<<"$(cache_counts)"
 hits=$((hits_after - hits_before))
 misses=$((misses_after - misses_before))
