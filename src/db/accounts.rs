@@ -119,9 +119,6 @@ pub async fn update_profile(
     media: ProfileMedia,
 ) -> QueryResult<Option<AccountRow>> {
     let user_id = user_id.0;
-    if let Some(avatar) = media.avatar_upload_id {
-        diesel::update(users::table.find(user_id)).set(users::avatar_upload_id.eq(avatar)).execute(conn).await?;
-    }
     if let Some(show_nsfw) = media.show_nsfw {
         diesel::update(users::table.find(user_id)).set(users::show_nsfw.eq(show_nsfw)).execute(conn).await?;
     }
@@ -134,11 +131,19 @@ pub async fn update_profile(
     account_by_id(conn, UserId(user_id)).await
 }
 
-/// The image-related profile changes (`None`: unchanged; an avatar of `Some(None)` clears it).
+/// Sets (or, with `None`, clears) a user's avatar; whether it changed.
+pub async fn set_avatar(conn: &mut AsyncPgConnection, user_id: UserId, avatar: Option<i64>) -> QueryResult<bool> {
+    use diesel::PgExpressionMethods;
+    let changed = diesel::update(users::table.find(user_id.0).filter(users::avatar_upload_id.is_distinct_from(avatar)))
+        .set(users::avatar_upload_id.eq(avatar))
+        .execute(conn)
+        .await?;
+    Ok(changed == 1)
+}
+
+/// The image-related profile changes besides the avatar (`None`: unchanged).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProfileMedia {
-    /// New avatar upload.
-    pub avatar_upload_id: Option<Option<i64>>,
     /// New NSFW preference.
     pub show_nsfw: Option<bool>,
 }

@@ -227,41 +227,37 @@ pub async fn list(conn: &mut AsyncPgConnection, listing: &ListingQuery) -> Query
         PostCursor::Active(..) => "p.last_activity_at",
         PostCursor::Rank(..) => "p.id",
     };
-    // Conditions on `p` with their parameter numbers ($1 is the reader); bound in that order.
-    let mut conditions = vec!["NOT p.deleted".to_owned(), "NOT p.removed".to_owned()];
-    let mut next = 2;
-    let mut numbered = |conditions: &mut Vec<String>, text: &dyn Fn(usize) -> String, width: usize| {
-        conditions.push(text(next));
-        next += width;
+    // Conditions on `p`; parameters are numbered in the order they are bound ($1: the reader).
+    let mut next = 1;
+    let mut param = || {
+        next += 1;
+        next
     };
+    let mut conditions = vec!["NOT p.deleted".to_owned(), "NOT p.removed".to_owned()];
     let merged = matches!(listing.member_of, Some((_, true)));
     if listing.community_id.is_some() {
-        numbered(&mut conditions, &|n| format!("p.community_id = ${n}"), 1);
+        conditions.push(format!("p.community_id = ${}", param()));
     }
-    if listing.member_of.is_some() {
-        if merged {
-            numbered(&mut conditions, &|_| "p.community_id = m.community_id".into(), 0);
-        } else {
-            numbered(
-                &mut conditions,
-                &|n| {
-                    format!("p.community_id IN (SELECT m.community_id FROM community_members m WHERE m.user_id = ${n})")
-                },
-                1,
-            );
-        }
+    match listing.member_of {
+        Some((_, true)) => conditions.push("p.community_id = m.community_id".into()),
+        Some((_, false)) => conditions.push(format!(
+            "p.community_id IN (SELECT m.community_id FROM community_members m WHERE m.user_id = ${})",
+            param()
+        )),
+        None => {}
     }
     if listing.since.is_some() {
-        numbered(&mut conditions, &|n| format!("p.created_at >= ${n}"), 1);
+        conditions.push(format!("p.created_at >= ${}", param()));
     }
     if listing.exclude_pinned {
-        numbered(&mut conditions, &|_| "NOT p.pinned".into(), 0);
+        conditions.push("NOT p.pinned".into());
     }
     if listing.after.is_some() {
-        numbered(&mut conditions, &|n| format!("({key}, p.id) < (${n}, ${})", n + 1), 2);
+        let (a, b) = (param(), param());
+        conditions.push(format!("({key}, p.id) < (${a}, ${b})"));
     }
-    let member_param = next;
-    let limit_param = if merged { next + 1 } else { next };
+    let member_param = if merged { param() } else { 0 };
+    let limit_param = param();
     let order = format!("ORDER BY {key} DESC, p.id DESC LIMIT ${limit_param}");
     let filter = conditions.join(" AND ");
     let sql = if merged {

@@ -482,21 +482,32 @@ pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate
     let settings =
         update.notification_settings.map(|s| serde_json::to_value(s).unwrap_or_else(|_| serde_json::json!({})));
     let bio = update.bio.as_ref().map(Bio::as_str);
-    let media = db_accounts::ProfileMedia { avatar_upload_id: update.avatar_id, show_nsfw: update.show_nsfw };
+    let media = db_accounts::ProfileMedia { show_nsfw: update.show_nsfw };
     ctx.db
         .observe("accounts.update_profile", &mut conn, async |conn| {
             db_accounts::update_profile(conn, auth.user_id, bio, settings, media).await
         })
         .await?;
+    let avatar_changed = match update.avatar_id {
+        Some(avatar) => {
+            ctx.db
+                .observe("accounts.set_avatar", &mut conn, async |conn| {
+                    db_accounts::set_avatar(conn, auth.user_id, avatar).await
+                })
+                .await?
+        }
+        None => false,
+    };
     let mut changes = Vec::new();
-    if bio.is_some() || update.avatar_id.is_some() {
+    if bio.is_some() {
         changes.push(Change::Profiles);
     }
-    if update.avatar_id.is_some() {
-        // Avatars show beside the user's posts and comments too.
-        changes.extend([Change::Listings, Change::Everything]);
+    if avatar_changed {
+        // The avatar shows beside the user's posts and comments everywhere, so only a real
+        // change (not the same avatar sent again) drops the caches.
+        changes.push(Change::Everything);
     }
-    if update.avatar_id.is_some() || update.show_nsfw.is_some() {
+    if avatar_changed || update.show_nsfw.is_some() {
         changes.push(Change::Viewer(auth.user_id.0));
     }
     if !changes.is_empty() {

@@ -109,6 +109,7 @@ pub struct Receiving {
     head: Vec<u8>,
     written: u64,
     max: u64,
+    uploads: prometheus::IntCounterVec,
 }
 
 impl Receiving {
@@ -123,6 +124,7 @@ impl Receiving {
             head: Vec::new(),
             written: 0,
             max: ctx.config.media.max_upload_bytes,
+            uploads: ctx.metrics.media_uploads.clone(),
         })
     }
 
@@ -130,6 +132,7 @@ impl Receiving {
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), AppError> {
         self.written += chunk.len() as u64;
         if self.written > self.max {
+            self.uploads.with_label_values(&["refused_size"]).inc();
             return Err(AppError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("the file is larger than {} bytes (media.max_upload_bytes)", self.max),
@@ -153,15 +156,15 @@ impl Receiving {
 /// processing. The answer is the upload, `processing`.
 #[tracing::instrument(name = "service.media.accept", skip_all, fields(bytes = received.written))]
 pub async fn accept(ctx: &Context, uploader: UserId, mut received: Receiving) -> Result<Upload, AppError> {
-    let refused = |outcome: &str| ctx.metrics.media_uploads.with_label_values(&[outcome]).inc();
+    let count = |outcome: &str| ctx.metrics.media_uploads.with_label_values(&[outcome]).inc();
     received.file.flush().await.map_err(io_refusal)?;
     received.file.sync_all().await.map_err(io_refusal)?;
     if received.written == 0 {
-        refused("refused_type");
+        count("refused_type");
         return Err(AppError::new(ErrorCode::UnsupportedMediaType, "the file is empty, so it is no image"));
     }
     let Some(format) = SourceFormat::sniff(&received.head) else {
-        refused("refused_type");
+        count("refused_type");
         return Err(AppError::new(
             ErrorCode::UnsupportedMediaType,
             "only PNG, JPEG, GIF and WebP images are accepted (decided by the file's content)",
@@ -173,13 +176,13 @@ pub async fn accept(ctx: &Context, uploader: UserId, mut received: Receiving) ->
     let (width, height) = match declared {
         Ok(size) => size,
         Err(err) => {
-            refused("refused_type");
+            count("refused_type");
             return Err(AppError::invalid_field("file", format!("is not a readable {} image: {err}", format.as_str())));
         }
     };
     let media = &ctx.config.media;
     if let Err(refusal) = check_declared_size(width, height, media.max_pixels, media.max_dimension) {
-        refused("refused_dimensions");
+        count("refused_dimensions");
         return Err(AppError::new(ErrorCode::ImageTooLarge, refusal.to_string()));
     }
     let bytes = i64::try_from(received.written).unwrap_or(i64::MAX);
@@ -201,7 +204,7 @@ pub async fn accept(ctx: &Context, uploader: UserId, mut received: Receiving) ->
         let _ = ctx.db.observe("uploads.delete", &mut conn, async |conn| db_uploads::delete(conn, id).await).await;
         return Err(err.into());
     }
-    refused("accepted");
+    count("accepted");
     tracing::info!(upload_id = id, format = format.as_str(), width, height, bytes, "upload accepted");
     // As recorded: the job may already have finished, but this answer is the 202 of the upload.
     Ok(Upload {

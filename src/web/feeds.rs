@@ -64,7 +64,8 @@ fn entry(base: &str, post: &Post) -> Entry {
         ));
     }
     if let Some(url) = &view.url {
-        content.push_str(&format!("<p><a href=\"{}\">{}</a></p>", escape(url), escape(url)));
+        let url = crate::markdown::escape_html(url);
+        content.push_str(&format!("<p><a href=\"{url}\">{url}</a></p>"));
     }
     content.push_str(&view.body_html);
     content.push_str(&format!(
@@ -83,12 +84,6 @@ fn entry(base: &str, post: &Post) -> Entry {
         community: view.community.clone(),
         content_html: content,
     }
-}
-
-/// HTML-escapes `text` for the feed's HTML content (which the template escapes once more, as
-/// Atom's `type="html"` wants).
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn answer(req: &HttpRequest, feed: Feed) -> Result<HttpResponse, PageError> {

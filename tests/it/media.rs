@@ -299,6 +299,8 @@ async fn bombs_impostors_and_broken_files_are_refused_with_reasons() {
     let scrape = app.scrape().await;
     assert!(crate::harness::metric(&scrape, "agora_media_uploads_total{outcome=\"refused_type\"}") >= 3.0);
     assert!(crate::harness::metric(&scrape, "agora_media_uploads_total{outcome=\"failed\"}") >= 1.0);
+    assert_eq!(crate::harness::metric(&scrape, "agora_media_uploads_total{outcome=\"refused_size\"}"), 1.0);
+    assert_eq!(crate::harness::metric(&scrape, "agora_media_uploads_total{outcome=\"refused_dimensions\"}"), 2.0);
 }
 
 async fn post_with_image(app: &TestApp, token: &str, image_id: &Value, extra: Value) -> reqwest::Response {
