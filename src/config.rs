@@ -587,6 +587,8 @@ pub struct RateLimitConfig {
     pub posts_per_hour: u32,
     /// Image uploads per hour for each user.
     pub uploads_per_hour: u32,
+    /// Private messages per hour for each user.
+    pub messages_per_hour: u32,
     /// Most clients tracked at once (about 380 bytes each); beyond that the least recently
     /// seen are forgotten first, which bounds memory under a flood of distinct addresses.
     pub max_tracked_clients: u64,
@@ -612,6 +614,10 @@ impl RateLimitConfig {
     /// Quota of image uploads.
     pub fn uploads(&self) -> Quota {
         quota(self.uploads_per_hour, 3600)
+    }
+    /// Quota of private messages.
+    pub fn messages(&self) -> Quota {
+        quota(self.messages_per_hour, 3600)
     }
 
     /// Whether `ip` is one of the trusted proxies.
@@ -975,6 +981,7 @@ impl Config {
             ("rate_limits.auth_per_minute", limits.auth_per_minute),
             ("rate_limits.posts_per_hour", limits.posts_per_hour),
             ("rate_limits.uploads_per_hour", limits.uploads_per_hour),
+            ("rate_limits.messages_per_hour", limits.messages_per_hour),
         ] {
             check(key, value >= 1, "must be at least 1 (set rate_limits.enabled = false to turn limits off)".into());
         }

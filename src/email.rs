@@ -49,6 +49,13 @@ pub enum EmailJob {
         /// The comment that mentions them.
         comment_id: i64,
     },
+    /// Someone sent the recipient a private message.
+    Message {
+        /// Who is told.
+        recipient_id: i64,
+        /// The message.
+        message_id: i64,
+    },
 }
 
 impl EmailJob {
@@ -63,6 +70,7 @@ impl EmailJob {
             }
             Self::Reply { recipient_id, comment_id } => format!("reply:{recipient_id}:{comment_id}"),
             Self::Mention { recipient_id, comment_id } => format!("mention:{recipient_id}:{comment_id}"),
+            Self::Message { recipient_id, message_id } => format!("message:{recipient_id}:{message_id}"),
         }
     }
 
@@ -72,13 +80,16 @@ impl EmailJob {
             Self::PasswordReset { .. } => "password_reset",
             Self::Reply { .. } => "reply",
             Self::Mention { .. } => "mention",
+            Self::Message { .. } => "message",
         }
     }
 
     fn recipient(&self) -> i64 {
         match self {
             Self::Welcome { user_id } | Self::PasswordReset { user_id, .. } => *user_id,
-            Self::Reply { recipient_id, .. } | Self::Mention { recipient_id, .. } => *recipient_id,
+            Self::Reply { recipient_id, .. }
+            | Self::Mention { recipient_id, .. }
+            | Self::Message { recipient_id, .. } => *recipient_id,
         }
     }
 }
@@ -302,6 +313,34 @@ pub fn notification(ctx: &Addressee<'_>, notice: &Notice<'_>, mention: bool) -> 
     Rendered { html: html_page(&subject, &body, &footer), subject, text, unsubscribe: Some(notice.unsubscribe.clone()) }
 }
 
+/// A private message notification (`notice.post_title` is unused).
+pub fn message_notification(ctx: &Addressee<'_>, notice: &Notice<'_>) -> Rendered {
+    let subject = format!("{} sent you a message", notice.author);
+    let text = format!(
+        "Hi {name},\n\n{author} sent you a private message:\n\n> {excerpt}\n\nRead and answer: {link}\n\n\
+         Stop emails about messages: {unsubscribe}\n",
+        name = ctx.username,
+        author = notice.author,
+        excerpt = notice.excerpt.replace('\n', "\n> "),
+        link = notice.link,
+        unsubscribe = notice.unsubscribe_page,
+    );
+    let body = format!(
+        "<p>Hi {name},</p><p><strong>{author}</strong> sent you a private message:</p>\
+         <blockquote style=\"border-left:3px solid #ccc;margin:0;padding-left:1em\">{excerpt}</blockquote>{button}",
+        name = escape_html(ctx.username),
+        author = escape_html(notice.author),
+        excerpt = escape_html(notice.excerpt),
+        button = button(&notice.link, "Read and answer"),
+    );
+    let footer = format!(
+        "You get this email because you asked to hear about private messages. \
+         <a href=\"{href}\">Stop emails about messages</a> (no sign-in needed).",
+        href = escape_html(&notice.unsubscribe_page)
+    );
+    Rendered { html: html_page(&subject, &body, &footer), subject, text, unsubscribe: Some(notice.unsubscribe.clone()) }
+}
+
 /// A stable Message-ID for a delivery key: should a crash make a job send again, mail clients
 /// see the same message, not a second one.
 fn message_id(key: &str, base_url: &str) -> String {
@@ -370,6 +409,34 @@ pub async fn run(ctx: &Context, job: EmailJob) -> Result<(), JobError> {
             };
             notification(&addressee, &notice, mention)
         }
+        EmailJob::Message { recipient_id, message_id } => {
+            if !settings.email_on_message {
+                tracing::info!(template, "the recipient turned these emails off: not sent");
+                return Ok(());
+            }
+            let found = ctx.db.observe("email.message_notice", &mut conn, async |conn| {
+                db_notifications::message_notice(conn, *message_id).await
+            });
+            let Some((sender, body)) = found.await.map_err(retry)? else {
+                tracing::info!(template, "the message is gone: not sent");
+                return Ok(());
+            };
+            let token = ctx
+                .auth
+                .keys
+                .issue_unsubscribe(*recipient_id, "messages")
+                .map_err(|err| JobError::Retry(err.to_string()))?;
+            let excerpt: String = body.chars().take(500).collect();
+            let notice = Notice {
+                author: &sender,
+                post_title: "",
+                link: format!("{base_url}/messages/{sender}"),
+                excerpt: &excerpt,
+                unsubscribe: format!("{base_url}/api/v1/unsubscribe?token={token}"),
+                unsubscribe_page: format!("{base_url}/unsubscribe?token={token}"),
+            };
+            message_notification(&addressee, &notice)
+        }
     };
     let to: Mailbox = format!("{} <{}>", recipient.username, recipient.email)
         .parse()
@@ -424,9 +491,11 @@ pub fn unsubscribe(settings: &mut NotificationSettings, topic: &str) -> bool {
     match topic {
         "replies" => settings.email_on_reply = false,
         "mentions" => settings.email_on_mention = false,
+        "messages" => settings.email_on_message = false,
         "all" => {
             settings.email_on_reply = false;
             settings.email_on_mention = false;
+            settings.email_on_message = false;
         }
         _ => return false,
     }

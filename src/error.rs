@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The user is banned from the community.
     Banned,
+    /// The recipient blocks the sender: the message is refused.
+    Blocked,
     /// The post is locked: no new comments.
     Locked,
     /// Summaries are off for this community.
@@ -72,7 +74,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the documentation and the tests.
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 30] = [
         Self::BadRequest,
         Self::InvalidLinkToken,
         Self::Unauthorized,
@@ -80,6 +82,7 @@ impl ErrorCode {
         Self::InvalidToken,
         Self::Forbidden,
         Self::Banned,
+        Self::Blocked,
         Self::Locked,
         Self::SummariesDisabled,
         Self::CrossOrigin,
@@ -114,6 +117,7 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::Forbidden => "forbidden",
             Self::Banned => "banned",
+            Self::Blocked => "blocked",
             Self::Locked => "locked",
             Self::SummariesDisabled => "summaries_disabled",
             Self::CrossOrigin => "cross_origin",
@@ -168,6 +172,7 @@ impl ErrorCode {
             Self::InvalidToken => 401,
             Self::Forbidden => 403,
             Self::Banned => 403,
+            Self::Blocked => 403,
             Self::Locked => 403,
             Self::SummariesDisabled => 403,
             Self::CrossOrigin => 403,

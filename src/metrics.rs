@@ -252,6 +252,12 @@ metrics! {
     media_served_bytes: IntCounter = ("agora_media_served_bytes_total", "Bytes of images served at /media.", []),
     /// Inbox items created, by kind (`reply`, `mention`, `message`, `mod_action`).
     inbox_items: IntCounterVec = ("agora_inbox_items_total", "Inbox items created, by kind.", ["kind"]),
+    /// Private messages sent.
+    messages_sent: IntCounter = ("agora_messages_sent_total", "Private messages sent.", []),
+    /// Blocks made by readers, by what was blocked (`user`, `community`).
+    blocks: IntCounterVec = ("agora_blocks_total", "Blocks made by readers, by what was blocked.", ["target"]),
+    /// Saves and hides made by readers (`saved_post`, `saved_comment`, `hidden_post`).
+    saves: IntCounterVec = ("agora_saves_total", "Posts and comments saved or hidden by readers, by mark.", ["mark"]),
     /// Database migrations still to apply at start (0 once the schema is current).
     migrations_pending: IntGauge = ("agora_migrations_pending", "Database migrations still to apply at start.", []),
     /// Database migrations applied by this process.
@@ -295,7 +301,13 @@ impl Metrics {
         for kind in ["reply", "mention", "message", "mod_action"] {
             self.inbox_items.with_label_values(&[kind]);
         }
-        for class in ["api", "api_anonymous", "auth", "posts", "uploads", "summaries"] {
+        for target in ["user", "community"] {
+            self.blocks.with_label_values(&[target]);
+        }
+        for mark in ["saved_post", "saved_comment", "hidden_post"] {
+            self.saves.with_label_values(&[mark]);
+        }
+        for class in ["api", "api_anonymous", "auth", "posts", "uploads", "messages", "summaries"] {
             self.rate_limited.with_label_values(&[class]);
         }
         // The front page's series exists from the start, so dashboards show it before any view.

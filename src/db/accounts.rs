@@ -33,6 +33,8 @@ pub struct AccountRow {
     pub avatar_upload_id: Option<i64>,
     /// Whether the user sees NSFW images unblurred.
     pub show_nsfw: bool,
+    /// Keywords whose posts leave the user's listings.
+    pub filtered_keywords: Vec<String>,
 }
 
 /// Why a new user could not be inserted.

@@ -48,6 +48,9 @@ pub struct CommentRow {
     /// The reader's vote.
     #[diesel(sql_type = SmallInt)]
     pub my_vote: i16,
+    /// Saved by the reader.
+    #[diesel(sql_type = Bool)]
+    pub saved: bool,
     /// Creation time.
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
@@ -71,17 +74,33 @@ pub struct CommentRow {
     pub author_avatar_url: Option<String>,
 }
 
-const ROW_SELECT: &str = "SELECT c.id, c.post_id, c.parent_id, c.depth, u.username AS author,
+/// The columns of a comment row (`$1` is the reader).
+macro_rules! row_columns {
+    () => {
+        "SELECT c.id, c.post_id, c.parent_id, c.depth, u.username AS author,
         CASE WHEN c.removed THEN '' ELSE c.body END AS body,
         CASE WHEN c.removed THEN '' ELSE c.body_html END AS body_html,
         c.score, c.upvotes, c.downvotes,
         coalesce((SELECT v.value FROM comment_votes v WHERE v.comment_id = c.id AND v.user_id = $1), 0)::int2 AS my_vote,
+        CASE WHEN $1 = 0 THEN false
+             ELSE EXISTS (SELECT 1 FROM saved_comments s WHERE s.user_id = $1 AND s.comment_id = c.id) END AS saved,
         c.created_at, c.edited_at, c.deleted, c.removed, c.reply_count, c.wilson_score,
         CASE WHEN av.id IS NULL THEN NULL
              WHEN 320 = ANY (av.thumbnail_widths) THEN '/media/' || av.content_hash || '-w320.webp'
-             ELSE '/media/' || av.content_hash || '.webp' END AS author_avatar_url
+             ELSE '/media/' || av.content_hash || '.webp' END AS author_avatar_url"
+    };
+}
+
+/// What a comment row reads from.
+macro_rules! row_from {
+    () => {
+        "
     FROM comments c JOIN users u ON u.id = c.author_id
-    LEFT JOIN uploads av ON av.id = u.avatar_upload_id AND av.status = 'ready'";
+    LEFT JOIN uploads av ON av.id = u.avatar_upload_id AND av.status = 'ready'"
+    };
+}
+
+const ROW_SELECT: &str = concat!(row_columns!(), row_from!());
 
 /// SQL `ORDER BY` of a sort (used at the top level; deeper levels are sorted in memory by the same key).
 fn order_by(sort: CommentSort) -> &'static str {
@@ -376,6 +395,41 @@ pub async fn my_votes_in_post(
     )
     .bind::<BigInt, _>(reader)
     .bind::<BigInt, _>(post.0)
+    .load(conn)
+    .await
+}
+
+/// A saved comment with when it was saved.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SavedComment {
+    /// The comment, as its saver sees it.
+    #[diesel(embed)]
+    pub comment: CommentRow,
+    /// When it was saved.
+    #[diesel(sql_type = Timestamptz)]
+    pub saved_at: DateTime<Utc>,
+}
+
+/// The comments `reader` saved, most recently saved first, after `before` (save time, id).
+pub async fn saved_by(
+    conn: &mut AsyncPgConnection,
+    reader: UserId,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<SavedComment>> {
+    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
+    diesel::sql_query(concat!(
+        row_columns!(),
+        ", sc.saved_at",
+        row_from!(),
+        " JOIN saved_comments sc ON sc.comment_id = c.id AND sc.user_id = $1
+         WHERE (sc.saved_at, sc.comment_id) < ($2, $3)
+         ORDER BY sc.saved_at DESC, sc.comment_id DESC LIMIT $4"
+    ))
+    .bind::<BigInt, _>(reader.0)
+    .bind::<Timestamptz, _>(at)
+    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(limit)
     .load(conn)
     .await
 }

@@ -30,6 +30,9 @@ pub struct InboxItem {
     /// The comment it is about.
     #[diesel(sql_type = Nullable<BigInt>)]
     pub comment_id: Option<i64>,
+    /// The private message it is.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub message_id: Option<i64>,
     /// Who caused it (`null` for a moderator, or an account that is gone).
     #[diesel(sql_type = Nullable<Text>)]
     pub from: Option<String>,
@@ -39,7 +42,7 @@ pub struct InboxItem {
 }
 
 /// Who a new comment notifies: the author of what it answers (`reply`) and the users it names
-/// (`mention`), never its own author and nobody twice. Inserted in the caller's transaction;
+/// (`mention`), never its own author, nobody twice and nobody who blocks its author. Inserted in the caller's transaction;
 /// the recipients and their kinds.
 pub async fn add_for_comment(
     conn: &mut AsyncPgConnection,
@@ -68,6 +71,7 @@ pub async fn add_for_comment(
          INSERT INTO inbox_items (user_id, kind, from_user_id, post_id, comment_id, excerpt)
          SELECT r.user_id, r.kind, $2, c.post_id, c.id, $4
          FROM (SELECT * FROM reply UNION ALL SELECT * FROM mention) r, c
+         WHERE NOT EXISTS (SELECT 1 FROM user_blocks b WHERE b.user_id = r.user_id AND b.blocked_id = $2)
          RETURNING user_id, kind",
     )
     .bind::<BigInt, _>(comment_id)
@@ -109,7 +113,7 @@ pub async fn page(
     limit: i64,
 ) -> QueryResult<Vec<InboxItem>> {
     diesel::sql_query(
-        "SELECT i.id, i.kind, i.created_at, i.read_at IS NOT NULL AS read, i.post_id, i.comment_id,
+        "SELECT i.id, i.kind, i.created_at, i.read_at IS NOT NULL AS read, i.post_id, i.comment_id, i.message_id,
                 u.username AS from, i.excerpt
          FROM inbox_items i LEFT JOIN users u ON u.id = i.from_user_id
          WHERE i.user_id = $1 AND i.id < $2 AND ($3 = false OR i.read_at IS NULL)
@@ -155,4 +159,25 @@ pub async fn unread(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<i
         .count()
         .get_result(conn)
         .await
+}
+
+/// A private message in its recipient's inbox (in the caller's transaction).
+pub async fn add_message(
+    conn: &mut AsyncPgConnection,
+    recipient: UserId,
+    sender: UserId,
+    message_id: i64,
+    excerpt: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(inbox_items::table)
+        .values((
+            inbox_items::user_id.eq(recipient.0),
+            inbox_items::kind.eq("message"),
+            inbox_items::from_user_id.eq(sender.0),
+            inbox_items::message_id.eq(message_id),
+            inbox_items::excerpt.eq(excerpt),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
 }

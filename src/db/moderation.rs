@@ -109,12 +109,14 @@ fn scoped(
 pub struct NewReport {
     /// Who reports.
     pub reporter_id: i64,
-    /// The community of the reported content.
-    pub community_id: i64,
+    /// The community of the reported content (`None` for a private message).
+    pub community_id: Option<i64>,
     /// The reported post.
     pub post_id: Option<i64>,
     /// The reported comment.
     pub comment_id: Option<i64>,
+    /// The reported private message (for the site admins).
+    pub message_id: Option<i64>,
     /// The rule cited.
     pub rule_index: Option<i32>,
     /// Free text.
@@ -133,9 +135,9 @@ pub struct ReportView {
     /// Id.
     #[diesel(sql_type = BigInt)]
     pub id: i64,
-    /// Community.
-    #[diesel(sql_type = Text)]
-    pub community: String,
+    /// Community (`null` for a private message, which only admins see).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub community: Option<String>,
     /// Reporter.
     #[diesel(sql_type = Text)]
     pub reporter: String,
@@ -145,6 +147,15 @@ pub struct ReportView {
     /// Reported comment.
     #[diesel(sql_type = Nullable<BigInt>)]
     pub comment_id: Option<i64>,
+    /// Reported private message.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub message_id: Option<i64>,
+    /// The reported message's sender and text (private messages only).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub message_from: Option<String>,
+    /// The reported message's text.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub message_body: Option<String>,
     /// Rule cited.
     #[diesel(sql_type = Nullable<Integer>)]
     pub rule_index: Option<i32>,
@@ -166,15 +177,17 @@ pub async fn open_reports(
     before_id: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<ReportView>> {
-    let select = "SELECT r.id, c.name AS community, u.username AS reporter, r.post_id, r.comment_id, r.rule_index,
+    let select = "SELECT r.id, c.name AS community, u.username AS reporter, r.post_id, r.comment_id, r.message_id,
+            sender.username AS message_from, m.body AS message_body, r.rule_index,
             CASE WHEN r.rule_index IS NOT NULL THEN c.rules[r.rule_index + 1] END AS rule, r.reason, r.created_at
-        FROM reports r JOIN communities c ON c.id = r.community_id JOIN users u ON u.id = r.reporter_id
+        FROM reports r LEFT JOIN communities c ON c.id = r.community_id JOIN users u ON u.id = r.reporter_id
+        LEFT JOIN messages m ON m.id = r.message_id LEFT JOIN users sender ON sender.id = m.sender_id
         WHERE r.resolved_at IS NULL AND r.id < $1";
     scoped(select, "r", scope, before_id, limit).load(conn).await
 }
 
-/// The community of a report, if it exists and is open.
-pub async fn open_report_community(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<i64>> {
+/// The community of a report (`None` for a private message's), if it exists and is open.
+pub async fn open_report_community(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Option<i64>>> {
     reports::table
         .find(id)
         .filter(reports::resolved_at.is_null())

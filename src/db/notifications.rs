@@ -7,26 +7,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{comments, email_deliveries, posts, users};
 
-/// The author of what a comment answers: its parent comment's, else its post's.
-pub async fn replied_to(conn: &mut AsyncPgConnection, comment_id: CommentId) -> QueryResult<i64> {
-    let comment_id = comment_id.0;
-    let (post_id, parent_id): (i64, Option<i64>) =
-        comments::table.find(comment_id).select((comments::post_id, comments::parent_id)).first(conn).await?;
-    match parent_id {
-        Some(parent) => comments::table.find(parent).select(comments::author_id).first(conn).await,
-        None => posts::table.find(post_id).select(posts::author_id).first(conn).await,
-    }
-}
-
-/// The ids of the users with these (lower-cased) names.
-pub async fn user_ids_by_names(conn: &mut AsyncPgConnection, names: &[String]) -> QueryResult<Vec<i64>> {
-    users::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(username)").eq_any(names))
-        .select(users::id)
-        .load(conn)
-        .await
-}
-
 /// Whether the email with this delivery key was already sent.
 pub async fn delivered(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
     let found: Option<String> =
@@ -102,4 +82,23 @@ pub async fn record_delivery(
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// The sender's username and the body of a private message, or `None` when it is gone.
+pub async fn message_notice(conn: &mut AsyncPgConnection, message_id: i64) -> QueryResult<Option<(String, String)>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sender: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        body: String,
+    }
+    let row: Option<Row> = diesel::sql_query(
+        "SELECT u.username AS sender, m.body FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id = $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(message_id)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(row.map(|row| (row.sender, row.body)))
 }

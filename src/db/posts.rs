@@ -49,6 +49,13 @@ pub struct PostView {
     /// The reader's vote.
     #[diesel(sql_type = SmallInt)]
     pub my_vote: i16,
+    /// Saved by the reader.
+    #[diesel(sql_type = Bool)]
+    pub saved: bool,
+    /// Hidden by the reader (a hidden post leaves their listings, so this shows only when
+    /// they open it).
+    #[diesel(sql_type = Bool)]
+    pub hidden: bool,
     /// Creation time.
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
@@ -121,6 +128,10 @@ const VIEW_SELECT: &str = "SELECT p.id, c.name AS community, u.username AS autho
         CASE WHEN p.removed THEN '' ELSE p.body_html END AS body_html,
         p.url, p.score, p.upvotes, p.downvotes, p.comment_count,
         coalesce((SELECT v.value FROM post_votes v WHERE v.post_id = p.id AND v.user_id = $1), 0)::int2 AS my_vote,
+        CASE WHEN $1 = 0 THEN false
+             ELSE EXISTS (SELECT 1 FROM saved_posts s WHERE s.user_id = $1 AND s.post_id = p.id) END AS saved,
+        CASE WHEN $1 = 0 THEN false
+             ELSE EXISTS (SELECT 1 FROM hidden_posts h WHERE h.user_id = $1 AND h.post_id = p.id) END AS hidden,
         p.created_at, p.edited_at, p.deleted, p.removed, p.locked, p.pinned, p.nsfw, p.spoiler,
         i.id AS image_id, i.width AS image_width, i.height AS image_height, i.content_hash AS image_hash,
         i.thumbnail_widths AS image_widths,
@@ -618,15 +629,6 @@ pub async fn vote_comment(
         .map(|row| (row.post_id, row.vote.outcome()))
 }
 
-/// The reader's votes on the given posts (only the posts they voted on).
-pub async fn my_votes(conn: &mut AsyncPgConnection, reader: i64, post_ids: &[i64]) -> QueryResult<Vec<VoteOf>> {
-    diesel::sql_query("SELECT post_id AS id, value FROM post_votes WHERE user_id = $1 AND post_id = ANY($2)")
-        .bind::<BigInt, _>(reader)
-        .bind::<Array<BigInt>, _>(post_ids)
-        .load(conn)
-        .await
-}
-
 /// One vote of a reader.
 #[derive(Debug, Clone, Copy, QueryableByName)]
 pub struct VoteOf {
@@ -698,7 +700,41 @@ pub async fn by_author(
     let query = diesel::sql_query(format!(
         "{VIEW_SELECT}, 0::float8 AS rank {VIEW_FROM}
          WHERE p.author_id = $2 AND NOT p.deleted AND NOT p.removed AND {keyset}
+           AND NOT EXISTS (SELECT 1 FROM hidden_posts h WHERE h.user_id = $1 AND h.post_id = p.id)
          ORDER BY {order_by} LIMIT $5"
     ));
     author_page(query, reader, author_id.0, order, limit).load(conn).await
+}
+
+/// A saved post with when it was saved.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SavedPost {
+    /// The post, as its saver sees it.
+    #[diesel(embed)]
+    pub post: PostView,
+    /// When it was saved.
+    #[diesel(sql_type = Timestamptz)]
+    pub saved_at: DateTime<Utc>,
+}
+
+/// The posts `reader` saved, most recently saved first, after `before` (save time, post id).
+pub async fn saved_by(
+    conn: &mut AsyncPgConnection,
+    reader: UserId,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<SavedPost>> {
+    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
+    diesel::sql_query(format!(
+        "{VIEW_SELECT}, 0::float8 AS rank, sp.saved_at FROM saved_posts sp JOIN posts p ON p.id = sp.post_id {}
+         WHERE sp.user_id = $1 AND (sp.saved_at, sp.post_id) < ($2, $3)
+         ORDER BY sp.saved_at DESC, sp.post_id DESC LIMIT $4",
+        view_joins!()
+    ))
+    .bind::<BigInt, _>(reader.0)
+    .bind::<Timestamptz, _>(at)
+    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
 }

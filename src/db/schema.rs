@@ -15,6 +15,7 @@ diesel::table! {
         password_changed_at -> Timestamptz,
         avatar_upload_id -> Nullable<BigInt>,
         show_nsfw -> Bool,
+        filtered_keywords -> Array<Text>,
     }
 }
 
@@ -100,6 +101,7 @@ diesel::table! {
         excerpt -> Text,
         created_at -> Timestamptz,
         read_at -> Nullable<Timestamptz>,
+        message_id -> Nullable<BigInt>,
     }
 }
 
@@ -213,7 +215,7 @@ diesel::table! {
     reports (id) {
         id -> BigInt,
         reporter_id -> BigInt,
-        community_id -> BigInt,
+        community_id -> Nullable<BigInt>,
         post_id -> Nullable<BigInt>,
         comment_id -> Nullable<BigInt>,
         rule_index -> Nullable<Integer>,
@@ -221,6 +223,7 @@ diesel::table! {
         created_at -> Timestamptz,
         resolved_at -> Nullable<Timestamptz>,
         resolved_by -> Nullable<BigInt>,
+        message_id -> Nullable<BigInt>,
     }
 }
 

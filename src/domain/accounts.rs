@@ -69,11 +69,13 @@ pub struct NotificationSettings {
     pub email_on_reply: bool,
     /// Email me when someone mentions `u/me`.
     pub email_on_mention: bool,
+    /// Email me when someone sends me a private message.
+    pub email_on_message: bool,
 }
 
 impl Default for NotificationSettings {
     fn default() -> Self {
-        Self { email_on_reply: true, email_on_mention: true }
+        Self { email_on_reply: true, email_on_mention: true, email_on_message: true }
     }
 }
 

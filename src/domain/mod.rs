@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod content;
 pub mod media;
+pub mod reader;
 
 use std::fmt;
 

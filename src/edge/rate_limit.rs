@@ -122,6 +122,12 @@ pub async fn rate_limit(
     {
         checks.push(("uploads", format!("uploads:u:{user}"), config.uploads()));
     }
+    if *req.method() == Method::POST
+        && path == "/api/v1/messages"
+        && let Some(user) = &user
+    {
+        checks.push(("messages", format!("messages:u:{user}"), config.messages()));
+    }
 
     match decide(&state, &ip, checks).await {
         Err(refusal) => Ok(refusal.respond(req, |req, err| req.error_response(err))),

@@ -85,6 +85,10 @@ pub struct UpdateMeBody {
     avatar_id: Option<Option<i64>>,
     /// Show NSFW images unblurred in the pages.
     show_nsfw: Option<bool>,
+    /// Replaces the filtered keywords (at most 50, each at most 60 characters): posts whose
+    /// title holds one, as whole words ignoring case, leave the caller's listings.
+    #[schema(max_items = 50)]
+    filtered_keywords: Option<Vec<String>>,
 }
 
 /// Tells a field that is absent (`None`) from one set to null (`Some(None)`).
@@ -255,7 +259,14 @@ pub async fn update_me(
         .map(Bio::parse)
         .transpose()
         .map_err(|err| AppError::invalid_field("bio", err.to_string()))?;
+    let filtered_keywords = body
+        .filtered_keywords
+        .as_deref()
+        .map(crate::domain::reader::FilteredKeywords::parse)
+        .transpose()
+        .map_err(|err| AppError::invalid_field("filtered_keywords", err.to_string()))?;
     let update = ProfileUpdate {
+        filtered_keywords,
         bio,
         notification_settings: body.notification_settings,
         avatar_id: body.avatar_id,

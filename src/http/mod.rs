@@ -10,10 +10,12 @@ pub mod idempotency;
 pub mod inbox;
 pub mod integers;
 pub mod media;
+pub mod messages;
 pub mod moderation;
 pub mod openapi;
 pub mod ops;
 pub mod posts;
+pub mod reader;
 pub mod users;
 
 use actix_web::web;
@@ -56,6 +58,18 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(resource("/me/inbox/read-all").route(post().to(inbox::read_all)))
         .service(resource("/me/inbox/{id}/read").route(post().to(inbox::read)))
         .service(resource("/me/unread").route(get().to(inbox::unread)))
+        .service(resource("/me/saved").route(get().to(reader::saved)))
+        .service(resource("/me/blocks").route(get().to(reader::blocks)))
+        .service(
+            resource("/me/blocks/users/{username}")
+                .route(put().to(reader::block_user))
+                .route(delete().to(reader::unblock_user)),
+        )
+        .service(
+            resource("/me/blocks/communities/{name}")
+                .route(put().to(reader::block_community))
+                .route(delete().to(reader::unblock_community)),
+        )
         .service(resource("/users/{username}").route(get().to(users::get_user)))
         .service(resource("/users/{username}/posts").route(get().to(users::posts)))
         .service(resource("/users/{username}/comments").route(get().to(users::comments)))
@@ -83,6 +97,12 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
                 .route(delete().to(posts::delete)),
         )
         .service(resource("/posts/{id}/vote").route(put().to(posts::vote)))
+        .service(
+            resource("/posts/{id}/save").route(put().to(reader::save_post)).route(delete().to(reader::unsave_post)),
+        )
+        .service(
+            resource("/posts/{id}/hide").route(put().to(reader::hide_post)).route(delete().to(reader::unhide_post)),
+        )
         .service(resource("/posts/{id}/summary").route(get().to(posts::summary)))
         .service(resource("/posts/{id}/comments").route(post().to(comments::create)).route(get().to(comments::tree)))
         .service(
@@ -92,6 +112,13 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
                 .route(delete().to(comments::delete)),
         )
         .service(resource("/comments/{id}/vote").route(put().to(comments::vote)))
+        .service(
+            resource("/comments/{id}/save")
+                .route(put().to(reader::save_comment))
+                .route(delete().to(reader::unsave_comment)),
+        )
+        .service(resource("/messages").route(post().to(messages::send)).route(get().to(messages::conversation)))
+        .service(resource("/messages/{id}/report").route(post().to(messages::report)))
         .service(resource("/posts/{id}/report").route(post().to(moderation::report_post)))
         .service(resource("/comments/{id}/report").route(post().to(moderation::report_comment)))
         .service(resource("/mod/posts/{id}/{action}").route(post().to(moderation::post_action)))

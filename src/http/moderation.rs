@@ -35,7 +35,7 @@ pub struct WhyBody {
 }
 
 impl WhyBody {
-    fn parse(&self) -> Result<Why, AppError> {
+    pub(crate) fn parse(&self) -> Result<Why, AppError> {
         let reason = Reason::parse(self.reason.as_deref().unwrap_or(""))
             .map_err(|err| AppError::invalid_field("reason", err.to_string()))?;
         Ok(Why { rule_index: self.rule_index, reason })

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::domain::{CommentSort, CommunitySort, NotificationSettings, PostSort, TimeWindow};
 use crate::edge::problem::Problem;
 use crate::error::{ErrorCode, FieldError};
-use crate::http::{accounts, comments, communities, inbox, media, moderation, ops, posts, users};
+use crate::http::{accounts, comments, communities, inbox, media, messages, moderation, ops, posts, reader, users};
 use crate::service::accounts::{OwnUser, SignedIn, TokenPair, Unsubscribed};
 use crate::service::comments::{Comment, Tree};
 use crate::service::communities::CommunityView;
@@ -32,6 +32,10 @@ use crate::service::users::PublicUser;
         accounts::request_password_reset, accounts::confirm_password_reset, accounts::me, accounts::update_me, accounts::unsubscribe,
         users::get_user, users::posts, users::comments,
         inbox::list, inbox::read, inbox::read_all, inbox::unread,
+        reader::save_post, reader::unsave_post, reader::hide_post, reader::unhide_post, reader::save_comment,
+        reader::unsave_comment, reader::saved, reader::block_user, reader::unblock_user, reader::block_community,
+        reader::unblock_community, reader::blocks,
+        messages::send, messages::conversation, messages::report,
         communities::create, communities::list, communities::get, communities::edit, communities::join,
         communities::leave, communities::add_moderator, communities::remove_moderator, communities::ban,
         posts::create, posts::list, posts::get, posts::edit, posts::delete, posts::vote, posts::summary, posts::search,
@@ -46,6 +50,7 @@ use crate::service::users::PublicUser;
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
         CommentSort, CommunitySort, crate::domain::content::ProfileSort, Unsubscribed, crate::summaries::SummaryView,
         crate::service::inbox::InboxItem, inbox::Unread, crate::service::media::Upload, crate::domain::media::ImageUrls, crate::service::posts::PostImage,
+        crate::service::reader::BlockList, crate::service::reader::SavedPage, crate::service::messages::Message,
     )),
     modifiers(&BearerAuth, &CommonResponses, &Links),
     tags(
@@ -55,6 +60,7 @@ use crate::service::users::PublicUser;
         (name = "comments", description = "Nested comments"),
         (name = "moderation", description = "Removal, locks, pins, bans, reports and the modlog"),
         (name = "media", description = "Image uploads and the stored images"),
+        (name = "messages", description = "Private messages between users"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

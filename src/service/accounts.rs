@@ -104,6 +104,8 @@ pub struct OwnUser {
     pub avatar_url: Option<String>,
     /// Whether NSFW images show unblurred in the pages.
     pub show_nsfw: bool,
+    /// Posts whose title holds one of these (whole words, ignoring case) leave their listings.
+    pub filtered_keywords: Vec<String>,
 }
 
 /// The answer to registration and sign-in.
@@ -152,6 +154,8 @@ pub struct ProfileUpdate {
     pub avatar_id: Option<Option<i64>>,
     /// New NSFW preference.
     pub show_nsfw: Option<bool>,
+    /// New filtered keywords (replacing the old list).
+    pub filtered_keywords: Option<crate::domain::reader::FilteredKeywords>,
 }
 
 fn invalid_token() -> AppError {
@@ -498,6 +502,13 @@ pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate
         }
         None => false,
     };
+    if let Some(keywords) = &update.filtered_keywords {
+        ctx.db
+            .observe("reader.set_filtered_keywords", &mut conn, async |conn| {
+                crate::db::reader::set_filtered_keywords(conn, auth.user_id, keywords.as_slice()).await
+            })
+            .await?;
+    }
     let mut changes = Vec::new();
     if bio.is_some() {
         changes.push(Change::Profiles);
@@ -507,7 +518,7 @@ pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate
         // change (not the same avatar sent again) drops the caches.
         changes.push(Change::Everything);
     }
-    if avatar_changed || update.show_nsfw.is_some() {
+    if avatar_changed || update.show_nsfw.is_some() || update.filtered_keywords.is_some() {
         changes.push(Change::Viewer(auth.user_id.0));
     }
     if !changes.is_empty() {
@@ -519,7 +530,7 @@ pub async fn update_me(ctx: &Context, auth: Authenticated, update: ProfileUpdate
 /// What an unsubscribe link turned off.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Unsubscribed {
-    /// `replies`, `mentions` or `all`.
+    /// `replies`, `mentions`, `messages` or `all`.
     pub topic: String,
     /// The preferences now in force.
     pub notification_settings: NotificationSettings,
@@ -633,6 +644,7 @@ fn own_user(account: AccountRow, moderator: bool, avatar_url: Option<String>) ->
         notification_settings,
         avatar_url,
         show_nsfw: account.show_nsfw,
+        filtered_keywords: account.filtered_keywords,
     }
 }
 

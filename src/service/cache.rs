@@ -139,15 +139,15 @@ pub enum Key {
         /// Cursor.
         cursor: Option<Box<str>>,
     },
-    /// A viewer's votes on the given posts.
-    PostVotes {
+    /// A viewer's marks (votes, saves, hides) on the given posts.
+    PostMarks {
         /// The viewer.
         viewer: i64,
         /// The posts shown, in order.
         posts: Box<[i64]>,
     },
-    /// A viewer's votes on the comments of a post.
-    CommentVotes {
+    /// A viewer's marks (votes, saves) on the comments of a post.
+    CommentMarks {
         /// The viewer.
         viewer: i64,
         /// The post.
@@ -190,8 +190,8 @@ impl Key {
             Self::Community(_) => CacheName::Communities,
             Self::Profile(_) => CacheName::Profiles,
             Self::Search { .. } => CacheName::Search,
-            Self::PostVotes { .. }
-            | Self::CommentVotes { .. }
+            Self::PostMarks { .. }
+            | Self::CommentMarks { .. }
             | Self::Membership { .. }
             | Self::ViewerPrefs(_)
             | Self::Unread(_) => CacheName::Overlays,
@@ -340,8 +340,8 @@ impl Generations {
             Key::Subtree { .. } => self.subtrees.load(Ordering::Acquire),
             Key::Community(_) => self.communities.load(Ordering::Acquire),
             Key::Profile(_) => self.profiles.load(Ordering::Acquire),
-            Key::PostVotes { viewer, .. }
-            | Key::CommentVotes { viewer, .. }
+            Key::PostMarks { viewer, .. }
+            | Key::CommentMarks { viewer, .. }
             | Key::Membership { viewer, .. }
             | Key::ViewerPrefs(viewer)
             | Key::Unread(viewer) => self.viewers.slot(*viewer).load(Ordering::Acquire),
@@ -622,8 +622,38 @@ pub struct Cached {
     pub hit: bool,
 }
 
+/// A reader's marks on the items of a cached answer: their votes, what they saved and what
+/// they hid (one overlay entry, invalidated by their own changes).
+#[derive(Debug, Clone, Default)]
+pub struct Marks {
+    /// Item id to their vote (only non-zero votes).
+    pub votes: HashMap<i64, i16>,
+    /// Items they saved.
+    pub saved: std::collections::HashSet<i64>,
+    /// Posts they hid.
+    pub hidden: std::collections::HashSet<i64>,
+}
+
+impl Marks {
+    /// What the overlay entry weighs.
+    pub fn weight(&self) -> usize {
+        self.votes.len() * 32 + (self.saved.len() + self.hidden.len()) * 16
+    }
+}
+
+/// A value made for one reader (their filtered page), with how to serialize it.
+struct Made {
+    value: Arc<dyn Any + Send + Sync>,
+    json: fn(&(dyn Any + Send + Sync)) -> Option<Personal>,
+}
+
+fn json_of<T: Serialize + 'static>(value: &(dyn Any + Send + Sync)) -> Option<Personal> {
+    value.downcast_ref::<T>().and_then(|value| Personal::of(value).ok())
+}
+
 /// A cached read answered for one reader: the shared entry and, for a signed-in reader, their
-/// overlay (a map of item id to their vote, or their membership).
+/// overlay (their marks on the items, or their membership) and, when what they see differs
+/// from the shared value by more than their votes, the value made for them.
 pub struct Served {
     /// The shared entry.
     pub entry: Arc<Entry>,
@@ -631,6 +661,8 @@ pub struct Served {
     overlay: Option<Arc<Entry>>,
     /// The reader's own answer, when the service made one from the overlay.
     made: Option<Personal>,
+    /// The reader's own value (filtered, marked), when the service made one.
+    made_value: Option<Made>,
     /// Everything came from memory.
     pub hit: bool,
 }
@@ -638,12 +670,18 @@ pub struct Served {
 impl Served {
     /// The shared answer alone (anonymous readers, or nothing personal to add).
     pub fn shared(cached: Cached) -> Self {
-        Self { entry: cached.entry, overlay: None, made: None, hit: cached.hit }
+        Self { entry: cached.entry, overlay: None, made: None, made_value: None, hit: cached.hit }
     }
 
     /// The shared answer with the reader's overlay.
     pub fn with_overlay(cached: Cached, overlay: Cached) -> Self {
-        Self { entry: cached.entry, hit: cached.hit && overlay.hit, overlay: Some(overlay.entry), made: None }
+        Self {
+            entry: cached.entry,
+            hit: cached.hit && overlay.hit,
+            overlay: Some(overlay.entry),
+            made: None,
+            made_value: None,
+        }
     }
 
     /// Sets the reader's own answer (for overlays that are not votes).
@@ -651,9 +689,18 @@ impl Served {
         Self { made, ..self }
     }
 
-    /// The shared value, when it is a `T`.
+    /// Sets the reader's own value: [`Served::data`] returns it, and the JSON answer is it,
+    /// serialized when asked for.
+    pub fn with_value<T: Serialize + Send + Sync + 'static>(self, value: T) -> Self {
+        Self { made_value: Some(Made { value: Arc::new(value), json: json_of::<T> }), made: None, ..self }
+    }
+
+    /// What this reader sees, when it is a `T`: their own value, or the shared one.
     pub fn data<T: 'static>(&self) -> Option<&T> {
-        self.entry.data::<T>()
+        match &self.made_value {
+            Some(made) => made.value.downcast_ref::<T>(),
+            None => self.entry.data::<T>(),
+        }
     }
 
     /// The reader's vote on item `id` (0 when none or anonymous).
@@ -661,9 +708,14 @@ impl Served {
         self.votes().and_then(|votes| votes.get(&id).copied()).unwrap_or(0)
     }
 
-    /// The reader's votes, when the overlay holds votes.
+    /// The reader's votes, when the overlay holds their marks.
     pub fn votes(&self) -> Option<&HashMap<i64, i16>> {
-        self.overlay.as_ref().and_then(|overlay| overlay.data::<HashMap<i64, i16>>())
+        self.marks().map(|marks| &marks.votes)
+    }
+
+    /// The reader's marks, when the overlay holds them.
+    pub fn marks(&self) -> Option<&Marks> {
+        self.overlay::<Marks>()
     }
 
     /// The reader's overlay value, when it is a `T`.
@@ -671,8 +723,12 @@ impl Served {
         self.overlay.as_ref().and_then(|overlay| overlay.data::<T>())
     }
 
-    /// The JSON this reader gets when it differs from the shared bytes (their votes written in).
+    /// The JSON this reader gets when it differs from the shared bytes (their own value, or
+    /// the shared bytes with their votes written in).
     pub fn personal(&self) -> Option<Personal> {
+        if let Some(made) = &self.made_value {
+            return (made.json)(made.value.as_ref());
+        }
         if let Some(made) = &self.made {
             return Some(made.clone());
         }

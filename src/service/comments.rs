@@ -15,7 +15,7 @@ use crate::domain::{Body, CommentId, CommentSort, Limit, PostId, VoteValue};
 use crate::error::{AppError, ErrorCode};
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
-use crate::service::cache::{Change, Entry, Key, Served, Source};
+use crate::service::cache::{Change, Entry, Key, Marks, Served, Source};
 use crate::service::cache_sync;
 use crate::service::communities::trim_to_page;
 use crate::service::communities::{banned, forbidden};
@@ -48,6 +48,11 @@ pub struct Comment {
     pub downvotes: i32,
     /// The reader's vote.
     pub my_vote: i16,
+    /// Saved by the reader.
+    pub saved: bool,
+    /// Written by someone the reader blocks: the body is blanked (replies stay, so the thread
+    /// still reads).
+    pub blocked: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last edit.
@@ -139,10 +144,7 @@ pub async fn create(
     let mut changes = vec![Change::Thread(post.0), Change::Post(post.0)];
     changes.extend(crate::service::inbox::changes_for(&recipients));
     cache_sync::committed(ctx, &mut conn, author.user_id, &changes).await;
-    let notified = crate::service::notifications::after_comment(ctx, &mut conn, id, author.user_id.0, &body_text);
-    if let Err(err) = notified.await {
-        tracing::error!(error = %err, comment_id = id, "cannot queue the reply and mention emails");
-    }
+    crate::service::notifications::after_comment(ctx, id, &notified).await;
     let row = ctx
         .db
         .observe("comments.row_by_id", &mut conn, async |conn| {
@@ -256,7 +258,7 @@ pub async fn tree_cached(
             Entry::json(tree, ids)
         })
         .await?;
-    with_comment_votes(ctx, cached, reader, post).await
+    with_comment_marks(ctx, cached, reader, post).await
 }
 
 /// One comment with its replies through the response cache (see [`tree_cached`]).
@@ -277,7 +279,7 @@ pub async fn subtree_cached(
         })
         .await?;
     let post = cached.entry.data::<Comment>().map_or(0, |comment| comment.post_id);
-    with_comment_votes(ctx, cached, reader, PostId(post)).await
+    with_comment_marks(ctx, cached, reader, PostId(post)).await
 }
 
 /// A page of a post's tree as `reader` sees it, from the cache (for pages).
@@ -328,16 +330,16 @@ fn depth_first_ids(comments: &[Comment]) -> Vec<i64> {
     ids
 }
 
-/// Adds a signed-in reader's votes on the post's comments (a cached overlay, invalidated by
-/// their own votes).
-async fn with_comment_votes(
+/// Adds a signed-in reader's marks on the post's comments (a cached overlay, invalidated by
+/// their own votes and saves), then their blocks.
+async fn with_comment_marks(
     ctx: &Context,
     cached: crate::service::cache::Cached,
     reader: Option<Authenticated>,
     post: PostId,
 ) -> Result<Served, AppError> {
     let Some(reader) = reader else { return Ok(Served::shared(cached)) };
-    let key = Key::CommentVotes { viewer: reader.user_id.0, post: post.0 };
+    let key = Key::CommentMarks { viewer: reader.user_id.0, post: post.0 };
     let overlay = ctx
         .caches
         .responses
@@ -349,12 +351,22 @@ async fn with_comment_votes(
                     db_comments::my_votes_in_post(conn, reader.user_id.0, post).await
                 })
                 .await?;
-            let votes: HashMap<i64, i16> = votes.into_iter().map(|v| (v.id, v.value)).collect();
-            let bytes = votes.len() * 32;
-            Ok(crate::service::cache::Entry::value(votes, bytes))
+            let saved = ctx
+                .db
+                .observe_read("reader.saved_comments_in_post", &mut conn, async |conn| {
+                    crate::db::reader::saved_comments_in_post(conn, reader.user_id, post.0).await
+                })
+                .await?;
+            let marks = Marks {
+                votes: votes.into_iter().map(|v| (v.id, v.value)).collect(),
+                saved: saved.into_iter().collect(),
+                hidden: Default::default(),
+            };
+            let bytes = marks.weight();
+            Ok(crate::service::cache::Entry::value(marks, bytes))
         })
         .await?;
-    Ok(Served::with_overlay(cached, overlay))
+    crate::service::reader::tree_for_reader(ctx, Served::with_overlay(cached, overlay), reader).await
 }
 
 /// Comments shown on their own (a profile's list): no replies attached.
@@ -406,6 +418,8 @@ fn assemble(row: CommentRow, children: &mut HashMap<i64, Vec<CommentRow>>, shape
         upvotes: row.upvotes,
         downvotes: row.downvotes,
         my_vote: row.my_vote,
+        saved: row.saved,
+        blocked: false,
         created_at: row.created_at,
         edited_at: row.edited_at,
         deleted: row.deleted,

@@ -12,9 +12,11 @@ pub mod health;
 pub mod idempotency;
 pub mod inbox;
 pub mod media;
+pub mod messages;
 pub mod moderation;
 pub mod notifications;
 pub mod posts;
+pub mod reader;
 pub mod users;
 
 /// Counts the database units of work a future makes (the pages report it per view).

@@ -276,9 +276,10 @@ pub async fn report(ctx: &Context, reporter: Authenticated, target: ReportTarget
     check_rule(&rules, &why)?;
     let report = NewReport {
         reporter_id: reporter.user_id.0,
-        community_id,
+        community_id: Some(community_id),
         post_id,
         comment_id,
+        message_id: None,
         rule_index: why.rule_index,
         reason: why.reason.into_string(),
     };
@@ -405,15 +406,29 @@ pub async fn resolve_report(ctx: &Context, actor: Authenticated, id: i64) -> Res
         })
         .await?
         .ok_or_else(|| AppError::not_found("open report"))?;
-    let (_, may) = community_rights(ctx, &mut conn, community_id, actor.user_id.0).await?;
+    let may = match community_id {
+        Some(community_id) => community_rights(ctx, &mut conn, community_id, actor.user_id.0).await?.1,
+        // A private message's report is the site admins' alone.
+        None => {
+            ctx.db
+                .observe("communities.is_admin", &mut conn, async |conn| {
+                    db_communities::is_admin(conn, actor.user_id).await
+                })
+                .await?
+        }
+    };
     if !may {
-        return Err(forbidden("only moderators of this community can do that"));
+        return Err(forbidden(if community_id.is_some() {
+            "only moderators of this community can do that"
+        } else {
+            "only site admins can resolve a report of a private message"
+        }));
     }
     let work = ctx.db.transaction::<_, AppError>("moderation.resolve_report", &mut conn, async move |conn| {
         db_moderation::resolve_report(conn, id, actor.user_id).await?;
         let mut entry = NewAuditEntry::new("report.resolve");
         entry.actor_id = Some(actor.user_id.0);
-        entry.community_id = Some(community_id);
+        entry.community_id = community_id;
         entry.details = serde_json::json!({"report_id": id});
         audit::append(conn, &entry).await?;
         Ok(())

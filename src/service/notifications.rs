@@ -1,9 +1,6 @@
 //! Who hears about what by email: welcome and reset emails, replies and mentions. Each is a
 //! queued job (the request never waits for SMTP); preferences are applied when the job runs.
 
-use crate::db::notifications as db_notifications;
-use crate::db::{DbConn, DbError};
-use crate::domain::CommentId;
 use crate::email::EmailJob;
 use crate::service::Context;
 
@@ -53,39 +50,22 @@ pub fn mentions(text: &str) -> Vec<String> {
     found
 }
 
-/// Queues the reply notification for the author of what `comment_id` answers, and mention
-/// notifications for users named in its body; never for the comment's own author.
-pub async fn after_comment(
-    ctx: &Context,
-    conn: &mut DbConn,
-    comment_id: i64,
-    author_id: i64,
-    body: &str,
-) -> Result<(), DbError> {
+/// Queues the reply and mention emails of a new comment for the people its inbox items went
+/// to (so never its own author, and nobody who blocks them); each email follows its
+/// recipient's settings when it is sent.
+pub async fn after_comment(ctx: &Context, comment_id: i64, notified: &[(i64, String)]) {
     if ctx.mailer.is_none() {
-        return Ok(());
+        return;
     }
-    let replied_to = ctx
-        .db
-        .observe("notifications.replied_to", conn, async |conn| {
-            db_notifications::replied_to(conn, CommentId(comment_id)).await
-        })
-        .await?;
-    if replied_to != author_id {
-        queue_email(ctx, EmailJob::Reply { recipient_id: replied_to, comment_id }).await;
+    for (recipient_id, kind) in notified {
+        let recipient_id = *recipient_id;
+        let job = match kind.as_str() {
+            "reply" => EmailJob::Reply { recipient_id, comment_id },
+            "mention" => EmailJob::Mention { recipient_id, comment_id },
+            _ => continue,
+        };
+        queue_email(ctx, job).await;
     }
-    let names = mentions(body);
-    if names.is_empty() {
-        return Ok(());
-    }
-    let mentioned = ctx
-        .db
-        .observe("notifications.mentioned", conn, async |conn| db_notifications::user_ids_by_names(conn, &names).await)
-        .await?;
-    for recipient_id in mentioned.into_iter().filter(|id| *id != author_id && *id != replied_to) {
-        queue_email(ctx, EmailJob::Mention { recipient_id, comment_id }).await;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

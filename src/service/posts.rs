@@ -1,7 +1,5 @@
 //! Post use cases: read, list by every sort, search, create, edit, delete, vote.
 
-use std::collections::HashMap;
-
 use chrono::Utc;
 use serde::Serialize;
 
@@ -15,7 +13,7 @@ use crate::domain::{Body, CommunityName, Limit, LinkUrl, PostId, PostSort, PostT
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
-use crate::service::cache::{Cached, Change, Entry, Key, Served, Source};
+use crate::service::cache::{Cached, Change, Entry, Key, Marks, Served, Source};
 use crate::service::cache_sync;
 use crate::service::communities::{Page, banned, find_id, forbidden, trim_to_page};
 
@@ -129,13 +127,7 @@ pub(crate) async fn view(ctx: &Context, conn: &mut DbConn, id: i64, reader: i64)
 /// communities or one (pinned posts first on its first page).
 #[tracing::instrument(name = "service.posts.list", skip_all, fields(sort = ?request.sort))]
 async fn list(ctx: &Context, request: ListRequest) -> Result<Page<Post>, AppError> {
-    let sort = match request.sort {
-        PostSort::Hot => PostCursor::Hot(0.0, 0),
-        PostSort::New => PostCursor::New(0, 0),
-        PostSort::Top => PostCursor::Top(0, 0),
-        PostSort::Controversial => PostCursor::Controversial(0.0, 0),
-        PostSort::Active => PostCursor::Active(0, 0),
-    };
+    let sort = cursor_kind(request.sort);
     let after: Option<PostCursor> =
         request.cursor.as_deref().map(decode_cursor).transpose().map_err(|_| bad_cursor())?;
     if after.is_some_and(|a| std::mem::discriminant(&a) != std::mem::discriminant(&sort)) {
@@ -192,13 +184,40 @@ async fn list(ctx: &Context, request: ListRequest) -> Result<Page<Post>, AppErro
     Ok(Page { items, next_cursor })
 }
 
+/// The keyset cursor of listings in `sort`.
+fn cursor_kind(sort: PostSort) -> PostCursor {
+    match sort {
+        PostSort::Hot => PostCursor::Hot(0.0, 0),
+        PostSort::New => PostCursor::New(0, 0),
+        PostSort::Top => PostCursor::Top(0, 0),
+        PostSort::Controversial => PostCursor::Controversial(0.0, 0),
+        PostSort::Active => PostCursor::Active(0, 0),
+    }
+}
+
+/// The cursor of a listing in `sort` that continues after `post`.
+pub(crate) fn cursor_after(sort: PostSort, post: &Post) -> String {
+    encode_cursor(&cursor_kind(sort).after(&post.view))
+}
+
 /// A listing page through the response cache: the shared page (filled as an anonymous reader
-/// sees it) and, for a signed-in reader, their votes on the posts shown (one cached overlay).
+/// sees it) and, for a signed-in reader, their marks on the posts shown (one cached overlay)
+/// and their filters (see [`crate::service::reader::for_reader`]).
 pub async fn list_cached(
     ctx: &Context,
     request: ListRequest,
     reader: Option<Authenticated>,
 ) -> Result<Served, AppError> {
+    let cached = shared_listing(ctx, &request).await?;
+    let served = with_post_marks(ctx, cached, reader).await?;
+    match reader {
+        Some(reader) => crate::service::reader::for_reader(ctx, served, reader, Some(&request)).await,
+        None => Ok(served),
+    }
+}
+
+/// The shared page of a listing (as an anonymous reader sees it), through the cache.
+pub(crate) async fn shared_listing(ctx: &Context, request: &ListRequest) -> Result<Cached, AppError> {
     let key = match request.feed_of {
         Some(reader) => Key::Feed {
             viewer: reader.user_id.0,
@@ -215,8 +234,7 @@ pub async fn list_cached(
             cursor: request.cursor.as_deref().map(Into::into),
         },
     };
-    let cached = ctx.caches.responses.get_or_fill(key, async { page_entry(list(ctx, request).await?) }).await?;
-    with_post_votes(ctx, cached, reader).await
+    ctx.caches.responses.get_or_fill(key, async { page_entry(list(ctx, request.clone()).await?) }).await
 }
 
 /// One post through the response cache (see [`list_cached`]).
@@ -229,7 +247,7 @@ pub async fn get_cached(ctx: &Context, id: PostId, reader: Option<Authenticated>
             Entry::json(Post::from(view(ctx, &mut conn, id.0, 0).await?), vec![id.0])
         })
         .await?;
-    with_post_votes(ctx, cached, reader).await
+    Ok(crate::service::reader::post_for_reader(with_post_marks(ctx, cached, reader).await?))
 }
 
 /// One post as `reader` sees it, from the cache (for pages, which render the value).
@@ -260,7 +278,11 @@ pub async fn search_cached(
         .responses
         .get_or_fill(key, async { page_entry(search(ctx, terms, community, limit, cursor).await?) })
         .await?;
-    with_post_votes(ctx, cached, reader).await
+    let served = with_post_marks(ctx, cached, reader).await?;
+    match reader {
+        Some(reader) => crate::service::reader::for_reader(ctx, served, reader, None).await,
+        None => Ok(served),
+    }
 }
 
 /// A cache entry for a page of posts; each post carries the reader's vote.
@@ -269,32 +291,44 @@ fn page_entry(page: Page<Post>) -> Result<Entry, AppError> {
     Entry::json(page, ids)
 }
 
-/// Adds a signed-in reader's votes on the posts of `cached` (a cached overlay, invalidated by
-/// their own votes).
-async fn with_post_votes(ctx: &Context, cached: Cached, reader: Option<Authenticated>) -> Result<Served, AppError> {
+/// Adds a signed-in reader's marks on the posts of `cached` (a cached overlay, invalidated by
+/// their own votes, saves and hides).
+async fn with_post_marks(ctx: &Context, cached: Cached, reader: Option<Authenticated>) -> Result<Served, AppError> {
     let ids = cached.entry.voted_ids();
     let Some(reader) = reader.filter(|_| !ids.is_empty()) else { return Ok(Served::shared(cached)) };
-    let key = Key::PostVotes { viewer: reader.user_id.0, posts: ids.clone().into() };
-    let overlay = ctx
-        .caches
-        .responses
-        .get_or_fill(key, async {
-            let votes = my_votes(ctx, reader, &ids).await?;
-            let bytes = votes.len() * 32 + ids.len() * 8;
-            Ok(Entry::value(votes, bytes))
-        })
-        .await?;
+    let overlay = post_marks(ctx, reader, ids).await?;
     Ok(Served::with_overlay(cached, overlay))
 }
 
-/// The reader's votes on the given posts (one query), by post id.
-async fn my_votes(ctx: &Context, reader: Authenticated, ids: &[i64]) -> Result<HashMap<i64, i16>, AppError> {
-    let mut conn = ctx.reader_read_conn(reader.user_id).await?;
-    let votes = ctx
-        .db
-        .observe_read("posts.my_votes", &mut conn, async |conn| db_posts::my_votes(conn, reader.user_id.0, ids).await)
-        .await?;
-    Ok(votes.into_iter().map(|v| (v.id, v.value)).collect())
+/// The reader's marks on the given posts (one query, cached by the ids).
+pub(crate) async fn post_marks(ctx: &Context, reader: Authenticated, ids: Vec<i64>) -> Result<Cached, AppError> {
+    let key = Key::PostMarks { viewer: reader.user_id.0, posts: ids.clone().into() };
+    ctx.caches
+        .responses
+        .get_or_fill(key, async {
+            let mut conn = ctx.reader_read_conn(reader.user_id).await?;
+            let rows = ctx
+                .db
+                .observe_read("reader.post_marks", &mut conn, async |conn| {
+                    crate::db::reader::post_marks(conn, reader.user_id, &ids).await
+                })
+                .await?;
+            let mut marks = Marks::default();
+            for row in rows {
+                if row.vote != 0 {
+                    marks.votes.insert(row.id, row.vote);
+                }
+                if row.saved {
+                    marks.saved.insert(row.id);
+                }
+                if row.hidden {
+                    marks.hidden.insert(row.id);
+                }
+            }
+            let bytes = marks.weight() + ids.len() * 8;
+            Ok(Entry::value(marks, bytes))
+        })
+        .await
 }
 
 fn listing_query_name(sort: PostSort) -> &'static str {

@@ -151,6 +151,27 @@ pub struct ViewerPrefs {
     pub avatar_url: Option<String>,
     /// Whether they joined any community (their front page is then their home feed).
     pub joined_any: bool,
+    /// The users they block, lowercased: their posts leave listings, their comments are blanked.
+    pub blocked_users: std::collections::HashSet<String>,
+    /// The communities they block, lowercased: their posts leave feeds and search.
+    pub blocked_communities: std::collections::HashSet<String>,
+    /// Their filtered keywords, normalized.
+    pub filtered_keywords: Vec<String>,
+}
+
+impl ViewerPrefs {
+    /// Whether the reader sees `post` in a listing; `in_community` when the listing is that
+    /// post's own community (a blocked community's page still lists its posts).
+    pub fn lists(&self, post: &crate::db::posts::PostView, in_community: bool) -> bool {
+        !self.blocked_users.contains(&post.author.to_lowercase())
+            && (in_community || !self.blocked_communities.contains(&post.community.to_lowercase()))
+            && !crate::domain::reader::title_is_filtered(&post.title, &self.filtered_keywords)
+    }
+
+    /// Whether anything would be filtered out for this reader.
+    pub fn filters_anything(&self) -> bool {
+        !self.blocked_users.is_empty() || !self.blocked_communities.is_empty() || !self.filtered_keywords.is_empty()
+    }
 }
 
 /// A viewer's page preferences, through the response cache (their own profile changes
@@ -180,8 +201,24 @@ pub async fn viewer_prefs(ctx: &Context, user_id: UserId) -> Result<ViewerPrefs,
                     db::communities::joined_any(conn, user_id).await
                 })
                 .await?;
-            let bytes = 64 + avatar_url.as_ref().map_or(0, String::len);
-            Ok(Entry::value(ViewerPrefs { show_nsfw: account.show_nsfw, avatar_url, joined_any }, bytes))
+            let blocks = ctx
+                .db
+                .observe_read("reader.blocks", &mut conn, async |conn| db::reader::blocks(conn, user_id).await)
+                .await?;
+            let lower = |names: Vec<String>| names.into_iter().map(|n| n.to_lowercase()).collect();
+            let prefs = ViewerPrefs {
+                show_nsfw: account.show_nsfw,
+                avatar_url,
+                joined_any,
+                blocked_users: lower(blocks.users),
+                blocked_communities: lower(blocks.communities),
+                filtered_keywords: account.filtered_keywords,
+            };
+            let bytes = 64
+                + prefs.avatar_url.as_ref().map_or(0, String::len)
+                + prefs.blocked_users.iter().chain(&prefs.blocked_communities).map(|n| n.len() + 48).sum::<usize>()
+                + prefs.filtered_keywords.iter().map(|k| k.len() + 24).sum::<usize>();
+            Ok(Entry::value(prefs, bytes))
         })
         .await?;
     Ok(cached.entry.data::<ViewerPrefs>().cloned().unwrap_or_default())

@@ -393,6 +393,7 @@ async fn settings_with_errors(
 pub struct SettingsForm {
     email_on_reply: Option<String>,
     email_on_mention: Option<String>,
+    email_on_message: Option<String>,
 }
 
 /// `POST /settings`
@@ -405,6 +406,7 @@ pub async fn save_settings(
     let settings = NotificationSettings {
         email_on_reply: form.0.email_on_reply.is_some(),
         email_on_mention: form.0.email_on_mention.is_some(),
+        email_on_message: form.0.email_on_message.is_some(),
     };
     let update = ProfileUpdate { notification_settings: Some(settings), ..ProfileUpdate::default() };
     accounts::update_me(&state, auth, update).await?;

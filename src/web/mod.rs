@@ -488,6 +488,11 @@ pub async fn rate_limit_forms(
     {
         checks.push(("posts", format!("posts:u:{user}"), config.posts()));
     }
+    if path.starts_with("/messages/")
+        && let Some(user) = &user
+    {
+        checks.push(("messages", format!("messages:u:{user}"), config.messages()));
+    }
     match rate_limit::decide(&state, &ip, checks).await {
         Err(refusal) => Ok(refusal.respond(req, |req, err| req.error_response(PageError::from(err)))),
         Ok(_) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),

@@ -85,7 +85,10 @@ async fn registration_signs_the_new_user_in() {
     let me: Value = app.get_as("/api/v1/me", token).await.json().await.unwrap();
     assert_eq!(me["username"], "Alice_1");
     assert_eq!(me["roles"], json!(["member"]));
-    assert_eq!(me["notification_settings"], json!({"email_on_reply": true, "email_on_mention": true}));
+    assert_eq!(
+        me["notification_settings"],
+        json!({"email_on_reply": true, "email_on_mention": true, "email_on_message": true})
+    );
     assert!(app.scrape().await.contains("agora_registrations_total 1"));
     use std::os::unix::fs::PermissionsExt;
     let key = std::fs::metadata(app.state_dir.path().join("keys/access-token.ed25519")).unwrap();
@@ -308,7 +311,10 @@ async fn the_profile_can_be_edited_within_its_rules() {
     assert_eq!(response.status(), 200);
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["bio"], "I like Rust 🦀 and עברית");
-    assert_eq!(me["notification_settings"], json!({"email_on_reply": false, "email_on_mention": true}));
+    assert_eq!(
+        me["notification_settings"],
+        json!({"email_on_reply": false, "email_on_mention": true, "email_on_message": true})
+    );
     assert_eq!(patch(json!({"bio": "x".repeat(10_001)})).await.unwrap().status(), 422);
     assert_eq!(patch(json!({"notification_settings": {"email_on_everything": true}})).await.unwrap().status(), 422);
     assert_eq!(patch(json!({"karma": 1_000_000})).await.unwrap().status(), 422, "unknown fields are refused");

@@ -247,7 +247,10 @@ async fn replies_and_mentions_notify_until_the_user_unsubscribes_by_link() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["topic"], "replies");
-    assert_eq!(body["notification_settings"], json!({"email_on_reply": false, "email_on_mention": true}));
+    assert_eq!(
+        body["notification_settings"],
+        json!({"email_on_reply": false, "email_on_mention": true, "email_on_message": true})
+    );
     let tampered = format!("{}x", link);
     assert_eq!(app.client.get(&tampered).send().await.unwrap().status(), 400);
 

@@ -40,6 +40,7 @@ mod private_cluster;
 mod profiles;
 mod queue;
 mod rate_limits;
+mod reader;
 mod replicas;
 mod replication;
 mod scale_out;

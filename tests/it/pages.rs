@@ -845,7 +845,7 @@ async fn settings_change_email_preferences_and_the_password() {
     let mut user = Session::new(&app);
     user.sign_up("settler").await;
     let page = user.html("/settings").await;
-    assert!(page.contains("settler@example.org") && page.matches(" checked").count() == 2);
+    assert!(page.contains("settler@example.org") && page.matches(" checked").count() == 3);
     let saved = user.form("/settings", &[("email_on_mention", "on")]).await;
     assert_eq!(location(&saved), "/settings?saved=notifications");
     let page = user.html("/settings?saved=notifications").await;
@@ -854,7 +854,10 @@ async fn settings_change_email_preferences_and_the_password() {
     let signed_in: Value = login.json().await.unwrap_or_default();
     let token = signed_in["access_token"].as_str().unwrap_or_default();
     let me: Value = app.get_as("/api/v1/me", token).await.json().await.unwrap_or_default();
-    assert_eq!(me["notification_settings"], json!({"email_on_reply": false, "email_on_mention": true}));
+    assert_eq!(
+        me["notification_settings"],
+        json!({"email_on_reply": false, "email_on_mention": true, "email_on_message": false})
+    );
 
     let saved = user.form("/settings/profile", &[("bio", "I grow *tomatoes*.")]).await;
     assert_eq!(location(&saved), "/settings?saved=profile");
@@ -967,13 +970,13 @@ async fn the_unsubscribe_page_asks_first_then_turns_the_emails_off_without_sign_
     assert!(page.contains("Stop these emails"));
     assert_eq!(
         settings().await,
-        json!({"email_on_reply": true, "email_on_mention": true}),
+        json!({"email_on_reply": true, "email_on_mention": true, "email_on_message": true}),
         "opening the link changes nothing"
     );
     let done = browser.form("/unsubscribe", &[("token", &link_token)]).await;
     assert_eq!(done.status(), 200);
     assert!(done.text().await.unwrap_or_default().contains("no longer get emails about replies to you"));
-    assert_eq!(settings().await, json!({"email_on_reply": false, "email_on_mention": true}));
+    assert_eq!(settings().await, json!({"email_on_reply": false, "email_on_mention": true, "email_on_message": true}));
     let forged = browser.form("/unsubscribe", &[("token", "not-a-token")]).await;
     assert_eq!(forged.status(), 400);
     app.stop().await;

@@ -1,0 +1,14 @@
+DELETE FROM reports WHERE message_id IS NOT NULL;
+DROP INDEX reports_open_messages_idx;
+ALTER TABLE reports ADD CONSTRAINT reports_check CHECK ((post_id IS NULL) <> (comment_id IS NULL));
+ALTER TABLE reports DROP CONSTRAINT reports_one_target;
+ALTER TABLE reports ALTER COLUMN community_id SET NOT NULL;
+ALTER TABLE reports DROP COLUMN message_id;
+ALTER TABLE inbox_items DROP COLUMN message_id;
+DROP TABLE messages;
+ALTER TABLE users DROP COLUMN filtered_keywords;
+DROP TABLE community_blocks;
+DROP TABLE user_blocks;
+DROP TABLE hidden_posts;
+DROP TABLE saved_comments;
+DROP TABLE saved_posts;

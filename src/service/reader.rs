@@ -1,0 +1,323 @@
+//! What a signed-in reader keeps and refuses: saving and hiding posts, saving comments,
+//! blocking users and communities, and the saved list. Every change here is the reader's
+//! own, so it invalidates only their overlays ([`Change::Viewer`]); the shared cached pages
+//! stay, and [`for_reader`] and [`tree_for_reader`] apply the reader's choices on top.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::db::reader::{self as db_reader, Mark};
+use crate::domain::content::{decode_cursor, encode_cursor};
+use crate::domain::{Limit, UserId};
+use crate::error::AppError;
+use crate::service::Context;
+use crate::service::accounts::Authenticated;
+use crate::service::cache::{Change, Marks, Served};
+use crate::service::cache_sync;
+use crate::service::comments::{Comment, Tree};
+use crate::service::communities::{Page, trim_to_page};
+use crate::service::posts::{ListRequest, Post};
+use crate::service::users::ViewerPrefs;
+
+/// Saves or unsaves a post or comment, or hides or unhides a post. Idempotent; 404 when the
+/// target does not exist.
+#[tracing::instrument(name = "service.reader.mark", skip_all, fields(mark = ?mark, target))]
+pub async fn set_mark(ctx: &Context, reader: Authenticated, mark: Mark, target: i64, on: bool) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let outcome = ctx
+        .db
+        .observe("reader.set_mark", &mut conn, async |conn| {
+            db_reader::set_mark(conn, mark, reader.user_id, target, on).await
+        })
+        .await?;
+    let what = match mark {
+        Mark::SavedComment => "comment",
+        Mark::SavedPost | Mark::HiddenPost => "post",
+    };
+    let changed = outcome.ok_or_else(|| AppError::not_found(what))?;
+    if changed {
+        if on {
+            let label = match mark {
+                Mark::SavedPost => "saved_post",
+                Mark::SavedComment => "saved_comment",
+                Mark::HiddenPost => "hidden_post",
+            };
+            ctx.metrics.saves.with_label_values(&[label]).inc();
+        }
+        cache_sync::committed(ctx, &mut conn, reader.user_id, &[Change::Viewer(reader.user_id.0)]).await;
+    }
+    Ok(())
+}
+
+/// What a reader blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockTarget {
+    /// A user, by username.
+    User,
+    /// A community, by name.
+    Community,
+}
+
+/// Blocks or unblocks a user or community by name. Idempotent; 404 when there is no such
+/// user or community, 422 for blocking oneself.
+#[tracing::instrument(name = "service.reader.block", skip_all, fields(target = ?target, on))]
+pub async fn set_block(
+    ctx: &Context,
+    reader: Authenticated,
+    target: BlockTarget,
+    name: &str,
+    on: bool,
+) -> Result<(), AppError> {
+    let mut conn = ctx.db.conn().await?;
+    let outcome = match target {
+        BlockTarget::User => {
+            if on && crate::service::users::username_of(ctx, reader.user_id).await?.eq_ignore_ascii_case(name) {
+                return Err(AppError::invalid_field("username", "you cannot block yourself"));
+            }
+            ctx.db
+                .observe("reader.set_user_block", &mut conn, async |conn| {
+                    db_reader::set_user_block(conn, reader.user_id, name, on).await
+                })
+                .await?
+                .ok_or_else(|| AppError::not_found("user"))?
+        }
+        BlockTarget::Community => ctx
+            .db
+            .observe("reader.set_community_block", &mut conn, async |conn| {
+                db_reader::set_community_block(conn, reader.user_id, name, on).await
+            })
+            .await?
+            .ok_or_else(|| AppError::not_found("community"))?,
+    };
+    let (_, changed) = outcome;
+    if changed {
+        if on {
+            let label = match target {
+                BlockTarget::User => "user",
+                BlockTarget::Community => "community",
+            };
+            ctx.metrics.blocks.with_label_values(&[label]).inc();
+            tracing::info!(target = label, "blocked");
+        }
+        cache_sync::committed(ctx, &mut conn, reader.user_id, &[Change::Viewer(reader.user_id.0)]).await;
+    }
+    Ok(())
+}
+
+/// The answer of `GET /api/v1/me/blocks`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BlockList {
+    /// Blocked usernames, oldest block first.
+    pub users: Vec<String>,
+    /// Blocked community names, oldest block first.
+    pub communities: Vec<String>,
+}
+
+/// The users and communities the reader blocks.
+pub async fn blocks(ctx: &Context, reader: Authenticated) -> Result<BlockList, AppError> {
+    let mut conn = ctx.reader_read_conn(reader.user_id).await?;
+    let blocks = ctx
+        .db
+        .observe_read("reader.blocks", &mut conn, async |conn| db_reader::blocks(conn, reader.user_id).await)
+        .await?;
+    Ok(BlockList { users: blocks.users, communities: blocks.communities })
+}
+
+/// Whether `blocker` blocks `blocked` (a message between them is refused).
+pub async fn blocks_user(ctx: &Context, blocker: UserId, blocked: UserId) -> Result<bool, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    Ok(ctx
+        .db
+        .observe("reader.blocks_user", &mut conn, async |conn| db_reader::blocks_user(conn, blocker, blocked).await)
+        .await?)
+}
+
+/// Which saved items `/me/saved` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SavedKind {
+    /// Saved posts.
+    #[default]
+    Posts,
+    /// Saved comments.
+    Comments,
+}
+
+/// A page of what the reader saved: posts or comments (without replies).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SavedPage {
+    /// Saved posts.
+    Posts(Page<Post>),
+    /// Saved comments.
+    Comments(Page<Comment>),
+}
+
+/// The reader's saved posts or comments, most recently saved first.
+#[tracing::instrument(name = "service.reader.saved", skip_all, fields(kind = ?kind))]
+pub async fn saved(
+    ctx: &Context,
+    reader: Authenticated,
+    kind: SavedKind,
+    limit: Limit,
+    cursor: Option<&str>,
+) -> Result<SavedPage, AppError> {
+    let before = cursor
+        .map(decode_cursor::<(DateTime<Utc>, i64)>)
+        .transpose()
+        .map_err(|_| AppError::invalid_field("cursor", "is not a cursor from this list"))?;
+    let mut conn = ctx.reader_read_conn(reader.user_id).await?;
+    let next = |at: DateTime<Utc>, id: i64| encode_cursor(&(at, id));
+    match kind {
+        SavedKind::Posts => {
+            let mut rows = ctx
+                .db
+                .observe_read("posts.saved_by", &mut conn, async |conn| {
+                    crate::db::posts::saved_by(conn, reader.user_id, before, limit.get() + 1).await
+                })
+                .await?;
+            let next_cursor = trim_to_page(&mut rows, limit.get()).map(|last| next(last.saved_at, last.post.id));
+            let items = rows.into_iter().map(|row| Post::from(row.post)).collect();
+            Ok(SavedPage::Posts(Page { items, next_cursor }))
+        }
+        SavedKind::Comments => {
+            let mut rows = ctx
+                .db
+                .observe_read("comments.saved_by", &mut conn, async |conn| {
+                    crate::db::comments::saved_by(conn, reader.user_id, before, limit.get() + 1).await
+                })
+                .await?;
+            let next_cursor = trim_to_page(&mut rows, limit.get()).map(|last| next(last.saved_at, last.comment.id));
+            let items = crate::service::comments::without_replies(rows.into_iter().map(|row| row.comment).collect());
+            Ok(SavedPage::Comments(Page { items, next_cursor }))
+        }
+    }
+}
+
+/// How many more shared pages a listing reads to fill a reader's page after their filters
+/// dropped posts: a reader who filters most of a listing gets shorter pages, never a slow one.
+const REFILL_PAGES: usize = 3;
+
+/// A page of posts as `reader` sees it: their hidden posts, blocked authors and communities
+/// and filtered keywords left out (refilled from the following shared pages, each cached),
+/// their votes and saves marked. The shared answer is kept when nothing on the page concerns
+/// them beyond votes. `listing` is the request of a listing (refilled), `None` for search.
+pub async fn for_reader(
+    ctx: &Context,
+    served: Served,
+    reader: Authenticated,
+    listing: Option<&ListRequest>,
+) -> Result<Served, AppError> {
+    let Some(page) = served.entry.data::<Page<Post>>() else { return Ok(served) };
+    let marks = served.marks().cloned().unwrap_or_default();
+    let prefs = crate::service::users::viewer_prefs(ctx, reader.user_id).await?;
+    let in_community = listing.is_some_and(|request| request.community.is_some());
+    let shown =
+        |post: &Post, marks: &Marks| !marks.hidden.contains(&post.view.id) && prefs.lists(&post.view, in_community);
+    if page.items.iter().all(|post| shown(post, &marks) && !marks.saved.contains(&post.view.id)) {
+        return Ok(served);
+    }
+    let mut marks = marks;
+    let mut items: Vec<Post> = page.items.iter().filter(|post| shown(post, &marks)).cloned().collect();
+    let mut next_cursor = page.next_cursor.clone();
+    if let Some(request) = listing {
+        let limit = usize::try_from(request.limit.get()).unwrap_or(usize::MAX);
+        let mut read = 0;
+        while items.len() < limit
+            && read < REFILL_PAGES
+            && let Some(cursor) = next_cursor.clone()
+        {
+            read += 1;
+            let more_request = ListRequest { cursor: Some(cursor), ..request.clone() };
+            let more = crate::service::posts::shared_listing(ctx, &more_request).await?;
+            let more_marks = crate::service::posts::post_marks(ctx, reader, more.entry.voted_ids()).await?;
+            merge(&mut marks, more_marks.entry.data::<Marks>());
+            let Some(more_page) = more.entry.data::<Page<Post>>() else { break };
+            items.extend(more_page.items.iter().filter(|post| shown(post, &marks)).cloned());
+            next_cursor = more_page.next_cursor.clone();
+        }
+        if items.len() > limit {
+            let last = &items[limit - 1];
+            // Pinned posts lead a community's first page and are not in its keyset order.
+            if !(last.view.pinned && in_community) {
+                next_cursor = Some(crate::service::posts::cursor_after(request.sort, last));
+                items.truncate(limit);
+            }
+        }
+    }
+    for post in &mut items {
+        post.view.my_vote = marks.votes.get(&post.view.id).copied().unwrap_or(0);
+        post.view.saved = marks.saved.contains(&post.view.id);
+    }
+    Ok(served.with_value(Page { items, next_cursor }))
+}
+
+fn merge(into: &mut Marks, more: Option<&Marks>) {
+    if let Some(more) = more {
+        into.votes.extend(more.votes.iter().map(|(k, v)| (*k, *v)));
+        into.saved.extend(more.saved.iter().copied());
+        into.hidden.extend(more.hidden.iter().copied());
+    }
+}
+
+/// One post as `reader` sees it: their vote, save and hide marked.
+pub fn post_for_reader(served: Served) -> Served {
+    let Some(post) = served.entry.data::<Post>() else { return served };
+    let Some(marks) = served.marks() else { return served };
+    let id = post.view.id;
+    if !marks.saved.contains(&id) && !marks.hidden.contains(&id) {
+        return served;
+    }
+    let mut post = post.clone();
+    post.view.my_vote = marks.votes.get(&id).copied().unwrap_or(0);
+    post.view.saved = marks.saved.contains(&id);
+    post.view.hidden = marks.hidden.contains(&id);
+    served.with_value(post)
+}
+
+/// A comment tree (a page, or one subtree) as `reader` sees it: comments by users they block
+/// blanked and marked `blocked`, their votes and saves marked.
+pub async fn tree_for_reader(ctx: &Context, served: Served, reader: Authenticated) -> Result<Served, AppError> {
+    let prefs = crate::service::users::viewer_prefs(ctx, reader.user_id).await?;
+    let saved = served.marks().map(|marks| &marks.saved).cloned().unwrap_or_default();
+    if let Some(tree) = served.entry.data::<Tree>() {
+        if !touches(&tree.items, &prefs, &saved) {
+            return Ok(served);
+        }
+        let mut tree = tree.clone();
+        mark_comments(&mut tree.items, &prefs, &served, &saved);
+        return Ok(served.with_value(tree));
+    }
+    if let Some(comment) = served.entry.data::<Comment>() {
+        if !touches(std::slice::from_ref(comment), &prefs, &saved) {
+            return Ok(served);
+        }
+        let mut comment = comment.clone();
+        mark_comments(std::slice::from_mut(&mut comment), &prefs, &served, &saved);
+        return Ok(served.with_value(comment));
+    }
+    Ok(served)
+}
+
+fn touches(comments: &[Comment], prefs: &ViewerPrefs, saved: &HashSet<i64>) -> bool {
+    comments.iter().any(|comment| {
+        saved.contains(&comment.id)
+            || prefs.blocked_users.contains(&comment.author.to_lowercase())
+            || touches(&comment.children, prefs, saved)
+    })
+}
+
+fn mark_comments(comments: &mut [Comment], prefs: &ViewerPrefs, served: &Served, saved: &HashSet<i64>) {
+    for comment in comments {
+        comment.my_vote = served.my_vote(comment.id);
+        comment.saved = saved.contains(&comment.id);
+        if prefs.blocked_users.contains(&comment.author.to_lowercase()) {
+            comment.blocked = true;
+            comment.body.clear();
+            comment.body_html.clear();
+        }
+        mark_comments(&mut comment.children, prefs, served, saved);
+    }
+}
