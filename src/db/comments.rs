@@ -383,22 +383,6 @@ pub async fn by_author(
     crate::db::posts::author_page(query, reader, author_id.0, order, limit).load(conn).await
 }
 
-/// The reader's votes on the comments of one post (only the comments they voted on).
-pub async fn my_votes_in_post(
-    conn: &mut AsyncPgConnection,
-    reader: i64,
-    post: PostId,
-) -> QueryResult<Vec<crate::db::posts::VoteOf>> {
-    diesel::sql_query(
-        "SELECT v.comment_id AS id, v.value FROM comment_votes v JOIN comments c ON c.id = v.comment_id
-         WHERE v.user_id = $1 AND c.post_id = $2",
-    )
-    .bind::<BigInt, _>(reader)
-    .bind::<BigInt, _>(post.0)
-    .load(conn)
-    .await
-}
-
 /// A saved comment with when it was saved.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct SavedComment {

@@ -629,17 +629,6 @@ pub async fn vote_comment(
         .map(|row| (row.post_id, row.vote.outcome()))
 }
 
-/// One vote of a reader.
-#[derive(Debug, Clone, Copy, QueryableByName)]
-pub struct VoteOf {
-    /// The post voted on.
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    /// -1 or 1.
-    #[diesel(sql_type = SmallInt)]
-    pub value: i16,
-}
-
 /// Where a user's posts or comments continue, in their order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthorOrder {

@@ -7,26 +7,14 @@ use diesel::sql_types::{Array, BigInt, Bool, SmallInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::domain::UserId;
+use crate::domain::reader::Mark;
 
-/// A reader's mark on a post or comment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    /// A saved post.
-    SavedPost,
-    /// A saved comment.
-    SavedComment,
-    /// A hidden post.
-    HiddenPost,
-}
-
-impl Mark {
-    /// The mark's table, its target column and the target's table.
-    fn tables(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            Self::SavedPost => ("saved_posts", "post_id", "posts"),
-            Self::SavedComment => ("saved_comments", "comment_id", "comments"),
-            Self::HiddenPost => ("hidden_posts", "post_id", "posts"),
-        }
+/// The mark's table, its target column and the target's table.
+fn tables(mark: Mark) -> (&'static str, &'static str, &'static str) {
+    match mark {
+        Mark::SavedPost => ("saved_posts", "post_id", "posts"),
+        Mark::SavedComment => ("saved_comments", "comment_id", "comments"),
+        Mark::HiddenPost => ("hidden_posts", "post_id", "posts"),
     }
 }
 
@@ -47,7 +35,7 @@ pub async fn set_mark(
     target: i64,
     on: bool,
 ) -> QueryResult<Option<bool>> {
-    let (table, column, targets) = mark.tables();
+    let (table, column, targets) = tables(mark);
     let write = if on {
         format!("INSERT INTO {table} (user_id, {column}) SELECT $1, id FROM t ON CONFLICT DO NOTHING RETURNING 1")
     } else {
@@ -98,22 +86,35 @@ pub async fn post_marks(conn: &mut AsyncPgConnection, user: UserId, post_ids: &[
     .await
 }
 
-/// The comments of one post that the reader saved.
-pub async fn saved_comments_in_post(conn: &mut AsyncPgConnection, user: UserId, post_id: i64) -> QueryResult<Vec<i64>> {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let ids: Vec<Id> = diesel::sql_query(
-        "SELECT s.comment_id AS id FROM saved_comments s JOIN comments c ON c.id = s.comment_id
+/// A reader's mark on one comment of a post: their vote (0 for none) or their save.
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct CommentMark {
+    /// The comment.
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    /// Their vote, on a vote row.
+    #[diesel(sql_type = SmallInt)]
+    pub vote: i16,
+    /// A save row.
+    #[diesel(sql_type = Bool)]
+    pub saved: bool,
+}
+
+/// The reader's votes and saves on the comments of one post, in one query (a row per vote
+/// and per save).
+pub async fn comment_marks(conn: &mut AsyncPgConnection, user: UserId, post_id: i64) -> QueryResult<Vec<CommentMark>> {
+    diesel::sql_query(
+        "SELECT v.comment_id AS id, v.value AS vote, false AS saved
+         FROM comment_votes v JOIN comments c ON c.id = v.comment_id
+         WHERE v.user_id = $1 AND c.post_id = $2
+         UNION ALL
+         SELECT s.comment_id, 0::int2, true FROM saved_comments s JOIN comments c ON c.id = s.comment_id
          WHERE s.user_id = $1 AND c.post_id = $2",
     )
     .bind::<BigInt, _>(user.0)
     .bind::<BigInt, _>(post_id)
     .load(conn)
-    .await?;
-    Ok(ids.into_iter().map(|row| row.id).collect())
+    .await
 }
 
 /// Blocks (or unblocks) the user named `name`: `None` when there is no such user, else

@@ -1,7 +1,18 @@
-//! What a signed-in reader chooses not to see: filtered keywords, matched against post titles
-//! as whole words, ignoring case.
+//! What a signed-in reader keeps and chooses not to see: marks on posts and comments, and
+//! filtered keywords, matched against post titles as whole words, ignoring case.
 
 use crate::domain::ParseError;
+
+/// A reader's mark on a post or comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A saved post.
+    SavedPost,
+    /// A saved comment.
+    SavedComment,
+    /// A hidden post.
+    HiddenPost,
+}
 
 /// At most this many keywords per reader.
 pub const MAX_KEYWORDS: usize = 50;

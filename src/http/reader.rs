@@ -5,8 +5,8 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::db::reader::Mark;
 use crate::domain::Limit;
+use crate::domain::reader::Mark;
 use crate::edge::HttpState;
 use crate::edge::problem::Problem;
 use crate::error::AppError;

@@ -345,23 +345,20 @@ async fn with_comment_marks(
         .responses
         .get_or_fill(key, async {
             let mut conn = ctx.reader_read_conn(reader.user_id).await?;
-            let votes = ctx
+            let rows = ctx
                 .db
-                .observe_read("comments.my_votes_in_post", &mut conn, async |conn| {
-                    db_comments::my_votes_in_post(conn, reader.user_id.0, post).await
+                .observe_read("reader.comment_marks", &mut conn, async |conn| {
+                    crate::db::reader::comment_marks(conn, reader.user_id, post.0).await
                 })
                 .await?;
-            let saved = ctx
-                .db
-                .observe_read("reader.saved_comments_in_post", &mut conn, async |conn| {
-                    crate::db::reader::saved_comments_in_post(conn, reader.user_id, post.0).await
-                })
-                .await?;
-            let marks = Marks {
-                votes: votes.into_iter().map(|v| (v.id, v.value)).collect(),
-                saved: saved.into_iter().collect(),
-                hidden: Default::default(),
-            };
+            let mut marks = Marks::default();
+            for row in rows {
+                if row.saved {
+                    marks.saved.insert(row.id);
+                } else if row.vote != 0 {
+                    marks.votes.insert(row.id, row.vote);
+                }
+            }
             let bytes = marks.weight();
             Ok(crate::service::cache::Entry::value(marks, bytes))
         })

@@ -8,8 +8,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::db::reader::{self as db_reader, Mark};
+use crate::db::reader as db_reader;
 use crate::domain::content::{decode_cursor, encode_cursor};
+use crate::domain::reader::Mark;
 use crate::domain::{Limit, UserId};
 use crate::error::AppError;
 use crate::service::Context;

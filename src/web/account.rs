@@ -304,8 +304,33 @@ struct SettingsPage {
     bio: String,
     settings: NotificationSettings,
     avatar_url: Option<String>,
+    /// Filtered keywords, one per line.
+    keywords: String,
+    blocks: crate::service::reader::BlockList,
     notice: Option<&'static str>,
     errors: Vec<String>,
+}
+
+/// The settings page as it stands, with a notice or the errors of a refused form.
+async fn settings_page(
+    state: &HttpState,
+    viewer: &Viewer,
+    notice: Option<&'static str>,
+    errors: Vec<String>,
+) -> Result<SettingsPage, PageError> {
+    let auth = viewer.require()?;
+    let me = accounts::me(state, auth).await?;
+    Ok(SettingsPage {
+        layout: layout(state, viewer).await?,
+        email: me.email,
+        bio: me.bio,
+        settings: me.notification_settings,
+        avatar_url: me.avatar_url,
+        keywords: me.filtered_keywords.join("\n"),
+        blocks: crate::service::reader::blocks(state, auth).await?,
+        notice,
+        errors,
+    })
 }
 
 /// Query of the settings page.
@@ -321,24 +346,15 @@ pub async fn settings(
     viewer: Viewer,
     params: web::Query<SettingsParams>,
 ) -> Result<HttpResponse, PageError> {
-    let auth = viewer.require()?;
-    let me = accounts::me(&state, auth).await?;
     let notice = match params.saved.as_deref() {
         Some("password") => Some("Your password is changed. Other devices are signed out."),
         Some("profile") => Some("Your profile is saved."),
         Some("images") => Some("Your image settings are saved."),
+        Some("filters") => Some("Your filters are saved."),
         Some(_) => Some("Your settings are saved."),
         None => None,
     };
-    let template = SettingsPage {
-        layout: layout(&state, &viewer).await?,
-        email: me.email,
-        bio: me.bio,
-        settings: me.notification_settings,
-        avatar_url: me.avatar_url,
-        notice,
-        errors: Vec::new(),
-    };
+    let template = settings_page(&state, &viewer, notice, Vec::new()).await?;
     render(&req, &template)
 }
 
@@ -367,24 +383,14 @@ pub async fn save_images(
     Ok(see_other("/settings?saved=images"))
 }
 
-async fn settings_with_errors(
+pub(crate) async fn settings_with_errors(
     req: &HttpRequest,
     state: &HttpState,
     viewer: &Viewer,
     err: AppError,
 ) -> Result<HttpResponse, PageError> {
     let (status, errors) = crate::web::form_problem(err)?;
-    let auth = viewer.require()?;
-    let me = accounts::me(state, auth).await?;
-    let template = SettingsPage {
-        layout: layout(state, viewer).await?,
-        email: me.email,
-        bio: me.bio,
-        settings: me.notification_settings,
-        avatar_url: me.avatar_url,
-        notice: None,
-        errors,
-    };
+    let template = settings_page(state, viewer, None, errors).await?;
     crate::web::render_with_status(req, &template, status)
 }
 

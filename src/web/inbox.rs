@@ -50,8 +50,11 @@ impl ItemView {
         }
     }
 
-    /// Where it happened: the comment in its thread, or the post.
+    /// Where it happened: the conversation, the comment in its thread, or the post.
     pub fn href(&self) -> Option<String> {
+        if self.kind == "message" {
+            return self.from.as_ref().map(|from| format!("/messages/{from}"));
+        }
         match (self.post_id, self.comment_id) {
             (Some(post), Some(comment)) => Some(format!("/p/{post}/comments/{comment}")),
             (Some(post), None) => Some(format!("/p/{post}")),

@@ -11,6 +11,7 @@ pub mod browse;
 pub mod feeds;
 pub mod inbox;
 pub mod manage;
+pub mod reader;
 pub mod session;
 pub mod shared_page;
 pub mod thread;
@@ -75,6 +76,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/p/{id}/comments/{comment}").route(get().to(thread::continue_thread)))
         .service(resource("/p/{id}/reply").route(post().to(thread::reply)))
         .service(resource("/p/{id}/vote").route(post().to(thread::vote_post)))
+        .service(resource("/p/{id}/save").route(post().to(reader::save_post)))
+        .service(resource("/p/{id}/hide").route(post().to(reader::hide_post)))
+        .service(resource("/comments/{id}/save").route(post().to(reader::save_comment)))
+        .service(resource("/u/{username}/block").route(post().to(reader::block_user)))
+        .service(resource("/c/{name}/block").route(post().to(reader::block_community)))
+        .service(resource("/saved").route(get().to(reader::saved)))
+        .service(resource("/messages").route(get().to(reader::messages_page)).route(post().to(reader::send_new)))
+        .service(resource("/messages/{username}").route(get().to(reader::conversation)).route(post().to(reader::reply)))
+        .service(resource("/messages/{username}/{id}/report").route(post().to(reader::report)))
+        .service(resource("/settings/filters").route(post().to(reader::save_filters)))
         .service(resource("/p/{id}/edit").route(get().to(thread::edit_post_form)).route(post().to(thread::edit_post)))
         .service(resource("/p/{id}/delete").route(post().to(thread::delete_post)))
         .service(resource("/p/{id}/summary").route(get().to(thread::summary_page)))
@@ -301,6 +312,8 @@ pub async fn layout(state: &HttpState, viewer: &Viewer) -> Result<Layout, PageEr
     let mut layout = Layout::new(Some(username), viewer.csrf.clone());
     layout.avatar_url = prefs.avatar_url;
     layout.show_nsfw = prefs.show_nsfw;
+    layout.blocked_users = prefs.blocked_users;
+    layout.blocked_communities = prefs.blocked_communities;
     layout.unread = crate::service::inbox::unread(state, auth.user_id).await?;
     Ok(layout)
 }
@@ -488,9 +501,9 @@ pub async fn rate_limit_forms(
     {
         checks.push(("posts", format!("posts:u:{user}"), config.posts()));
     }
-    if path.starts_with("/messages/")
-        && let Some(user) = &user
-    {
+    // Sending is `POST /messages` or `POST /messages/{username}`, not a report.
+    let sends_message = path == "/messages" || (path.starts_with("/messages/") && path.matches('/').count() == 2);
+    if sends_message && let Some(user) = &user {
         checks.push(("messages", format!("messages:u:{user}"), config.messages()));
     }
     match rate_limit::decide(&state, &ip, checks).await {

@@ -26,6 +26,10 @@ pub struct Layout {
     pub show_nsfw: bool,
     /// The signed-in user's unread inbox items (the header's badge).
     pub unread: i64,
+    /// Who the signed-in user blocks (lowercased), for the block buttons.
+    pub blocked_users: std::collections::HashSet<String>,
+    /// Which communities the signed-in user blocks (lowercased).
+    pub blocked_communities: std::collections::HashSet<String>,
 }
 
 impl Layout {
@@ -40,7 +44,19 @@ impl Layout {
             avatar_url: None,
             show_nsfw: false,
             unread: 0,
+            blocked_users: Default::default(),
+            blocked_communities: Default::default(),
         }
+    }
+
+    /// Whether the signed-in user blocks the user `name`.
+    pub fn blocks_user(&self, name: &str) -> bool {
+        self.blocked_users.contains(&name.to_lowercase())
+    }
+
+    /// Whether the signed-in user blocks the community `name`.
+    pub fn blocks_community(&self, name: &str) -> bool {
+        self.blocked_communities.contains(&name.to_lowercase())
     }
 
     /// Whether someone is signed in.
@@ -180,6 +196,10 @@ pub struct PostItem {
     pub spoiler: bool,
     /// The author's avatar.
     pub author_avatar: Option<String>,
+    /// Saved by the viewer.
+    pub saved: bool,
+    /// Hidden by the viewer.
+    pub hidden: bool,
 }
 
 /// A post's image as the pages show it: a thumbnail in listings, the large image on the post
@@ -284,6 +304,8 @@ impl PostItem {
             nsfw: view.nsfw,
             spoiler: view.spoiler,
             author_avatar: view.author_avatar_url,
+            saved: view.saved,
+            hidden: view.hidden,
         }
     }
 
@@ -364,6 +386,10 @@ pub struct CommentNode {
     pub more: i32,
     /// `</details>` to emit after this node.
     pub closes: usize,
+    /// Saved by the viewer.
+    pub saved: bool,
+    /// Written by someone the viewer blocks (the body is blank).
+    pub blocked: bool,
     /// The vote form.
     pub vote: VoteButtons,
 }
@@ -410,6 +436,8 @@ fn push(mut comment: Comment, now: DateTime<Utc>, nodes: &mut Vec<CommentNode>) 
         removed: comment.removed,
         more: comment.more_children,
         closes: 0,
+        saved: comment.saved,
+        blocked: comment.blocked,
         vote: VoteButtons::new(format!("/comments/{}/vote", comment.id), comment.score, comment.my_vote, true),
     });
     for child in children {
@@ -455,6 +483,8 @@ mod tests {
             upvotes: 1,
             downvotes: 0,
             my_vote: 0,
+            saved: false,
+            blocked: false,
             created_at: Utc::now(),
             edited_at: None,
             deleted: false,

@@ -12,7 +12,7 @@ use crate::harness::{TestApp, spawn_app_with};
 
 /// What Python's XML parser makes of an Atom document: the feed's id and title, and per entry
 /// its id, title, alternate link, author and whether it has content, updated and published.
-fn parse_atom(xml: &str) -> Value {
+pub fn parse_atom(xml: &str) -> Value {
     let script = r#"
 import json, sys, xml.etree.ElementTree as ET
 A = "{http://www.w3.org/2005/Atom}"

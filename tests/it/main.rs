@@ -41,6 +41,7 @@ mod profiles;
 mod queue;
 mod rate_limits;
 mod reader;
+mod reader_pages;
 mod replicas;
 mod replication;
 mod scale_out;
