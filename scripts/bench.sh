@@ -128,6 +128,28 @@ if [ "$shape" = default ]; then
     run "page: front = home feed (signed in)" -H "$cookie" "$site/"
     run "unread count (every page's badge)" -H "$bearer" "$base/me/unread"
     run "page: inbox (30 items)" -H "$cookie" "$site/inbox"
+    # A reader who filters: user_3 hides the top 3 hot posts, blocks user_2 and filters a
+    # keyword (their listing is made for them from the shared pages, refilled), saves 25 posts
+    # and has 30 messages from user_2 (sent before the block).
+    filtered="Authorization: Bearer $(sed -n 3p "$tokens_file")"
+    filtered_cookie="Cookie: agora_session=$(sed -n 3p "$tokens_file")"
+    for i in $(seq 1 30); do
+        curl -fs -o /dev/null -X POST -H "$other" -H 'content-type: application/json' "$base/messages" \
+            -d "{\"to\":\"user_3\",\"body\":\"message $i\"}" || true
+    done
+    for id in $(curl -fs "$base/posts?sort=hot&limit=3" | grep -oE '\{"id":[0-9]+,"community"' | grep -oE '[0-9]+'); do
+        curl -fs -o /dev/null -X PUT -H "$filtered" "$base/posts/$id/hide" || true
+    done
+    for id in $(curl -fs "$base/posts?sort=new&limit=25" | grep -oE '\{"id":[0-9]+,"community"' | grep -oE '[0-9]+'); do
+        curl -fs -o /dev/null -X PUT -H "$filtered" "$base/posts/$id/save" || true
+    done
+    curl -fs -o /dev/null -X PUT -H "$filtered" "$base/me/blocks/users/user_2" || true
+    curl -fs -o /dev/null -X PATCH -H "$filtered" -H 'content-type: application/json' "$base/me" \
+        -d '{"filtered_keywords":["topic 7"]}' || true
+    run "hot listing, filtering reader" -H "$filtered" "$base/posts?sort=hot"
+    run "page: front, filtering reader" -H "$filtered_cookie" "$site/"
+    run "saved posts (25)" -H "$filtered" "$base/me/saved"
+    run "page: conversation (30 messages)" -H "$filtered_cookie" "$site/messages/user_2"
 fi
 read -r hits_after misses_after <<<"$(cache_counts)"
 hits=$((hits_after - hits_before))

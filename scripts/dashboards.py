@@ -248,6 +248,13 @@ DASHBOARDS = {
         ("Inbox items per hour by kind", "short",
          [(f"sum by (kind) (increase(agora_inbox_items_total{{{SEL}}}[1h]))", "{{kind}}")],
          "How much do people hear from each other (replies, mentions) and from moderators?"),
+        ("Private messages per hour", "short",
+         [(f"sum(increase(agora_messages_sent_total{{{SEL}}}[1h]))", "messages")],
+         "Do people write to each other? (A sudden jump with reports is spam.)"),
+        ("Saves, hides and blocks per hour", "short",
+         [(f"sum by (mark) (increase(agora_saves_total{{{SEL}}}[1h]))", "{{mark}}"),
+          (f"sum by (target) (increase(agora_blocks_total{{{SEL}}}[1h]))", "block {{target}}")],
+         "What do readers keep, and whom do they stop seeing?"),
     ]),
     "agora-process": ("Agora / Process & host", [
         ("CPU", "percentunit",

@@ -48,9 +48,9 @@ use crate::service::users::PublicUser;
     components(schemas(
         Problem, FieldError, OwnUser, SignedIn, TokenPair, PublicUser, NotificationSettings, CommunityView,
         PostView, Post, VoteResult, Comment, Tree, ModlogEntry, ModlogItem, ReportView, PostSort, TimeWindow,
-        CommentSort, CommunitySort, crate::domain::content::ProfileSort, Unsubscribed, crate::summaries::SummaryView,
+        CommentSort, CommunitySort, crate::domain::content::ProfileSort, crate::domain::content::Feed, Unsubscribed, crate::summaries::SummaryView,
         crate::service::inbox::InboxItem, inbox::Unread, crate::service::media::Upload, crate::domain::media::ImageUrls, crate::service::posts::PostImage,
-        crate::service::reader::BlockList, crate::service::reader::SavedPage, crate::service::messages::Message,
+        crate::service::reader::BlockList, crate::service::reader::SavedItem, crate::service::messages::Message,
     )),
     modifiers(&BearerAuth, &CommonResponses, &Links),
     tags(

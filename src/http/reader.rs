@@ -11,7 +11,8 @@ use crate::edge::HttpState;
 use crate::edge::problem::Problem;
 use crate::error::AppError;
 use crate::http::auth::CurrentUser;
-use crate::service::reader::{self, BlockList, BlockTarget, SavedKind, SavedPage};
+use crate::service::communities::Page;
+use crate::service::reader::{self, BlockList, BlockTarget, SavedItem, SavedKind};
 
 async fn mark(state: &HttpState, user: CurrentUser, mark: Mark, id: i64, on: bool) -> Result<HttpResponse, AppError> {
     reader::set_mark(state, user.0, mark, id, on).await?;
@@ -162,7 +163,7 @@ pub struct SavedQuery {
     tag = "accounts",
     params(SavedQuery),
     responses(
-        (status = 200, description = "the caller's saved posts (or comments, without replies), most recently saved first", body = SavedPage)
+        (status = 200, description = "the caller's saved posts (or comments, without replies), most recently saved first", body = Page<SavedItem>)
     ),
     security(("bearer" = []))
 )]

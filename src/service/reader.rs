@@ -146,15 +146,18 @@ pub enum SavedKind {
     Comments,
 }
 
-/// A page of what the reader saved: posts or comments (without replies).
+/// One saved item: a post, or a comment (without replies).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-pub enum SavedPage {
-    /// Saved posts.
-    Posts(Page<Post>),
-    /// Saved comments.
-    Comments(Page<Comment>),
+pub enum SavedItem {
+    /// A saved post.
+    Post(Box<Post>),
+    /// A saved comment.
+    Comment(Box<Comment>),
 }
+
+/// A page of what the reader saved: all posts, or all comments.
+pub type SavedPage = Page<SavedItem>;
 
 /// The reader's saved posts or comments, most recently saved first.
 #[tracing::instrument(name = "service.reader.saved", skip_all, fields(kind = ?kind))]
@@ -180,8 +183,8 @@ pub async fn saved(
                 })
                 .await?;
             let next_cursor = trim_to_page(&mut rows, limit.get()).map(|last| next(last.saved_at, last.post.id));
-            let items = rows.into_iter().map(|row| Post::from(row.post)).collect();
-            Ok(SavedPage::Posts(Page { items, next_cursor }))
+            let items = rows.into_iter().map(|row| SavedItem::Post(Box::new(Post::from(row.post)))).collect();
+            Ok(Page { items, next_cursor })
         }
         SavedKind::Comments => {
             let mut rows = ctx
@@ -191,8 +194,9 @@ pub async fn saved(
                 })
                 .await?;
             let next_cursor = trim_to_page(&mut rows, limit.get()).map(|last| next(last.saved_at, last.comment.id));
-            let items = crate::service::comments::without_replies(rows.into_iter().map(|row| row.comment).collect());
-            Ok(SavedPage::Comments(Page { items, next_cursor }))
+            let comments = crate::service::comments::without_replies(rows.into_iter().map(|row| row.comment).collect());
+            let items = comments.into_iter().map(|comment| SavedItem::Comment(Box::new(comment))).collect();
+            Ok(Page { items, next_cursor })
         }
     }
 }
@@ -214,6 +218,10 @@ pub async fn for_reader(
     let Some(page) = served.entry.data::<Page<Post>>() else { return Ok(served) };
     let marks = served.marks().cloned().unwrap_or_default();
     let prefs = crate::service::users::viewer_prefs(ctx, reader.user_id).await?;
+    if marks.saved.is_empty() && marks.hidden.is_empty() && !prefs.filters_anything() {
+        // Most readers, most pages: nothing to do beyond the votes written into the shared bytes.
+        return Ok(served);
+    }
     let in_community = listing.is_some_and(|request| request.community.is_some());
     let shown =
         |post: &Post, marks: &Marks| !marks.hidden.contains(&post.view.id) && prefs.lists(&post.view, in_community);
@@ -283,6 +291,9 @@ pub fn post_for_reader(served: Served) -> Served {
 pub async fn tree_for_reader(ctx: &Context, served: Served, reader: Authenticated) -> Result<Served, AppError> {
     let prefs = crate::service::users::viewer_prefs(ctx, reader.user_id).await?;
     let saved = served.marks().map(|marks| &marks.saved).cloned().unwrap_or_default();
+    if saved.is_empty() && prefs.blocked_users.is_empty() {
+        return Ok(served);
+    }
     if let Some(tree) = served.entry.data::<Tree>() {
         if !touches(&tree.items, &prefs, &saved) {
             return Ok(served);

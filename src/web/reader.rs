@@ -12,7 +12,7 @@ use crate::domain::{Body, Limit};
 use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::service::messages::{self, Conversation, Message};
-use crate::service::reader::{self, BlockTarget, SavedKind, SavedPage};
+use crate::service::reader::{self, BlockTarget, SavedItem, SavedKind};
 use crate::web::session::{CsrfForm, Viewer};
 use crate::web::view::{CommentNode, Layout, PostItem, Time};
 use crate::web::{PageError, layout, referer_path, render, see_other};
@@ -139,12 +139,16 @@ pub async fn saved(
     let kind = if showing_comments { SavedKind::Comments } else { SavedKind::Posts };
     let page = reader::saved(&state, auth, kind, Limit::fixed(25), params.cursor.as_deref()).await?;
     let now = Utc::now();
-    let (posts, comments, next_cursor) = match page {
-        SavedPage::Posts(page) => {
-            (page.items.into_iter().map(|post| PostItem::new(post, now)).collect(), Vec::new(), page.next_cursor)
+    let mut posts = Vec::new();
+    let mut saved_comments = Vec::new();
+    for item in page.items {
+        match item {
+            SavedItem::Post(post) => posts.push(PostItem::new(*post, now)),
+            SavedItem::Comment(comment) => saved_comments.push(*comment),
         }
-        SavedPage::Comments(page) => (Vec::new(), crate::web::view::flatten(page.items, now), page.next_cursor),
-    };
+    }
+    let comments = crate::web::view::flatten(saved_comments, now);
+    let next_cursor = page.next_cursor;
     let show = if showing_comments { "show=comments&" } else { "" };
     let next_href = next_cursor.map(|cursor| format!("/saved?{show}cursor={cursor}"));
     let layout = layout(&state, &viewer).await?;

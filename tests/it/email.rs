@@ -268,6 +268,42 @@ async fn replies_and_mentions_notify_until_the_user_unsubscribes_by_link() {
 }
 
 #[tokio::test]
+async fn a_private_message_is_emailed_and_a_blockers_notifications_are_not() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(|config| sink.configure(config)).await;
+    let alice = app.token_for("alice").await;
+    let bob = app.token_for("bob").await;
+    let sent = app.post_json("/api/v1/messages", &json!({"to": "alice", "body": "Seeds for you?"}), Some(&bob)).await;
+    assert_eq!(sent.status(), 201);
+    let notice = eventually(Duration::from_secs(15), "the message email", || async {
+        sink.to("alice@example.com").into_iter().find(|m| m["subject"] == "bob sent you a message")
+    })
+    .await;
+    let text = notice["text"].as_str().unwrap();
+    assert!(text.contains("Seeds for you?") && text.contains("http://localhost:8080/messages/bob"), "{text}");
+    assert!(notice["list_unsubscribe"].as_str().is_some_and(|l| l.contains("/api/v1/unsubscribe?token=")));
+
+    // Alice blocks Bob: his reply to her post brings her no email (and no inbox item).
+    let post_id = post_in(&app, &alice).await;
+    let blocked = app.send_as(reqwest::Method::PUT, "/api/v1/me/blocks/users/bob", None, &alice).await;
+    assert_eq!(blocked.status(), 204);
+    let reply = json!({"body": "Try a cold frame."});
+    assert_eq!(app.post_json(&format!("/api/v1/posts/{post_id}/comments"), &reply, Some(&bob)).await.status(), 201);
+    // A message from Alice to Bob still goes: the block is hers, not his.
+    let back = app.post_json("/api/v1/messages", &json!({"to": "bob", "body": "Thanks"}), Some(&alice)).await;
+    assert_eq!(back.status(), 201);
+    eventually(Duration::from_secs(15), "the message to bob", || async {
+        sink.to("bob@example.com").into_iter().find(|m| m["subject"] == "alice sent you a message")
+    })
+    .await;
+    assert!(
+        sink.to("alice@example.com").iter().all(|m| !m["subject"].as_str().unwrap_or_default().contains("replied")),
+        "no reply email from a blocked user"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn with_email_off_nothing_is_queued_and_readiness_says_so() {
     let app = spawn_app_with(|_| {}).await;
     app.register("erin").await;
