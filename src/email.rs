@@ -279,63 +279,55 @@ pub struct Notice<'a> {
     pub unsubscribe_page: String,
 }
 
-/// A reply or mention notification.
-pub fn notification(ctx: &Addressee<'_>, notice: &Notice<'_>, mention: bool) -> Rendered {
-    let (subject, what, setting) = if mention {
-        (format!("{} mentioned you in “{}”", notice.author, notice.post_title), "mentioned you", "mentions")
-    } else {
-        (format!("{} replied to you in “{}”", notice.author, notice.post_title), "replied to you", "replies")
+/// What a notification tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// A reply to the recipient's post or comment.
+    Reply,
+    /// A `u/name` mention.
+    Mention,
+    /// A private message (`Notice::post_title` is unused).
+    Message,
+}
+
+/// A reply, mention or private message notification.
+pub fn notification(ctx: &Addressee<'_>, notice: &Notice<'_>, kind: NoticeKind) -> Rendered {
+    let (subject, what, setting) = match kind {
+        NoticeKind::Mention => (
+            format!("{} mentioned you in “{}”", notice.author, notice.post_title),
+            format!("mentioned you in “{}”", notice.post_title),
+            "mentions",
+        ),
+        NoticeKind::Reply => (
+            format!("{} replied to you in “{}”", notice.author, notice.post_title),
+            format!("replied to you in “{}”", notice.post_title),
+            "replies",
+        ),
+        NoticeKind::Message => {
+            (format!("{} sent you a message", notice.author), "sent you a private message".to_owned(), "messages")
+        }
     };
     let text = format!(
-        "Hi {name},\n\n{author} {what} in “{title}”:\n\n> {excerpt}\n\nRead and answer: {link}\n\n\
+        "Hi {name},\n\n{author} {what}:\n\n> {excerpt}\n\nRead and answer: {link}\n\n\
          Stop emails about {setting}: {unsubscribe}\n",
         name = ctx.username,
         author = notice.author,
-        title = notice.post_title,
         excerpt = notice.excerpt.replace('\n', "\n> "),
         link = notice.link,
         unsubscribe = notice.unsubscribe_page,
     );
     let body = format!(
-        "<p>Hi {name},</p><p><strong>{author}</strong> {what} in “{title}”:</p>\
+        "<p>Hi {name},</p><p><strong>{author}</strong> {what}:</p>\
          <blockquote style=\"border-left:3px solid #ccc;margin:0;padding-left:1em\">{excerpt}</blockquote>{button}",
         name = escape_html(ctx.username),
         author = escape_html(notice.author),
-        title = escape_html(notice.post_title),
+        what = escape_html(&what),
         excerpt = escape_html(notice.excerpt),
         button = button(&notice.link, "Read and answer"),
     );
     let footer = format!(
         "You get this email because you asked to hear about {setting}. \
          <a href=\"{href}\">Stop emails about {setting}</a> (no sign-in needed).",
-        href = escape_html(&notice.unsubscribe_page)
-    );
-    Rendered { html: html_page(&subject, &body, &footer), subject, text, unsubscribe: Some(notice.unsubscribe.clone()) }
-}
-
-/// A private message notification (`notice.post_title` is unused).
-pub fn message_notification(ctx: &Addressee<'_>, notice: &Notice<'_>) -> Rendered {
-    let subject = format!("{} sent you a message", notice.author);
-    let text = format!(
-        "Hi {name},\n\n{author} sent you a private message:\n\n> {excerpt}\n\nRead and answer: {link}\n\n\
-         Stop emails about messages: {unsubscribe}\n",
-        name = ctx.username,
-        author = notice.author,
-        excerpt = notice.excerpt.replace('\n', "\n> "),
-        link = notice.link,
-        unsubscribe = notice.unsubscribe_page,
-    );
-    let body = format!(
-        "<p>Hi {name},</p><p><strong>{author}</strong> sent you a private message:</p>\
-         <blockquote style=\"border-left:3px solid #ccc;margin:0;padding-left:1em\">{excerpt}</blockquote>{button}",
-        name = escape_html(ctx.username),
-        author = escape_html(notice.author),
-        excerpt = escape_html(notice.excerpt),
-        button = button(&notice.link, "Read and answer"),
-    );
-    let footer = format!(
-        "You get this email because you asked to hear about private messages. \
-         <a href=\"{href}\">Stop emails about messages</a> (no sign-in needed).",
         href = escape_html(&notice.unsubscribe_page)
     );
     Rendered { html: html_page(&subject, &body, &footer), subject, text, unsubscribe: Some(notice.unsubscribe.clone()) }
@@ -407,7 +399,7 @@ pub async fn run(ctx: &Context, job: EmailJob) -> Result<(), JobError> {
                 unsubscribe: format!("{base_url}/api/v1/unsubscribe?token={token}"),
                 unsubscribe_page: format!("{base_url}/unsubscribe?token={token}"),
             };
-            notification(&addressee, &notice, mention)
+            notification(&addressee, &notice, if mention { NoticeKind::Mention } else { NoticeKind::Reply })
         }
         EmailJob::Message { recipient_id, message_id } => {
             if !settings.email_on_message {
@@ -435,7 +427,7 @@ pub async fn run(ctx: &Context, job: EmailJob) -> Result<(), JobError> {
                 unsubscribe: format!("{base_url}/api/v1/unsubscribe?token={token}"),
                 unsubscribe_page: format!("{base_url}/unsubscribe?token={token}"),
             };
-            message_notification(&addressee, &notice)
+            notification(&addressee, &notice, NoticeKind::Message)
         }
     };
     let to: Mailbox = format!("{} <{}>", recipient.username, recipient.email)

@@ -401,19 +401,13 @@ pub async fn saved_by(
     before: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> QueryResult<Vec<SavedComment>> {
-    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
-    diesel::sql_query(concat!(
+    let query = diesel::sql_query(concat!(
         row_columns!(),
         ", sc.saved_at",
         row_from!(),
         " JOIN saved_comments sc ON sc.comment_id = c.id AND sc.user_id = $1
          WHERE (sc.saved_at, sc.comment_id) < ($2, $3)
          ORDER BY sc.saved_at DESC, sc.comment_id DESC LIMIT $4"
-    ))
-    .bind::<BigInt, _>(reader.0)
-    .bind::<Timestamptz, _>(at)
-    .bind::<BigInt, _>(id)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await
+    ));
+    crate::db::posts::saved_page(query, reader, before, limit).load(conn).await
 }

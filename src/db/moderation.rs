@@ -177,13 +177,24 @@ pub async fn open_reports(
     before_id: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<ReportView>> {
-    let select = "SELECT r.id, c.name AS community, u.username AS reporter, r.post_id, r.comment_id, r.message_id,
-            sender.username AS message_from, m.body AS message_body, r.rule_index,
-            CASE WHEN r.rule_index IS NOT NULL THEN c.rules[r.rule_index + 1] END AS rule, r.reason, r.created_at
-        FROM reports r LEFT JOIN communities c ON c.id = r.community_id JOIN users u ON u.id = r.reporter_id
-        LEFT JOIN messages m ON m.id = r.message_id LEFT JOIN users sender ON sender.id = m.sender_id
-        WHERE r.resolved_at IS NULL AND r.id < $1";
-    scoped(select, "r", scope, before_id, limit).load(conn).await
+    let select = format!("{REPORT_SELECT} WHERE r.resolved_at IS NULL AND r.id < $1");
+    scoped(&select, "r", scope, before_id, limit).load(conn).await
+}
+
+const REPORT_SELECT: &str = "SELECT r.id, c.name AS community, u.username AS reporter, r.post_id, r.comment_id,
+        r.message_id, sender.username AS message_from, m.body AS message_body, r.rule_index,
+        CASE WHEN r.rule_index IS NOT NULL THEN c.rules[r.rule_index + 1] END AS rule, r.reason, r.created_at
+    FROM reports r LEFT JOIN communities c ON c.id = r.community_id JOIN users u ON u.id = r.reporter_id
+    LEFT JOIN messages m ON m.id = r.message_id LEFT JOIN users sender ON sender.id = m.sender_id";
+
+/// The open reports of private messages (the site admins' queue), newest first.
+pub async fn open_message_reports(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<ReportView>> {
+    diesel::sql_query(format!(
+        "{REPORT_SELECT} WHERE r.resolved_at IS NULL AND r.message_id IS NOT NULL ORDER BY r.id DESC LIMIT $1"
+    ))
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
 }
 
 /// The community of a report (`None` for a private message's), if it exists and is open.

@@ -713,17 +713,27 @@ pub async fn saved_by(
     before: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> QueryResult<Vec<SavedPost>> {
-    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
-    diesel::sql_query(format!(
+    let query = diesel::sql_query(format!(
         "{VIEW_SELECT}, 0::float8 AS rank, sp.saved_at FROM saved_posts sp JOIN posts p ON p.id = sp.post_id {}
          WHERE sp.user_id = $1 AND (sp.saved_at, sp.post_id) < ($2, $3)
          ORDER BY sp.saved_at DESC, sp.post_id DESC LIMIT $4",
         view_joins!()
-    ))
-    .bind::<BigInt, _>(reader.0)
-    .bind::<Timestamptz, _>(at)
-    .bind::<BigInt, _>(id)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await
+    ));
+    saved_page(query, reader, before, limit).load(conn).await
+}
+
+/// `query` with the saver as `$1`, the keyset (save time, id) as `$2`, `$3` and `limit` as `$4`.
+pub(crate) fn saved_page(
+    query: diesel::query_builder::SqlQuery,
+    reader: UserId,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    let (at, id) = before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX));
+    query
+        .into_boxed()
+        .bind::<BigInt, _>(reader.0)
+        .bind::<Timestamptz, _>(at)
+        .bind::<BigInt, _>(id)
+        .bind::<BigInt, _>(limit)
 }

@@ -164,6 +164,14 @@ pub enum Key {
     ViewerPrefs(i64),
     /// A user's unread inbox items.
     Unread(i64),
+    /// What one reader sees of a shared entry when their saves, hides, blocks or keywords
+    /// change it: stale with the entry's scope and with the reader's own changes.
+    ForReader {
+        /// The reader.
+        viewer: i64,
+        /// The shared entry's key.
+        of: Box<Key>,
+    },
     /// A page of a signed-in reader's home feed (the communities they joined).
     Feed {
         /// The reader.
@@ -183,6 +191,7 @@ impl Key {
     /// The cache this key belongs to.
     pub fn cache(&self) -> CacheName {
         match self {
+            Self::ForReader { of, .. } => of.cache(),
             Self::Listing { .. } | Self::Feed { .. } => CacheName::Listings,
             Self::Post(_) => CacheName::Posts,
             Self::Tree { .. } => CacheName::Trees,
@@ -200,11 +209,14 @@ impl Key {
 
     /// Listings whose order drifts with time (`hot`, `active`) live only `ranked_ttl`.
     fn drifts(&self) -> bool {
-        matches!(
-            self,
-            Self::Listing { sort: PostSort::Hot | PostSort::Active, .. }
-                | Self::Feed { sort: PostSort::Hot | PostSort::Active, .. }
-        )
+        match self {
+            Self::ForReader { of, .. } => of.drifts(),
+            _ => matches!(
+                self,
+                Self::Listing { sort: PostSort::Hot | PostSort::Active, .. }
+                    | Self::Feed { sort: PostSort::Hot | PostSort::Active, .. }
+            ),
+        }
     }
 }
 
@@ -328,7 +340,11 @@ impl Generations {
 
     /// The sum of the counters `key` depends on: it grows whenever one of them does.
     fn of(&self, key: &Key) -> u64 {
+        if let Key::ForReader { viewer, of } = key {
+            return self.of(of).wrapping_add(self.viewers.slot(*viewer).load(Ordering::Acquire));
+        }
         let scope = match key {
+            Key::ForReader { .. } => 0,
             Key::Listing { .. } => self.listings.load(Ordering::Acquire),
             // A feed goes stale with any listing and with the reader's memberships.
             Key::Feed { viewer, .. } => {
@@ -641,19 +657,9 @@ impl Marks {
     }
 }
 
-/// A value made for one reader (their filtered page), with how to serialize it.
-struct Made {
-    value: Arc<dyn Any + Send + Sync>,
-    json: fn(&(dyn Any + Send + Sync)) -> Option<Personal>,
-}
-
-fn json_of<T: Serialize + 'static>(value: &(dyn Any + Send + Sync)) -> Option<Personal> {
-    value.downcast_ref::<T>().and_then(|value| Personal::of(value).ok())
-}
-
-/// A cached read answered for one reader: the shared entry and, for a signed-in reader, their
-/// overlay (their marks on the items, or their membership) and, when what they see differs
-/// from the shared value by more than their votes, the value made for them.
+/// A cached read answered for one reader: the shared entry (or, when their saves, hides,
+/// blocks or keywords change what they see, the entry made for them) and, for a signed-in
+/// reader, their overlay (their marks on the items, or their membership).
 pub struct Served {
     /// The shared entry.
     pub entry: Arc<Entry>,
@@ -661,8 +667,6 @@ pub struct Served {
     overlay: Option<Arc<Entry>>,
     /// The reader's own answer, when the service made one from the overlay.
     made: Option<Personal>,
-    /// The reader's own value (filtered, marked), when the service made one.
-    made_value: Option<Made>,
     /// Everything came from memory.
     pub hit: bool,
 }
@@ -670,18 +674,12 @@ pub struct Served {
 impl Served {
     /// The shared answer alone (anonymous readers, or nothing personal to add).
     pub fn shared(cached: Cached) -> Self {
-        Self { entry: cached.entry, overlay: None, made: None, made_value: None, hit: cached.hit }
+        Self { entry: cached.entry, overlay: None, made: None, hit: cached.hit }
     }
 
     /// The shared answer with the reader's overlay.
     pub fn with_overlay(cached: Cached, overlay: Cached) -> Self {
-        Self {
-            entry: cached.entry,
-            hit: cached.hit && overlay.hit,
-            overlay: Some(overlay.entry),
-            made: None,
-            made_value: None,
-        }
+        Self { entry: cached.entry, hit: cached.hit && overlay.hit, overlay: Some(overlay.entry), made: None }
     }
 
     /// Sets the reader's own answer (for overlays that are not votes).
@@ -689,18 +687,15 @@ impl Served {
         Self { made, ..self }
     }
 
-    /// Sets the reader's own value: [`Served::data`] returns it, and the JSON answer is it,
-    /// serialized when asked for.
-    pub fn with_value<T: Serialize + Send + Sync + 'static>(self, value: T) -> Self {
-        Self { made_value: Some(Made { value: Arc::new(value), json: json_of::<T> }), made: None, ..self }
+    /// Answers with `made`, an entry made for this reader (their votes already written in),
+    /// instead of the shared one; the overlay stays.
+    pub fn for_reader(self, made: Cached) -> Self {
+        Self { entry: made.entry, hit: self.hit && made.hit, ..self }
     }
 
-    /// What this reader sees, when it is a `T`: their own value, or the shared one.
+    /// The value answered, when it is a `T`.
     pub fn data<T: 'static>(&self) -> Option<&T> {
-        match &self.made_value {
-            Some(made) => made.value.downcast_ref::<T>(),
-            None => self.entry.data::<T>(),
-        }
+        self.entry.data::<T>()
     }
 
     /// The reader's vote on item `id` (0 when none or anonymous).
@@ -723,12 +718,8 @@ impl Served {
         self.overlay.as_ref().and_then(|overlay| overlay.data::<T>())
     }
 
-    /// The JSON this reader gets when it differs from the shared bytes (their own value, or
-    /// the shared bytes with their votes written in).
+    /// The JSON this reader gets when it differs from the entry's bytes (their votes written in).
     pub fn personal(&self) -> Option<Personal> {
-        if let Some(made) = &self.made_value {
-            return (made.json)(made.value.as_ref());
-        }
         if let Some(made) = &self.made {
             return Some(made.clone());
         }

@@ -252,13 +252,13 @@ pub async fn tree_cached(
     let cached = ctx
         .caches
         .responses
-        .get_or_fill(key, async {
+        .get_or_fill(key.clone(), async {
             let tree = tree(ctx, post, shape, limit, cursor).await?;
             let ids = depth_first_ids(&tree.items);
             Entry::json(tree, ids)
         })
         .await?;
-    with_comment_marks(ctx, cached, reader, post).await
+    with_comment_marks(ctx, cached, reader, post, key).await
 }
 
 /// One comment with its replies through the response cache (see [`tree_cached`]).
@@ -272,14 +272,14 @@ pub async fn subtree_cached(
     let cached = ctx
         .caches
         .responses
-        .get_or_fill(key, async {
+        .get_or_fill(key.clone(), async {
             let comment = subtree(ctx, id, shape, None).await?;
             let ids = depth_first_ids(std::slice::from_ref(&comment));
             Entry::json(comment, ids)
         })
         .await?;
     let post = cached.entry.data::<Comment>().map_or(0, |comment| comment.post_id);
-    with_comment_marks(ctx, cached, reader, PostId(post)).await
+    with_comment_marks(ctx, cached, reader, PostId(post), key).await
 }
 
 /// A page of a post's tree as `reader` sees it, from the cache (for pages).
@@ -337,6 +337,7 @@ async fn with_comment_marks(
     cached: crate::service::cache::Cached,
     reader: Option<Authenticated>,
     post: PostId,
+    of: Key,
 ) -> Result<Served, AppError> {
     let Some(reader) = reader else { return Ok(Served::shared(cached)) };
     let key = Key::CommentMarks { viewer: reader.user_id.0, post: post.0 };
@@ -363,7 +364,7 @@ async fn with_comment_marks(
             Ok(crate::service::cache::Entry::value(marks, bytes))
         })
         .await?;
-    crate::service::reader::tree_for_reader(ctx, Served::with_overlay(cached, overlay), reader).await
+    crate::service::reader::tree_for_reader(ctx, Served::with_overlay(cached, overlay), reader, of).await
 }
 
 /// Comments shown on their own (a profile's list): no replies attached.

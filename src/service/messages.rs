@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::db::messages::{self as db_messages, MessageView};
-use crate::db::moderation::NewReport;
+use crate::db::moderation::{NewReport, ReportView};
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::{Body, Limit, UserId, Username};
 use crate::email::EmailJob;
@@ -151,4 +151,27 @@ pub async fn report(ctx: &Context, reporter: Authenticated, id: i64, why: Why) -
         .await?;
     tracing::info!(message_id = id, report_id, "message reported");
     Ok(report_id)
+}
+
+/// Whether `user` is a site admin (who reads the reported messages).
+pub async fn is_admin(ctx: &Context, user: UserId) -> Result<bool, AppError> {
+    let mut conn = ctx.db.conn().await?;
+    Ok(ctx
+        .db
+        .observe("communities.is_admin", &mut conn, async |conn| crate::db::communities::is_admin(conn, user).await)
+        .await?)
+}
+
+/// The open reports of private messages, newest first (site admins only).
+pub async fn open_reports(ctx: &Context, admin: Authenticated, limit: Limit) -> Result<Vec<ReportView>, AppError> {
+    if !is_admin(ctx, admin.user_id).await? {
+        return Err(AppError::forbidden("only site admins read reported messages"));
+    }
+    let mut conn = ctx.db.conn().await?;
+    Ok(ctx
+        .db
+        .observe("moderation.open_message_reports", &mut conn, async |conn| {
+            crate::db::moderation::open_message_reports(conn, limit.get()).await
+        })
+        .await?)
 }

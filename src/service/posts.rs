@@ -211,14 +211,22 @@ pub async fn list_cached(
     let cached = shared_listing(ctx, &request).await?;
     let served = with_post_marks(ctx, cached, reader).await?;
     match reader {
-        Some(reader) => crate::service::reader::for_reader(ctx, served, reader, Some(&request)).await,
+        Some(reader) => {
+            crate::service::reader::for_reader(ctx, served, reader, listing_key(&request), Some(&request)).await
+        }
         None => Ok(served),
     }
 }
 
 /// The shared page of a listing (as an anonymous reader sees it), through the cache.
 pub(crate) async fn shared_listing(ctx: &Context, request: &ListRequest) -> Result<Cached, AppError> {
-    let key = match request.feed_of {
+    let key = listing_key(request);
+    ctx.caches.responses.get_or_fill(key, async { page_entry(list(ctx, request.clone()).await?) }).await
+}
+
+/// The cache key of a listing's shared page.
+fn listing_key(request: &ListRequest) -> Key {
+    match request.feed_of {
         Some(reader) => Key::Feed {
             viewer: reader.user_id.0,
             sort: request.sort,
@@ -233,8 +241,7 @@ pub(crate) async fn shared_listing(ctx: &Context, request: &ListRequest) -> Resu
             limit: request.limit.get(),
             cursor: request.cursor.as_deref().map(Into::into),
         },
-    };
-    ctx.caches.responses.get_or_fill(key, async { page_entry(list(ctx, request.clone()).await?) }).await
+    }
 }
 
 /// One post through the response cache (see [`list_cached`]).
@@ -247,7 +254,11 @@ pub async fn get_cached(ctx: &Context, id: PostId, reader: Option<Authenticated>
             Entry::json(Post::from(view(ctx, &mut conn, id.0, 0).await?), vec![id.0])
         })
         .await?;
-    Ok(crate::service::reader::post_for_reader(with_post_marks(ctx, cached, reader).await?))
+    let served = with_post_marks(ctx, cached, reader).await?;
+    match reader {
+        Some(reader) => crate::service::reader::post_for_reader(ctx, served, reader).await,
+        None => Ok(served),
+    }
 }
 
 /// One post as `reader` sees it, from the cache (for pages, which render the value).
@@ -276,11 +287,11 @@ pub async fn search_cached(
     let cached = ctx
         .caches
         .responses
-        .get_or_fill(key, async { page_entry(search(ctx, terms, community, limit, cursor).await?) })
+        .get_or_fill(key.clone(), async { page_entry(search(ctx, terms, community, limit, cursor).await?) })
         .await?;
     let served = with_post_marks(ctx, cached, reader).await?;
     match reader {
-        Some(reader) => crate::service::reader::for_reader(ctx, served, reader, None).await,
+        Some(reader) => crate::service::reader::for_reader(ctx, served, reader, key, None).await,
         None => Ok(served),
     }
 }

@@ -15,7 +15,7 @@ use crate::domain::{Limit, UserId};
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
-use crate::service::cache::{Change, Marks, Served};
+use crate::service::cache::{Change, Entry, Key, Marks, Served};
 use crate::service::cache_sync;
 use crate::service::comments::{Comment, Tree};
 use crate::service::communities::{Page, trim_to_page};
@@ -208,14 +208,18 @@ const REFILL_PAGES: usize = 3;
 /// A page of posts as `reader` sees it: their hidden posts, blocked authors and communities
 /// and filtered keywords left out (refilled from the following shared pages, each cached),
 /// their votes and saves marked. The shared answer is kept when nothing on the page concerns
-/// them beyond votes. `listing` is the request of a listing (refilled), `None` for search.
+/// them beyond votes; otherwise their page is made once and cached under `of` (the shared
+/// page's key) until that page or their own choices change. `listing` is the request of a
+/// listing (refilled), `None` for search.
 pub async fn for_reader(
     ctx: &Context,
     served: Served,
     reader: Authenticated,
+    of: Key,
     listing: Option<&ListRequest>,
 ) -> Result<Served, AppError> {
-    let Some(page) = served.entry.data::<Page<Post>>() else { return Ok(served) };
+    let shared = served.entry.clone();
+    let Some(page) = shared.data::<Page<Post>>() else { return Ok(served) };
     let marks = served.marks().cloned().unwrap_or_default();
     let prefs = crate::service::users::viewer_prefs(ctx, reader.user_id).await?;
     if marks.saved.is_empty() && marks.hidden.is_empty() && !prefs.filters_anything() {
@@ -228,7 +232,28 @@ pub async fn for_reader(
     if page.items.iter().all(|post| shown(post, &marks) && !marks.saved.contains(&post.view.id)) {
         return Ok(served);
     }
-    let mut marks = marks;
+    let key = Key::ForReader { viewer: reader.user_id.0, of: Box::new(of) };
+    let made = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let page = refilled(ctx, page, marks, reader, listing, &shown).await?;
+            Entry::json(page, Vec::new())
+        })
+        .await?;
+    Ok(served.for_reader(made))
+}
+
+/// `page` without what `shown` refuses, refilled from the listing's next shared pages, with
+/// the reader's marks written in.
+async fn refilled(
+    ctx: &Context,
+    page: &Page<Post>,
+    mut marks: Marks,
+    reader: Authenticated,
+    listing: Option<&ListRequest>,
+    shown: &impl Fn(&Post, &Marks) -> bool,
+) -> Result<Page<Post>, AppError> {
     let mut items: Vec<Post> = page.items.iter().filter(|post| shown(post, &marks)).cloned().collect();
     let mut next_cursor = page.next_cursor.clone();
     if let Some(request) = listing {
@@ -250,7 +275,7 @@ pub async fn for_reader(
         if items.len() > limit {
             let last = &items[limit - 1];
             // Pinned posts lead a community's first page and are not in its keyset order.
-            if !(last.view.pinned && in_community) {
+            if !(last.view.pinned && request.community.is_some()) {
                 next_cursor = Some(crate::service::posts::cursor_after(request.sort, last));
                 items.truncate(limit);
             }
@@ -260,7 +285,7 @@ pub async fn for_reader(
         post.view.my_vote = marks.votes.get(&post.view.id).copied().unwrap_or(0);
         post.view.saved = marks.saved.contains(&post.view.id);
     }
-    Ok(served.with_value(Page { items, next_cursor }))
+    Ok(Page { items, next_cursor })
 }
 
 fn merge(into: &mut Marks, more: Option<&Marks>) {
@@ -271,44 +296,75 @@ fn merge(into: &mut Marks, more: Option<&Marks>) {
     }
 }
 
-/// One post as `reader` sees it: their vote, save and hide marked.
-pub fn post_for_reader(served: Served) -> Served {
-    let Some(post) = served.entry.data::<Post>() else { return served };
-    let Some(marks) = served.marks() else { return served };
+/// One post as `reader` sees it: their vote, save and hide marked (cached for them).
+pub async fn post_for_reader(ctx: &Context, served: Served, reader: Authenticated) -> Result<Served, AppError> {
+    let shared = served.entry.clone();
+    let Some(post) = shared.data::<Post>() else { return Ok(served) };
+    let Some(marks) = served.marks().cloned() else { return Ok(served) };
     let id = post.view.id;
     if !marks.saved.contains(&id) && !marks.hidden.contains(&id) {
-        return served;
-    }
-    let mut post = post.clone();
-    post.view.my_vote = marks.votes.get(&id).copied().unwrap_or(0);
-    post.view.saved = marks.saved.contains(&id);
-    post.view.hidden = marks.hidden.contains(&id);
-    served.with_value(post)
-}
-
-/// A comment tree (a page, or one subtree) as `reader` sees it: comments by users they block
-/// blanked and marked `blocked`, their votes and saves marked.
-pub async fn tree_for_reader(ctx: &Context, served: Served, reader: Authenticated) -> Result<Served, AppError> {
-    let prefs = crate::service::users::viewer_prefs(ctx, reader.user_id).await?;
-    let saved = served.marks().map(|marks| &marks.saved).cloned().unwrap_or_default();
-    if saved.is_empty() && prefs.blocked_users.is_empty() {
         return Ok(served);
     }
-    if let Some(tree) = served.entry.data::<Tree>() {
-        if !touches(&tree.items, &prefs, &saved) {
-            return Ok(served);
-        }
-        let mut tree = tree.clone();
-        mark_comments(&mut tree.items, &prefs, &served, &saved);
-        return Ok(served.with_value(tree));
+    let key = Key::ForReader { viewer: reader.user_id.0, of: Box::new(Key::Post(id)) };
+    let made = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let mut post = post.clone();
+            post.view.my_vote = marks.votes.get(&id).copied().unwrap_or(0);
+            post.view.saved = marks.saved.contains(&id);
+            post.view.hidden = marks.hidden.contains(&id);
+            Entry::json(post, Vec::new())
+        })
+        .await?;
+    Ok(served.for_reader(made))
+}
+
+/// A comment tree (a page, or one subtree, cached under `of`) as `reader` sees it: comments
+/// by users they block blanked and marked `blocked`, their votes and saves marked; made once
+/// per change and cached for them.
+pub async fn tree_for_reader(
+    ctx: &Context,
+    served: Served,
+    reader: Authenticated,
+    of: Key,
+) -> Result<Served, AppError> {
+    let prefs = crate::service::users::viewer_prefs(ctx, reader.user_id).await?;
+    let marks = served.marks().cloned().unwrap_or_default();
+    if marks.saved.is_empty() && prefs.blocked_users.is_empty() {
+        return Ok(served);
     }
-    if let Some(comment) = served.entry.data::<Comment>() {
-        if !touches(std::slice::from_ref(comment), &prefs, &saved) {
+    let shared = served.entry.clone();
+    let key = Key::ForReader { viewer: reader.user_id.0, of: Box::new(of) };
+    if let Some(tree) = shared.data::<Tree>() {
+        if !touches(&tree.items, &prefs, &marks.saved) {
             return Ok(served);
         }
-        let mut comment = comment.clone();
-        mark_comments(std::slice::from_mut(&mut comment), &prefs, &served, &saved);
-        return Ok(served.with_value(comment));
+        let made = ctx
+            .caches
+            .responses
+            .get_or_fill(key, async {
+                let mut tree = tree.clone();
+                mark_comments(&mut tree.items, &prefs, &marks);
+                Entry::json(tree, Vec::new())
+            })
+            .await?;
+        return Ok(served.for_reader(made));
+    }
+    if let Some(comment) = shared.data::<Comment>() {
+        if !touches(std::slice::from_ref(comment), &prefs, &marks.saved) {
+            return Ok(served);
+        }
+        let made = ctx
+            .caches
+            .responses
+            .get_or_fill(key, async {
+                let mut comment = comment.clone();
+                mark_comments(std::slice::from_mut(&mut comment), &prefs, &marks);
+                Entry::json(comment, Vec::new())
+            })
+            .await?;
+        return Ok(served.for_reader(made));
     }
     Ok(served)
 }
@@ -321,15 +377,15 @@ fn touches(comments: &[Comment], prefs: &ViewerPrefs, saved: &HashSet<i64>) -> b
     })
 }
 
-fn mark_comments(comments: &mut [Comment], prefs: &ViewerPrefs, served: &Served, saved: &HashSet<i64>) {
+fn mark_comments(comments: &mut [Comment], prefs: &ViewerPrefs, marks: &Marks) {
     for comment in comments {
-        comment.my_vote = served.my_vote(comment.id);
-        comment.saved = saved.contains(&comment.id);
+        comment.my_vote = marks.votes.get(&comment.id).copied().unwrap_or(0);
+        comment.saved = marks.saved.contains(&comment.id);
         if prefs.blocked_users.contains(&comment.author.to_lowercase()) {
             comment.blocked = true;
             comment.body.clear();
             comment.body_html.clear();
         }
-        mark_comments(&mut comment.children, prefs, served, saved);
+        mark_comments(&mut comment.children, prefs, marks);
     }
 }

@@ -83,6 +83,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/c/{name}/block").route(post().to(reader::block_community)))
         .service(resource("/saved").route(get().to(reader::saved)))
         .service(resource("/messages").route(get().to(reader::messages_page)).route(post().to(reader::send_new)))
+        .service(resource("/reports/messages").route(get().to(reader::message_reports)))
         .service(resource("/messages/{username}").route(get().to(reader::conversation)).route(post().to(reader::reply)))
         .service(resource("/messages/{username}/{id}/report").route(post().to(reader::report)))
         .service(resource("/settings/filters").route(post().to(reader::save_filters)))

@@ -40,6 +40,21 @@ fn back(req: &HttpRequest, anchor: &str) -> HttpResponse {
     see_other(&format!("{back}#{anchor}"))
 }
 
+/// Sets or clears `mark` on `id` from a toggle form (`on` or `off`), then back to `anchor`.
+async fn toggle_mark(
+    req: &HttpRequest,
+    state: &HttpState,
+    viewer: &Viewer,
+    (mark, id): (Mark, i64),
+    form: &ToggleForm,
+    (on, off): (&str, &str),
+    anchor: String,
+) -> Result<HttpResponse, PageError> {
+    let auth = viewer.require()?;
+    reader::set_mark(state, auth, mark, id, form.on(on, off)?).await?;
+    Ok(back(req, &anchor))
+}
+
 /// `POST /p/{id}/save`: save or unsave a post.
 pub async fn save_post(
     req: HttpRequest,
@@ -48,10 +63,8 @@ pub async fn save_post(
     id: web::Path<i64>,
     form: CsrfForm<ToggleForm>,
 ) -> Result<HttpResponse, PageError> {
-    let auth = viewer.require()?;
     let id = id.into_inner();
-    reader::set_mark(&state, auth, Mark::SavedPost, id, form.0.on("save", "unsave")?).await?;
-    Ok(back(&req, &format!("p{id}")))
+    toggle_mark(&req, &state, &viewer, (Mark::SavedPost, id), &form.0, ("save", "unsave"), format!("p{id}")).await
 }
 
 /// `POST /p/{id}/hide`: hide or unhide a post (hidden, it leaves the reader's listings).
@@ -62,10 +75,8 @@ pub async fn hide_post(
     id: web::Path<i64>,
     form: CsrfForm<ToggleForm>,
 ) -> Result<HttpResponse, PageError> {
-    let auth = viewer.require()?;
     let id = id.into_inner();
-    reader::set_mark(&state, auth, Mark::HiddenPost, id, form.0.on("hide", "unhide")?).await?;
-    Ok(back(&req, &format!("p{id}")))
+    toggle_mark(&req, &state, &viewer, (Mark::HiddenPost, id), &form.0, ("hide", "unhide"), format!("p{id}")).await
 }
 
 /// `POST /comments/{id}/save`: save or unsave a comment.
@@ -76,10 +87,8 @@ pub async fn save_comment(
     id: web::Path<i64>,
     form: CsrfForm<ToggleForm>,
 ) -> Result<HttpResponse, PageError> {
-    let auth = viewer.require()?;
     let id = id.into_inner();
-    reader::set_mark(&state, auth, Mark::SavedComment, id, form.0.on("save", "unsave")?).await?;
-    Ok(back(&req, &format!("c{id}")))
+    toggle_mark(&req, &state, &viewer, (Mark::SavedComment, id), &form.0, ("save", "unsave"), format!("c{id}")).await
 }
 
 /// `POST /u/{username}/block`: block or unblock a user.
@@ -187,6 +196,8 @@ pub struct ConversationItem {
 #[template(path = "messages.html")]
 struct MessagesPage {
     layout: Layout,
+    /// Open reports of messages, for a site admin (`None` for everyone else).
+    open_reports: Option<usize>,
     conversations: Vec<ConversationItem>,
     to: String,
     body: String,
@@ -232,7 +243,12 @@ async fn messages_with(
             latest: MessageItem::new(latest, &me, now),
         })
         .collect();
-    let page = MessagesPage { layout, conversations, to, body, error };
+    let open_reports = if messages::is_admin(state, auth.user_id).await? {
+        Some(messages::open_reports(state, auth, Limit::fixed(100)).await?.len())
+    } else {
+        None
+    };
+    let page = MessagesPage { layout, open_reports, conversations, to, body, error };
     crate::web::render_with_status(req, &page, status)
 }
 
@@ -425,4 +441,36 @@ pub async fn save_filters(
     };
     crate::service::accounts::update_me(&state, auth, update).await?;
     Ok(see_other("/settings?saved=filters#filters-heading"))
+}
+
+#[derive(Template)]
+#[template(path = "message_reports.html")]
+struct MessageReportsPage {
+    layout: Layout,
+    reports: Vec<(crate::service::moderation::ReportView, Time)>,
+    notice: Option<&'static str>,
+}
+
+/// Query of the reported messages page.
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageReportsParams {
+    notice: Option<String>,
+}
+
+/// `GET /reports/messages`: the site admins' queue of reported messages, with the text.
+pub async fn message_reports(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    viewer: Viewer,
+    params: web::Query<MessageReportsParams>,
+) -> Result<HttpResponse, PageError> {
+    let auth = viewer.require()?;
+    let now = Utc::now();
+    let reports = messages::open_reports(&state, auth, Limit::fixed(100)).await?;
+    let reports = reports.into_iter().map(|report| {
+        let time = Time::at(report.created_at, now);
+        (report, time)
+    });
+    let notice = params.notice.as_deref().map(|_| "The report is closed.");
+    render(&req, &MessageReportsPage { layout: layout(&state, &viewer).await?, reports: reports.collect(), notice })
 }

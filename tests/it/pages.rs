@@ -376,14 +376,14 @@ async fn check_no_script_ran(browser: &Browser, page: &str) {
 }
 
 /// A browser-like HTTP client: keeps cookies by hand and sends our Origin on forms.
-struct Session<'a> {
+pub(crate) struct Session<'a> {
     app: &'a TestApp,
     cookies: std::collections::BTreeMap<String, String>,
     client: reqwest::Client,
 }
 
 impl<'a> Session<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
         Self { app, cookies: Default::default(), client }
     }
@@ -406,7 +406,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&mut self, path: &str) -> reqwest::Response {
         let response = self
             .client
             .get(format!("{}{path}", self.app.base))
@@ -437,7 +437,7 @@ impl<'a> Session<'a> {
         self.cookies.get("agora_csrf").cloned().unwrap_or_default()
     }
 
-    async fn sign_up(&mut self, username: &str) {
+    pub(crate) async fn sign_up(&mut self, username: &str) {
         self.get("/signup").await;
         let csrf = self.csrf();
         let email = format!("{username}@example.org");
@@ -701,7 +701,7 @@ async fn the_sign_in_form_shares_the_api_sign_in_allowance() {
 
 impl Session<'_> {
     /// Posts a form with this session's token from our own origin.
-    async fn form(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn form(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let csrf = self.csrf();
         let origin = self.app.base.clone();
         let mut form = vec![("csrf", csrf.as_str())];
@@ -709,7 +709,7 @@ impl Session<'_> {
         self.post(path, Some(&origin), &form).await
     }
 
-    async fn html(&mut self, path: &str) -> String {
+    pub(crate) async fn html(&mut self, path: &str) -> String {
         let response = self.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         response.text().await.unwrap_or_default()

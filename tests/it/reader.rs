@@ -142,6 +142,15 @@ async fn a_filtered_page_is_refilled_from_the_next_pages_without_skipping_any_po
     }
     let expected: Vec<String> = (0..8).rev().map(|n| format!("Post {n:02}")).collect();
     assert_eq!(seen, expected, "every visible post once, in order");
+
+    // Bob's page is made once and then served from memory, until anything on it changes.
+    let first = "/api/v1/posts?sort=new&limit=5";
+    app.get_as(first, &bob).await;
+    assert_eq!(app.get_as(first, &bob).await.headers()["x-cache"], "hit");
+    post(&app, "town", "Fresh", &ann).await;
+    assert_eq!(titles(&app, first, Some(&bob)).await[0], "Fresh", "someone else's post reaches his page");
+    app.send_as(Method::PUT, &format!("/api/v1/posts/{}/hide", ids[7]), None, &bob).await;
+    assert!(!titles(&app, first, Some(&bob)).await.contains(&"Post 07".to_owned()), "and so does his own hide");
 }
 
 #[tokio::test]

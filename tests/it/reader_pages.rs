@@ -146,3 +146,41 @@ async fn the_signed_in_readers_journey_works_in_a_real_browser() {
 async fn the_signed_in_readers_journey_works_with_javascript_off() {
     journey(false).await;
 }
+
+#[tokio::test]
+async fn site_admins_read_and_close_reported_messages_in_the_pages() {
+    use crate::pages::Session;
+    let app = spawn_app().await;
+    let ann = app.token_for("ann").await;
+    let bob = app.token_for("bob").await;
+    let sent: Value = app
+        .post_json("/api/v1/messages", &json!({"to": "ann", "body": "Buy my pills"}), Some(&bob))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = sent["id"].as_i64().unwrap();
+    let report = app.post_json(&format!("/api/v1/messages/{id}/report"), &json!({"reason": "spam"}), Some(&ann)).await;
+    assert_eq!(report.status(), 201);
+
+    let mut member = Session::new(&app);
+    member.sign_up("carl").await;
+    assert_eq!(member.get("/reports/messages").await.status(), 403, "only site admins");
+    assert!(!member.html("/messages").await.contains("/reports/messages"));
+
+    let mut admin = Session::new(&app);
+    admin.sign_up("root").await;
+    app.db.execute("UPDATE users SET is_admin = true WHERE username = 'root'").await;
+    assert!(admin.html("/messages").await.contains("Reported messages</a>: 1 open"));
+    let queue = admin.html("/reports/messages").await;
+    assert!(queue.contains("Buy my pills") && queue.contains("spam"), "{queue}");
+    let report_id = report_id(&queue);
+    let closed = admin.form(&format!("/reports/{report_id}/resolve"), &[]).await;
+    assert_eq!(closed.status(), 303);
+    assert!(admin.html("/reports/messages").await.contains("No open reports"));
+}
+
+fn report_id(page: &str) -> i64 {
+    let at = page.find("/reports/").and_then(|i| page[i..].find("/resolve").map(|j| &page[i + 9..i + j]));
+    at.and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("no report form in {page}"))
+}
