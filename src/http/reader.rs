@@ -168,14 +168,16 @@ pub struct SavedQuery {
     security(("bearer" = []))
 )]
 pub async fn saved(
+    req: actix_web::HttpRequest,
     state: web::Data<HttpState>,
     user: CurrentUser,
     query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
     let limit = Limit::parse(query.limit, 25, 100).map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
-    let page = reader::saved(&state, user.0, query.kind.unwrap_or_default(), limit, query.cursor.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(page))
+    let kind = query.kind.unwrap_or_default();
+    let page = reader::saved_cached(&state, user.0, kind, limit, query.cursor.as_deref()).await?;
+    Ok(crate::edge::cached::json(&req, &page))
 }
 
 async fn block(

@@ -164,6 +164,17 @@ pub enum Key {
     ViewerPrefs(i64),
     /// A user's unread inbox items.
     Unread(i64),
+    /// A page of what a reader saved.
+    Saved {
+        /// The reader.
+        viewer: i64,
+        /// Comments, not posts.
+        comments: bool,
+        /// Page size.
+        limit: i64,
+        /// Cursor.
+        cursor: Option<Box<str>>,
+    },
     /// What one reader sees of a shared entry when their saves, hides, blocks or keywords
     /// change it: stale with the entry's scope and with the reader's own changes.
     ForReader {
@@ -203,6 +214,7 @@ impl Key {
             | Self::CommentMarks { .. }
             | Self::Membership { .. }
             | Self::ViewerPrefs(_)
+            | Self::Saved { .. }
             | Self::Unread(_) => CacheName::Overlays,
         }
     }
@@ -345,6 +357,12 @@ impl Generations {
         }
         let scope = match key {
             Key::ForReader { .. } => 0,
+            // Saved posts change with any post, saved comments with any thread, and both with
+            // the reader's own saves.
+            Key::Saved { viewer, comments, .. } => {
+                let content = if *comments { &self.subtrees } else { &self.listings };
+                content.load(Ordering::Acquire).wrapping_add(self.viewers.slot(*viewer).load(Ordering::Acquire))
+            }
             Key::Listing { .. } => self.listings.load(Ordering::Acquire),
             // A feed goes stale with any listing and with the reader's memberships.
             Key::Feed { viewer, .. } => {

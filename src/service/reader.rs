@@ -159,9 +159,43 @@ pub enum SavedItem {
 /// A page of what the reader saved: all posts, or all comments.
 pub type SavedPage = Page<SavedItem>;
 
-/// The reader's saved posts or comments, most recently saved first.
-#[tracing::instrument(name = "service.reader.saved", skip_all, fields(kind = ?kind))]
+/// The reader's saved posts or comments through the cache (stale with any post, or any
+/// thread, and with the reader's own saves), for the API.
+pub async fn saved_cached(
+    ctx: &Context,
+    reader: Authenticated,
+    kind: SavedKind,
+    limit: Limit,
+    cursor: Option<&str>,
+) -> Result<Served, AppError> {
+    let key = Key::Saved {
+        viewer: reader.user_id.0,
+        comments: kind == SavedKind::Comments,
+        limit: limit.get(),
+        cursor: cursor.map(Into::into),
+    };
+    let cached = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async { Entry::json(saved_page(ctx, reader, kind, limit, cursor).await?, Vec::new()) })
+        .await?;
+    Ok(Served::shared(cached))
+}
+
+/// The reader's saved posts or comments, most recently saved first, from the cache (for pages).
 pub async fn saved(
+    ctx: &Context,
+    reader: Authenticated,
+    kind: SavedKind,
+    limit: Limit,
+    cursor: Option<&str>,
+) -> Result<SavedPage, AppError> {
+    let served = saved_cached(ctx, reader, kind, limit, cursor).await?;
+    served.data::<SavedPage>().cloned().ok_or_else(|| AppError::not_found("saved page"))
+}
+
+#[tracing::instrument(name = "service.reader.saved", skip_all, fields(kind = ?kind))]
+async fn saved_page(
     ctx: &Context,
     reader: Authenticated,
     kind: SavedKind,
