@@ -176,7 +176,7 @@ impl ViewerPrefs {
 
 /// A viewer's page preferences, through the response cache (their own profile changes
 /// invalidate it, on every daemon).
-pub async fn viewer_prefs(ctx: &Context, user_id: UserId) -> Result<ViewerPrefs, AppError> {
+pub async fn viewer_prefs(ctx: &Context, user_id: UserId) -> Result<std::sync::Arc<ViewerPrefs>, AppError> {
     use crate::service::cache::{Entry, Key};
     let cached = ctx
         .caches
@@ -218,10 +218,11 @@ pub async fn viewer_prefs(ctx: &Context, user_id: UserId) -> Result<ViewerPrefs,
                 + prefs.avatar_url.as_ref().map_or(0, String::len)
                 + prefs.blocked_users.iter().chain(&prefs.blocked_communities).map(|n| n.len() + 48).sum::<usize>()
                 + prefs.filtered_keywords.iter().map(|k| k.len() + 24).sum::<usize>();
-            Ok(Entry::value(prefs, bytes))
+            Ok(Entry::value(std::sync::Arc::new(prefs), bytes))
         })
         .await?;
-    Ok(cached.entry.data::<ViewerPrefs>().cloned().unwrap_or_default())
+    // Every signed-in read asks for these: hand out the cached value itself, not a copy.
+    Ok(cached.entry.data::<std::sync::Arc<ViewerPrefs>>().cloned().unwrap_or_default())
 }
 
 /// A page of a user's posts or comments for the API, in `sort`.

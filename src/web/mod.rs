@@ -311,10 +311,10 @@ pub async fn layout(state: &HttpState, viewer: &Viewer) -> Result<Layout, PageEr
     let username = username_of(state, auth.user_id.0).await?;
     let prefs = crate::service::users::viewer_prefs(state, auth.user_id).await?;
     let mut layout = Layout::new(Some(username), viewer.csrf.clone());
-    layout.avatar_url = prefs.avatar_url;
+    layout.avatar_url = prefs.avatar_url.clone();
     layout.show_nsfw = prefs.show_nsfw;
-    layout.blocked_users = prefs.blocked_users;
-    layout.blocked_communities = prefs.blocked_communities;
+    layout.blocked_users = prefs.blocked_users.clone();
+    layout.blocked_communities = prefs.blocked_communities.clone();
     layout.unread = crate::service::inbox::unread(state, auth.user_id).await?;
     Ok(layout)
 }

@@ -75,6 +75,13 @@ async fn journey(javascript: bool) {
     browser.submit("#inbox-link").await;
     assert_eq!(browser.count("ol.inbox li.unread").await, 2);
 
+    // Saving a comment from its thread.
+    browser.goto(&format!("{base}/p/{asks}")).await;
+    browser.submit(".comment button[formaction$='/save']").await;
+    assert_eq!(browser.text(".comment button[formaction$='/save']").await, "Saved");
+    browser.goto(&format!("{base}/saved?show=comments")).await;
+    assert!(browser.text("ol.posts li .body").await.contains("Bob answers"));
+
     // Private messages: Ann writes from Bob's profile, Bob answers.
     browser.goto(&format!("{base}/u/bob")).await;
     browser.submit("a[href='/messages?to=bob']").await;
