@@ -23,6 +23,10 @@ fn pin_malloc_mmap_threshold() {
     // thread exists, and takes no pointers.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+        // Pinning the mmap threshold also pins the trim threshold at 128 KiB: every large
+        // page buffer freed at the top of a heap was handed back and faulted in again by the
+        // next page (a tenth of a signed-in thread page's CPU). Keep up to 4 MiB per heap.
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 * 1024 * 1024);
     }
 }
 

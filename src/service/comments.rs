@@ -1,7 +1,7 @@
 //! Comment use cases: reply, read a post's tree or one subtree, edit, delete, vote.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,6 +20,7 @@ use crate::service::cache_sync;
 use crate::service::communities::trim_to_page;
 use crate::service::communities::{banned, forbidden};
 use crate::service::posts::VoteResult;
+use crate::service::viewer::ViewerPrefs;
 
 /// The API's `comment` object with the part of its subtree that was asked for.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -364,7 +365,7 @@ async fn with_comment_marks(
             Ok(crate::service::cache::Entry::value(marks, bytes))
         })
         .await?;
-    crate::service::reader::tree_for_reader(ctx, Served::with_overlay(cached, overlay), reader, of).await
+    tree_for_reader(ctx, Served::with_overlay(cached, overlay), reader, of).await
 }
 
 /// Comments shown on their own (a profile's list): no replies attached.
@@ -501,4 +502,69 @@ pub async fn vote(
     }
     ctx.metrics.votes.with_label_values(&["comment"]).inc();
     Ok(VoteResult { score: tally.score, upvotes: tally.upvotes, downvotes: tally.downvotes, my_vote: value.get() })
+}
+
+/// A comment tree (a page, or one subtree, cached under `of`) as `reader` sees it: comments
+/// by users they block blanked and marked `blocked`, their votes and saves marked; made once
+/// per change and cached for them.
+async fn tree_for_reader(ctx: &Context, served: Served, reader: Authenticated, of: Key) -> Result<Served, AppError> {
+    let prefs = crate::service::viewer::viewer_prefs(ctx, reader.user_id).await?;
+    let marks = served.marks().cloned().unwrap_or_default();
+    if marks.saved.is_empty() && prefs.blocked_users.is_empty() {
+        return Ok(served);
+    }
+    let shared = served.entry.clone();
+    let key = Key::ForReader { viewer: reader.user_id.0, of: Box::new(of) };
+    if let Some(tree) = shared.data::<Tree>() {
+        if !touches(&tree.items, &prefs, &marks.saved) {
+            return Ok(served);
+        }
+        let made = ctx
+            .caches
+            .responses
+            .get_or_fill(key, async {
+                let mut tree = tree.clone();
+                mark_comments(&mut tree.items, &prefs, &marks);
+                Entry::json(tree, Vec::new())
+            })
+            .await?;
+        return Ok(served.for_reader(made));
+    }
+    if let Some(comment) = shared.data::<Comment>() {
+        if !touches(std::slice::from_ref(comment), &prefs, &marks.saved) {
+            return Ok(served);
+        }
+        let made = ctx
+            .caches
+            .responses
+            .get_or_fill(key, async {
+                let mut comment = comment.clone();
+                mark_comments(std::slice::from_mut(&mut comment), &prefs, &marks);
+                Entry::json(comment, Vec::new())
+            })
+            .await?;
+        return Ok(served.for_reader(made));
+    }
+    Ok(served)
+}
+
+fn touches(comments: &[Comment], prefs: &ViewerPrefs, saved: &HashSet<i64>) -> bool {
+    comments.iter().any(|comment| {
+        saved.contains(&comment.id)
+            || prefs.blocked_users.contains(&comment.author.to_lowercase())
+            || touches(&comment.children, prefs, saved)
+    })
+}
+
+fn mark_comments(comments: &mut [Comment], prefs: &ViewerPrefs, marks: &Marks) {
+    for comment in comments {
+        comment.my_vote = marks.votes.get(&comment.id).copied().unwrap_or(0);
+        comment.saved = marks.saved.contains(&comment.id);
+        if prefs.blocked_users.contains(&comment.author.to_lowercase()) {
+            comment.blocked = true;
+            comment.body.clear();
+            comment.body_html.clear();
+        }
+        mark_comments(&mut comment.children, prefs, marks);
+    }
 }

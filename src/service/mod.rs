@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod posts;
 pub mod reader;
 pub mod users;
+pub mod viewer;
 
 /// Counts the database units of work a future makes (the pages report it per view).
 pub use crate::db::count_queries as count_db_work;

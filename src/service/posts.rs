@@ -211,9 +211,7 @@ pub async fn list_cached(
     let cached = shared_listing(ctx, &request).await?;
     let served = with_post_marks(ctx, cached, reader).await?;
     match reader {
-        Some(reader) => {
-            crate::service::reader::for_reader(ctx, served, reader, listing_key(&request), Some(&request)).await
-        }
+        Some(reader) => for_reader(ctx, served, reader, listing_key(&request), Some(&request)).await,
         None => Ok(served),
     }
 }
@@ -256,7 +254,7 @@ pub async fn get_cached(ctx: &Context, id: PostId, reader: Option<Authenticated>
         .await?;
     let served = with_post_marks(ctx, cached, reader).await?;
     match reader {
-        Some(reader) => crate::service::reader::post_for_reader(ctx, served, reader).await,
+        Some(reader) => post_for_reader(ctx, served, reader).await,
         None => Ok(served),
     }
 }
@@ -291,7 +289,7 @@ pub async fn search_cached(
         .await?;
     let served = with_post_marks(ctx, cached, reader).await?;
     match reader {
-        Some(reader) => crate::service::reader::for_reader(ctx, served, reader, key, None).await,
+        Some(reader) => for_reader(ctx, served, reader, key, None).await,
         None => Ok(served),
     }
 }
@@ -523,4 +521,123 @@ pub struct VoteResult {
     pub downvotes: i32,
     /// The caller's vote now.
     pub my_vote: i16,
+}
+
+/// How many more shared pages a listing reads to fill a reader's page after their filters
+/// dropped posts: a reader who filters most of a listing gets shorter pages, never a slow one.
+const REFILL_PAGES: usize = 3;
+
+/// A page of posts as `reader` sees it: their hidden posts, blocked authors and communities
+/// and filtered keywords left out (refilled from the following shared pages, each cached),
+/// their votes and saves marked. The shared answer is kept when nothing on the page concerns
+/// them beyond votes; otherwise their page is made once and cached under `of` (the shared
+/// page's key) until that page or their own choices change. `listing` is the request of a
+/// listing (refilled), `None` for search.
+pub(crate) async fn for_reader(
+    ctx: &Context,
+    served: Served,
+    reader: Authenticated,
+    of: Key,
+    listing: Option<&ListRequest>,
+) -> Result<Served, AppError> {
+    let shared = served.entry.clone();
+    let Some(page) = shared.data::<Page<Post>>() else { return Ok(served) };
+    let marks = served.marks().cloned().unwrap_or_default();
+    let prefs = crate::service::viewer::viewer_prefs(ctx, reader.user_id).await?;
+    if marks.saved.is_empty() && marks.hidden.is_empty() && !prefs.filters_anything() {
+        // Most readers, most pages: nothing to do beyond the votes written into the shared bytes.
+        return Ok(served);
+    }
+    let in_community = listing.is_some_and(|request| request.community.is_some());
+    let shown =
+        |post: &Post, marks: &Marks| !marks.hidden.contains(&post.view.id) && prefs.lists(&post.view, in_community);
+    if page.items.iter().all(|post| shown(post, &marks) && !marks.saved.contains(&post.view.id)) {
+        return Ok(served);
+    }
+    let key = Key::ForReader { viewer: reader.user_id.0, of: Box::new(of) };
+    let made = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let page = refilled(ctx, page, marks, reader, listing, &shown).await?;
+            Entry::json(page, Vec::new())
+        })
+        .await?;
+    Ok(served.for_reader(made))
+}
+
+/// `page` without what `shown` refuses, refilled from the listing's next shared pages, with
+/// the reader's marks written in.
+async fn refilled(
+    ctx: &Context,
+    page: &Page<Post>,
+    mut marks: Marks,
+    reader: Authenticated,
+    listing: Option<&ListRequest>,
+    shown: &impl Fn(&Post, &Marks) -> bool,
+) -> Result<Page<Post>, AppError> {
+    let mut items: Vec<Post> = page.items.iter().filter(|post| shown(post, &marks)).cloned().collect();
+    let mut next_cursor = page.next_cursor.clone();
+    if let Some(request) = listing {
+        let limit = usize::try_from(request.limit.get()).unwrap_or(usize::MAX);
+        let mut read = 0;
+        while items.len() < limit
+            && read < REFILL_PAGES
+            && let Some(cursor) = next_cursor.clone()
+        {
+            read += 1;
+            let more_request = ListRequest { cursor: Some(cursor), ..request.clone() };
+            let more = shared_listing(ctx, &more_request).await?;
+            let more_marks = post_marks(ctx, reader, more.entry.voted_ids()).await?;
+            merge(&mut marks, more_marks.entry.data::<Marks>());
+            let Some(more_page) = more.entry.data::<Page<Post>>() else { break };
+            items.extend(more_page.items.iter().filter(|post| shown(post, &marks)).cloned());
+            next_cursor = more_page.next_cursor.clone();
+        }
+        if items.len() > limit {
+            let last = &items[limit - 1];
+            // Pinned posts lead a community's first page and are not in its keyset order.
+            if !(last.view.pinned && request.community.is_some()) {
+                next_cursor = Some(cursor_after(request.sort, last));
+                items.truncate(limit);
+            }
+        }
+    }
+    for post in &mut items {
+        post.view.my_vote = marks.votes.get(&post.view.id).copied().unwrap_or(0);
+        post.view.saved = marks.saved.contains(&post.view.id);
+    }
+    Ok(Page { items, next_cursor })
+}
+
+fn merge(into: &mut Marks, more: Option<&Marks>) {
+    if let Some(more) = more {
+        into.votes.extend(more.votes.iter().map(|(k, v)| (*k, *v)));
+        into.saved.extend(more.saved.iter().copied());
+        into.hidden.extend(more.hidden.iter().copied());
+    }
+}
+
+/// One post as `reader` sees it: their vote, save and hide marked (cached for them).
+pub(crate) async fn post_for_reader(ctx: &Context, served: Served, reader: Authenticated) -> Result<Served, AppError> {
+    let shared = served.entry.clone();
+    let Some(post) = shared.data::<Post>() else { return Ok(served) };
+    let Some(marks) = served.marks().cloned() else { return Ok(served) };
+    let id = post.view.id;
+    if !marks.saved.contains(&id) && !marks.hidden.contains(&id) {
+        return Ok(served);
+    }
+    let key = Key::ForReader { viewer: reader.user_id.0, of: Box::new(Key::Post(id)) };
+    let made = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            let mut post = post.clone();
+            post.view.my_vote = marks.votes.get(&id).copied().unwrap_or(0);
+            post.view.saved = marks.saved.contains(&id);
+            post.view.hidden = marks.hidden.contains(&id);
+            Entry::json(post, Vec::new())
+        })
+        .await?;
+    Ok(served.for_reader(made))
 }

@@ -75,7 +75,7 @@ async fn front_page(
     all: bool,
 ) -> Result<HttpResponse, PageError> {
     let joined_any = match viewer.auth {
-        Some(auth) => users::viewer_prefs(&state, auth.user_id).await?.joined_any,
+        Some(auth) => crate::service::viewer::viewer_prefs(&state, auth.user_id).await?.joined_any,
         None => false,
     };
     let home = joined_any && !all;

@@ -278,9 +278,26 @@ pub fn render_with_status(
     template: &impl Template,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let html = template.render().map_err(AppError::internal)?;
+    let mut html = String::with_capacity(page_size_hint());
+    template.render_into(&mut html).map_err(AppError::internal)?;
+    remember_page_size(html.len());
     let etag = crate::service::cache::etag_of(html.as_bytes());
     Ok(html_response(req, status, etag, bytes::Bytes::from(html)))
+}
+
+/// About the size of recent pages: rendering into a buffer of that size spares a big page
+/// (a long thread is hundreds of KB) the copies of growing from askama's small hint.
+static PAGE_SIZE_HINT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(16 * 1024);
+
+fn page_size_hint() -> usize {
+    PAGE_SIZE_HINT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Moves the hint toward `len` (up at once, down slowly), capped at 1 MiB.
+fn remember_page_size(len: usize) {
+    let hint = page_size_hint();
+    let next = if len > hint { len + len / 8 } else { hint - (hint - len) / 16 };
+    PAGE_SIZE_HINT.store(next.clamp(4 * 1024, 1024 * 1024), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// A page's answer: HTML with its ETag (a matching `If-None-Match` gets 304), revalidated by
@@ -309,7 +326,7 @@ pub fn html_response(req: &HttpRequest, status: StatusCode, etag: String, html: 
 pub async fn layout(state: &HttpState, viewer: &Viewer) -> Result<Layout, PageError> {
     let Some(auth) = viewer.auth else { return Ok(Layout::new(None, viewer.csrf.clone())) };
     let username = username_of(state, auth.user_id.0).await?;
-    let prefs = crate::service::users::viewer_prefs(state, auth.user_id).await?;
+    let prefs = crate::service::viewer::viewer_prefs(state, auth.user_id).await?;
     let mut layout = Layout::new(Some(username), viewer.csrf.clone());
     layout.avatar_url = prefs.avatar_url.clone();
     layout.show_nsfw = prefs.show_nsfw;
