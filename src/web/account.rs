@@ -358,7 +358,7 @@ pub async fn settings(
     render(&req, &template)
 }
 
-/// `POST /settings/images` (multipart): a new avatar (or its removal) and the NSFW choice.
+/// `POST /settings/images` (multipart): a new avatar, or its removal.
 pub async fn save_images(
     req: HttpRequest,
     state: web::Data<HttpState>,
@@ -376,7 +376,7 @@ pub async fn save_images(
         None if form.checked("remove_avatar") => Some(None),
         None => None,
     };
-    let update = ProfileUpdate { avatar_id, show_nsfw: Some(form.checked("show_nsfw")), ..ProfileUpdate::default() };
+    let update = ProfileUpdate { avatar_id, ..ProfileUpdate::default() };
     if let Err(err) = accounts::update_me(&state, auth, update).await {
         return settings_with_errors(&req, &state, &viewer, err).await;
     }

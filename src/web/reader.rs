@@ -414,13 +414,15 @@ pub async fn report(
     Ok(see_other(&format!("/messages/{with}?reported=1")))
 }
 
-/// The filters form of the settings: keywords, one per line.
+/// The filters form of the settings: keywords, one per line, and the NSFW choice (an
+/// unchecked box is absent).
 #[derive(Debug, Deserialize)]
 pub struct FiltersForm {
     keywords: String,
+    show_nsfw: Option<String>,
 }
 
-/// `POST /settings/filters`: replaces the filtered keywords.
+/// `POST /settings/filters`: replaces the filtered keywords and sets the NSFW choice.
 pub async fn save_filters(
     req: HttpRequest,
     state: web::Data<HttpState>,
@@ -435,6 +437,7 @@ pub async fn save_filters(
     let update = match parsed {
         Ok(keywords) => crate::service::accounts::ProfileUpdate {
             filtered_keywords: Some(keywords),
+            show_nsfw: Some(form.0.show_nsfw.is_some()),
             ..crate::service::accounts::ProfileUpdate::default()
         },
         Err(err) => return crate::web::account::settings_with_errors(&req, &state, &viewer, err).await,

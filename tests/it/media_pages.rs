@@ -90,9 +90,11 @@ async fn journey(javascript: bool) {
     // An avatar, and the choice to see NSFW images unblurred.
     browser.goto(&format!("{base}/settings")).await;
     browser.choose_file("#file", &avatar).await;
-    browser.click("#show_nsfw").await;
     browser.submit("section[aria-labelledby=images-heading] button[type=submit]").await;
     assert!(browser.url().await.ends_with("/settings?saved=images"));
+    browser.click("#show_nsfw").await;
+    browser.submit("section[aria-labelledby=filters-heading] button[type=submit]").await;
+    assert!(browser.url().await.contains("/settings?saved=filters"));
     assert!(browser.displayed("#me img.avatar").await, "the avatar beside the name in the header");
     browser.goto(&format!("{base}/c/pics")).await;
     assert_eq!(browser.count("details.sensitive").await, 0, "NSFW images unblurred for this reader");
