@@ -4,7 +4,6 @@ use crate::edge::problem::Problem;
 use crate::service::users::PublicUser;
 use actix_web::{HttpResponse, web};
 
-use crate::domain::Username;
 use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::service;
@@ -26,7 +25,7 @@ pub async fn get_user(
     username: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     // A name that cannot be a username cannot name a user: that is a 404, not a 422.
-    let username = Username::parse(&username).map_err(|_| AppError::not_found("user"))?;
+    let username = crate::edge::names::user(&username)?;
     Ok(crate::edge::cached::json(&req, &service::users::profile_cached(&state, &username).await?))
 }
 
@@ -45,7 +44,7 @@ pub struct AuthorQuery {
 }
 
 fn listing(username: &str, query: AuthorQuery) -> Result<service::users::AuthorListing, AppError> {
-    let username = Username::parse(username).map_err(|_| AppError::not_found("user"))?;
+    let username = crate::edge::names::user(username)?;
     let limit = crate::domain::Limit::parse(query.limit, 25, 100)
         .map_err(|err| AppError::invalid_field("limit", err.to_string()))?;
     Ok(service::users::AuthorListing { username, sort: query.sort.unwrap_or_default(), limit, cursor: query.cursor })

@@ -446,6 +446,9 @@ pub struct Entry {
     weight: u32,
 }
 
+/// The value of [`Entry::unchanged`].
+struct Unchanged;
+
 /// A value made from an entry and others (an anonymous page's HTML).
 struct Derived {
     made: Instant,
@@ -503,6 +506,12 @@ impl Entry {
     /// The structured value, when it is a `T`.
     pub fn data<T: 'static>(&self) -> Option<&T> {
         self.data.downcast_ref::<T>()
+    }
+
+    /// A reader's entry saying the shared one is already what they see (remembered, so the
+    /// shared value is not searched for their choices on every read).
+    pub fn unchanged() -> Self {
+        Self::value(Unchanged, 0)
     }
 
     /// The ids of the items that carry the reader's vote, in order.
@@ -706,9 +715,13 @@ impl Served {
     }
 
     /// Answers with `made`, an entry made for this reader (their votes already written in),
-    /// instead of the shared one; the overlay stays.
+    /// instead of the shared one, unless it is [`Entry::unchanged`]; the overlay stays.
     pub fn for_reader(self, made: Cached) -> Self {
-        Self { entry: made.entry, hit: self.hit && made.hit, ..self }
+        let hit = self.hit && made.hit;
+        if made.entry.data::<Unchanged>().is_some() {
+            return Self { hit, ..self };
+        }
+        Self { entry: made.entry, hit, ..self }
     }
 
     /// The value answered, when it is a `T`.

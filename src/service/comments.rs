@@ -515,37 +515,30 @@ async fn tree_for_reader(ctx: &Context, served: Served, reader: Authenticated, o
     }
     let shared = served.entry.clone();
     let key = Key::ForReader { viewer: reader.user_id.0, of: Box::new(of) };
-    if let Some(tree) = shared.data::<Tree>() {
-        if !touches(&tree.items, &prefs, &marks.saved) {
-            return Ok(served);
-        }
-        let made = ctx
-            .caches
-            .responses
-            .get_or_fill(key, async {
+    let made = ctx
+        .caches
+        .responses
+        .get_or_fill(key, async {
+            // A page of a tree, or one subtree: the same marking over their comments.
+            if let Some(tree) = shared.data::<Tree>() {
+                if !touches(&tree.items, &prefs, &marks.saved) {
+                    return Ok(Entry::unchanged());
+                }
                 let mut tree = tree.clone();
                 mark_comments(&mut tree.items, &prefs, &marks);
-                Entry::json(tree, Vec::new())
-            })
-            .await?;
-        return Ok(served.for_reader(made));
-    }
-    if let Some(comment) = shared.data::<Comment>() {
-        if !touches(std::slice::from_ref(comment), &prefs, &marks.saved) {
-            return Ok(served);
-        }
-        let made = ctx
-            .caches
-            .responses
-            .get_or_fill(key, async {
-                let mut comment = comment.clone();
-                mark_comments(std::slice::from_mut(&mut comment), &prefs, &marks);
-                Entry::json(comment, Vec::new())
-            })
-            .await?;
-        return Ok(served.for_reader(made));
-    }
-    Ok(served)
+                return Entry::json(tree, Vec::new());
+            }
+            match shared.data::<Comment>() {
+                Some(comment) if touches(std::slice::from_ref(comment), &prefs, &marks.saved) => {
+                    let mut comment = comment.clone();
+                    mark_comments(std::slice::from_mut(&mut comment), &prefs, &marks);
+                    Entry::json(comment, Vec::new())
+                }
+                _ => Ok(Entry::unchanged()),
+            }
+        })
+        .await?;
+    Ok(served.for_reader(made))
 }
 
 fn touches(comments: &[Comment], prefs: &ViewerPrefs, saved: &HashSet<i64>) -> bool {

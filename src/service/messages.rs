@@ -30,10 +30,9 @@ pub struct Conversation {
 }
 
 /// The id of the user named `name`.
-async fn user_id(ctx: &Context, name: &Username) -> Result<UserId, AppError> {
-    let mut conn = ctx.db.conn().await?;
+async fn user_id(ctx: &Context, conn: &mut crate::db::DbConn, name: &Username) -> Result<UserId, AppError> {
     ctx.db
-        .observe("communities.user_id_by_name", &mut conn, async |conn| {
+        .observe_read("communities.user_id_by_name", conn, async |conn| {
             crate::db::communities::user_id_by_name(conn, name.as_str()).await
         })
         .await?
@@ -47,16 +46,22 @@ pub async fn send(ctx: &Context, sender: Authenticated, to: &Username, body: Bod
     if body.as_str().trim().is_empty() {
         return Err(AppError::invalid_field("body", "a message needs some text"));
     }
-    let recipient = user_id(ctx, to).await?;
+    let mut conn = ctx.db.conn().await?;
+    let recipient = user_id(ctx, &mut conn, to).await?;
     if recipient == sender.user_id {
         return Err(AppError::invalid_field("to", "you cannot message yourself"));
     }
-    if crate::service::reader::blocks_user(ctx, recipient, sender.user_id).await? {
+    let blocked = ctx
+        .db
+        .observe("reader.blocks_user", &mut conn, async |conn| {
+            crate::db::reader::blocks_user(conn, recipient, sender.user_id).await
+        })
+        .await?;
+    if blocked {
         return Err(AppError::new(ErrorCode::Blocked, "this user does not accept your messages"));
     }
     let body_html = crate::markdown::render(body.as_str());
     let excerpt = crate::service::inbox::excerpt(body.as_str());
-    let mut conn = ctx.db.conn().await?;
     let work = ctx.db.transaction::<_, AppError>("messages.send", &mut conn, async move |conn| {
         let id = db_messages::insert(conn, sender.user_id, recipient, body.as_str(), &body_html).await?;
         crate::db::inbox::add_message(conn, recipient, sender.user_id, id, &excerpt).await?;
@@ -93,8 +98,8 @@ pub async fn conversation(
         .map(decode_cursor::<i64>)
         .transpose()
         .map_err(|_| AppError::invalid_field("cursor", "is not a cursor from this conversation"))?;
-    let other = user_id(ctx, with).await?;
     let mut conn = ctx.reader_read_conn(reader.user_id).await?;
+    let other = user_id(ctx, &mut conn, with).await?;
     let mut rows = ctx
         .db
         .observe_read("messages.conversation", &mut conn, async |conn| {
@@ -154,7 +159,7 @@ pub async fn report(ctx: &Context, reporter: Authenticated, id: i64, why: Why) -
 }
 
 /// Whether `user` is a site admin (who reads the reported messages).
-pub async fn is_admin(ctx: &Context, user: UserId) -> Result<bool, AppError> {
+async fn is_admin(ctx: &Context, user: UserId) -> Result<bool, AppError> {
     let mut conn = ctx.db.conn().await?;
     Ok(ctx
         .db

@@ -531,8 +531,9 @@ const REFILL_PAGES: usize = 3;
 /// and filtered keywords left out (refilled from the following shared pages, each cached),
 /// their votes and saves marked. The shared answer is kept when nothing on the page concerns
 /// them beyond votes; otherwise their page is made once and cached under `of` (the shared
-/// page's key) until that page or their own choices change. `listing` is the request of a
-/// listing (refilled), `None` for search.
+/// page's key) until that page or their own choices change (and so is the finding that the
+/// page does not concern them). `listing` is the request of a listing (refilled), `None` for
+/// search.
 pub(crate) async fn for_reader(
     ctx: &Context,
     served: Served,
@@ -551,14 +552,14 @@ pub(crate) async fn for_reader(
     let in_community = listing.is_some_and(|request| request.community.is_some());
     let shown =
         |post: &Post, marks: &Marks| !marks.hidden.contains(&post.view.id) && prefs.lists(&post.view, in_community);
-    if page.items.iter().all(|post| shown(post, &marks) && !marks.saved.contains(&post.view.id)) {
-        return Ok(served);
-    }
     let key = Key::ForReader { viewer: reader.user_id.0, of: Box::new(of) };
     let made = ctx
         .caches
         .responses
         .get_or_fill(key, async {
+            if page.items.iter().all(|post| shown(post, &marks) && !marks.saved.contains(&post.view.id)) {
+                return Ok(Entry::unchanged());
+            }
             let page = refilled(ctx, page, marks, reader, listing, &shown).await?;
             Entry::json(page, Vec::new())
         })

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::db::reader as db_reader;
+use crate::domain::Limit;
 use crate::domain::content::{decode_cursor, encode_cursor};
 use crate::domain::reader::Mark;
-use crate::domain::{Limit, UserId};
 use crate::error::AppError;
 use crate::service::Context;
 use crate::service::accounts::Authenticated;
@@ -122,15 +122,6 @@ pub async fn blocks(ctx: &Context, reader: Authenticated) -> Result<BlockList, A
         .observe_read("reader.blocks", &mut conn, async |conn| db_reader::blocks(conn, reader.user_id).await)
         .await?;
     Ok(BlockList { users: blocks.users, communities: blocks.communities })
-}
-
-/// Whether `blocker` blocks `blocked` (a message between them is refused).
-pub async fn blocks_user(ctx: &Context, blocker: UserId, blocked: UserId) -> Result<bool, AppError> {
-    let mut conn = ctx.db.conn().await?;
-    Ok(ctx
-        .db
-        .observe("reader.blocks_user", &mut conn, async |conn| db_reader::blocks_user(conn, blocker, blocked).await)
-        .await?)
 }
 
 /// Which saved items `/me/saved` lists.

@@ -29,6 +29,9 @@ impl ViewerPrefs {
     /// Whether the reader sees `post` in a listing; `in_community` when the listing is that
     /// post's own community (a blocked community's page still lists its posts).
     pub fn lists(&self, post: &crate::db::posts::PostView, in_community: bool) -> bool {
+        if !self.filters_anything() {
+            return true;
+        }
         !self.blocked_users.contains(&post.author.to_lowercase())
             && (in_community || !self.blocked_communities.contains(&post.community.to_lowercase()))
             && !crate::domain::reader::title_is_filtered(&post.title, &self.filtered_keywords)

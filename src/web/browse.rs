@@ -6,7 +6,7 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::domain::{CommunitySort, Limit, PostSort, TimeWindow, Username};
+use crate::domain::{CommunitySort, Limit, PostSort, TimeWindow};
 use crate::edge::HttpState;
 use crate::error::AppError;
 use crate::service::cache::Served;
@@ -443,7 +443,7 @@ pub async fn user(
     username: web::Path<String>,
     params: web::Query<ProfileParams>,
 ) -> Result<HttpResponse, PageError> {
-    let username = Username::parse(&username).map_err(|_| AppError::not_found("user"))?;
+    let username = crate::edge::names::user(&username)?;
     let showing_comments = params.show.as_deref() == Some("comments");
     let before = params.before.as_deref().map(parse_before).transpose()?;
     let activity = users::activity(&state, &username, showing_comments, before, PAGE_SIZE, viewer.auth).await?;

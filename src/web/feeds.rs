@@ -170,7 +170,7 @@ pub async fn user(
     state: web::Data<HttpState>,
     username: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let username = crate::domain::Username::parse(&username).map_err(|_| AppError::not_found("user"))?;
+    let username = crate::edge::names::user(&username)?;
     let listing = crate::service::users::AuthorListing {
         username: username.clone(),
         sort: crate::domain::content::ProfileSort::New,

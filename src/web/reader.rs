@@ -243,10 +243,11 @@ async fn messages_with(
             latest: MessageItem::new(latest, &me, now),
         })
         .collect();
-    let open_reports = if messages::is_admin(state, auth.user_id).await? {
-        Some(messages::open_reports(state, auth, Limit::fixed(100)).await?.len())
-    } else {
-        None
+    // Site admins see how many reported messages wait for them; to anyone else it is 403.
+    let open_reports = match messages::open_reports(state, auth, Limit::fixed(100)).await {
+        Ok(reports) => Some(reports.len()),
+        Err(err) if err.code == crate::error::ErrorCode::Forbidden => None,
+        Err(err) => return Err(err.into()),
     };
     let page = MessagesPage { layout, open_reports, conversations, to, body, error };
     crate::web::render_with_status(req, &page, status)
@@ -270,11 +271,7 @@ pub async fn send_new(
     let NewMessageForm { to, body } = form.0;
     match send(&state, auth, to.trim(), &body).await {
         Ok(message) => Ok(see_other(&format!("/messages/{}#m{}", message.to, message.id))),
-        Err(err) => {
-            let status = actix_web::http::StatusCode::from_u16(err.code.status())
-                .unwrap_or(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
-            messages_with(&req, &state, &viewer, to, body, Some(refusal(&err)), status).await
-        }
+        Err(err) => messages_with(&req, &state, &viewer, to, body, Some(refusal(&err)), refused_status(&err)).await,
     }
 }
 
@@ -290,6 +287,12 @@ async fn send(
     }
     let body = Body::parse_comment(body).map_err(|err| AppError::invalid_field("body", err.to_string()))?;
     messages::send(state, auth, &to, body).await
+}
+
+/// The status of a form shown again with a refused message's reason.
+fn refused_status(err: &AppError) -> actix_web::http::StatusCode {
+    actix_web::http::StatusCode::from_u16(err.code.status())
+        .unwrap_or(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY)
 }
 
 /// What a refused message says on the form.
@@ -384,9 +387,7 @@ pub async fn reply(
         Ok(message) => Ok(see_other(&format!("/messages/{}#m{}", message.to, message.id))),
         Err(err) if err.code == crate::error::ErrorCode::NotFound => Err(err.into()),
         Err(err) => {
-            let status = actix_web::http::StatusCode::from_u16(err.code.status())
-                .unwrap_or(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
-            let params = ConversationParams::default();
+            let (params, status) = (ConversationParams::default(), refused_status(&err));
             conversation_with(&req, &state, &viewer, &with, params, form.0.body, Some(refusal(&err)), status).await
         }
     }

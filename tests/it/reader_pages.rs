@@ -191,3 +191,32 @@ fn report_id(page: &str) -> i64 {
     let at = page.find("/reports/").and_then(|i| page[i..].find("/resolve").map(|j| &page[i + 9..i + j]));
     at.and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("no report form in {page}"))
 }
+
+#[tokio::test]
+async fn a_community_is_blocked_from_its_sidebar_and_unblocked_from_the_settings() {
+    use crate::pages::Session;
+    let app = spawn_app().await;
+    let bob = app.token_for("bob").await;
+    app.post_json("/api/v1/communities", &json!({"name": "games", "title": "Games"}), Some(&bob)).await;
+    post(&app, "games", "Chess night", &bob).await;
+    let mut ann = Session::new(&app);
+    ann.sign_up("ann").await;
+    assert!(ann.html("/all").await.contains("Chess night"));
+    assert!(ann.html("/c/games").await.contains("Block this community"));
+    assert_eq!(ann.form("/c/games/block", &[("action", "block")]).await.status(), 303);
+    assert!(!ann.html("/all").await.contains("Chess night"), "gone from her front page");
+    let side = ann.html("/c/games").await;
+    assert!(side.contains("Unblock this community") && side.contains("Chess night"), "its own page still lists it");
+    let settings = ann.html("/settings").await;
+    assert!(settings.contains("href=\"/c/games\">c/games</a>"), "listed under blocked communities");
+
+    // A keyword list the rules refuse comes back as the form's error and changes nothing.
+    let refused = ann.form("/settings/filters", &[("keywords", "--")]).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap_or_default().contains("each keyword needs a letter or a digit"));
+    assert!(!ann.form("/c/games/block", &[("action", "maybe")]).await.status().is_success());
+
+    assert_eq!(ann.form("/c/games/block", &[("action", "unblock")]).await.status(), 303);
+    assert!(ann.html("/all").await.contains("Chess night"), "back after unblocking");
+    assert!(!ann.html("/settings").await.contains("href=\"/c/games\">c/games</a>"));
+}
